@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages lora-verify needs, only those that are missing.
+# Idempotent: a second run installs nothing and does not touch the network.
+set -euo pipefail
+
+packages=(
+  build-essential   # g++ 12 and make
+  cmake             # the build system
+  libeigen3-dev     # linear algebra for the equivalence checks
+  nlohmann-json3-dev # SAX parser for safetensors headers, JSON reports
+  libgtest-dev      # unit tests
+  libbenchmark-dev  # micro-benchmarks of the hot paths
+  clang-14          # libFuzzer builds of the fuzz harnesses
+  libclang-rt-14-dev # sanitizer and libFuzzer runtimes for clang 14
+  python3           # helper scripts (report regeneration, timing)
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,61 @@
+// The FLUX.1 transformer in BFL naming, parameterised by its dimensions: every Linear
+// target with its shape, and the diffusers modules that map onto its rows.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace lv::flux {
+
+struct Layout {
+  int64_t hidden = 3072;         // H
+  int64_t mlp = 12288;           // M
+  int64_t double_blocks = 19;
+  int64_t single_blocks = 38;
+  int64_t in_channels = 64;      // img_in input width (128 Canny/Depth, 384 Fill)
+  int64_t out_channels = 64;     // final_layer.linear rows
+  int64_t context = 4096;        // txt_in input width
+  int64_t vec = 768;             // pooled text vector
+  int64_t time = 256;            // timestep / guidance embedding width
+  bool guidance = true;          // dev has guidance_in, schnell does not
+
+  static Layout flux1_dev() { return Layout{}; }
+  // A small layout with the same structure, for fast tests and fuzzing.
+  static Layout tiny();
+};
+
+// One BFL Linear module a LoRA can target.
+struct Target {
+  std::string name;  // e.g. "double_blocks.0.img_attn.qkv"
+  int64_t rows = 0;  // out features
+  int64_t cols = 0;  // in features
+};
+
+// One diffusers module placed on a row range of a BFL target.
+struct PartMap {
+  std::string diffusers;  // e.g. "transformer_blocks.0.attn.to_q" (no prefix)
+  std::string target;     // BFL name
+  int64_t row_begin = 0;
+  int64_t row_end = 0;    // half-open
+  bool swap_halves = false;  // norm_out.linear: diffusers (scale, shift) vs BFL (shift, scale)
+  int part_index = 0;     // position among the target's parts (q=0, k=1, v=2, mlp=3)
+  int part_count = 1;     // number of parts of the target (1 for 1:1 modules)
+};
+
+// All BFL targets of the layout (314 for FLUX.1-dev), in a fixed order.
+std::vector<Target> bfl_targets(const Layout& layout);
+// All diffusers modules of the layout (504 for FLUX.1-dev), in a fixed order.
+std::vector<PartMap> diffusers_map(const Layout& layout);
+
+// Lookups that do not depend on block counts: they parse the block index from the name
+// and check it against the layout. Return nullopt for names that are not FLUX.1 modules
+// (or whose block index is out of the layout's range).
+std::optional<Target> find_target(const Layout& layout, std::string_view bfl_name);
+std::optional<PartMap> find_diffusers(const Layout& layout, std::string_view diffusers_name);
+// Parts of one fused or 1:1 BFL target, in row order.
+std::vector<PartMap> parts_of_target(const Layout& layout, std::string_view bfl_name);
+
+}  // namespace lv::flux

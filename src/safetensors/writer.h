@@ -1,0 +1,39 @@
+// Deterministic safetensors writer (crate-compatible ordering and padding), atomic on disk.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+#include "safetensors/dtype.h"
+
+namespace lv::st {
+
+struct TensorToWrite {
+  std::string name;
+  DType dtype = DType::kF32;
+  std::vector<uint64_t> shape;
+  std::span<const uint8_t> data;  // exactly the tensor's byte size; caller keeps it alive
+};
+
+// Builds the complete file image in memory. Errors (kBadInput): duplicate names, invalid
+// UTF-8 in a name or metadata, a name `__metadata__`, data size not matching shape×dtype.
+Result<std::vector<uint8_t>> serialize(const std::vector<TensorToWrite>& tensors,
+                                       const std::map<std::string, std::string>& metadata);
+
+// Streams the file to a temporary file beside `path`, fsyncs and renames it into place.
+// Refuses (kCannotCreate) when `path` names the same file as one of `inputs` (compared by
+// device and inode, so links and `./x` spellings are caught). Never leaves a partial file
+// under `path`.
+Status write_file(const std::string& path, const std::vector<TensorToWrite>& tensors,
+                  const std::map<std::string, std::string>& metadata,
+                  const std::vector<std::string>& inputs);
+
+// Atomically writes arbitrary bytes (reports) with the same temp+rename and input guard.
+Status write_bytes_atomic(const std::string& path, std::span<const uint8_t> bytes,
+                          const std::vector<std::string>& inputs);
+
+}  // namespace lv::st
