@@ -58,4 +58,14 @@ std::optional<PartMap> find_diffusers(const Layout& layout, std::string_view dif
 // Parts of one fused or 1:1 BFL target, in row order.
 std::vector<PartMap> parts_of_target(const Layout& layout, std::string_view bfl_name);
 
+// Recover a dotted module name from its underscore spelling ("double_blocks_0_img_attn_qkv"
+// → "double_blocks.0.img_attn.qkv"), by table: each block row's name with '.'→'_'. The
+// block index is not range-checked here.
+std::optional<std::string> bfl_from_underscore(std::string_view name);
+std::optional<std::string> diffusers_from_underscore(std::string_view name);
+
+// Largest block index a name refers to, or -1 ("double_blocks.7.…" → 7). For layout
+// inference: `is_single` tells which block kind.
+int64_t block_index(std::string_view name, bool& is_single);
+
 }  // namespace lv::flux

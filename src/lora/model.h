@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/finding.h"
@@ -77,6 +78,8 @@ struct LoraModel {
   std::shared_ptr<const st::SafetensorsFile> file;
   flux::Layout layout;
   std::string dialect;  // primary dialect detected, e.g. "diffusers", "kohya"
+  // Evidence: for each dialect seen, how many tensors were read in it (sorted by name).
+  std::vector<std::pair<std::string, int64_t>> dialect_counts;
   std::vector<Part> parts;
   std::vector<PassThrough> passthrough;
   std::vector<Finding> findings;

@@ -1,0 +1,474 @@
+// Reference converter: canonical parts → output modules, exact by construction (§3 of the
+// facts doc). Weights are copied bit for bit wherever the strategy allows.
+#include "lora/converter.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+
+#include "lora/keys.h"
+
+namespace lv {
+namespace {
+
+using st::DType;
+using st::TensorView;
+
+std::string underscored(std::string s) {
+  std::replace(s.begin(), s.end(), '.', '_');
+  return s;
+}
+
+size_t elem_bytes(DType d) { return st::dtype_bits(d) / 8; }
+
+// Output spelling of one module.
+struct Spelling {
+  std::string module;
+  std::string down, up, alpha, bias;  // alpha empty: the style has no alpha (scale folded)
+};
+
+Spelling spell(Style style, const std::string& target, const std::string& diffusers_module) {
+  switch (style) {
+    case Style::kKohya:
+      return {"lora_unet_" + underscored(target), ".lora_down.weight", ".lora_up.weight", ".alpha", ".diff_b"};
+    case Style::kComfy:
+      return {"diffusion_model." + target, ".lora_down.weight", ".lora_up.weight", ".alpha", ".diff_b"};
+    case Style::kPeft:
+      return {"diffusion_model." + target, ".lora_A.weight", ".lora_B.weight", "", ".lora_B.bias"};
+    case Style::kBfl:
+      return {target, ".lora_A.weight", ".lora_B.weight", "", ".lora_B.bias"};
+    case Style::kDiffusers:
+      return {"transformer." + diffusers_module, ".lora_A.weight", ".lora_B.weight", "", ".lora_B.bias"};
+  }
+  return {};
+}
+
+// One part's rows as they land in an output module.
+struct Contribution {
+  const Part* part = nullptr;
+  std::vector<int64_t> src_row;  // per output row: row of part->up (or of the bias), -1 if none
+  std::vector<int64_t> cols;     // columns of B (rows of A) used; all when `full_cols`
+  bool full_cols = true;
+  bool identity_rows = false;    // src_row is 0..n-1 over all of B's rows
+};
+
+// Maps output-module row j to a target row, then to the part's own row (undoing swaps).
+int64_t target_row(int64_t begin, int64_t end, bool swap, int64_t j) {
+  int64_t len = end - begin;
+  return begin + (swap ? (j + len / 2) % len : j);
+}
+
+double read_elem(const TensorView& t, uint64_t index) {
+  double v = 0;
+  st::decode_to_double(t.dtype, t.data + index * elem_bytes(t.dtype), 1, &v);
+  return v;
+}
+
+bool same_bytes(const TensorView* a, const TensorView* b) {
+  if (a == b) return true;
+  return a->dtype == b->dtype && a->shape == b->shape && a->nbytes == b->nbytes &&
+         std::memcmp(a->data, b->data, static_cast<size_t>(a->nbytes)) == 0;
+}
+
+DType common_dtype(const std::vector<const TensorView*>& ts) {
+  bool any64 = false;
+  for (auto* t : ts) any64 |= t->dtype == DType::kF64;
+  for (auto* t : ts)
+    if (t->dtype != ts.front()->dtype) return any64 ? DType::kF64 : DType::kF32;
+  DType d = ts.front()->dtype;
+  // F8 inputs are widened: lora-verify writes F32, F64, F16 and BF16 only.
+  return st::dtype_is_encodable(d) ? d : DType::kF32;
+}
+
+OutTensor scalar_f32(std::string name, double v) {
+  OutTensor t;
+  t.name = std::move(name);
+  t.dtype = DType::kF32;
+  t.owned.resize(4);
+  st::encode_from_double(DType::kF32, &v, 1, t.owned.data());
+  return t;
+}
+
+// Copies element (row, col) of `src` into `dst` at `index` (elements), converting and
+// scaling in double only when the dtypes differ or `scale` is not 1.
+void put(const TensorView& src, uint64_t src_index, DType out, uint8_t* dst, uint64_t index, double scale) {
+  if (src.dtype == out && scale == 1.0) {
+    std::memcpy(dst + index * elem_bytes(out), src.data + src_index * elem_bytes(out), elem_bytes(out));
+    return;
+  }
+  double v = read_elem(src, src_index) * scale;
+  st::encode_from_double(out, &v, 1, dst + index * elem_bytes(out));
+}
+
+class ModuleBuilder {
+ public:
+  ModuleBuilder(const ConvertOptions& opt, Conversion& out) : opt_(opt), out_(out) {}
+
+  // Builds one output module of `rows` rows from the contributions.
+  void build(const Spelling& sp, const std::string& target, int64_t rows, int64_t cols,
+             std::vector<Contribution> contribs, int zero_filled) {
+    // Bias: the sum of the contributions' bias deltas at their rows.
+    std::vector<const Contribution*> biased;
+    for (const auto& c : contribs)
+      if (c.part->bias) biased.push_back(&c);
+    // Weight contributions: low-rank ones that still have columns after compaction.
+    std::vector<Contribution> w;
+    for (auto& c : contribs)
+      if (c.part->form == PartForm::kLowRank && !c.cols.empty()) w.push_back(c);
+
+    ModuleOut mod{sp.module, target, Strategy::kRename, 0, static_cast<int>(w.size()), zero_filled};
+    std::vector<const TensorView*> dtypes_in;
+    for (const auto& c : w) {
+      dtypes_in.push_back(c.part->down);
+      dtypes_in.push_back(c.part->up);
+    }
+    for (const auto* c : biased) dtypes_in.push_back(c->part->bias);
+    if (dtypes_in.empty()) return;  // every contribution is zero: nothing to write
+    const DType out = opt_.dtype.value_or(common_dtype(dtypes_in));
+
+    if (!w.empty()) {
+      bool same_scale = std::all_of(w.begin(), w.end(), [&](auto& c) { return c.part->scale == w[0].part->scale; });
+      bool shared_down = same_scale && w.size() > 1 && disjoint_rows(w, rows) &&
+                         std::all_of(w.begin(), w.end(), [&](auto& c) {
+                           return same_bytes(c.part->down, w[0].part->down) && c.cols == w[0].cols;
+                         });
+      const bool has_alpha = !sp.alpha.empty();
+      double scale = w[0].part->scale;
+      if (!same_scale) scale = 1.0;  // folded below
+      // Scale folded into the downs when the style has no alpha or the scales differ.
+      const bool fold = !same_scale || (!has_alpha && scale != 1.0);
+      std::vector<double> fold_scale(w.size(), 1.0);
+      for (size_t i = 0; i < w.size(); ++i) fold_scale[i] = fold ? w[i].part->scale : 1.0;
+      if (fold) scale = 1.0;
+
+      int64_t rank = 0;
+      if (shared_down) {
+        rank = static_cast<int64_t>(w[0].cols.size());
+        mod.strategy = Strategy::kSharedDown;
+        out_.tensors.push_back(make_down(sp.module + sp.down, {&w[0]}, {fold_scale[0]}, cols, out));
+        out_.tensors.push_back(make_up(sp.module + sp.up, w, rows, rank, out, /*stack=*/false));
+      } else {
+        std::vector<const Contribution*> all;
+        for (auto& c : w) {
+          all.push_back(&c);
+          rank += static_cast<int64_t>(c.cols.size());
+        }
+        mod.strategy = w.size() == 1 && !fold ? Strategy::kRename : (fold ? Strategy::kFolded : Strategy::kAlphaRewrite);
+        out_.tensors.push_back(make_down(sp.module + sp.down, all, fold_scale, cols, out));
+        out_.tensors.push_back(make_up(sp.module + sp.up, w, rows, rank, out, /*stack=*/true));
+      }
+      mod.rank = rank;
+      if (has_alpha) out_.tensors.push_back(scalar_f32(sp.module + sp.alpha, scale * static_cast<double>(rank)));
+    } else {
+      mod.strategy = Strategy::kBiasOnly;
+    }
+
+    if (!biased.empty()) {
+      // Bias-only modules are written as diff_b in every style: a lora_B.bias needs factors.
+      std::string suffix = w.empty() ? ".diff_b" : sp.bias;
+      out_.tensors.push_back(make_bias(sp.module + suffix, biased, rows, out));
+    }
+    out_.modules.push_back(mod);
+  }
+
+ private:
+  static bool disjoint_rows(const std::vector<Contribution>& w, int64_t rows) {
+    std::vector<uint8_t> used(static_cast<size_t>(rows), 0);
+    for (const auto& c : w)
+      for (int64_t j = 0; j < rows; ++j)
+        if (c.src_row[static_cast<size_t>(j)] >= 0 && used[static_cast<size_t>(j)]++) return false;
+    return true;
+  }
+
+  // Stacked downs: for each contribution its selected rows of A, times its folded scale.
+  OutTensor make_down(const std::string& name, const std::vector<const Contribution*>& cs,
+                      const std::vector<double>& scales, int64_t cols, DType out) {
+    OutTensor t;
+    t.name = name;
+    t.dtype = out;
+    int64_t rank = 0;
+    for (auto* c : cs) rank += static_cast<int64_t>(c->cols.size());
+    t.shape = {static_cast<uint64_t>(rank), static_cast<uint64_t>(cols)};
+    const TensorView& a0 = *cs[0]->part->down;
+    if (cs.size() == 1 && cs[0]->full_cols && a0.dtype == out && scales[0] == 1.0) {
+      t.view = a0.bytes();  // untouched: bit-exact, no copy
+      return t;
+    }
+    t.owned.resize(static_cast<size_t>(rank * cols) * elem_bytes(out));
+    uint64_t row = 0;
+    for (size_t i = 0; i < cs.size(); ++i) {
+      const TensorView& a = *cs[i]->part->down;
+      for (int64_t r : cs[i]->cols) {
+        if (a.dtype == out && scales[i] == 1.0) {
+          size_t rb = static_cast<size_t>(cols) * elem_bytes(out);
+          std::memcpy(t.owned.data() + row * rb, a.data + static_cast<size_t>(r) * rb, rb);
+        } else {
+          for (int64_t k = 0; k < cols; ++k)
+            put(a, static_cast<uint64_t>(r * cols + k), out, t.owned.data(), row * static_cast<uint64_t>(cols) + static_cast<uint64_t>(k), scales[i]);
+        }
+        ++row;
+      }
+    }
+    return t;
+  }
+
+  // Ups: block-diagonal (`stack`: each contribution its own columns) or sharing columns.
+  OutTensor make_up(const std::string& name, const std::vector<Contribution>& w, int64_t rows, int64_t rank, DType out,
+                    bool stack) {
+    OutTensor t;
+    t.name = name;
+    t.dtype = out;
+    t.shape = {static_cast<uint64_t>(rows), static_cast<uint64_t>(rank)};
+    const TensorView& b0 = *w[0].part->up;
+    if (w.size() == 1 && w[0].identity_rows && w[0].full_cols && b0.dtype == out && b0.shape[0] == static_cast<uint64_t>(rows)) {
+      t.view = b0.bytes();
+      return t;
+    }
+    t.owned.assign(static_cast<size_t>(rows * rank) * elem_bytes(out), 0);  // zero bytes are +0.0 in every float dtype
+    int64_t col0 = 0;
+    for (const auto& c : w) {
+      const TensorView& b = *c.part->up;
+      const uint64_t r_in = b.shape[1];
+      for (int64_t j = 0; j < rows; ++j) {
+        int64_t src = c.src_row[static_cast<size_t>(j)];
+        if (src < 0) continue;
+        for (size_t q = 0; q < c.cols.size(); ++q)
+          put(b, static_cast<uint64_t>(src) * r_in + static_cast<uint64_t>(c.cols[q]), out, t.owned.data(),
+              static_cast<uint64_t>(j * rank + col0) + q, 1.0);
+      }
+      if (stack) col0 += static_cast<int64_t>(c.cols.size());
+    }
+    return t;
+  }
+
+  OutTensor make_bias(const std::string& name, const std::vector<const Contribution*>& cs, int64_t rows, DType out) {
+    OutTensor t;
+    t.name = name;
+    t.dtype = out;
+    t.shape = {static_cast<uint64_t>(rows)};
+    const Contribution& c0 = *cs[0];
+    if (cs.size() == 1 && c0.identity_rows && c0.part->bias_scale == 1.0 && c0.part->bias->dtype == out &&
+        c0.part->bias->numel == static_cast<uint64_t>(rows)) {
+      t.view = c0.part->bias->bytes();
+      return t;
+    }
+    std::vector<double> sum(static_cast<size_t>(rows), 0.0);
+    for (auto* c : cs)
+      for (int64_t j = 0; j < rows; ++j) {
+        int64_t src = c->src_row[static_cast<size_t>(j)];
+        if (src >= 0) sum[static_cast<size_t>(j)] += c->part->bias_scale * read_elem(*c->part->bias, static_cast<uint64_t>(src));
+      }
+    t.owned.resize(static_cast<size_t>(rows) * elem_bytes(out));
+    st::encode_from_double(out, sum.data(), sum.size(), t.owned.data());
+    return t;
+  }
+
+  const ConvertOptions& opt_;
+  Conversion& out_;
+};
+
+// The contribution of `p` to an output module covering target rows [m0, m1) (swapped when
+// `mswap`). Compacts B's columns when only some of its rows are used, so splitting a
+// block-diagonal fused up gives each part only its own columns.
+Contribution contribute(const Part& p, int64_t m0, int64_t m1, bool mswap) {
+  Contribution c;
+  c.part = &p;
+  const int64_t n = m1 - m0;
+  c.src_row.assign(static_cast<size_t>(n), -1);
+  int64_t covered = 0;
+  bool identity = true;
+  const int64_t plen = p.row_end - p.row_begin;
+  for (int64_t j = 0; j < n; ++j) {
+    int64_t t = target_row(m0, m1, mswap, j);
+    if (t < p.row_begin || t >= p.row_end) {
+      identity = false;
+      continue;
+    }
+    int64_t k = t - p.row_begin;
+    if (p.swap_halves) k = (k + plen / 2) % plen;
+    c.src_row[static_cast<size_t>(j)] = k;
+    identity = identity && k == j;
+    ++covered;
+  }
+  c.identity_rows = identity && covered == plen && n == plen;
+  if (p.form != PartForm::kLowRank) return c;
+  const int64_t rank = p.rank();
+  if (covered == 0) return c;  // cols stay empty: no weight contribution
+  if (covered == plen) {
+    for (int64_t q = 0; q < rank; ++q) c.cols.push_back(q);
+    return c;
+  }
+  // Partial coverage: keep only the columns of B that are non-zero on the used rows.
+  std::vector<uint8_t> nonzero(static_cast<size_t>(rank), 0);
+  for (int64_t j = 0; j < n; ++j) {
+    int64_t src = c.src_row[static_cast<size_t>(j)];
+    if (src < 0) continue;
+    for (int64_t q = 0; q < rank; ++q)
+      if (!nonzero[static_cast<size_t>(q)] && read_elem(*p.up, static_cast<uint64_t>(src * rank + q)) != 0.0)
+        nonzero[static_cast<size_t>(q)] = 1;
+  }
+  for (int64_t q = 0; q < rank; ++q)
+    if (nonzero[static_cast<size_t>(q)]) c.cols.push_back(q);
+  c.full_cols = static_cast<int64_t>(c.cols.size()) == rank;
+  return c;
+}
+
+bool overlaps(const Part& p, int64_t b, int64_t e) { return p.row_begin < e && b < p.row_end; }
+
+// Adapter forms (LoKr, LoHa, dense diff) are renamed when their target is 1:1 with the
+// output module; otherwise they would have to become dense, which is refused for now.
+Status rename_adapter(const Part& p, const Spelling& sp, int64_t m0, int64_t m1, bool mswap, Conversion& out,
+                      const st::SafetensorsFile& file) {
+  if (p.row_begin != m0 || p.row_end != m1 || p.swap_halves != mswap) {
+    return make_error(ErrorCode::kBadInput,
+                      "refused: module " + p.source_module + " is a " +
+                          std::string(p.form == PartForm::kLoKr ? "LoKr" : p.form == PartForm::kLoHa ? "LoHa" : "dense diff") +
+                          " delta on rows " + std::to_string(p.row_begin) + ".." + std::to_string(p.row_end) + " of " +
+                          p.target + ", which does not map 1:1 onto output module " + sp.module +
+                          "; such deltas do not split into parts");
+  }
+  for (const std::string& name : p.source_tensors) {
+    auto k = parse_key(name);
+    const TensorView* t = file.find(name);
+    if (!k || !t) return internal_error("tensor " + name + " of part " + p.source_module + " vanished");
+    if (k->role == Role::kDiffB) continue;  // written with the module's bias below
+    OutTensor o;
+    o.name = sp.module + "." + std::string(role_name(k->role));
+    o.dtype = t->dtype;
+    o.shape = t->shape;
+    o.view = t->bytes();
+    out.tensors.push_back(std::move(o));
+  }
+  out.modules.push_back({sp.module, p.target, Strategy::kAdapterRename, 0, 1, 0});
+  return {};
+}
+
+}  // namespace
+
+std::string_view style_name(Style s) {
+  switch (s) {
+    case Style::kKohya: return "kohya";
+    case Style::kComfy: return "comfy";
+    case Style::kPeft: return "peft";
+    case Style::kBfl: return "bfl";
+    case Style::kDiffusers: return "diffusers";
+  }
+  return "?";
+}
+
+std::optional<Style> style_from_name(std::string_view s) {
+  for (Style st : {Style::kKohya, Style::kComfy, Style::kPeft, Style::kBfl, Style::kDiffusers})
+    if (style_name(st) == s) return st;
+  return std::nullopt;
+}
+
+std::string_view layout_name(OutputLayout l) { return l == OutputLayout::kBfl ? "bfl" : "diffusers"; }
+
+std::string_view strategy_name(Strategy s) {
+  switch (s) {
+    case Strategy::kRename: return "rename";
+    case Strategy::kSharedDown: return "shared-down";
+    case Strategy::kAlphaRewrite: return "alpha-rewrite";
+    case Strategy::kFolded: return "folded";
+    case Strategy::kBiasOnly: return "bias-only";
+    case Strategy::kAdapterRename: return "adapter-rename";
+  }
+  return "?";
+}
+
+uint64_t Conversion::bytes() const {
+  uint64_t n = 0;
+  for (const auto& t : tensors) n += t.data().size();
+  return n;
+}
+
+Result<Conversion> convert(const LoraModel& model, const ConvertOptions& opt) {
+  const bool to_bfl = opt.to == OutputLayout::kBfl;
+  if (to_bfl == (opt.style == Style::kDiffusers))
+    return make_error(ErrorCode::kUsage, "style " + std::string(style_name(opt.style)) + " does not write the " +
+                                             std::string(layout_name(opt.to)) + " layout");
+  if (opt.dtype && !st::dtype_is_encodable(*opt.dtype))
+    return make_error(ErrorCode::kUsage, "output dtype " + std::string(st::dtype_name(*opt.dtype)) +
+                                             " is not one of F32, F64, F16, BF16");
+  Conversion out;
+  ModuleBuilder builder(opt, out);
+
+  std::map<std::string, std::vector<const Part*>> by_target;
+  for (const Part& p : model.parts) {
+    if (p.magnitude)
+      return make_error(ErrorCode::kBadInput,
+                        "refused: module " + p.source_module + " carries a DoRA magnitude ('" + p.magnitude->name +
+                            "'); its effective weight needs the base model's weights, and dropping the magnitude would change the result");
+    by_target[p.target].push_back(&p);
+  }
+
+  for (const auto& [target, parts] : by_target) {
+    const Part& first = *parts.front();
+    auto maps = flux::parts_of_target(model.layout, target);
+    // Output modules of this target: the whole target (BFL) or each diffusers part.
+    struct Module {
+      Spelling sp;
+      int64_t begin, end;
+      bool swap;
+    };
+    std::vector<Module> modules;
+    if (to_bfl) {
+      modules.push_back({spell(opt.style, target, ""), 0, first.target_rows, false});
+    } else {
+      for (const auto& pm : maps) modules.push_back({spell(opt.style, target, pm.diffusers), pm.row_begin, pm.row_end, pm.swap_halves});
+    }
+    if (modules.empty()) return internal_error("target " + target + " has no modules in the layout");
+
+    for (const Module& m : modules) {
+      std::vector<Contribution> contribs;
+      for (const Part* p : parts) {
+        if (!overlaps(*p, m.begin, m.end)) continue;
+        if (p->form == PartForm::kLowRank || p->form == PartForm::kBiasOnly) {
+          contribs.push_back(contribute(*p, m.begin, m.end, m.swap));
+          continue;
+        }
+        LV_TRY(rename_adapter(*p, m.sp, m.begin, m.end, m.swap, out, *model.file));
+        if (p->bias) contribs.push_back(contribute(*p, m.begin, m.end, m.swap));
+      }
+      // Diffusers parts of this module's rows that the input leaves out: zero delta.
+      int zero_filled = 0;
+      for (const auto& pm : maps) {
+        if (pm.row_end <= m.begin || pm.row_begin >= m.end) continue;
+        bool any = std::any_of(parts.begin(), parts.end(), [&](const Part* p) { return overlaps(*p, pm.row_begin, pm.row_end); });
+        zero_filled += any ? 0 : 1;
+      }
+      builder.build(m.sp, target, m.end - m.begin, first.target_cols, std::move(contribs), zero_filled);
+    }
+  }
+
+  for (const PassThrough& pt : model.passthrough) {
+    const TensorView* t = model.file->find(pt.tensor);
+    if (!t) return internal_error("pass-through tensor " + pt.tensor + " vanished");
+    out.tensors.push_back({t->name, t->dtype, t->shape, {}, t->bytes()});
+    ++out.passthrough;
+  }
+
+  // Metadata: the source's, minus what the conversion made wrong, plus what was done.
+  for (const auto& [k, v] : model.file->metadata())
+    if (k != "lora_adapter_metadata" && k.rfind("lora_verify.", 0) != 0) out.metadata[k] = v;
+  if (model.file->metadata().count("lora_adapter_metadata"))
+    out.notes.push_back({"convert.metadata.dropped", Severity::kInfo, "lora_adapter_metadata",
+                         "lora_adapter_metadata not copied: its scales are folded into the output"});
+  out.metadata["format"] = "pt";
+  out.metadata["lora_verify.version"] = LV_VERSION;
+  out.metadata["lora_verify.source_dialect"] = model.dialect;
+  out.metadata["lora_verify.layout"] = std::string(layout_name(opt.to));
+  out.metadata["lora_verify.style"] = std::string(style_name(opt.style));
+  if (!opt.source_name.empty()) out.metadata["lora_verify.source"] = opt.source_name;
+  return out;
+}
+
+std::vector<st::TensorToWrite> tensors_to_write(const Conversion& c) {
+  std::vector<st::TensorToWrite> v;
+  v.reserve(c.tensors.size());
+  for (const auto& t : c.tensors) v.push_back({t.name, t.dtype, t.shape, t.data()});
+  return v;
+}
+
+}  // namespace lv

@@ -1,0 +1,581 @@
+// LoRA loader: tensor names → canonical parts on BFL rows, with scales and findings.
+#include "lora/loader.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "flux/layout.h"
+#include "lora/keys.h"
+
+namespace lv {
+namespace {
+
+using st::TensorView;
+
+std::string fmt_shape(const std::vector<uint64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+bool contains(std::string_view s, std::string_view p) { return s.find(p) != std::string_view::npos; }
+
+// ---- architecture signatures (docs/flux-lora-formats.md §6, fixtures anima/krea2/qwen) ----
+
+struct ArchSignature {
+  std::string_view architecture;
+  std::string_view patterns[6];
+};
+
+constexpr ArchSignature kOtherArchitectures[] = {
+    {"FLUX.2", {"double_stream_modulation", "single_stream_modulation", "to_qkv_mlp_proj", "", "", ""}},
+    {"Qwen-Image", {"img_mod.1", "txt_mod.1", "img_mlp.net", "txt_mlp.net", "lora_unet_transformer_blocks_", "txt_norm"}},
+    {"Anima (Cosmos-style blocks)", {".cross_attn.", "_cross_attn_", ".self_attn.", "_self_attn_", "adaln_modulation", ""}},
+    {"Krea 2", {"_attn_wq", "_attn_wk", "_attn_wv", "_attn_wo", "_mlp_gate", "_attn_gate"}},
+};
+
+// Names that only FLUX.1 has: seeing one of these rules the others out.
+bool flux1_only(const ParsedKey& k) {
+  return k.naming != Naming::kDiffusers || contains(k.module, "single_transformer_blocks.") ||
+         !contains(k.module, "transformer_blocks.");
+}
+
+// ---- PEFT metadata (lora_adapter_metadata) ----
+
+struct PeftConfig {
+  bool present = false;
+  double r = 0, alpha = 0;
+  bool rslora = false;
+  std::map<std::string, double> rank_pattern, alpha_pattern;
+};
+
+// A pattern key p matches module n when n == p or n ends with "." + p.
+const double* match_pattern(const std::map<std::string, double>& patterns, const std::string& module) {
+  const double* best = nullptr;
+  size_t best_len = 0;
+  for (const auto& [p, v] : patterns) {
+    bool hit = module == p || (module.size() > p.size() && module.compare(module.size() - p.size(), p.size(), p) == 0 &&
+                               module[module.size() - p.size() - 1] == '.');
+    if (hit && p.size() >= best_len) {
+      best = &v;
+      best_len = p.size();
+    }
+  }
+  return best;
+}
+
+// Largest nesting depth of a JSON text, counted outside strings, so a hostile metadata
+// string cannot drive a deep parse.
+size_t json_depth(std::string_view text) {
+  size_t depth = 0, max_depth = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') in_string = true;
+    else if (c == '{' || c == '[') max_depth = std::max(max_depth, ++depth);
+    else if ((c == '}' || c == ']') && depth > 0) --depth;
+  }
+  return max_depth;
+}
+
+PeftConfig read_peft_config(const st::SafetensorsFile& file, std::vector<Finding>& findings) {
+  PeftConfig cfg;
+  auto it = file.metadata().find("lora_adapter_metadata");
+  if (it == file.metadata().end()) return cfg;
+  auto bad = [&](const std::string& why) {
+    findings.push_back({"lora.metadata.invalid", Severity::kWarning, "lora_adapter_metadata",
+                        "metadata entry lora_adapter_metadata ignored: " + why});
+    return PeftConfig{};
+  };
+  if (json_depth(it->second) > 16) return bad("nested deeper than 16");
+  nlohmann::json j = nlohmann::json::parse(it->second, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return bad("not a JSON object");
+  // Accept {"transformer.r": …} (flat), {"transformer": {"r": …}} (nested) and {"r": …}.
+  const nlohmann::json* cfg_obj = &j;
+  nlohmann::json flat = nlohmann::json::object();
+  if (j.contains("transformer") && j["transformer"].is_object()) cfg_obj = &j["transformer"];
+  else {
+    bool any_prefixed = false;
+    for (auto& [k, v] : j.items())
+      if (k.rfind("transformer.", 0) == 0) {
+        flat[k.substr(12)] = v;
+        any_prefixed = true;
+      }
+    if (any_prefixed) cfg_obj = &flat;
+  }
+  auto number = [&](const char* key, double& out) {
+    auto f = cfg_obj->find(key);
+    if (f != cfg_obj->end() && f->is_number()) out = f->get<double>();
+  };
+  number("r", cfg.r);
+  number("lora_alpha", cfg.alpha);
+  auto rs = cfg_obj->find("use_rslora");
+  if (rs != cfg_obj->end() && rs->is_boolean()) cfg.rslora = rs->get<bool>();
+  for (auto [key, dest] : {std::pair{"rank_pattern", &cfg.rank_pattern}, std::pair{"alpha_pattern", &cfg.alpha_pattern}}) {
+    auto f = cfg_obj->find(key);
+    if (f == cfg_obj->end() || !f->is_object()) continue;
+    for (auto& [k, v] : f->items())
+      if (v.is_number()) (*dest)[k] = v.get<double>();
+  }
+  if (!(cfg.r > 0) || !std::isfinite(cfg.alpha) || !std::isfinite(cfg.r)) {
+    if (cfg.r != 0 || cfg.alpha != 0) return bad("r must be positive and lora_alpha finite");
+    return PeftConfig{};
+  }
+  cfg.present = true;
+  return cfg;
+}
+
+// ---- grouping ----
+
+struct Group {
+  std::string group;
+  ParsedKey key;  // of the first tensor seen (naming, module, dialect, split index)
+  std::map<Role, const TensorView*> tensors;
+};
+
+double scalar_value(const TensorView& t, bool& ok) {
+  ok = t.numel == 1 && st::dtype_is_decodable(t.dtype);
+  if (!ok) return 0;
+  double v = 0;
+  st::decode_to_double(t.dtype, t.data, 1, &v);
+  return v;
+}
+
+// Where a module lands in the BFL layout.
+struct Placement {
+  std::string target;
+  int64_t rows = 0, cols = 0, row_begin = 0, row_end = 0;
+  bool swap = false;
+};
+
+std::optional<Placement> xlabs_placement(const flux::Layout& l, const std::string& module) {
+  size_t at = module.find(".processor.");
+  std::string block = module.substr(0, at);
+  std::string tail = module.substr(at + 11);
+  std::string target;
+  int64_t rows_limit = -1;
+  bool single = block.rfind("single_blocks.", 0) == 0;
+  if (!single && tail == "qkv_lora1") target = block + ".img_attn.qkv";
+  else if (!single && tail == "qkv_lora2") target = block + ".txt_attn.qkv";
+  else if (!single && tail == "proj_lora1") target = block + ".img_attn.proj";
+  else if (!single && tail == "proj_lora2") target = block + ".txt_attn.proj";
+  else if (single && tail == "qkv_lora") {
+    target = block + ".linear1";
+    rows_limit = 3 * l.hidden;  // covers only the q, k, v rows of linear1
+  } else return std::nullopt;
+  auto t = flux::find_target(l, target);
+  if (!t) return std::nullopt;
+  return Placement{t->name, t->rows, t->cols, 0, rows_limit < 0 ? t->rows : rows_limit, false};
+}
+
+std::optional<Placement> place(const flux::Layout& l, const ParsedKey& k) {
+  switch (k.naming) {
+    case Naming::kDiffusers: {
+      auto pm = flux::find_diffusers(l, k.module);
+      auto t = pm ? flux::find_target(l, pm->target) : std::nullopt;
+      if (!pm || !t) return std::nullopt;
+      return Placement{t->name, t->rows, t->cols, pm->row_begin, pm->row_end, pm->swap_halves};
+    }
+    case Naming::kBfl: {
+      auto t = flux::find_target(l, k.module);
+      if (!t) return std::nullopt;
+      if (k.split_index < 0) return Placement{t->name, t->rows, t->cols, 0, t->rows, false};
+      auto parts = flux::parts_of_target(l, t->name);
+      if (k.split_index >= static_cast<int>(parts.size())) return std::nullopt;
+      const auto& pm = parts[static_cast<size_t>(k.split_index)];
+      return Placement{t->name, t->rows, t->cols, pm.row_begin, pm.row_end, false};
+    }
+    case Naming::kXlabs:
+      return xlabs_placement(l, k.module);
+  }
+  return std::nullopt;
+}
+
+bool is_matrix(const TensorView* t) { return t && t->shape.size() == 2; }
+
+}  // namespace
+
+Result<LoraModel> load_lora(std::shared_ptr<const st::SafetensorsFile> file, const LoadOptions& options) {
+  LoraModel model;
+  model.file = file;
+  const std::string& path = file->path();
+  std::vector<Finding>& findings = model.findings;
+
+  // 1. Classify every tensor by name.
+  std::vector<std::pair<const TensorView*, ParsedKey>> keyed;
+  std::vector<const TensorView*> unknown;
+  for (const TensorView& t : file->tensors()) {
+    if (auto te = text_encoder_label(t.name)) {
+      model.passthrough.push_back({t.name, "text encoder (" + *te + ")"});
+      continue;
+    }
+    if (auto k = parse_key(t.name)) {
+      if (k->adapter == "default") k->adapter.clear();
+      keyed.emplace_back(&t, std::move(*k));
+      continue;
+    }
+    // Absolute RMSNorm scales: set-values, not deltas (§1).
+    if (t.name.size() > 6 && (contains(t.name, "_norm.scale") || contains(t.name, ".norm_q.weight") ||
+                              contains(t.name, ".norm_k.weight") || contains(t.name, ".norm_added_q.weight") ||
+                              contains(t.name, ".norm_added_k.weight"))) {
+      model.passthrough.push_back({t.name, "absolute norm scale (a set-value, not a delta)"});
+      continue;
+    }
+    unknown.push_back(&t);
+  }
+
+  // 2. Architecture: refuse files that are clearly another model.
+  bool any_flux1_only = std::any_of(keyed.begin(), keyed.end(), [](auto& p) { return flux1_only(p.second); });
+  if (!any_flux1_only) {
+    for (const auto& sig : kOtherArchitectures) {
+      int64_t hits = 0;
+      std::string example;
+      for (const TensorView& t : file->tensors()) {
+        for (std::string_view p : sig.patterns)
+          if (!p.empty() && contains(t.name, p)) {
+            if (hits++ == 0) example = t.name;
+            break;
+          }
+      }
+      // Diffusers block names with kohya suffixes and no FLUX.1-only module: Qwen-Image.
+      if (sig.architecture == "Qwen-Image")
+        for (auto& [t, k] : keyed)
+          if (k.dialect == "diffusers-kohya-suffix") {
+            if (hits++ == 0) example = t->name;
+          }
+      if (hits > 0)
+        return make_error(ErrorCode::kBadInput,
+                          path + ": not a FLUX.1 LoRA: it looks like " + std::string(sig.architecture) + " (" +
+                              std::to_string(hits) + " of " + std::to_string(file->tensors().size()) +
+                              " tensors match its key patterns, e.g. '" + example +
+                              "'); lora-verify checks FLUX.1 LoRAs only");
+    }
+  }
+  if (keyed.empty()) {
+    if (!model.passthrough.empty() && unknown.empty())
+      return make_error(ErrorCode::kBadInput, path + ": no transformer LoRA tensors: all " +
+                                                  std::to_string(model.passthrough.size()) +
+                                                  " tensors are text-encoder or norm tensors");
+    std::string example = unknown.empty() ? std::string("(no tensors)") : "'" + unknown.front()->name + "'";
+    return make_error(ErrorCode::kBadInput, path + ": not a FLUX.1 LoRA: none of its " +
+                                                std::to_string(file->tensors().size()) +
+                                                " tensors names a FLUX.1 module in a known LoRA dialect, e.g. " +
+                                                example);
+  }
+
+  // 3. Layout: from the options, or inferred from shapes and block indices.
+  flux::Layout layout = options.layout.value_or(flux::Layout::flux1_dev());
+  if (!options.layout) {
+    // Hidden size: the input width of the down matrices of H-input modules.
+    std::map<uint64_t, int64_t> widths;
+    for (auto& [t, k] : keyed) {
+      if (k.role != Role::kDown || !is_matrix(t)) continue;
+      auto p = place(flux::Layout{.double_blocks = 1'000'000'000, .single_blocks = 1'000'000'000}, k);
+      if (p && p->cols == layout.hidden) widths[t->shape[1]]++;
+    }
+    if (!widths.empty()) {
+      auto best = std::max_element(widths.begin(), widths.end(), [](auto& a, auto& b) { return a.second < b.second; });
+      uint64_t h = best->first;
+      if (h == static_cast<uint64_t>(flux::Layout::tiny().hidden)) layout = flux::Layout::tiny();
+      else if (h == 6144)
+        return make_error(ErrorCode::kBadInput, path + ": not a FLUX.1 LoRA: hidden size 6144 (FLUX.2 has 6144, FLUX.1 has 3072); lora-verify checks FLUX.1 LoRAs only");
+      else if (h != 3072)
+        return make_error(ErrorCode::kBadInput, path + ": not a FLUX.1 LoRA: its attention and modulation modules take inputs of width " +
+                                                    std::to_string(h) + ", FLUX.1 has 3072");
+    }
+    // Block counts: at least FLUX.1's, more when the file names more (reported below).
+    int64_t max_double = -1, max_single = -1;
+    for (auto& [t, k] : keyed) {
+      bool single = false;
+      int64_t i = flux::block_index(k.module, single);
+      (single ? max_single : max_double) = std::max(single ? max_single : max_double, i);
+    }
+    const int64_t kMaxBlocks = 4096;  // no FLUX-like model comes near; bounds the layout tables
+    if (max_double >= layout.double_blocks || max_single >= layout.single_blocks) {
+      findings.push_back({"flux.blocks.beyond_layout", Severity::kWarning, "",
+                          "the file names double block " + std::to_string(max_double) + " and single block " +
+                              std::to_string(max_single) + ", FLUX.1 has " + std::to_string(layout.double_blocks) +
+                              " and " + std::to_string(layout.single_blocks) + " (indices from 0)"});
+      layout.double_blocks = std::min(kMaxBlocks, std::max(layout.double_blocks, max_double + 1));
+      layout.single_blocks = std::min(kMaxBlocks, std::max(layout.single_blocks, max_single + 1));
+    }
+    // img_in input width varies by variant (64 dev, 128 Canny/Depth, 384 Fill).
+    for (auto& [t, k] : keyed) {
+      auto p = place(layout, k);
+      if (p && p->target == "img_in" && (k.role == Role::kDown) && is_matrix(t)) {
+        int64_t w = static_cast<int64_t>(std::min<uint64_t>(t->shape[1], 1u << 20));
+        if (w != 64 && w != 128 && w != 384)
+          findings.push_back({"flux.img_in.width", Severity::kWarning, t->name,
+                              "img_in input width " + std::to_string(w) + " is none of FLUX.1's 64, 128 (Canny/Depth) or 384 (Fill)"});
+        layout.in_channels = w;
+        break;
+      }
+    }
+  }
+  model.layout = layout;
+
+  // 4. Group tensors by module.
+  std::map<std::string, Group> groups;
+  std::map<std::string, int64_t> dialects;
+  for (auto& [t, k] : keyed) {
+    Group& g = groups[k.group];
+    if (g.tensors.empty()) {
+      g.group = k.group;
+      g.key = k;
+    }
+    auto [it, inserted] = g.tensors.emplace(k.role, t);
+    if (!inserted) {
+      findings.push_back({"lora.key.duplicate", Severity::kError, t->name,
+                          "tensors '" + it->second->name + "' and '" + t->name + "' are both the " +
+                              std::string(role_name(k.role)) + " of module " + k.group + "; neither is used"});
+      it->second = nullptr;
+    }
+    dialects[k.dialect]++;
+  }
+  for (auto& [d, n] : dialects) model.dialect_counts.emplace_back(d, n);
+  model.dialect = std::max_element(model.dialect_counts.begin(), model.dialect_counts.end(),
+                                   [](auto& a, auto& b) { return a.second < b.second; })->first;
+  if (dialects.size() > 1) {
+    std::string list;
+    for (auto& [d, n] : dialects) list += (list.empty() ? "" : ", ") + d + " " + std::to_string(n);
+    findings.push_back({"lora.dialect.mixed", Severity::kInfo, "", "tensors in several dialects: " + list});
+  }
+
+  PeftConfig peft = read_peft_config(*file, findings);
+
+  // 5. Each group becomes parts.
+  for (auto& [name, g] : groups) {
+    auto unused = [&](const std::string& id, Severity sev, const std::string& why) {
+      for (auto& [role, t] : g.tensors)
+        if (t) findings.push_back({id, sev, t->name, why});
+    };
+    bool dup = std::any_of(g.tensors.begin(), g.tensors.end(), [](auto& p) { return p.second == nullptr; });
+    if (dup) {
+      unused("lora.tensor.unused", Severity::kError, "not used: module " + name + " has duplicate tensors");
+      continue;
+    }
+    auto placement = place(layout, g.key);
+    if (!placement) {
+      unused("lora.module.unknown", Severity::kWarning,
+             "not used: module '" + g.key.module + "' is not a FLUX.1 Linear module in this layout");
+      continue;
+    }
+    auto get = [&](Role r) -> const TensorView* {
+      auto it = g.tensors.find(r);
+      return it == g.tensors.end() ? nullptr : it->second;
+    };
+    const int64_t part_rows = placement->row_end - placement->row_begin;
+    Part base;
+    base.target = placement->target;
+    base.target_rows = placement->rows;
+    base.target_cols = placement->cols;
+    base.row_begin = placement->row_begin;
+    base.row_end = placement->row_end;
+    base.swap_halves = placement->swap;
+    base.source_module = name;
+    base.magnitude = get(Role::kMagnitude) ? get(Role::kMagnitude) : get(Role::kDoraScale);
+
+    // Alpha.
+    const TensorView* alpha_t = get(Role::kAlpha);
+    double alpha = 0;
+    if (alpha_t) {
+      bool ok = false;
+      alpha = scalar_value(*alpha_t, ok);
+      if (!ok) {
+        unused("lora.alpha.invalid", Severity::kError,
+               "not used: alpha of module " + name + " must be one float element, has " + std::to_string(alpha_t->numel) +
+                   " of " + std::string(st::dtype_name(alpha_t->dtype)));
+        continue;
+      }
+      if (!std::isfinite(alpha)) {
+        unused("lora.alpha.nonfinite", Severity::kError, "not used: alpha of module " + name + " is " + std::to_string(alpha));
+        continue;
+      }
+      if (alpha <= 0)
+        findings.push_back({"lora.alpha.nonpositive", Severity::kWarning, alpha_t->name,
+                            "alpha " + std::to_string(alpha) + " is not positive"});
+    }
+    auto scale_for = [&](int64_t rank) -> double {
+      if (alpha_t) return rank > 0 ? alpha / static_cast<double>(rank) : 0.0;
+      if (peft.present && g.key.naming == Naming::kDiffusers) {
+        double r = peft.r, a = peft.alpha;
+        if (const double* v = match_pattern(peft.rank_pattern, g.key.module)) r = *v;
+        if (const double* v = match_pattern(peft.alpha_pattern, g.key.module)) a = *v;
+        if (!(r > 0)) return 1.0;
+        return peft.rslora ? a / std::sqrt(r) : a / r;
+      }
+      return 1.0;
+    };
+    auto shape_error = [&](const std::string& why) {
+      unused("lora.shape.mismatch", Severity::kError, "not used: module " + name + " on " + placement->target + ": " + why);
+    };
+
+    std::vector<Part> made;
+    std::string rejected;
+    const TensorView* down = get(Role::kDown);
+    const TensorView* up = get(Role::kUp);
+    if (down || up) {
+      if (!down || !up) {
+        unused("lora.factor.missing", Severity::kError,
+               std::string("not used: module ") + name + " has a " + (down ? "down" : "up") + " matrix but no " +
+                   (down ? "up" : "down") + " matrix");
+        continue;
+      }
+      if (!is_matrix(down) || !is_matrix(up)) {
+        shape_error("down " + fmt_shape(down->shape) + " and up " + fmt_shape(up->shape) + " must both be 2-D");
+        continue;
+      }
+      if (up->shape[1] != down->shape[0]) {
+        unused("lora.rank.mismatch", Severity::kError,
+               "not used: module " + name + ": up " + fmt_shape(up->shape) + " has rank " + std::to_string(up->shape[1]) +
+                   " but down " + fmt_shape(down->shape) + " has rank " + std::to_string(down->shape[0]));
+        continue;
+      }
+      if (down->shape[1] != static_cast<uint64_t>(placement->cols) || up->shape[0] != static_cast<uint64_t>(part_rows)) {
+        shape_error("delta is " + std::to_string(up->shape[0]) + "x" + std::to_string(down->shape[1]) + ", rows " +
+                    std::to_string(placement->row_begin) + ".." + std::to_string(placement->row_end) + " of " +
+                    std::to_string(placement->rows) + "x" + std::to_string(placement->cols) + " need " +
+                    std::to_string(part_rows) + "x" + std::to_string(placement->cols));
+        continue;
+      }
+      Part p = base;
+      p.form = PartForm::kLowRank;
+      p.down = down;
+      p.up = up;
+      p.scale = scale_for(static_cast<int64_t>(down->shape[0]));
+      made.push_back(p);
+    }
+    if (const TensorView* diff = get(Role::kDiff)) {
+      if (!is_matrix(diff) || diff->shape[0] != static_cast<uint64_t>(part_rows) ||
+          diff->shape[1] != static_cast<uint64_t>(placement->cols)) {
+        shape_error("diff " + fmt_shape(diff->shape) + " must be [" + std::to_string(part_rows) + ", " +
+                    std::to_string(placement->cols) + "] (never reshaped)");
+        continue;
+      }
+      Part p = base;
+      p.form = PartForm::kDense;
+      p.diff = diff;
+      made.push_back(p);
+    }
+    if (get(Role::kLokrW1) || get(Role::kLokrW1A) || get(Role::kLokrW2) || get(Role::kLokrW2A)) {
+      Part p = base;
+      p.form = PartForm::kLoKr;
+      p.w1 = get(Role::kLokrW1);
+      p.w1_a = get(Role::kLokrW1A);
+      p.w1_b = get(Role::kLokrW1B);
+      p.w2 = get(Role::kLokrW2);
+      p.w2_a = get(Role::kLokrW2A);
+      p.w2_b = get(Role::kLokrW2B);
+      if (get(Role::kLokrT2)) {
+        unused("lora.lokr.tucker", Severity::kError, "not used: module " + name + ": LoKr with a Tucker core (lokr_t2) is not supported");
+        continue;
+      }
+      bool w1ok = (p.w1 && !p.w1_a && !p.w1_b && is_matrix(p.w1)) ||
+                  (!p.w1 && is_matrix(p.w1_a) && is_matrix(p.w1_b) && p.w1_a->shape[1] == p.w1_b->shape[0]);
+      bool w2ok = (p.w2 && !p.w2_a && !p.w2_b && is_matrix(p.w2)) ||
+                  (!p.w2 && is_matrix(p.w2_a) && is_matrix(p.w2_b) && p.w2_a->shape[1] == p.w2_b->shape[0]);
+      if (!w1ok || !w2ok) {
+        shape_error("LoKr factors must be w1 or w1_a·w1_b and w2 or w2_a·w2_b, all 2-D with matching inner sizes");
+        continue;
+      }
+      uint64_t r1 = p.w1 ? p.w1->shape[0] : p.w1_a->shape[0], c1 = p.w1 ? p.w1->shape[1] : p.w1_b->shape[1];
+      uint64_t r2 = p.w2 ? p.w2->shape[0] : p.w2_a->shape[0], c2 = p.w2 ? p.w2->shape[1] : p.w2_b->shape[1];
+      unsigned __int128 rows = static_cast<unsigned __int128>(r1) * r2, cols = static_cast<unsigned __int128>(c1) * c2;
+      if (rows != static_cast<unsigned __int128>(part_rows) || cols != static_cast<unsigned __int128>(placement->cols)) {
+        shape_error("kron(w1 [" + std::to_string(r1) + ", " + std::to_string(c1) + "], w2 [" + std::to_string(r2) + ", " +
+                    std::to_string(c2) + "]) is " + std::to_string(static_cast<uint64_t>(r1 * r2)) + "x" +
+                    std::to_string(static_cast<uint64_t>(c1 * c2)) + " but the target rows need " +
+                    std::to_string(part_rows) + "x" + std::to_string(placement->cols) + " (never reshaped)");
+        continue;
+      }
+      int64_t r = p.w1_b ? static_cast<int64_t>(p.w1_b->shape[0]) : (p.w2_b ? static_cast<int64_t>(p.w2_b->shape[0]) : 0);
+      p.scale = (alpha_t && r > 0) ? alpha / static_cast<double>(r) : 1.0;
+      made.push_back(p);
+    }
+    if (get(Role::kHadaW1A) || get(Role::kHadaW1B) || get(Role::kHadaW2A) || get(Role::kHadaW2B)) {
+      Part p = base;
+      p.form = PartForm::kLoHa;
+      p.hada_w1_a = get(Role::kHadaW1A);
+      p.hada_w1_b = get(Role::kHadaW1B);
+      p.hada_w2_a = get(Role::kHadaW2A);
+      p.hada_w2_b = get(Role::kHadaW2B);
+      bool ok = is_matrix(p.hada_w1_a) && is_matrix(p.hada_w1_b) && is_matrix(p.hada_w2_a) && is_matrix(p.hada_w2_b) &&
+                p.hada_w1_a->shape[1] == p.hada_w1_b->shape[0] && p.hada_w2_a->shape[1] == p.hada_w2_b->shape[0] &&
+                p.hada_w1_a->shape[0] == static_cast<uint64_t>(part_rows) && p.hada_w2_a->shape[0] == static_cast<uint64_t>(part_rows) &&
+                p.hada_w1_b->shape[1] == static_cast<uint64_t>(placement->cols) &&
+                p.hada_w2_b->shape[1] == static_cast<uint64_t>(placement->cols);
+      if (!ok) {
+        shape_error("LoHa factors must be w1_a [" + std::to_string(part_rows) + ", r] · w1_b [r, " +
+                    std::to_string(placement->cols) + "] and the same for w2");
+        continue;
+      }
+      p.scale = alpha_t ? scale_for(static_cast<int64_t>(p.hada_w1_b->shape[0])) : 1.0;
+      made.push_back(p);
+    }
+
+    // Bias delta: lora_B.bias is scaled like the weight delta (PEFT), diff_b is not.
+    const TensorView* bias = get(Role::kBias);
+    const TensorView* diff_b = get(Role::kDiffB);
+    if (bias && diff_b) {
+      unused("lora.key.duplicate", Severity::kError, "not used: module " + name + " has both lora_B.bias and diff_b");
+      continue;
+    }
+    if (bias || diff_b) {
+      const TensorView* b = bias ? bias : diff_b;
+      if (b->numel != static_cast<uint64_t>(part_rows) || b->shape.size() != 1) {
+        shape_error("bias delta " + fmt_shape(b->shape) + " must be [" + std::to_string(part_rows) + "]");
+        continue;
+      }
+      if (bias && !down) {
+        unused("lora.factor.missing", Severity::kError, "not used: module " + name + " has lora_B.bias but no lora_A/lora_B");
+        continue;
+      }
+      if (made.empty()) {
+        Part p = base;
+        p.form = PartForm::kBiasOnly;
+        made.push_back(p);
+      }
+      made.front().bias = b;
+      made.front().bias_scale = bias ? made.front().scale : 1.0;
+    }
+    if (made.empty()) {
+      unused("lora.tensor.unused", Severity::kWarning, "not used: module " + name + " has no weight or bias delta");
+      continue;
+    }
+    if (base.magnitude)
+      findings.push_back({"lora.dora", Severity::kInfo, base.magnitude->name,
+                          "DoRA magnitude on " + placement->target + ": the effective weight needs the base model's weights"});
+    for (auto& p : made) {
+      for (auto& [role, t] : g.tensors) p.source_tensors.push_back(t->name);
+      model.parts.push_back(std::move(p));
+    }
+  }
+
+  for (const TensorView* t : unknown)
+    findings.push_back({"lora.tensor.unknown", Severity::kWarning, t->name,
+                        "not used: the name matches no LoRA dialect of FLUX.1 (shape " + fmt_shape(t->shape) + ")"});
+
+  // Overlapping parts on one target are legal (they add) but usually a duplicate.
+  std::map<std::string, std::vector<const Part*>> by_target;
+  for (const auto& p : model.parts) by_target[p.target].push_back(&p);
+  for (auto& [target, parts] : by_target)
+    for (size_t i = 0; i < parts.size(); ++i)
+      for (size_t j = i + 1; j < parts.size(); ++j)
+        if (parts[i]->row_begin < parts[j]->row_end && parts[j]->row_begin < parts[i]->row_end &&
+            parts[i]->source_module != parts[j]->source_module)
+          findings.push_back({"lora.module.overlap", Severity::kWarning, target,
+                              "modules " + parts[i]->source_module + " and " + parts[j]->source_module +
+                                  " both change rows of " + target + "; their deltas add"});
+  return model;
+}
+
+}  // namespace lv
