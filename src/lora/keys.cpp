@@ -147,6 +147,15 @@ std::string_view role_name(Role r) {
   return "?";
 }
 
+bool dialect_is_bfl_named(std::string_view dialect) {
+  if (dialect == "xlabs") return true;
+  for (const auto& row : kPrefixes) {
+    if (row.dialect_bfl.empty()) continue;
+    if (starts_with(dialect, row.dialect_bfl)) return true;
+  }
+  return dialect == "ai-toolkit";
+}
+
 std::optional<std::string> text_encoder_label(std::string_view name) {
   for (const auto& row : kTextEncoders)
     if (starts_with(name, row.prefix)) return std::string(row.label);

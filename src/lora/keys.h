@@ -42,4 +42,8 @@ std::optional<ParsedKey> parse_key(std::string_view name);
 
 std::string_view role_name(Role r);
 
+// True for dialects whose module names are BFL's (kohya, comfy, ai-toolkit, bfl, …): their
+// natural conversion goes to the diffusers layout; diffusers-named ones go to BFL.
+bool dialect_is_bfl_named(std::string_view dialect);
+
 }  // namespace lv

@@ -1,0 +1,357 @@
+// The lora-verify command line: parses options, runs a pipeline, renders the report, and
+// maps the outcome to a documented exit code. No logic of its own beyond that.
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "lora/generate.h"
+#include "lora/loader.h"
+#include "report/pipeline.h"
+#include "safetensors/reader.h"
+#include "safetensors/writer.h"
+
+namespace {
+
+using lv::Error;
+using lv::ErrorCode;
+
+constexpr const char* kHelp = R"(lora-verify — proves FLUX.1 LoRA conversions correct
+
+usage:
+  lora-verify IN.safetensors [options]       convert in memory, verify, report
+  lora-verify verify IN.safetensors [options]  (the same, spelled out)
+  lora-verify convert IN.safetensors -o OUT.safetensors [options]
+                                             convert, write atomically, re-read, verify
+  lora-verify compare SOURCE CONVERTED [options]
+                                             verify a conversion made by any tool
+  lora-verify inspect FILE [--json]          container validity, metadata, dtypes, dialect
+  lora-verify sample OUT.safetensors [sample options]
+                                             write a generated FLUX.1 LoRA (seeded)
+
+options:
+  --to bfl|diffusers     output layout (default: diffusers-named inputs go to bfl,
+                         BFL-named inputs go to diffusers)
+  --style S              key style: kohya (default for bfl), comfy, peft, bfl;
+                         diffusers (the only style of the diffusers layout)
+  --dtype D              output dtype: F32, F64, F16, BF16 (default: the input's)
+  --json FILE            also write the report as JSON (FILE "-" prints it instead of text)
+  --markdown FILE        also write the report as Markdown ("-" prints it instead of text)
+  --all                  list every module in the text report, not only failing ones
+  --threads N            threads for the equivalence checks (default 2)
+  -o, --output FILE      output file of convert (never the input; written atomically)
+
+sample options:
+  --dialect D            diffusers (default), diffusers-old, fal, onetrainer, kohya, comfy,
+                         ai-toolkit, bfl, onetrainer-bfl, xlabs
+  --rank R               LoRA rank (default 4)
+  --dtype D              F32, F64, F16, BF16 (default BF16)
+  --seed N               random seed (default 1)
+  --alpha A              write .alpha tensors with value A
+  --no-proj-mlp          leave out the single blocks' proj_mlp (the historic crash case)
+  --bias                 add bias deltas
+  --tiny                 a tiny FLUX-shaped layout instead of FLUX.1-dev's
+
+exit codes:
+  0   ok: every module equivalent and no error finding (inspect: a valid container)
+  1   checks failed: a module differs beyond tolerance, or an error finding
+  64  usage error
+  65  invalid input data (malformed safetensors, not a FLUX.1 LoRA, refused conversion)
+  66  cannot open an input file
+  70  internal error (a bug in lora-verify; please report it)
+  73  cannot create an output file
+  74  I/O error while reading or writing
+)";
+
+int fail(const Error& e) {
+  std::fprintf(stderr, "error: %s\n", e.message.c_str());
+  return static_cast<int>(e.code);
+}
+
+int usage(const std::string& msg) {
+  std::fprintf(stderr, "error: %s (see lora-verify --help)\n", msg.c_str());
+  return static_cast<int>(ErrorCode::kUsage);
+}
+
+struct Args {
+  std::vector<std::string> positional;
+  std::map<std::string, std::string> values;  // options with a value
+  std::map<std::string, bool> flags;
+};
+
+const std::map<std::string, bool> kOptions = {  // name → takes a value
+    {"--to", true},      {"--style", true},  {"--dtype", true},  {"--json", true},    {"--markdown", true},
+    {"--threads", true}, {"-o", true},       {"--output", true}, {"--dialect", true}, {"--rank", true},
+    {"--seed", true},    {"--alpha", true},  {"--all", false},   {"--no-proj-mlp", false},
+    {"--bias", false},   {"--tiny", false},  {"--help", false},  {"--version", false},
+};
+
+std::optional<std::string> parse_args(int argc, char** argv, Args& a) {
+  for (int i = 1; i < argc; ++i) {
+    std::string s = argv[i];
+    if (s.size() > 1 && s[0] == '-' && s != "-") {
+      std::string name = s, value;
+      bool has_inline = false;
+      if (auto eq = s.find('='); eq != std::string::npos && s.rfind("--", 0) == 0) {
+        name = s.substr(0, eq);
+        value = s.substr(eq + 1);
+        has_inline = true;
+      }
+      auto it = kOptions.find(name);
+      if (it == kOptions.end()) return "unknown option " + name;
+      if (!it->second) {
+        if (has_inline) return "option " + name + " takes no value";
+        a.flags[name] = true;
+        continue;
+      }
+      if (!has_inline) {
+        if (i + 1 >= argc) return "option " + name + " needs a value";
+        value = argv[++i];
+      }
+      if (name == "--output") name = "-o";
+      if (a.values.count(name)) return "option " + name + " given twice";
+      a.values[name] = value;
+    } else {
+      a.positional.push_back(s);
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> parse_int(const std::string& s, int64_t lo, int64_t hi, int64_t& out) {
+  try {
+    size_t used = 0;
+    long long v = std::stoll(s, &used);
+    if (used != s.size() || v < lo || v > hi) throw std::out_of_range("range");
+    out = v;
+    return std::nullopt;
+  } catch (...) {
+    return "'" + s + "' is not an integer in " + std::to_string(lo) + ".." + std::to_string(hi);
+  }
+}
+
+std::optional<std::string> pipeline_options(const Args& a, lv::report::PipelineOptions& o) {
+  if (auto it = a.values.find("--to"); it != a.values.end()) {
+    if (it->second == "bfl") o.to = lv::OutputLayout::kBfl;
+    else if (it->second == "diffusers") o.to = lv::OutputLayout::kDiffusers;
+    else return "--to must be bfl or diffusers, got '" + it->second + "'";
+  }
+  if (auto it = a.values.find("--style"); it != a.values.end()) {
+    o.style = lv::style_from_name(it->second);
+    if (!o.style) return "--style must be kohya, comfy, peft, bfl or diffusers, got '" + it->second + "'";
+    if (!o.to) o.to = *o.style == lv::Style::kDiffusers ? lv::OutputLayout::kDiffusers : lv::OutputLayout::kBfl;
+  }
+  if (auto it = a.values.find("--dtype"); it != a.values.end()) {
+    o.dtype = lv::st::dtype_from_name(it->second);
+    if (!o.dtype || !lv::st::dtype_is_encodable(*o.dtype)) return "--dtype must be F32, F64, F16 or BF16, got '" + it->second + "'";
+  }
+  if (auto it = a.values.find("--threads"); it != a.values.end()) {
+    int64_t n = 0;
+    if (auto e = parse_int(it->second, 1, 256, n)) return "--threads: " + *e;
+    o.threads = static_cast<int>(n);
+  }
+  return std::nullopt;
+}
+
+lv::Result<std::shared_ptr<const lv::st::SafetensorsFile>> open_input(const std::string& path) {
+  auto f = lv::st::SafetensorsFile::open(path);
+  if (!f.ok()) return f.take_error();
+  return std::make_shared<const lv::st::SafetensorsFile>(std::move(f).value());
+}
+
+// Writes the report where asked: text on stdout unless --json - or --markdown - took it.
+int emit(const lv::report::Report& r, const Args& a, const std::vector<std::string>& inputs) {
+  bool stdout_taken = false;
+  for (const char* opt : {"--json", "--markdown"}) {
+    auto it = a.values.find(opt);
+    if (it == a.values.end()) continue;
+    std::string body = std::string(opt) == "--json" ? lv::report::render_json(r) : lv::report::render_markdown(r);
+    if (it->second == "-") {
+      std::fwrite(body.data(), 1, body.size(), stdout);
+      stdout_taken = true;
+      continue;
+    }
+    auto st = lv::st::write_bytes_atomic(it->second, {reinterpret_cast<const uint8_t*>(body.data()), body.size()}, inputs);
+    if (!st.ok()) return fail(st.error());
+  }
+  if (!stdout_taken) {
+    std::string text = lv::report::render_text(r, a.flags.count("--all") > 0);
+    std::fwrite(text.data(), 1, text.size(), stdout);
+  }
+  std::fflush(stdout);
+  return r.pass ? 0 : static_cast<int>(ErrorCode::kChecksFailed);
+}
+
+int cmd_verify(const Args& a, size_t first) {
+  if (a.positional.size() != first + 1) return usage("verify takes exactly one input file");
+  lv::report::PipelineOptions o;
+  if (auto e = pipeline_options(a, o)) return usage(*e);
+  const std::string& path = a.positional[first];
+  auto in = open_input(path);
+  if (!in.ok()) return fail(in.error());
+  auto r = lv::report::run_verify(*in, o);
+  if (!r.ok()) return fail(r.error());
+  return emit(*r, a, {path});
+}
+
+int cmd_convert(const Args& a) {
+  if (a.positional.size() != 2) return usage("convert takes one input file and -o OUTPUT");
+  auto out = a.values.find("-o");
+  if (out == a.values.end()) return usage("convert needs -o OUTPUT");
+  lv::report::PipelineOptions o;
+  if (auto e = pipeline_options(a, o)) return usage(*e);
+  auto in = open_input(a.positional[1]);
+  if (!in.ok()) return fail(in.error());
+  auto r = lv::report::run_convert(*in, out->second, o);
+  if (!r.ok()) return fail(r.error());
+  return emit(*r, a, {a.positional[1], out->second});
+}
+
+int cmd_compare(const Args& a) {
+  if (a.positional.size() != 3) return usage("compare takes SOURCE and CONVERTED");
+  lv::report::PipelineOptions o;
+  if (auto e = pipeline_options(a, o)) return usage(*e);
+  auto src = open_input(a.positional[1]);
+  if (!src.ok()) return fail(src.error());
+  auto conv = open_input(a.positional[2]);
+  if (!conv.ok()) return fail(conv.error());
+  auto r = lv::report::run_compare(*src, *conv, o);
+  if (!r.ok()) return fail(r.error());
+  return emit(*r, a, {a.positional[1], a.positional[2]});
+}
+
+int cmd_inspect(const Args& a) {
+  if (a.positional.size() != 2) return usage("inspect takes exactly one file");
+  const std::string& path = a.positional[1];
+  auto file = open_input(path);
+  if (!file.ok()) return fail(file.error());
+  const auto& f = **file;
+  std::map<std::string, std::pair<int64_t, uint64_t>> by_dtype;
+  for (const auto& t : f.tensors()) {
+    auto& e = by_dtype[std::string(lv::st::dtype_name(t.dtype))];
+    e.first++;
+    e.second += t.nbytes;
+  }
+  auto model = lv::load_lora(*file);
+  nlohmann::ordered_json j;
+  j["file"] = path;
+  j["valid"] = true;
+  j["file_bytes"] = f.file_bytes();
+  j["header_bytes"] = f.header_bytes();
+  j["tensors"] = f.tensors().size();
+  for (const auto& [d, e] : by_dtype) j["dtypes"][d] = {{"tensors", e.first}, {"bytes", e.second}};
+  j["metadata"] = nlohmann::ordered_json::object();
+  for (const auto& [k, v] : f.metadata()) j["metadata"][k] = v;
+  if (model.ok()) {
+    j["dialect"] = model->dialect;
+    for (const auto& [d, n] : model->dialect_counts) j["dialect_evidence"].push_back({{"dialect", d}, {"tensors", n}});
+    j["deltas"] = model->parts.size();
+    j["passed_through"] = model->passthrough.size();
+    std::vector<std::string> unknown;
+    for (const auto& fd : model->findings)
+      if (fd.id == "lora.tensor.unknown" || fd.id == "lora.module.unknown") unknown.push_back(fd.tensor);
+    j["unrecognised_tensors"] = unknown;
+  } else {
+    j["dialect"] = nullptr;
+    j["not_a_flux1_lora"] = model.error().message;
+  }
+  if (a.values.count("--json") || a.flags.count("--json")) {
+    std::cout << j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
+    return 0;
+  }
+  std::cout << path << ": valid safetensors, " << f.tensors().size() << " tensors, " << f.file_bytes()
+            << " bytes (header " << f.header_bytes() << ")\n";
+  for (const auto& [d, e] : by_dtype) std::cout << "  " << d << ": " << e.first << " tensors, " << e.second << " bytes\n";
+  std::cout << "metadata: " << f.metadata().size() << " entries\n";
+  for (const auto& [k, v] : f.metadata())
+    std::cout << "  " << k << " = " << (v.size() > 120 ? v.substr(0, 117) + "..." : v) << "\n";
+  if (model.ok()) {
+    std::cout << "dialect: " << model->dialect << " (";
+    for (size_t i = 0; i < model->dialect_counts.size(); ++i)
+      std::cout << (i ? ", " : "") << model->dialect_counts[i].first << ": " << model->dialect_counts[i].second << " tensors";
+    std::cout << "); " << model->parts.size() << " deltas, " << model->passthrough.size() << " passed through\n";
+    for (const auto& u : j["unrecognised_tensors"]) std::cout << "  unrecognised: " << u.get<std::string>() << "\n";
+  } else {
+    std::cout << "dialect: none (" << model.error().message << ")\n";
+  }
+  return 0;
+}
+
+int cmd_sample(const Args& a) {
+  if (a.positional.size() != 2) return usage("sample takes exactly one output file");
+  lv::GenSpec spec;
+  if (a.flags.count("--tiny")) spec.layout = lv::flux::Layout::tiny();
+  if (auto it = a.values.find("--dialect"); it != a.values.end()) spec.dialect = it->second;
+  int64_t n = 0;
+  if (auto it = a.values.find("--rank"); it != a.values.end()) {
+    if (auto e = parse_int(it->second, 1, 4096, n)) return usage("--rank: " + *e);
+    spec.rank = n;
+  }
+  if (auto it = a.values.find("--seed"); it != a.values.end()) {
+    if (auto e = parse_int(it->second, 0, INT64_MAX, n)) return usage("--seed: " + *e);
+    spec.seed = static_cast<uint64_t>(n);
+  }
+  if (auto it = a.values.find("--alpha"); it != a.values.end()) {
+    try {
+      size_t used = 0;
+      spec.alpha = std::stod(it->second, &used);
+      if (used != it->second.size() || !(spec.alpha > 0)) throw std::invalid_argument("alpha");
+    } catch (...) {
+      return usage("--alpha must be a positive number, got '" + it->second + "'");
+    }
+  }
+  if (auto it = a.values.find("--dtype"); it != a.values.end()) {
+    auto d = lv::st::dtype_from_name(it->second);
+    if (!d || !lv::st::dtype_is_encodable(*d)) return usage("--dtype must be F32, F64, F16 or BF16");
+    spec.dtype = *d;
+  }
+  spec.proj_mlp = !a.flags.count("--no-proj-mlp");
+  spec.bias = a.flags.count("--bias") > 0;
+  auto bytes = lv::generate_lora(spec);
+  if (!bytes.ok()) return fail(bytes.error());
+  auto st = lv::st::write_bytes_atomic(a.positional[1], *bytes, {});
+  if (!st.ok()) return fail(st.error());
+  std::printf("wrote %s: %s FLUX.1 LoRA, rank %lld, %s, %zu bytes\n", a.positional[1].c_str(), spec.dialect.c_str(),
+              static_cast<long long>(spec.rank), std::string(lv::st::dtype_name(spec.dtype)).c_str(), bytes->size());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  // `inspect FILE --json` takes --json as a flag; allow it by rewriting before parsing.
+  std::vector<char*> args(argv, argv + argc);
+  bool inspect = argc > 1 && std::strcmp(argv[1], "inspect") == 0;
+  bool inspect_json = false;
+  if (inspect) {
+    std::vector<char*> kept;
+    for (char* s : args)
+      if (std::strcmp(s, "--json") == 0) inspect_json = true;
+      else kept.push_back(s);
+    args = kept;
+  }
+  if (auto e = parse_args(static_cast<int>(args.size()), args.data(), a)) return usage(*e);
+  if (inspect_json) a.flags["--json"] = true;
+  if (a.flags.count("--help")) {
+    std::fputs(kHelp, stdout);
+    return 0;
+  }
+  if (a.flags.count("--version")) {
+    std::printf("lora-verify %s\n", LV_VERSION);
+    return 0;
+  }
+  if (a.positional.empty()) return usage("no input file");
+  const std::string& cmd = a.positional[0];
+  if (cmd == "verify") return cmd_verify(a, 1);
+  if (cmd == "convert") return cmd_convert(a);
+  if (cmd == "compare") return cmd_compare(a);
+  if (cmd == "inspect") return cmd_inspect(a);
+  if (cmd == "sample") return cmd_sample(a);
+  return cmd_verify(a, 0);
+}

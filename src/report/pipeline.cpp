@@ -1,0 +1,196 @@
+// Pipelines shared by the CLI, the matrix and the fuzzers; each builds a complete Report.
+#include "report/pipeline.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "lora/keys.h"
+#include "safetensors/writer.h"
+#include "verify/checks.h"
+#include "verify/equivalence.h"
+
+namespace lv::report {
+namespace {
+
+std::string status_name(verify::ModuleStatus s) {
+  switch (s) {
+    case verify::ModuleStatus::kEquivalent: return "equivalent";
+    case verify::ModuleStatus::kDifferent: return "different";
+    case verify::ModuleStatus::kMissingInB: return "missing";
+    case verify::ModuleStatus::kMissingInA: return "extra";
+    case verify::ModuleStatus::kInvalid: return "invalid";
+  }
+  return "invalid";
+}
+
+// Builds the report of comparing `in` with `out`. `conversion` is null for compare.
+Report build(const std::string& command, const LoraModel& in, const LoraModel& out, const verify::CompareResult& cmp,
+             const Conversion* conversion, std::vector<Finding> findings) {
+  Report r;
+  r.command = command;
+  r.version = LV_VERSION;
+  r.input = in.file->path();
+  r.dialect = in.dialect;
+  r.dialects = in.dialect_counts;
+  r.other_dialect = out.dialect;
+  Summary& s = r.summary;
+  s.tensors = static_cast<int64_t>(in.file->tensors().size());
+  s.parts = static_cast<int64_t>(in.parts.size());
+  s.passthrough = static_cast<int64_t>(in.passthrough.size());
+  for (const auto& p : in.passthrough) r.passthrough.emplace_back(p.tensor, p.reason);
+  std::set<std::string> used;
+  for (const auto& p : in.parts) used.insert(p.source_tensors.begin(), p.source_tensors.end());
+  s.unused = s.tensors - static_cast<int64_t>(used.size()) - s.passthrough;
+  bool first_rank = true;
+  for (const auto& p : in.parts) {
+    if (p.form != PartForm::kLowRank) continue;
+    s.rank_min = first_rank ? p.rank() : std::min(s.rank_min, p.rank());
+    s.rank_max = first_rank ? p.rank() : std::max(s.rank_max, p.rank());
+    first_rank = false;
+  }
+  std::map<std::string, std::set<std::string>> strategies;
+  std::map<std::string, int> zero_filled;
+  if (conversion) {
+    for (const auto& m : conversion->modules) {
+      strategies[m.target].insert(std::string(strategy_name(m.strategy)));
+      zero_filled[m.target] += m.zero_filled;
+    }
+    s.output_bytes = conversion->bytes();
+  }
+  std::map<std::string, int> parts_per_target;
+  for (const auto& p : in.parts) parts_per_target[p.target]++;
+  for (const auto& m : cmp.modules) {
+    ModuleRow row;
+    row.target = m.target;
+    row.status = status_name(m.status);
+    row.relative_error = m.relative_error;
+    row.tolerance = m.tolerance;
+    row.bias_error = m.bias_error;
+    row.parts_in = m.parts_a;
+    row.parts_out = m.parts_b;
+    row.ranks_in = m.ranks_a;
+    row.ranks_out = m.ranks_b;
+    for (const auto& st : strategies[m.target]) row.strategy += (row.strategy.empty() ? "" : "+") + st;
+    row.zero_filled = zero_filled[m.target];
+    row.message = m.message;
+    s.zero_filled += row.zero_filled;
+    if (parts_per_target[m.target] > 1) ++s.fused_targets;
+    (m.status == verify::ModuleStatus::kEquivalent ? s.equivalent : s.different)++;
+    r.modules.push_back(std::move(row));
+  }
+  s.targets = static_cast<int64_t>(r.modules.size());
+  s.worst_relative_error = cmp.worst_relative_error;
+  r.findings = std::move(findings);
+  int64_t errors = std::count_if(r.findings.begin(), r.findings.end(), [](const Finding& f) { return f.severity == Severity::kError; });
+  r.pass = s.different == 0 && errors == 0;
+  if (s.different > 0)
+    r.verdict = "not equivalent: " + std::to_string(s.different) + " of " + std::to_string(s.targets) +
+                " modules differ beyond tolerance";
+  else
+    r.verdict = "equivalent: all " + std::to_string(s.targets) + " modules match within tolerance";
+  if (errors > 0) r.verdict += "; " + std::to_string(errors) + " error finding" + (errors == 1 ? "" : "s") + " in the input";
+  return r;
+}
+
+std::vector<Finding> input_findings(const LoraModel& in) {
+  std::vector<Finding> f = in.findings;
+  auto v = verify::check_values(in);
+  f.insert(f.end(), v.begin(), v.end());
+  return f;
+}
+
+// Findings of a re-read or foreign output: kept, marked as about the output.
+void add_output_findings(const LoraModel& out, std::vector<Finding>& findings) {
+  for (Finding f : out.findings) {
+    if (f.severity == Severity::kInfo) continue;
+    f.message = "in the output: " + f.message;
+    findings.push_back(std::move(f));
+  }
+}
+
+Result<LoraModel> load(std::shared_ptr<const st::SafetensorsFile> file, const PipelineOptions& opt) {
+  LoadOptions lo;
+  lo.layout = opt.layout;
+  return load_lora(std::move(file), lo);
+}
+
+// The output layout is the input's layout: a conversion changes names, not shapes.
+PipelineOptions with_layout(PipelineOptions opt, const LoraModel& in) {
+  opt.layout = in.layout;
+  return opt;
+}
+
+}  // namespace
+
+ConvertOptions resolve_convert_options(const LoraModel& model, const PipelineOptions& opt) {
+  ConvertOptions c;
+  c.to = opt.to.value_or(dialect_is_bfl_named(model.dialect) ? OutputLayout::kDiffusers : OutputLayout::kBfl);
+  c.style = opt.style.value_or(c.to == OutputLayout::kBfl ? Style::kKohya : Style::kDiffusers);
+  c.dtype = opt.dtype;
+  c.source_name = model.file->path();
+  return c;
+}
+
+namespace {
+
+// Reads a converted file back with the same reader and verifies it against the input.
+Result<Report> verify_conversion(const std::string& command, const LoraModel& in, const ConvertOptions& co,
+                                 const Conversion& conv, std::shared_ptr<const st::SafetensorsFile> out_file,
+                                 const PipelineOptions& opt) {
+  auto out = load(out_file, with_layout(opt, in));
+  if (!out.ok()) return internal_error("the converter's output does not read back: " + out.error().message);
+  verify::CompareOptions vo;
+  vo.threads = opt.threads;
+  LV_TRY_ASSIGN(cmp, verify::compare(in, *out, vo));
+  auto findings = input_findings(in);
+  findings.insert(findings.end(), conv.notes.begin(), conv.notes.end());
+  add_output_findings(*out, findings);
+  Report r = build(command, in, *out, cmp, &conv, std::move(findings));
+  r.layout = std::string(layout_name(co.to));
+  r.style = std::string(style_name(co.style));
+  return r;
+}
+
+}  // namespace
+
+Result<Report> run_verify(std::shared_ptr<const st::SafetensorsFile> input, const PipelineOptions& opt) {
+  LV_TRY_ASSIGN(in, load(input, opt));
+  ConvertOptions co = resolve_convert_options(in, opt);
+  LV_TRY_ASSIGN(conv, convert(in, co));
+  LV_TRY_ASSIGN(bytes, st::serialize(tensors_to_write(conv), conv.metadata));
+  auto reread = st::SafetensorsFile::from_bytes(std::move(bytes), "(converted in memory)");
+  if (!reread.ok()) return internal_error("the converter wrote an invalid file: " + reread.error().message);
+  return verify_conversion("verify", in, co, conv, std::make_shared<const st::SafetensorsFile>(std::move(reread).value()), opt);
+}
+
+Result<Report> run_compare(std::shared_ptr<const st::SafetensorsFile> source,
+                           std::shared_ptr<const st::SafetensorsFile> converted, const PipelineOptions& opt) {
+  LV_TRY_ASSIGN(in, load(source, opt));
+  LV_TRY_ASSIGN(out, load(converted, with_layout(opt, in)));
+  verify::CompareOptions vo;
+  vo.threads = opt.threads;
+  LV_TRY_ASSIGN(cmp, verify::compare(in, out, vo));
+  auto findings = input_findings(in);
+  add_output_findings(out, findings);
+  for (const auto& f : verify::check_values(out))
+    if (f.severity != Severity::kInfo) findings.push_back({f.id, f.severity, f.tensor, "in the output: " + f.message});
+  Report r = build("compare", in, out, cmp, nullptr, std::move(findings));
+  r.other = converted->path();
+  return r;
+}
+
+Result<Report> run_convert(std::shared_ptr<const st::SafetensorsFile> input, const std::string& output,
+                           const PipelineOptions& opt) {
+  LV_TRY_ASSIGN(in, load(input, opt));
+  ConvertOptions co = resolve_convert_options(in, opt);
+  LV_TRY_ASSIGN(conv, convert(in, co));
+  LV_TRY(st::write_file(output, tensors_to_write(conv), conv.metadata, {input->path()}));
+  auto written = st::SafetensorsFile::open(output);
+  if (!written.ok()) return make_error(ErrorCode::kIo, "cannot re-read the written file: " + written.error().message);
+  auto r = verify_conversion("convert", in, co, conv, std::make_shared<const st::SafetensorsFile>(std::move(written).value()), opt);
+  if (r.ok()) r->other = output;
+  return r;
+}
+
+}  // namespace lv::report

@@ -1,0 +1,39 @@
+// The lora-verify pipelines: read → detect → convert → re-read → compare → Report.
+// The CLI, the compatibility matrix and the fuzzers all run these.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "core/result.h"
+#include "lora/converter.h"
+#include "lora/loader.h"
+#include "report/report.h"
+
+namespace lv::report {
+
+struct PipelineOptions {
+  std::optional<OutputLayout> to;   // default: diffusers-named inputs → BFL, BFL-named → diffusers
+  std::optional<Style> style;       // default: kohya for BFL output, diffusers for diffusers output
+  std::optional<st::DType> dtype;
+  std::optional<flux::Layout> layout;  // default: inferred from the file
+  int threads = 2;
+};
+
+// Resolves the defaults of `opt` for a loaded model.
+ConvertOptions resolve_convert_options(const LoraModel& model, const PipelineOptions& opt);
+
+// Converts `input` in memory, re-reads the result with the same reader, and verifies it.
+Result<Report> run_verify(std::shared_ptr<const st::SafetensorsFile> input, const PipelineOptions& opt);
+
+// Verifies a conversion made by any tool: `converted` may be in any dialect lora-verify reads.
+Result<Report> run_compare(std::shared_ptr<const st::SafetensorsFile> source,
+                           std::shared_ptr<const st::SafetensorsFile> converted, const PipelineOptions& opt);
+
+// Converts `input`, writes `output` atomically (never over the input), re-reads the written
+// file and verifies it against the input.
+Result<Report> run_convert(std::shared_ptr<const st::SafetensorsFile> input, const std::string& output,
+                           const PipelineOptions& opt);
+
+}  // namespace lv::report

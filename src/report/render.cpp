@@ -1,0 +1,185 @@
+// Renderers of a Report: text for terminals and CI logs, JSON for machines, Markdown for people.
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "report/report.h"
+
+namespace lv::report {
+namespace {
+
+std::string num(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return "inf";
+  if (v == 0) return "0";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3g", v);
+  return buf;
+}
+
+std::string ranks(const std::vector<int64_t>& r) {
+  std::string s;
+  for (size_t i = 0; i < r.size(); ++i) s += (i ? "," : "") + std::to_string(r[i]);
+  return s.empty() ? "-" : s;
+}
+
+std::string dialect_line(const Report& r) {
+  std::string s = r.dialect;
+  if (r.dialects.size() > 1 || !r.dialects.empty()) {
+    s += " (";
+    for (size_t i = 0; i < r.dialects.size(); ++i)
+      s += (i ? ", " : "") + r.dialects[i].first + ": " + std::to_string(r.dialects[i].second) + " tensors";
+    s += ")";
+  }
+  return s;
+}
+
+bool failing(const ModuleRow& m) { return m.status != "equivalent"; }
+
+// Markdown table cells must not break the table.
+std::string cell(std::string s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '|') out += "\\|";
+    else if (c == '\n' || c == '\r') out += ' ';
+    else out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string render_text(const Report& r, bool all_modules) {
+  std::ostringstream o;
+  o << (r.pass ? "PASS" : "FAIL") << ": " << r.verdict << "\n\n";
+  o << "input:        " << r.input << "\n";
+  if (!r.other.empty()) o << "converted:    " << r.other << "\n";
+  o << "dialect:      " << dialect_line(r) << "\n";
+  if (!r.other_dialect.empty()) o << "converted as: " << r.other_dialect << "\n";
+  if (!r.layout.empty()) o << "conversion:   to " << r.layout << " layout, " << r.style << " style\n";
+  const Summary& s = r.summary;
+  o << "tensors:      " << s.tensors << " (" << s.parts << " deltas, " << s.passthrough << " passed through, "
+    << s.unused << " unused)\n";
+  o << "ranks:        " << (s.parts ? std::to_string(s.rank_min) + ".." + std::to_string(s.rank_max) : "-") << "\n";
+  o << "modules:      " << s.targets << " BFL targets, " << s.fused_targets << " fused from several parts, "
+    << s.zero_filled << " missing parts zero-filled\n";
+  o << "equivalence:  " << s.equivalent << " equivalent, " << s.different << " not; worst relative error "
+    << num(s.worst_relative_error) << "\n";
+  if (s.output_bytes) o << "output:       " << s.output_bytes << " bytes of tensor data\n";
+
+  bool header = false;
+  for (const auto& m : r.modules) {
+    if (!all_modules && !failing(m)) continue;
+    if (!header) {
+      o << "\n" << (all_modules ? "modules" : "failing modules") << ":\n";
+      header = true;
+    }
+    o << "  " << m.status << "  " << m.target << "  rel.error " << num(m.relative_error) << " (tolerance "
+      << num(m.tolerance) << ")";
+    if (m.bias_error != 0) o << "  bias error " << num(m.bias_error);
+    o << "  ranks " << ranks(m.ranks_in) << " -> " << ranks(m.ranks_out);
+    if (!m.strategy.empty()) o << "  [" << m.strategy << "]";
+    if (!m.message.empty()) o << "  " << m.message;
+    o << "\n";
+  }
+  if (!r.findings.empty()) {
+    o << "\nfindings:\n";
+    for (const auto& f : r.findings)
+      o << "  " << severity_name(f.severity) << " " << f.id << (f.tensor.empty() ? "" : " " + f.tensor) << ": "
+        << f.message << "\n";
+  }
+  return o.str();
+}
+
+std::string render_json(const Report& r) {
+  using nlohmann::ordered_json;
+  ordered_json j;
+  j["schema"] = "lora-verify.report/1";
+  j["tool_version"] = r.version;
+  j["command"] = r.command;
+  j["verdict"] = r.pass ? "pass" : "fail";
+  j["summary_line"] = r.verdict;
+  j["input"] = r.input;
+  if (!r.other.empty()) j["converted"] = r.other;
+  j["dialect"] = r.dialect;
+  ordered_json ev = ordered_json::array();
+  for (const auto& [d, n] : r.dialects) ev.push_back({{"dialect", d}, {"tensors", n}});
+  j["dialect_evidence"] = ev;
+  if (!r.other_dialect.empty()) j["converted_dialect"] = r.other_dialect;
+  if (!r.layout.empty()) j["conversion"] = {{"layout", r.layout}, {"style", r.style}};
+  const Summary& s = r.summary;
+  j["summary"] = {{"tensors", s.tensors},
+                  {"deltas", s.parts},
+                  {"targets", s.targets},
+                  {"fused_targets", s.fused_targets},
+                  {"zero_filled_parts", s.zero_filled},
+                  {"passed_through", s.passthrough},
+                  {"unused", s.unused},
+                  {"rank_min", s.rank_min},
+                  {"rank_max", s.rank_max},
+                  {"equivalent", s.equivalent},
+                  {"not_equivalent", s.different},
+                  {"worst_relative_error", s.worst_relative_error},
+                  {"output_bytes", s.output_bytes}};
+  ordered_json mods = ordered_json::array();
+  for (const auto& m : r.modules) {
+    ordered_json o;
+    o["target"] = m.target;
+    o["status"] = m.status;
+    o["relative_error"] = m.relative_error;  // null when infinite (a delta against zero)
+    o["tolerance"] = m.tolerance;
+    o["bias_error"] = m.bias_error;
+    o["parts_in"] = m.parts_in;
+    o["parts_out"] = m.parts_out;
+    o["ranks_in"] = m.ranks_in;
+    o["ranks_out"] = m.ranks_out;
+    if (!m.strategy.empty()) o["strategy"] = m.strategy;
+    o["zero_filled_parts"] = m.zero_filled;
+    if (!m.message.empty()) o["message"] = m.message;
+    mods.push_back(std::move(o));
+  }
+  j["modules"] = std::move(mods);
+  ordered_json fs = ordered_json::array();
+  for (const auto& f : r.findings)
+    fs.push_back({{"id", f.id}, {"severity", severity_name(f.severity)}, {"tensor", f.tensor}, {"message", f.message}});
+  j["findings"] = std::move(fs);
+  ordered_json pt = ordered_json::array();
+  for (const auto& [t, why] : r.passthrough) pt.push_back({{"tensor", t}, {"reason", why}});
+  j["passed_through"] = std::move(pt);
+  return j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+}
+
+std::string render_markdown(const Report& r) {
+  std::ostringstream o;
+  o << "# lora-verify report\n\n";
+  o << "**" << (r.pass ? "PASS" : "FAIL") << "**: " << cell(r.verdict) << "\n\n";
+  o << "| | |\n|---|---|\n";
+  o << "| input | `" << cell(r.input) << "` |\n";
+  if (!r.other.empty()) o << "| converted | `" << cell(r.other) << "` |\n";
+  o << "| dialect | " << cell(dialect_line(r)) << " |\n";
+  if (!r.layout.empty()) o << "| conversion | to " << r.layout << " layout, " << r.style << " style |\n";
+  const Summary& s = r.summary;
+  o << "| tensors | " << s.tensors << " (" << s.parts << " deltas, " << s.passthrough << " passed through, " << s.unused
+    << " unused) |\n";
+  o << "| modules | " << s.targets << " targets, " << s.fused_targets << " fused, " << s.zero_filled
+    << " missing parts zero-filled |\n";
+  o << "| equivalence | " << s.equivalent << " equivalent, " << s.different << " not; worst relative error "
+    << num(s.worst_relative_error) << " |\n\n";
+  o << "## Modules\n\n| target | status | relative error | tolerance | ranks in → out | strategy |\n"
+       "|---|---|---|---|---|---|\n";
+  for (const auto& m : r.modules)
+    o << "| `" << cell(m.target) << "` | " << m.status << " | " << num(m.relative_error) << " | " << num(m.tolerance)
+      << " | " << ranks(m.ranks_in) << " → " << ranks(m.ranks_out) << " | " << (m.strategy.empty() ? "-" : m.strategy)
+      << " |\n";
+  if (!r.findings.empty()) {
+    o << "\n## Findings\n\n| severity | id | tensor | message |\n|---|---|---|---|\n";
+    for (const auto& f : r.findings)
+      o << "| " << severity_name(f.severity) << " | `" << f.id << "` | `" << cell(f.tensor) << "` | " << cell(f.message)
+        << " |\n";
+  }
+  return o.str();
+}
+
+}  // namespace lv::report
