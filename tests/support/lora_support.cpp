@@ -1,0 +1,188 @@
+// Implementation of the LoRA-level test support.
+#include "support/lora_support.h"
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "flux/layout.h"
+#include "lora/keys.h"
+#include "safetensors/writer.h"
+
+namespace lv::test {
+
+std::shared_ptr<const st::SafetensorsFile> file_from_bytes(std::vector<uint8_t> bytes, const std::string& name) {
+  auto f = st::SafetensorsFile::from_bytes(std::move(bytes), name);
+  if (!f.ok()) {
+    ADD_FAILURE() << "invalid test file: " << f.error().message;
+    return nullptr;
+  }
+  return std::make_shared<const st::SafetensorsFile>(std::move(f).value());
+}
+
+std::shared_ptr<const st::SafetensorsFile> generated(const GenSpec& spec) {
+  auto bytes = generate_lora(spec);
+  if (!bytes.ok()) {
+    ADD_FAILURE() << "generator: " << bytes.error().message;
+    return nullptr;
+  }
+  return file_from_bytes(std::move(bytes).value(), "generated-" + spec.dialect + ".safetensors");
+}
+
+LoraModel load_or_die(std::shared_ptr<const st::SafetensorsFile> file, std::optional<flux::Layout> layout) {
+  LoadOptions o;
+  o.layout = layout;
+  auto m = load_lora(std::move(file), o);
+  if (!m.ok()) {
+    ADD_FAILURE() << "load: " << m.error().message;
+    return {};
+  }
+  return std::move(m).value();
+}
+
+std::vector<double> random_values(size_t n, uint64_t seed, double amplitude) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(-amplitude, amplitude);
+  std::vector<double> v(n);
+  for (auto& x : v) x = u(rng);
+  return v;
+}
+
+std::vector<uint8_t> build_file(const std::vector<Tensor>& tensors, const std::map<std::string, std::string>& meta) {
+  std::vector<std::vector<uint8_t>> buffers;
+  std::vector<st::TensorToWrite> out;
+  for (const auto& t : tensors) {
+    std::vector<uint8_t> b(t.values.size() * st::dtype_bits(t.dtype) / 8);
+    st::encode_from_double(t.dtype, t.values.data(), t.values.size(), b.data());
+    buffers.push_back(std::move(b));
+    out.push_back({t.name, t.dtype, t.shape, {}});
+  }
+  for (size_t i = 0; i < out.size(); ++i) out[i].data = buffers[i];
+  auto bytes = st::serialize(out, meta);
+  if (!bytes.ok()) {
+    ADD_FAILURE() << "serialize: " << bytes.error().message;
+    return {};
+  }
+  return std::move(bytes).value();
+}
+
+std::string fixtures_dir() {
+  if (const char* env = std::getenv("LV_FIXTURES_DIR")) return env;
+  return LV_FIXTURES_DIR;
+}
+
+bool fixtures_present() { return std::filesystem::is_directory(fixtures_dir()); }
+
+namespace {
+
+// FLUX.1 shape of a tensor name without a recorded shape.
+std::vector<uint64_t> inferred_shape(const std::string& name, int64_t rank) {
+  auto k = parse_key(name);
+  if (!k) return {static_cast<uint64_t>(rank)};
+  const flux::Layout l = flux::Layout::flux1_dev();
+  int64_t rows = 0, cols = 0;
+  if (k->naming == Naming::kDiffusers) {
+    auto pm = flux::find_diffusers(l, k->module);
+    if (!pm) return {static_cast<uint64_t>(rank)};
+    rows = pm->row_end - pm->row_begin;
+    cols = flux::find_target(l, pm->target)->cols;
+  } else {
+    auto t = flux::find_target(l, k->module);
+    if (!t) return {static_cast<uint64_t>(rank)};
+    rows = t->rows;
+    cols = t->cols;
+  }
+  switch (k->role) {
+    case Role::kDown: return {static_cast<uint64_t>(rank), static_cast<uint64_t>(cols)};
+    case Role::kUp: return {static_cast<uint64_t>(rows), static_cast<uint64_t>(rank)};
+    case Role::kAlpha: return {};
+    default: return {static_cast<uint64_t>(rows)};
+  }
+}
+
+}  // namespace
+
+std::vector<uint8_t> fixture_file(const std::string& fixture_name, uint64_t seed, st::DType dtype, int64_t rank) {
+  std::ifstream in(fixtures_dir() + "/" + fixture_name + ".json");
+  if (!in) {
+    ADD_FAILURE() << "cannot read fixture " << fixture_name;
+    return {};
+  }
+  nlohmann::json j = nlohmann::json::parse(in);
+  std::vector<Tensor> tensors;
+  uint64_t s = seed;
+  for (auto& [name, shape_json] : j["keys"].items()) {
+    Tensor t;
+    t.name = name;
+    if (shape_json.is_array()) t.shape = shape_json.get<std::vector<uint64_t>>();
+    else t.shape = inferred_shape(name, rank);
+    uint64_t n = 1;
+    for (auto d : t.shape) n *= d;
+    bool is_alpha = name.size() > 6 && name.compare(name.size() - 6, 6, ".alpha") == 0;
+    t.dtype = is_alpha ? st::DType::kF32 : dtype;
+    if (is_alpha) t.values = {static_cast<double>(1 + (s % 16))};
+    else {
+      // Factors of modest size so ΔW is well scaled; norm scales near 1.
+      double amp = t.shape.size() == 2 ? 1.0 / std::sqrt(static_cast<double>(t.shape[1])) : 0.1;
+      t.values = random_values(n, ++s, amp);
+    }
+    tensors.push_back(std::move(t));
+  }
+  return build_file(tensors);
+}
+
+std::string temp_dir() {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "lv-test-XXXXXX").string();
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  if (!mkdtemp(buf.data())) {
+    ADD_FAILURE() << "mkdtemp failed";
+    return "/tmp";
+  }
+  return buf.data();
+}
+
+CliResult run_cli(const std::vector<std::string>& args) {
+  std::string dir = temp_dir();
+  std::string out_path = dir + "/stdout", err_path = dir + "/stderr";
+  CliResult r;
+  pid_t pid = fork();
+  if (pid == 0) {
+    FILE* o = std::freopen(out_path.c_str(), "w", stdout);
+    FILE* e = std::freopen(err_path.c_str(), "w", stderr);
+    (void)o;
+    (void)e;
+    std::vector<char*> argv;
+    std::string bin = LV_CLI_PATH;
+    argv.push_back(bin.data());
+    std::vector<std::string> copy = args;
+    for (auto& a : copy) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(bin.c_str(), argv.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  auto slurp = [](const std::string& p) {
+    std::ifstream f(p);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+  };
+  r.out = slurp(out_path);
+  r.err = slurp(err_path);
+  std::filesystem::remove_all(dir);
+  return r;
+}
+
+}  // namespace lv::test

@@ -1,0 +1,134 @@
+// The lora-verify binary end to end: commands, exit codes, error lines, report files.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "support/lora_support.h"
+
+using lv::test::run_cli;
+
+namespace {
+
+std::string slurp(const std::string& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = lv::test::temp_dir();
+    sample_ = dir_ + "/sample.safetensors";
+    auto r = run_cli({"sample", sample_, "--tiny", "--rank", "3", "--no-proj-mlp", "--bias"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string dir_, sample_;
+};
+
+int error_lines(const std::string& err) {
+  int n = 0;
+  std::istringstream in(err);
+  for (std::string line; std::getline(in, line);) n += line.rfind("error: ", 0) == 0;
+  return n;
+}
+
+}  // namespace
+
+TEST_F(Cli, HelpAndVersion) {
+  auto h = run_cli({"--help"});
+  EXPECT_EQ(h.exit_code, 0);
+  EXPECT_NE(h.out.find("exit codes"), std::string::npos);
+  EXPECT_NE(h.out.find("compare SOURCE CONVERTED"), std::string::npos);
+  auto v = run_cli({"--version"});
+  EXPECT_EQ(v.exit_code, 0);
+  EXPECT_EQ(v.out, std::string("lora-verify ") + LV_VERSION + "\n");
+}
+
+TEST_F(Cli, UsageErrorsExit64) {
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {}, {"--bogus"}, {sample_, "--to", "sideways"}, {sample_, "--style", "x"}, {"convert", sample_}, {"compare", sample_},
+           {sample_, "--threads", "0"}}) {
+    auto r = run_cli(args);
+    EXPECT_EQ(r.exit_code, 64) << r.err;
+    EXPECT_EQ(error_lines(r.err), 1) << r.err;
+  }
+}
+
+TEST_F(Cli, MissingFileExits66AndMalformedExits65) {
+  auto missing = run_cli({dir_ + "/nope.safetensors"});
+  EXPECT_EQ(missing.exit_code, 66);
+  EXPECT_EQ(error_lines(missing.err), 1);
+  EXPECT_NE(missing.err.find("nope.safetensors"), std::string::npos);
+  std::string bad = dir_ + "/bad.safetensors";
+  std::ofstream(bad, std::ios::binary) << std::string("\x10\0\0\0\0\0\0\0{\"a\":1}        ", 23);
+  for (const char* cmd : {"inspect", "verify"}) {
+    auto r = run_cli({cmd, bad});
+    EXPECT_EQ(r.exit_code, 65) << cmd << r.err;
+    EXPECT_EQ(error_lines(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find("bad.safetensors"), std::string::npos) << r.err;
+  }
+}
+
+TEST_F(Cli, VerifyPassesOnTheSampleAndWritesReports) {
+  auto r = run_cli({sample_, "--json", dir_ + "/r.json", "--markdown", dir_ + "/r.md"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out.rfind("PASS: equivalent", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("missing parts zero-filled"), std::string::npos);
+  auto j = nlohmann::json::parse(slurp(dir_ + "/r.json"));
+  EXPECT_EQ(j["verdict"], "pass");
+  EXPECT_EQ(j["dialect"], "diffusers");
+  EXPECT_EQ(j["summary"]["zero_filled_parts"], 2);  // two single blocks without proj_mlp
+  ASSERT_FALSE(j["modules"].empty());
+  for (const char* key : {"target", "status", "relative_error", "tolerance", "ranks_in", "ranks_out"})
+    EXPECT_TRUE(j["modules"][0].contains(key)) << key;
+  EXPECT_NE(slurp(dir_ + "/r.md").find("| target | status |"), std::string::npos);
+  // Deterministic bytes for the same input.
+  auto again = run_cli({sample_, "--json", "-"});
+  EXPECT_EQ(again.out, slurp(dir_ + "/r.json"));
+}
+
+TEST_F(Cli, ConvertWritesAVerifiedFileAndNeverTheInput) {
+  std::string out = dir_ + "/out.safetensors";
+  auto r = run_cli({"convert", sample_, "-o", out, "--style", "comfy"});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(std::filesystem::exists(out));
+  auto cmp = run_cli({"compare", sample_, out});
+  EXPECT_EQ(cmp.exit_code, 0) << cmp.out;
+  std::string before = slurp(sample_);
+  auto self = run_cli({"convert", sample_, "-o", sample_});
+  EXPECT_EQ(self.exit_code, 73) << self.err;
+  EXPECT_EQ(slurp(sample_), before);
+  // Back to diffusers, then compare against the original.
+  std::string back = dir_ + "/back.safetensors";
+  EXPECT_EQ(run_cli({"convert", out, "-o", back}).exit_code, 0);
+  EXPECT_EQ(run_cli({"compare", sample_, back}).exit_code, 0);
+}
+
+TEST_F(Cli, CompareFailsOnAWrongConversionWithExit1) {
+  std::string other = dir_ + "/other.safetensors";
+  ASSERT_EQ(run_cli({"sample", other, "--tiny", "--rank", "3", "--seed", "99", "--dialect", "kohya"}).exit_code, 0);
+  auto r = run_cli({"compare", sample_, other, "--json", "-"});
+  EXPECT_EQ(r.exit_code, 1);
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["verdict"], "fail");
+  EXPECT_GT(j["summary"]["not_equivalent"].get<int>(), 0);
+}
+
+TEST_F(Cli, InspectDescribesTheContainerAndDialect) {
+  auto r = run_cli({"inspect", sample_});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("valid safetensors"), std::string::npos);
+  EXPECT_NE(r.out.find("dialect: diffusers"), std::string::npos) << r.out;
+  auto j = run_cli({"inspect", sample_, "--json"});
+  EXPECT_EQ(j.exit_code, 0);
+  auto parsed = nlohmann::json::parse(j.out);
+  EXPECT_EQ(parsed["valid"], true);
+  EXPECT_EQ(parsed["dialect"], "diffusers");
+}

@@ -1,0 +1,348 @@
+// The reference converter: every fusion strategy, partial key sets, scales, the norm_out
+// swap, biases, styles, round trips — each verified by the equivalence engine.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "lora/converter.h"
+#include "report/pipeline.h"
+#include "safetensors/writer.h"
+#include "support/lora_support.h"
+#include "verify/equivalence.h"
+
+using namespace lv;
+using lv::test::generated;
+using lv::test::load_or_die;
+
+namespace {
+
+const flux::Layout kTiny = flux::Layout::tiny();
+
+GenSpec tiny_spec(const std::string& dialect = "diffusers") {
+  GenSpec s;
+  s.layout = kTiny;
+  s.dialect = dialect;
+  s.rank = 4;
+  s.dtype = st::DType::kF32;
+  s.seed = 11;
+  return s;
+}
+
+struct Converted {
+  Conversion conv;
+  std::shared_ptr<const st::SafetensorsFile> file;
+  LoraModel model;
+};
+
+Converted convert_and_reload(const LoraModel& in, OutputLayout to, Style style, std::optional<st::DType> dtype = {}) {
+  ConvertOptions o;
+  o.to = to;
+  o.style = style;
+  o.dtype = dtype;
+  auto c = convert(in, o);
+  EXPECT_TRUE(c.ok()) << (c.ok() ? "" : c.error().message);
+  Converted r{std::move(c).value(), nullptr, {}};
+  auto bytes = st::serialize(tensors_to_write(r.conv), r.conv.metadata);
+  EXPECT_TRUE(bytes.ok());
+  r.file = lv::test::file_from_bytes(std::move(bytes).value(), "converted.safetensors");
+  r.model = load_or_die(r.file, in.layout);
+  return r;
+}
+
+verify::CompareResult compare_or_die(const LoraModel& a, const LoraModel& b) {
+  auto r = verify::compare(a, b);
+  EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message);
+  return std::move(r).value();
+}
+
+void expect_equivalent(const LoraModel& a, const LoraModel& b, double max_error = 1e-6) {
+  auto r = compare_or_die(a, b);
+  EXPECT_TRUE(r.all_equivalent);
+  for (const auto& m : r.modules) {
+    EXPECT_EQ(m.status, verify::ModuleStatus::kEquivalent) << m.target << " " << m.message;
+    EXPECT_LE(m.relative_error, max_error) << m.target;
+  }
+}
+
+const OutTensor* find_out(const Conversion& c, const std::string& name) {
+  for (const auto& t : c.tensors)
+    if (t.name == name) return &t;
+  return nullptr;
+}
+
+std::vector<double> decode(const st::TensorView& t) {
+  std::vector<double> v(t.numel);
+  st::decode_to_double(t.dtype, t.data, t.numel, v.data());
+  return v;
+}
+
+}  // namespace
+
+TEST(Convert, CompleteDiffusersToEveryBflStyleIsEquivalent) {
+  auto in = load_or_die(generated(tiny_spec()), kTiny);
+  ASSERT_EQ(in.dialect, "diffusers");
+  for (Style s : {Style::kKohya, Style::kComfy, Style::kPeft, Style::kBfl}) {
+    SCOPED_TRACE(std::string(style_name(s)));
+    auto out = convert_and_reload(in, OutputLayout::kBfl, s);
+    EXPECT_EQ(out.model.parts.size(), flux::bfl_targets(kTiny).size());
+    expect_equivalent(in, out.model);
+  }
+}
+
+TEST(Convert, SharedScaleUsesAlphaRewriteAndKeepsWeightsBitExact) {
+  auto in = load_or_die(generated(tiny_spec()), kTiny);
+  auto out = convert_and_reload(in, OutputLayout::kBfl, Style::kKohya);
+  bool saw_fused = false;
+  for (const auto& m : out.conv.modules)
+    if (m.target == "single_blocks.0.linear1") {
+      EXPECT_EQ(m.strategy, Strategy::kAlphaRewrite);
+      EXPECT_EQ(m.rank, 16);
+      saw_fused = true;
+    }
+  ASSERT_TRUE(saw_fused);
+  // alpha = s · Σr = 1 · 16 and the stacked down holds the parts' downs byte for byte.
+  const OutTensor* alpha = find_out(out.conv, "lora_unet_single_blocks_0_linear1.alpha");
+  ASSERT_TRUE(alpha);
+  float a = 0;
+  std::memcpy(&a, alpha->data().data(), 4);
+  EXPECT_EQ(a, 16.0f);
+  const OutTensor* down = find_out(out.conv, "lora_unet_single_blocks_0_linear1.lora_down.weight");
+  const st::TensorView* q = in.file->find("transformer.single_transformer_blocks.0.attn.to_q.lora_A.weight");
+  ASSERT_TRUE(down && q);
+  EXPECT_EQ(std::memcmp(down->data().data(), q->data, q->nbytes), 0);
+}
+
+TEST(Convert, MissingProjMlpGivesExactlyZeroRows) {
+  GenSpec spec = tiny_spec();
+  spec.proj_mlp = false;
+  auto in = load_or_die(generated(spec), kTiny);
+  auto out = convert_and_reload(in, OutputLayout::kBfl, Style::kKohya);
+  expect_equivalent(in, out.model);
+  const st::TensorView* up = out.file->find("lora_unet_single_blocks_1_linear1.lora_up.weight");
+  ASSERT_TRUE(up);
+  ASSERT_EQ(up->shape[0], static_cast<uint64_t>(3 * kTiny.hidden + kTiny.mlp));
+  auto v = decode(*up);
+  const uint64_t r = up->shape[1];
+  for (uint64_t row = 3 * kTiny.hidden; row < up->shape[0]; ++row)
+    for (uint64_t c = 0; c < r; ++c) ASSERT_EQ(v[row * r + c], 0.0) << "row " << row;
+  int zero_filled = 0;
+  for (const auto& m : out.conv.modules) zero_filled += m.zero_filled;
+  EXPECT_EQ(zero_filled, static_cast<int>(kTiny.single_blocks));
+}
+
+TEST(Convert, PartialKeySetsConvert) {
+  const std::vector<std::vector<std::string>> skips = {
+      {"attn.to_q", "attn.to_k", "attn.to_v"},  // only proj_mlp in single blocks
+      {"attn.to_q", "attn.to_k", "proj_mlp"},   // only to_v
+      {"attn.to_k", "proj_mlp"},                // to_q + to_v
+      {"attn.add_k_proj"},                      // double block text stream without k
+  };
+  for (const auto& skip : skips) {
+    GenSpec spec = tiny_spec();
+    spec.skip = skip;
+    auto in = load_or_die(generated(spec), kTiny);
+    for (Style s : {Style::kKohya, Style::kPeft}) {
+      auto out = convert_and_reload(in, OutputLayout::kBfl, s);
+      expect_equivalent(in, out.model);
+    }
+  }
+}
+
+TEST(Convert, MixedRanksAndPerPartAlphaFoldScales) {
+  GenSpec spec = tiny_spec();
+  spec.mixed_ranks = true;
+  spec.alpha = 3;
+  spec.per_part_alpha = true;
+  auto in = load_or_die(generated(spec), kTiny);
+  auto out = convert_and_reload(in, OutputLayout::kBfl, Style::kKohya);
+  expect_equivalent(in, out.model);
+  bool folded = false;
+  for (const auto& m : out.conv.modules) folded |= m.strategy == Strategy::kFolded;
+  EXPECT_TRUE(folded);
+  // BF16 output of an F32 source still passes at BF16's tolerance.
+  auto bf = convert_and_reload(in, OutputLayout::kBfl, Style::kComfy, st::DType::kBF16);
+  expect_equivalent(in, bf.model, 0.05);
+}
+
+TEST(Convert, ScaleFromMetadataAndRsLora) {
+  GenSpec spec = tiny_spec();
+  spec.metadata_alpha = true;
+  auto in = load_or_die(generated(spec), kTiny);
+  ASSERT_FALSE(in.parts.empty());
+  EXPECT_DOUBLE_EQ(in.parts[0].scale, 2.0);  // lora_alpha 2r over r
+  spec.rslora = true;
+  auto rs = load_or_die(generated(spec), kTiny);
+  EXPECT_DOUBLE_EQ(rs.parts[0].scale, 8.0 / 2.0);  // 2r / sqrt(r) at r = 4
+  for (const auto* m : {&in, &rs}) {
+    auto out = convert_and_reload(*m, OutputLayout::kBfl, Style::kPeft);
+    expect_equivalent(*m, out.model);
+    EXPECT_EQ(out.conv.metadata.count("lora_adapter_metadata"), 0u);
+  }
+}
+
+TEST(Convert, NormOutSwapsTheHalvesOfBOnlyAndBiasToo) {
+  GenSpec spec = tiny_spec();
+  spec.bias = true;
+  auto in = load_or_die(generated(spec), kTiny);
+  auto out = convert_and_reload(in, OutputLayout::kBfl, Style::kBfl);
+  expect_equivalent(in, out.model);
+  const st::TensorView* b_in = in.file->find("transformer.norm_out.linear.lora_B.weight");
+  const st::TensorView* a_in = in.file->find("transformer.norm_out.linear.lora_A.weight");
+  const st::TensorView* b_out = out.file->find("final_layer.adaLN_modulation.1.lora_B.weight");
+  const st::TensorView* a_out = out.file->find("final_layer.adaLN_modulation.1.lora_A.weight");
+  const st::TensorView* bias_in = in.file->find("transformer.norm_out.linear.lora_B.bias");
+  const st::TensorView* bias_out = out.file->find("final_layer.adaLN_modulation.1.lora_B.bias");
+  ASSERT_TRUE(b_in && a_in && b_out && a_out && bias_in && bias_out);
+  EXPECT_EQ(std::memcmp(a_in->data, a_out->data, a_in->nbytes), 0) << "A must be untouched";
+  const uint64_t rows = b_in->shape[0], r = b_in->shape[1], half = rows / 2;
+  auto bi = decode(*b_in), bo = decode(*b_out), ci = decode(*bias_in), co = decode(*bias_out);
+  for (uint64_t i = 0; i < rows; ++i) {
+    for (uint64_t c = 0; c < r; ++c) ASSERT_EQ(bo[i * r + c], bi[((i + half) % rows) * r + c]);
+    ASSERT_EQ(co[i], ci[(i + half) % rows]);
+  }
+}
+
+TEST(Convert, BiasDeltasBecomeDiffBInKohyaStyle) {
+  GenSpec spec = tiny_spec();
+  spec.bias = true;
+  spec.alpha = 2;  // PEFT bias is scaled by alpha/r; diff_b carries the scaled value
+  auto in = load_or_die(generated(spec), kTiny);
+  auto out = convert_and_reload(in, OutputLayout::kBfl, Style::kKohya);
+  expect_equivalent(in, out.model);
+  EXPECT_TRUE(out.file->find("lora_unet_double_blocks_0_img_attn_qkv.diff_b"));
+}
+
+TEST(Convert, RoundTripDiffusersBflDiffusersIsExact) {
+  GenSpec spec = tiny_spec();
+  spec.mixed_ranks = true;
+  spec.proj_mlp = false;
+  auto in = load_or_die(generated(spec), kTiny);
+  auto bfl = convert_and_reload(in, OutputLayout::kBfl, Style::kKohya);
+  auto back = convert_and_reload(bfl.model, OutputLayout::kDiffusers, Style::kDiffusers);
+  expect_equivalent(in, back.model, 1e-14);
+  // Block-diagonal ups split into their own columns: every part gets its own rank back.
+  for (const auto& p : back.model.parts) {
+    const std::string down = p.source_module + ".lora_A.weight";
+    const st::TensorView* orig = in.file->find(down);
+    ASSERT_TRUE(orig) << down;
+    EXPECT_EQ(p.rank(), static_cast<int64_t>(orig->shape[0])) << p.source_module;
+  }
+}
+
+TEST(Convert, RoundTripKohyaDiffusersKohyaIsExact) {
+  GenSpec spec = tiny_spec("kohya");
+  spec.alpha = 2;
+  auto in = load_or_die(generated(spec), kTiny);
+  ASSERT_EQ(in.dialect, "kohya");
+  auto diff = convert_and_reload(in, OutputLayout::kDiffusers, Style::kDiffusers);
+  expect_equivalent(in, diff.model, 1e-14);
+  auto back = convert_and_reload(diff.model, OutputLayout::kBfl, Style::kKohya);
+  expect_equivalent(in, back.model, 1e-14);
+}
+
+TEST(Convert, DenseCrossCheckOnSmallShapes) {
+  GenSpec spec = tiny_spec();
+  spec.mixed_ranks = true;
+  spec.alpha = 5;
+  spec.per_part_alpha = true;
+  spec.bias = true;
+  auto in = load_or_die(generated(spec), kTiny);
+  auto out = convert_and_reload(in, OutputLayout::kBfl, Style::kComfy);
+  for (const auto& t : flux::bfl_targets(kTiny)) {
+    std::vector<const Part*> a, b;
+    for (const auto& p : in.parts)
+      if (p.target == t.name) a.push_back(&p);
+    for (const auto& p : out.model.parts)
+      if (p.target == t.name) b.push_back(&p);
+    Eigen::MatrixXd da = verify::dense_delta(a, t.rows, t.cols), db = verify::dense_delta(b, t.rows, t.cols);
+    ASSERT_GT(da.norm(), 0) << t.name;
+    EXPECT_LE((da - db).norm() / da.norm(), 1e-6) << t.name;
+  }
+}
+
+TEST(Convert, NamedAdaptersAndMixedSuffixesInOneFile) {
+  const int64_t H = kTiny.hidden;
+  std::vector<test::Tensor> ts = {
+      {"transformer.transformer_blocks.0.attn.to_q.lora_A.default.weight", {2, (uint64_t)H}, test::random_values(2 * H, 1)},
+      {"transformer.transformer_blocks.0.attn.to_q.lora_B.default.weight", {(uint64_t)H, 2}, test::random_values(2 * H, 2)},
+      {"transformer.transformer_blocks.0.attn.to_k.lora.down.weight", {2, (uint64_t)H}, test::random_values(2 * H, 3)},
+      {"transformer.transformer_blocks.0.attn.to_k.lora.up.weight", {(uint64_t)H, 2}, test::random_values(2 * H, 4)},
+  };
+  auto in = load_or_die(test::file_from_bytes(test::build_file(ts)), kTiny);
+  ASSERT_EQ(in.parts.size(), 2u);
+  auto out = convert_and_reload(in, OutputLayout::kBfl, Style::kKohya);
+  expect_equivalent(in, out.model);
+}
+
+TEST(Convert, TextEncoderTensorsPassThroughUnchanged) {
+  GenSpec spec = tiny_spec();
+  spec.text_encoder = true;
+  auto in = load_or_die(generated(spec), kTiny);
+  ASSERT_EQ(in.passthrough.size(), 6u);
+  auto out = convert_and_reload(in, OutputLayout::kBfl, Style::kKohya);
+  for (const auto& p : in.passthrough) {
+    const st::TensorView* a = in.file->find(p.tensor);
+    const st::TensorView* b = out.file->find(p.tensor);
+    ASSERT_TRUE(a && b) << p.tensor;
+    EXPECT_EQ(std::memcmp(a->data, b->data, a->nbytes), 0);
+  }
+  EXPECT_EQ(out.conv.passthrough, 6);
+}
+
+TEST(Convert, DoraIsRefusedNamingTheModule) {
+  const int64_t H = kTiny.hidden;
+  std::vector<test::Tensor> ts = {
+      {"lora_transformer_transformer_blocks_0_attn_to_q.lora_down.weight", {2, (uint64_t)H}, test::random_values(2 * H, 1)},
+      {"lora_transformer_transformer_blocks_0_attn_to_q.lora_up.weight", {(uint64_t)H, 2}, test::random_values(2 * H, 2)},
+      {"lora_transformer_transformer_blocks_0_attn_to_q.dora_scale", {1, (uint64_t)H}, test::random_values(H, 3)},
+  };
+  auto in = load_or_die(test::file_from_bytes(test::build_file(ts)), kTiny);
+  ConvertOptions o;
+  auto c = convert(in, o);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().code, ErrorCode::kBadInput);
+  EXPECT_NE(c.error().message.find("transformer_blocks_0_attn_to_q"), std::string::npos) << c.error().message;
+  EXPECT_NE(c.error().message.find("DoRA"), std::string::npos);
+}
+
+TEST(Convert, StyleMustMatchLayout) {
+  auto in = load_or_die(generated(tiny_spec()), kTiny);
+  ConvertOptions o;
+  o.to = OutputLayout::kBfl;
+  o.style = Style::kDiffusers;
+  auto c = convert(in, o);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().code, ErrorCode::kUsage);
+}
+
+TEST(Convert, OutputMetadataRecordsTheConversion) {
+  auto in = load_or_die(generated(tiny_spec()), kTiny);
+  auto out = convert_and_reload(in, OutputLayout::kBfl, Style::kComfy);
+  EXPECT_EQ(out.file->metadata().at("lora_verify.source_dialect"), "diffusers");
+  EXPECT_EQ(out.file->metadata().at("lora_verify.style"), "comfy");
+  EXPECT_EQ(out.file->metadata().at("lora_verify.version"), LV_VERSION);
+}
+
+TEST(Convert, NeverWritesOverItsInput) {
+  std::string dir = test::temp_dir();
+  std::string path = dir + "/in.safetensors";
+  auto bytes = generate_lora(tiny_spec());
+  ASSERT_TRUE(bytes.ok());
+  {
+    std::ofstream f(path, std::ios::binary);
+    f.write(reinterpret_cast<const char*>(bytes->data()), static_cast<std::streamsize>(bytes->size()));
+  }
+  auto file = st::SafetensorsFile::open(path);
+  ASSERT_TRUE(file.ok());
+  report::PipelineOptions o;
+  o.layout = kTiny;
+  auto r = report::run_convert(std::make_shared<const st::SafetensorsFile>(std::move(file).value()), dir + "/./in.safetensors", o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kCannotCreate);
+  auto again = st::SafetensorsFile::open(path);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->file_bytes(), bytes->size());
+  std::filesystem::remove_all(dir);
+}
