@@ -25,6 +25,13 @@ struct Layout {
   static Layout flux1_dev() { return Layout{}; }
   // A small layout with the same structure, for fast tests and fuzzing.
   static Layout tiny();
+  // FLUX.1-dev dimensions with no limit on block indices: for deciding what a name means
+  // before the file's block counts are known.
+  static Layout any_blocks() {
+    Layout l;
+    l.double_blocks = l.single_blocks = 1'000'000'000;
+    return l;
+  }
 };
 
 // One BFL Linear module a LoRA can target.

@@ -135,10 +135,6 @@ int split_index_of(std::string& module) {
   return c - '0';
 }
 
-// Naming is decided by the module table alone; block ranges are checked later, against
-// the layout inferred from the whole file.
-const flux::Layout kAnyBlockCount{.double_blocks = 1'000'000'000, .single_blocks = 1'000'000'000};
-
 }  // namespace
 
 std::string_view role_name(Role r) {
@@ -202,9 +198,11 @@ std::optional<ParsedKey> parse_key(std::string_view raw) {
           base_dialect = "xlabs";
           break;
         }
+        // Naming is decided by the module table alone; block ranges are checked later,
+        // against the layout inferred from the whole file.
         std::string bfl = module;
         int split = split_index_of(bfl);
-        if (flux::find_target(kAnyBlockCount, bfl)) {
+        if (flux::find_target(flux::Layout::any_blocks(), bfl)) {
           key.naming = Naming::kBfl;
           key.split_index = split;
           module = bfl;

@@ -279,7 +279,7 @@ Result<LoraModel> load_lora(std::shared_ptr<const st::SafetensorsFile> file, con
     std::map<uint64_t, int64_t> widths;
     for (auto& [t, k] : keyed) {
       if (k.role != Role::kDown || !is_matrix(t)) continue;
-      auto p = place(flux::Layout{.double_blocks = 1'000'000'000, .single_blocks = 1'000'000'000}, k);
+      auto p = place(flux::Layout::any_blocks(), k);
       if (p && p->cols == layout.hidden) widths[t->shape[1]]++;
     }
     if (!widths.empty()) {
@@ -361,6 +361,15 @@ Result<LoraModel> load_lora(std::shared_ptr<const st::SafetensorsFile> file, con
     bool dup = std::any_of(g.tensors.begin(), g.tensors.end(), [](auto& p) { return p.second == nullptr; });
     if (dup) {
       unused("lora.tensor.unused", Severity::kError, "not used: module " + name + " has duplicate tensors");
+      continue;
+    }
+    const TensorView* bad_dtype = nullptr;
+    for (auto& [role, t] : g.tensors)
+      if (role != Role::kAlpha && !st::dtype_is_decodable(t->dtype)) bad_dtype = t;
+    if (bad_dtype) {
+      unused("lora.dtype.unsupported", Severity::kError,
+             "not used: module " + name + ": tensor '" + bad_dtype->name + "' is " +
+                 std::string(st::dtype_name(bad_dtype->dtype)) + "; LoRA factors must be F32, F64, F16, BF16 or F8");
       continue;
     }
     auto placement = place(layout, g.key);
@@ -564,17 +573,22 @@ Result<LoraModel> load_lora(std::shared_ptr<const st::SafetensorsFile> file, con
     findings.push_back({"lora.tensor.unknown", Severity::kWarning, t->name,
                         "not used: the name matches no LoRA dialect of FLUX.1 (shape " + fmt_shape(t->shape) + ")"});
 
-  // Overlapping parts on one target are legal (they add) but usually a duplicate.
+  // Overlapping parts on one target are legal (they add) but usually a duplicate. A sweep
+  // over row starts finds them in O(n log n), whatever a hostile file holds.
   std::map<std::string, std::vector<const Part*>> by_target;
   for (const auto& p : model.parts) by_target[p.target].push_back(&p);
-  for (auto& [target, parts] : by_target)
-    for (size_t i = 0; i < parts.size(); ++i)
-      for (size_t j = i + 1; j < parts.size(); ++j)
-        if (parts[i]->row_begin < parts[j]->row_end && parts[j]->row_begin < parts[i]->row_end &&
-            parts[i]->source_module != parts[j]->source_module)
-          findings.push_back({"lora.module.overlap", Severity::kWarning, target,
-                              "modules " + parts[i]->source_module + " and " + parts[j]->source_module +
-                                  " both change rows of " + target + "; their deltas add"});
+  for (auto& [target, parts] : by_target) {
+    std::sort(parts.begin(), parts.end(), [](const Part* a, const Part* b) { return a->row_begin < b->row_begin; });
+    const Part* widest = nullptr;
+    for (const Part* p : parts) {
+      if (widest && p->row_begin < widest->row_end && p->source_module != widest->source_module) {
+        findings.push_back({"lora.module.overlap", Severity::kWarning, target,
+                            "modules " + widest->source_module + " and " + p->source_module + " both change rows of " +
+                                target + "; their deltas add"});
+      }
+      if (!widest || p->row_end > widest->row_end) widest = p;
+    }
+  }
   return model;
 }
 
