@@ -44,6 +44,8 @@ options:
   --markdown FILE        also write the report as Markdown ("-" prints it instead of text)
   --all                  list every module in the text report, not only failing ones
   --threads N            threads for the equivalence checks (default 2)
+  --no-dense             refuse LoKr/LoHa deltas on fused targets instead of writing
+                         them as dense .diff tensors
   -o, --output FILE      output file of convert (never the input; written atomically)
 
 sample options:
@@ -88,7 +90,7 @@ const std::map<std::string, bool> kOptions = {  // name → takes a value
     {"--to", true},      {"--style", true},  {"--dtype", true},  {"--json", true},    {"--markdown", true},
     {"--threads", true}, {"-o", true},       {"--output", true}, {"--dialect", true}, {"--rank", true},
     {"--seed", true},    {"--alpha", true},  {"--all", false},   {"--no-proj-mlp", false},
-    {"--bias", false},   {"--tiny", false},  {"--help", false},  {"--version", false},
+    {"--bias", false},   {"--tiny", false},  {"--no-dense", false},  {"--help", false},  {"--version", false},
 };
 
 std::optional<std::string> parse_args(int argc, char** argv, Args& a) {
@@ -150,6 +152,7 @@ std::optional<std::string> pipeline_options(const Args& a, lv::report::PipelineO
     o.dtype = lv::st::dtype_from_name(it->second);
     if (!o.dtype || !lv::st::dtype_is_encodable(*o.dtype)) return "--dtype must be F32, F64, F16 or BF16, got '" + it->second + "'";
   }
+  o.allow_dense = a.flags.count("--no-dense") == 0;
   if (auto it = a.values.find("--threads"); it != a.values.end()) {
     int64_t n = 0;
     if (auto e = parse_int(it->second, 1, 256, n)) return "--threads: " + *e;

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <map>
 
+#include "lora/delta.h"
 #include "lora/keys.h"
 
 namespace lv {
@@ -172,6 +173,53 @@ class ModuleBuilder {
     out_.modules.push_back(mod);
   }
 
+ // A dense `.diff` module: the sum of every part's delta on the module's rows, computed in
+  // double and rounded once. For adapter forms (LoKr, LoHa) that cannot be split into
+  // parts or renamed 1:1.
+  void build_dense(const Spelling& sp, const std::string& target, int64_t begin, int64_t end, bool swap, int64_t cols,
+                   const std::vector<const Part*>& parts, std::vector<Contribution> contribs, int zero_filled) {
+    const int64_t rows = end - begin;
+    std::vector<const TensorView*> dtypes_in;
+    for (const auto& c : contribs) {
+      for (const TensorView* t : {c.part->up, c.part->diff, c.part->w1, c.part->w1_a, c.part->w2, c.part->w2_a,
+                                  c.part->hada_w1_a, c.part->bias})
+        if (t) dtypes_in.push_back(t);
+    }
+    const DType out = opt_.dtype.value_or(dtypes_in.empty() ? DType::kF32 : common_dtype(dtypes_in));
+    OutTensor t;
+    t.name = sp.module + ".diff";
+    t.dtype = out;
+    t.shape = {static_cast<uint64_t>(rows), static_cast<uint64_t>(cols)};
+    t.owned.resize(static_cast<size_t>(rows * cols) * elem_bytes(out));
+    std::vector<double> acc(static_cast<size_t>(cols)), tmp(static_cast<size_t>(cols));
+    std::vector<PartRows> evals;
+    for (const Part* p : parts) evals.emplace_back(*p);
+    for (int64_t j = 0; j < rows; ++j) {
+      std::fill(acc.begin(), acc.end(), 0.0);
+      const int64_t tr = target_row(begin, end, swap, j);
+      for (size_t i = 0; i < parts.size(); ++i) {
+        const Part& p = *parts[i];
+        if (tr < p.row_begin || tr >= p.row_end || p.form == PartForm::kBiasOnly) continue;
+        const int64_t plen = p.row_end - p.row_begin;
+        int64_t k = tr - p.row_begin;
+        if (p.swap_halves) k = (k + plen / 2) % plen;
+        evals[i].row(k, tmp.data());
+        for (int64_t c = 0; c < cols; ++c) acc[static_cast<size_t>(c)] += tmp[static_cast<size_t>(c)];
+      }
+      st::encode_from_double(out, acc.data(), acc.size(), t.owned.data() + static_cast<size_t>(j * cols) * elem_bytes(out));
+    }
+    const uint64_t bytes = t.owned.size();
+    out_.tensors.push_back(std::move(t));
+    std::vector<const Contribution*> biased;
+    for (const auto& c : contribs)
+      if (c.part->bias) biased.push_back(&c);
+    if (!biased.empty()) out_.tensors.push_back(make_bias(sp.module + ".diff_b", biased, rows, out));
+    out_.modules.push_back({sp.module, target, Strategy::kDense, 0, static_cast<int>(parts.size()), zero_filled});
+    out_.notes.push_back({"convert.dense", Severity::kInfo, sp.module,
+                          "written as a dense .diff of " + std::to_string(rows) + "x" + std::to_string(cols) + " (" +
+                              std::to_string(bytes) + " bytes): its LoKr/LoHa delta does not split into parts"});
+  }
+
  private:
   static bool disjoint_rows(const std::vector<Contribution>& w, int64_t rows) {
     std::vector<uint8_t> used(static_cast<size_t>(rows), 0);
@@ -318,21 +366,25 @@ bool overlaps(const Part& p, int64_t b, int64_t e) { return p.row_begin < e && b
 
 // Adapter forms (LoKr, LoHa, dense diff) are renamed when their target is 1:1 with the
 // output module; otherwise they would have to become dense, which is refused for now.
-Status rename_adapter(const Part& p, const Spelling& sp, int64_t m0, int64_t m1, bool mswap, Conversion& out,
-                      const st::SafetensorsFile& file) {
-  if (p.row_begin != m0 || p.row_end != m1 || p.swap_halves != mswap) {
-    return make_error(ErrorCode::kBadInput,
-                      "refused: module " + p.source_module + " is a " +
-                          std::string(p.form == PartForm::kLoKr ? "LoKr" : p.form == PartForm::kLoHa ? "LoHa" : "dense diff") +
-                          " delta on rows " + std::to_string(p.row_begin) + ".." + std::to_string(p.row_end) + " of " +
-                          p.target + ", which does not map 1:1 onto output module " + sp.module +
-                          "; such deltas do not split into parts");
+bool maps_one_to_one(const Part& p, int64_t m0, int64_t m1, bool mswap) {
+  return p.row_begin == m0 && p.row_end == m1 && p.swap_halves == mswap;
+}
+
+std::string_view form_name(PartForm f) {
+  switch (f) {
+    case PartForm::kLoKr: return "LoKr";
+    case PartForm::kLoHa: return "LoHa";
+    case PartForm::kDense: return "dense diff";
+    default: return "LoRA";
   }
+}
+
+Status rename_adapter(const Part& p, const Spelling& sp, Conversion& out, const st::SafetensorsFile& file) {
   for (const std::string& name : p.source_tensors) {
     auto k = parse_key(name);
     const TensorView* t = file.find(name);
     if (!k || !t) return internal_error("tensor " + name + " of part " + p.source_module + " vanished");
-    if (k->role == Role::kDiffB) continue;  // written with the module's bias below
+    if (k->role == Role::kDiffB || k->role == Role::kBias) continue;  // written with the module's bias
     OutTensor o;
     o.name = sp.module + "." + std::string(role_name(k->role));
     o.dtype = t->dtype;
@@ -373,6 +425,7 @@ std::string_view strategy_name(Strategy s) {
     case Strategy::kFolded: return "folded";
     case Strategy::kBiasOnly: return "bias-only";
     case Strategy::kAdapterRename: return "adapter-rename";
+    case Strategy::kDense: return "dense";
   }
   return "?";
 }
@@ -422,14 +475,12 @@ Result<Conversion> convert(const LoraModel& model, const ConvertOptions& opt) {
 
     for (const Module& m : modules) {
       std::vector<Contribution> contribs;
+      std::vector<const Part*> here, adapters;
       for (const Part* p : parts) {
         if (!overlaps(*p, m.begin, m.end)) continue;
-        if (p->form == PartForm::kLowRank || p->form == PartForm::kBiasOnly) {
-          contribs.push_back(contribute(*p, m.begin, m.end, m.swap));
-          continue;
-        }
-        LV_TRY(rename_adapter(*p, m.sp, m.begin, m.end, m.swap, out, *model.file));
-        if (p->bias) contribs.push_back(contribute(*p, m.begin, m.end, m.swap));
+        here.push_back(p);
+        contribs.push_back(contribute(*p, m.begin, m.end, m.swap));
+        if (p->form != PartForm::kLowRank && p->form != PartForm::kBiasOnly) adapters.push_back(p);
       }
       // Diffusers parts of this module's rows that the input leaves out: zero delta.
       int zero_filled = 0;
@@ -438,7 +489,25 @@ Result<Conversion> convert(const LoraModel& model, const ConvertOptions& opt) {
         bool any = std::any_of(parts.begin(), parts.end(), [&](const Part* p) { return overlaps(*p, pm.row_begin, pm.row_end); });
         zero_filled += any ? 0 : 1;
       }
-      builder.build(m.sp, target, m.end - m.begin, first.target_cols, std::move(contribs), zero_filled);
+      if (adapters.empty()) {
+        builder.build(m.sp, target, m.end - m.begin, first.target_cols, std::move(contribs), zero_filled);
+        continue;
+      }
+      // One adapter alone on exactly this module: renamed, bit for bit.
+      const bool alone = here.size() == 1 && maps_one_to_one(*adapters[0], m.begin, m.end, m.swap);
+      if (alone) {
+        LV_TRY(rename_adapter(*adapters[0], m.sp, out, *model.file));
+        if (adapters[0]->bias) builder.build(m.sp, target, m.end - m.begin, first.target_cols, std::move(contribs), 0);
+        continue;
+      }
+      if (!opt.allow_dense)
+        return make_error(ErrorCode::kBadInput,
+                          "refused: module " + adapters[0]->source_module + " is a " + std::string(form_name(adapters[0]->form)) +
+                              " delta on rows " + std::to_string(adapters[0]->row_begin) + ".." +
+                              std::to_string(adapters[0]->row_end) + " of " + target + "; output module " + m.sp.module +
+                              " would need a dense .diff of " + std::to_string(m.end - m.begin) + "x" +
+                              std::to_string(first.target_cols) + " values, and dense output is not allowed");
+      builder.build_dense(m.sp, target, m.begin, m.end, m.swap, first.target_cols, here, std::move(contribs), zero_filled);
     }
   }
 

@@ -42,6 +42,7 @@ enum class Strategy {
   kFolded,      // scales folded into the stacked downs in double, rounded once
   kBiasOnly,
   kAdapterRename,  // LoKr / LoHa / dense diff copied under the new name
+  kDense,          // adapter deltas that do not split: a dense .diff of the module
 };
 std::string_view strategy_name(Strategy s);
 

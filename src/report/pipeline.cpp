@@ -128,6 +128,7 @@ ConvertOptions resolve_convert_options(const LoraModel& model, const PipelineOpt
   c.to = opt.to.value_or(dialect_is_bfl_named(model.dialect) ? OutputLayout::kDiffusers : OutputLayout::kBfl);
   c.style = opt.style.value_or(c.to == OutputLayout::kBfl ? Style::kKohya : Style::kDiffusers);
   c.dtype = opt.dtype;
+  c.allow_dense = opt.allow_dense;
   c.source_name = model.file->path();
   return c;
 }

@@ -18,6 +18,7 @@ struct PipelineOptions {
   std::optional<Style> style;       // default: kohya for BFL output, diffusers for diffusers output
   std::optional<st::DType> dtype;
   std::optional<flux::Layout> layout;  // default: inferred from the file
+  bool allow_dense = true;            // LoKr/LoHa on fused targets may become dense .diff
   int threads = 2;
 };
 
