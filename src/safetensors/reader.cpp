@@ -1,0 +1,179 @@
+// Strict safetensors reader: validates every rule of docs/safetensors.md, in the spec's
+// order, over a read-only mapping. Policy for names: empty names and names holding control
+// characters (< 0x20, 0x7f, including NUL written as \u0000) are rejected; names are at
+// most Limits::max_name_bytes bytes. Names are never used as paths.
+#include "safetensors/reader.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "safetensors/header_parser.h"
+
+namespace lv::st {
+namespace {
+
+class MappedBacking : public Backing {
+ public:
+  MappedBacking(void* p, size_t n) : p_(p), n_(n) {}
+  ~MappedBacking() override {
+    if (p_) munmap(p_, n_);
+  }
+  std::span<const uint8_t> bytes() const override { return {static_cast<const uint8_t*>(p_), n_}; }
+
+ private:
+  void* p_;
+  size_t n_;
+};
+
+class OwnedBacking : public Backing {
+ public:
+  explicit OwnedBacking(std::vector<uint8_t> v) : v_(std::move(v)) {}
+  std::span<const uint8_t> bytes() const override { return v_; }
+
+ private:
+  std::vector<uint8_t> v_;
+};
+
+std::string shape_str(const std::vector<uint64_t>& s) {
+  std::string o = "[";
+  for (size_t i = 0; i < s.size(); ++i) o += (i ? ", " : "") + std::to_string(s[i]);
+  return o + "]";
+}
+
+}  // namespace
+
+const TensorView* SafetensorsFile::find(std::string_view name) const {
+  auto it = std::lower_bound(tensors_.begin(), tensors_.end(), name,
+                             [](const TensorView& t, std::string_view n) { return t.name < n; });
+  return it != tensors_.end() && it->name == name ? &*it : nullptr;
+}
+
+Result<SafetensorsFile> SafetensorsFile::open(const std::string& path, const Limits& limits) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return make_error(ErrorCode::kCannotOpen, path + ": cannot open: " + std::strerror(errno));
+  struct stat st {};
+  if (fstat(fd, &st) != 0) {
+    int e = errno;
+    ::close(fd);
+    return make_error(ErrorCode::kIo, path + ": cannot stat: " + std::strerror(e));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return make_error(ErrorCode::kCannotOpen, path + ": not a regular file");
+  }
+  std::shared_ptr<const Backing> backing;
+  if (st.st_size == 0) {
+    backing = std::make_shared<OwnedBacking>(std::vector<uint8_t>{});
+  } else {
+    void* p = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) {
+      int e = errno;
+      ::close(fd);
+      return make_error(ErrorCode::kIo, path + ": cannot map: " + std::strerror(e));
+    }
+    backing = std::make_shared<MappedBacking>(p, static_cast<size_t>(st.st_size));
+  }
+  ::close(fd);
+  return validate(std::move(backing), path, limits);
+}
+
+Result<SafetensorsFile> SafetensorsFile::from_bytes(std::vector<uint8_t> bytes, std::string display_name, const Limits& limits) {
+  return validate(std::make_shared<OwnedBacking>(std::move(bytes)), std::move(display_name), limits);
+}
+
+Result<SafetensorsFile> SafetensorsFile::validate(std::shared_ptr<const Backing> backing, std::string path, const Limits& limits) {
+  const std::span<const uint8_t> b = backing->bytes();
+  const uint64_t size = b.size();
+  auto bad = [&](const std::string& msg) { return make_error(ErrorCode::kBadInput, path + ": " + msg); };
+
+  // Rule 1: length prefix.
+  if (size < 8) return bad("file is " + std::to_string(size) + " bytes, shorter than the 8-byte header length");
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | b[static_cast<size_t>(i)];
+  if (n > limits.max_header_bytes)
+    return bad("header length " + std::to_string(n) + " exceeds the limit of " + std::to_string(limits.max_header_bytes) + " bytes");
+  if (n > size - 8)
+    return bad("header length " + std::to_string(n) + " runs past the end of the file (" + std::to_string(size) + " bytes)");
+
+  // Rules 2-3: UTF-8 and JSON schema.
+  std::string_view text(reinterpret_cast<const char*>(b.data() + 8), static_cast<size_t>(n));
+  auto parsed = parse_header_json(text, limits);
+  if (!parsed.ok()) return bad(parsed.error().message);
+  ParsedHeader& h = parsed.value();
+  if (h.entries.size() > limits.max_tensors)
+    return bad(std::to_string(h.entries.size()) + " tensors exceed the limit of " + std::to_string(limits.max_tensors));
+
+  const uint64_t data_size = size - 8 - n;
+  // Rule 5 per tensor: byte size from shape and dtype, without wrap.
+  std::vector<uint64_t> nbytes(h.entries.size());
+  std::vector<uint64_t> numel(h.entries.size());
+  for (size_t i = 0; i < h.entries.size(); ++i) {
+    const HeaderEntry& e = h.entries[i];
+    uint64_t count = 1;
+    for (uint64_t d : e.shape)
+      if (__builtin_mul_overflow(count, d, &count))
+        return bad("tensor '" + e.name + "': shape " + shape_str(e.shape) + " has more than 2^64 elements");
+    uint64_t bits = 0;
+    if (__builtin_mul_overflow(count, static_cast<uint64_t>(dtype_bits(e.dtype)), &bits))
+      return bad("tensor '" + e.name + "': shape " + shape_str(e.shape) + " of " + std::string(dtype_name(e.dtype)) +
+                 " is more than 2^64 bits");
+    if (bits % 8 != 0)
+      return bad("tensor '" + e.name + "': shape " + shape_str(e.shape) + " of " + std::string(dtype_name(e.dtype)) +
+                 " is " + std::to_string(bits) + " bits, not a whole number of bytes");
+    numel[i] = count;
+    nbytes[i] = bits / 8;
+  }
+
+  // Rule 4: sorted by (begin, end), contiguous from 0, no gap, overlap or alias.
+  std::vector<size_t> order(h.entries.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t c) {
+    const auto& x = h.entries[a];
+    const auto& y = h.entries[c];
+    return x.begin != y.begin ? x.begin < y.begin : (x.end != y.end ? x.end < y.end : x.name < y.name);
+  });
+  uint64_t pos = 0;
+  for (size_t i : order) {
+    const HeaderEntry& e = h.entries[i];
+    if (e.end < e.begin)
+      return bad("tensor '" + e.name + "': data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) +
+                 "] end before they begin");
+    if (e.begin != pos)
+      return bad("tensor '" + e.name + "': data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) + "] " +
+                 (e.begin > pos ? "leave a gap after byte " : "overlap the previous tensor, which ends at byte ") +
+                 std::to_string(pos));
+    if (e.end - e.begin != nbytes[i])
+      return bad("tensor '" + e.name + "': data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) + "] hold " +
+                 std::to_string(e.end - e.begin) + " bytes but shape " + shape_str(e.shape) + " of " +
+                 std::string(dtype_name(e.dtype)) + " needs " + std::to_string(nbytes[i]) + " bytes");
+    pos = e.end;
+  }
+  // Rule 6: the data buffer ends exactly at the file's end.
+  if (pos != data_size)
+    return bad("tensors end at data byte " + std::to_string(pos) + " but the data buffer holds " + std::to_string(data_size) +
+               " bytes (" + (pos < data_size ? "trailing bytes" : "truncated file") + ")");
+
+  SafetensorsFile f;
+  f.backing_ = backing;
+  f.path_ = std::move(path);
+  f.metadata_ = std::move(h.metadata);
+  f.has_metadata_ = h.has_metadata;
+  f.header_bytes_ = n;
+  f.file_bytes_ = size;
+  const uint8_t* data = b.data() + 8 + n;
+  f.tensors_.reserve(h.entries.size());
+  for (size_t i = 0; i < h.entries.size(); ++i) {
+    HeaderEntry& e = h.entries[i];
+    f.tensors_.push_back(TensorView{std::move(e.name), e.dtype, std::move(e.shape), numel[i], data + e.begin, nbytes[i]});
+  }
+  std::sort(f.tensors_.begin(), f.tensors_.end(), [](const TensorView& a, const TensorView& c) { return a.name < c.name; });
+  return f;
+}
+
+}  // namespace lv::st

@@ -1,0 +1,360 @@
+// Factor-based equivalence of two canonical models (method and tolerance: equivalence.h).
+#include "verify/equivalence.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "lora/delta.h"
+
+namespace lv::verify {
+namespace {
+
+using Eigen::MatrixXd;
+
+// The local row of `p` that lands on target row t (undoing the half swap).
+int64_t local_row(const Part& p, int64_t t) {
+  const int64_t len = p.row_end - p.row_begin;
+  int64_t k = t - p.row_begin;
+  return p.swap_halves ? (k + len / 2) % len : k;
+}
+
+bool same_tensor(const st::TensorView* a, const st::TensorView* b) {
+  if (a == b) return true;
+  if (!a || !b) return false;
+  return a->dtype == b->dtype && a->shape == b->shape && a->nbytes == b->nbytes &&
+         std::memcmp(a->data, b->data, static_cast<size_t>(a->nbytes)) == 0;
+}
+
+bool same_part(const Part& a, const Part& b) {
+  return a.form == b.form && a.row_begin == b.row_begin && a.row_end == b.row_end && a.swap_halves == b.swap_halves &&
+         a.scale == b.scale && a.bias_scale == b.bias_scale && same_tensor(a.down, b.down) && same_tensor(a.up, b.up) &&
+         same_tensor(a.diff, b.diff) && same_tensor(a.w1, b.w1) && same_tensor(a.w1_a, b.w1_a) &&
+         same_tensor(a.w1_b, b.w1_b) && same_tensor(a.w2, b.w2) && same_tensor(a.w2_a, b.w2_a) &&
+         same_tensor(a.w2_b, b.w2_b) && same_tensor(a.hada_w1_a, b.hada_w1_a) && same_tensor(a.hada_w1_b, b.hada_w1_b) &&
+         same_tensor(a.hada_w2_a, b.hada_w2_a) && same_tensor(a.hada_w2_b, b.hada_w2_b) && same_tensor(a.bias, b.bias);
+}
+
+std::vector<const st::TensorView*> tensors_of(const Part& p) {
+  std::vector<const st::TensorView*> v;
+  for (const st::TensorView* t : {p.down, p.up, p.diff, p.w1, p.w1_a, p.w1_b, p.w2, p.w2_a, p.w2_b, p.hada_w1_a,
+                                  p.hada_w1_b, p.hada_w2_a, p.hada_w2_b, p.bias})
+    if (t) v.push_back(t);
+  return v;
+}
+
+MatrixXd to_matrix(const st::TensorView& t) {
+  const int64_t rows = t.shape.empty() ? 1 : static_cast<int64_t>(t.shape[0]);
+  const int64_t cols = rows == 0 ? 0 : static_cast<int64_t>(t.numel) / rows;
+  std::vector<double> v = decode_all(t);
+  MatrixXd m(rows, cols);
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) m(i, j) = v[static_cast<size_t>(i * cols + j)];
+  return m;
+}
+
+bool all_finite(const MatrixXd& m) { return m.allFinite(); }
+
+// R factor of a thin QR (min(rows, cols) × cols, upper trapezoidal).
+MatrixXd r_factor(const MatrixXd& m) {
+  Eigen::HouseholderQR<MatrixXd> qr(m);
+  const Eigen::Index k = std::min(m.rows(), m.cols());
+  return qr.matrixQR().topRows(k).triangularView<Eigen::Upper>();
+}
+
+// ‖U Vᵀ‖_F from thin QRs of U and V.
+double product_norm(const MatrixXd& u, const MatrixXd& v) {
+  if (u.cols() == 0 || u.rows() == 0 || v.rows() == 0) return 0.0;
+  return (r_factor(u) * r_factor(v).transpose()).norm();
+}
+
+// ‖U Vᵀ‖_F² from the Gram matrices (for norms of one side: no cancellation concern).
+double product_norm2_gram(const MatrixXd& u, const MatrixXd& v) {
+  if (u.cols() == 0) return 0.0;
+  MatrixXd gu = u.transpose() * u, gv = v.transpose() * v;
+  return std::max(0.0, gu.cwiseProduct(gv).sum());
+}
+
+struct Side {
+  std::vector<const Part*> parts;
+  std::vector<MatrixXd> downs, ups;  // decoded low-rank factors, per part
+};
+
+double roundoff(const std::vector<const Part*>& a, const std::vector<const Part*>& b) {
+  double u = std::ldexp(1.0, -24);
+  for (const auto* list : {&a, &b})
+    for (const Part* p : *list)
+      for (const st::TensorView* t : tensors_of(*p)) u = std::max(u, st::dtype_unit_roundoff(t->dtype));
+  return u;
+}
+
+std::vector<int64_t> ranks(const std::vector<const Part*>& ps) {
+  std::vector<int64_t> r;
+  for (const Part* p : ps) r.push_back(p->rank());
+  return r;
+}
+
+// Bias delta of one side on the target's rows.
+Eigen::VectorXd bias_of(const std::vector<const Part*>& ps, int64_t rows, bool& finite) {
+  Eigen::VectorXd b = Eigen::VectorXd::Zero(rows);
+  for (const Part* p : ps) {
+    if (!p->bias) continue;
+    std::vector<double> v = decode_all(*p->bias);
+    for (int64_t t = p->row_begin; t < p->row_end; ++t) {
+      double x = v[static_cast<size_t>(local_row(*p, t))];
+      if (!std::isfinite(x)) finite = false;
+      b(t) += p->bias_scale * x;
+    }
+  }
+  return b;
+}
+
+double rel(double err, double base) {
+  if (base > 0) return err / base;
+  return err > 0 ? std::numeric_limits<double>::infinity() : 0.0;
+}
+
+// Low-rank targets: per row segment, QR of the stacked factors.
+bool low_rank_errors(const Side& a, const Side& b, int64_t rows, double& err2, double& norm_a2, double& norm_b2,
+                     double& k_a, double& k_b, std::string& message) {
+  std::set<int64_t> cuts = {0, rows};
+  for (const Side* s : {&a, &b})
+    for (const Part* p : s->parts) {
+      cuts.insert(p->row_begin);
+      cuts.insert(p->row_end);
+      if (p->swap_halves) cuts.insert(p->row_begin + (p->row_end - p->row_begin) / 2);
+    }
+  for (const Side* s : {&a, &b})
+    for (size_t i = 0; i < s->parts.size(); ++i) {
+      if (!all_finite(s->downs[i]) || !all_finite(s->ups[i])) {
+        message = "non-finite values in " + s->parts[i]->source_module;
+        return false;
+      }
+      const double kk = std::fabs(s->parts[i]->scale) * s->ups[i].norm() * s->downs[i].norm();
+      (s == &a ? k_a : k_b) += kk;
+    }
+  std::vector<int64_t> cut(cuts.begin(), cuts.end());
+  for (size_t c = 0; c + 1 < cut.size(); ++c) {
+    const int64_t s0 = cut[c], s1 = cut[c + 1], q = s1 - s0;
+    // Columns: for each covering part, its B rows on this segment (non-zero columns only).
+    std::vector<Eigen::VectorXd> ucols, vcols;
+    size_t a_cols = 0;
+    for (const Side* s : {&a, &b}) {
+      const double sign = s == &a ? 1.0 : -1.0;
+      for (size_t i = 0; i < s->parts.size(); ++i) {
+        const Part& p = *s->parts[i];
+        if (p.row_end <= s0 || p.row_begin >= s1) continue;
+        const MatrixXd& up = s->ups[i];
+        for (Eigen::Index col = 0; col < up.cols(); ++col) {
+          Eigen::VectorXd u(q);
+          bool nonzero = false;
+          for (int64_t t = s0; t < s1; ++t) {
+            u(t - s0) = sign * p.scale * up(local_row(p, t), col);
+            nonzero |= u(t - s0) != 0.0;
+          }
+          if (!nonzero) continue;
+          ucols.push_back(std::move(u));
+          vcols.push_back(s->downs[i].row(col).transpose());
+          if (s == &a) ++a_cols;
+        }
+      }
+    }
+    if (ucols.empty()) continue;
+    const int64_t m = vcols[0].size();
+    MatrixXd u(q, static_cast<Eigen::Index>(ucols.size())), v(m, static_cast<Eigen::Index>(vcols.size()));
+    for (size_t j = 0; j < ucols.size(); ++j) {
+      u.col(static_cast<Eigen::Index>(j)) = ucols[j];
+      v.col(static_cast<Eigen::Index>(j)) = vcols[j];
+    }
+    const double e = product_norm(u, v);
+    err2 += e * e;
+    const auto na = static_cast<Eigen::Index>(a_cols), nb = u.cols() - na;
+    norm_a2 += product_norm2_gram(u.leftCols(na), v.leftCols(na));
+    norm_b2 += product_norm2_gram(u.rightCols(nb), v.rightCols(nb));
+  }
+  return true;
+}
+
+// Targets with LoKr / LoHa / dense parts: evaluated densely, row by row.
+bool dense_errors(const std::vector<const Part*>& pa, const std::vector<const Part*>& pb, int64_t rows, int64_t cols,
+                  double& err2, double& norm_a2, double& norm_b2, double& k_a, double& k_b, std::string& message) {
+  std::vector<PartRows> ea, eb;
+  for (const Part* p : pa) ea.emplace_back(*p);
+  for (const Part* p : pb) eb.emplace_back(*p);
+  std::vector<double> ra(static_cast<size_t>(cols)), rb(static_cast<size_t>(cols)), tmp(static_cast<size_t>(cols));
+  auto row_of = [&](const std::vector<const Part*>& ps, const std::vector<PartRows>& ev, int64_t t, std::vector<double>& out) {
+    std::fill(out.begin(), out.end(), 0.0);
+    for (size_t i = 0; i < ps.size(); ++i) {
+      const Part& p = *ps[i];
+      if (t < p.row_begin || t >= p.row_end || p.form == PartForm::kBiasOnly) continue;
+      ev[i].row(local_row(p, t), tmp.data());
+      for (int64_t j = 0; j < cols; ++j) out[static_cast<size_t>(j)] += tmp[static_cast<size_t>(j)];
+    }
+  };
+  for (int64_t t = 0; t < rows; ++t) {
+    row_of(pa, ea, t, ra);
+    row_of(pb, eb, t, rb);
+    for (int64_t j = 0; j < cols; ++j) {
+      const double x = ra[static_cast<size_t>(j)], y = rb[static_cast<size_t>(j)];
+      if (!std::isfinite(x) || !std::isfinite(y)) {
+        message = "non-finite values in the delta of row " + std::to_string(t);
+        return false;
+      }
+      err2 += (x - y) * (x - y);
+      norm_a2 += x * x;
+      norm_b2 += y * y;
+    }
+  }
+  // Dense deltas have no factor norms: K = 1 (rounding of the values themselves).
+  k_a = std::sqrt(norm_a2);
+  k_b = std::sqrt(norm_b2);
+  return true;
+}
+
+ModuleResult compare_target(const std::string& target, const std::vector<const Part*>& pa, const std::vector<const Part*>& pb,
+                            const CompareOptions& opt) {
+  ModuleResult r;
+  r.target = target;
+  const Part& any = pa.empty() ? *pb.front() : *pa.front();
+  r.rows = any.target_rows;
+  r.cols = any.target_cols;
+  r.parts_a = static_cast<int>(pa.size());
+  r.parts_b = static_cast<int>(pb.size());
+  r.ranks_a = ranks(pa);
+  r.ranks_b = ranks(pb);
+  const double u = roundoff(pa, pb);
+
+  // Bit-for-bit identical sides: exactly 0.
+  if (pa.size() == pb.size() &&
+      std::equal(pa.begin(), pa.end(), pb.begin(), [](const Part* x, const Part* y) { return same_part(*x, *y); })) {
+    bool finite = true;
+    for (const Part* p : pa) {
+      for (const st::TensorView* t : tensors_of(*p)) {
+        auto v = decode_all(*t);
+        for (double x : v) finite &= std::isfinite(x);
+      }
+    }
+    if (!finite) {
+      r.status = ModuleStatus::kInvalid;
+      r.message = "non-finite values";
+      return r;
+    }
+    r.status = ModuleStatus::kEquivalent;
+    r.tolerance = opt.tolerance_override > 0 ? opt.tolerance_override : 4 * u;
+    return r;
+  }
+
+  for (const auto* list : {&pa, &pb})
+    for (const Part* p : *list)
+      if (p->target_rows != r.rows || p->target_cols != r.cols) {
+        r.status = ModuleStatus::kInvalid;
+        r.message = "the two sides disagree on the shape of " + target + ": " + std::to_string(r.rows) + "x" +
+                    std::to_string(r.cols) + " vs " + std::to_string(p->target_rows) + "x" + std::to_string(p->target_cols);
+        return r;
+      }
+
+  double err2 = 0, na2 = 0, nb2 = 0, ka = 0, kb = 0;
+  const bool dense = std::any_of(pa.begin(), pa.end(), [](const Part* p) { return p->form != PartForm::kLowRank && p->form != PartForm::kBiasOnly; }) ||
+                     std::any_of(pb.begin(), pb.end(), [](const Part* p) { return p->form != PartForm::kLowRank && p->form != PartForm::kBiasOnly; });
+  bool ok;
+  if (dense) {
+    ok = dense_errors(pa, pb, r.rows, r.cols, err2, na2, nb2, ka, kb, r.message);
+  } else {
+    Side a, b;
+    for (auto [list, side] : {std::pair{&pa, &a}, std::pair{&pb, &b}})
+      for (const Part* p : *list) {
+        if (p->form != PartForm::kLowRank) continue;
+        side->parts.push_back(p);
+        side->downs.push_back(to_matrix(*p->down));
+        side->ups.push_back(to_matrix(*p->up));
+      }
+    ok = low_rank_errors(a, b, r.rows, err2, na2, nb2, ka, kb, r.message);
+  }
+  bool bias_finite = true;
+  Eigen::VectorXd ba = bias_of(pa, r.rows, bias_finite), bb = bias_of(pb, r.rows, bias_finite);
+  if (!ok || !bias_finite) {
+    r.status = ModuleStatus::kInvalid;
+    if (r.message.empty()) r.message = "non-finite values in a bias delta";
+    return r;
+  }
+  r.norm_a = std::sqrt(na2);
+  r.norm_b = std::sqrt(nb2);
+  r.abs_error = std::sqrt(err2);
+  r.relative_error = rel(r.abs_error, r.norm_a);
+  r.bias_norm_a = ba.norm();
+  const double bias_abs = (ba - bb).norm();
+  r.bias_error = r.bias_norm_a > 0 ? bias_abs / r.bias_norm_a : bias_abs;
+  const double k = r.norm_a > 0 ? std::max(ka, kb) / r.norm_a : 1.0;
+  r.tolerance = opt.tolerance_override > 0 ? opt.tolerance_override : 4 * u * std::max(1.0, k);
+  const double bias_tol = opt.tolerance_override > 0 ? opt.tolerance_override : 4 * u;
+  const bool weight_ok = r.norm_a > 0 ? r.relative_error <= r.tolerance : r.abs_error == 0.0;
+  const bool bias_ok = r.bias_norm_a > 0 ? r.bias_error <= bias_tol : bias_abs == 0.0;
+  if (weight_ok && bias_ok) {
+    r.status = ModuleStatus::kEquivalent;
+  } else if (pb.empty()) {
+    r.status = ModuleStatus::kMissingInB;
+    r.message = "the converted side has no delta for this module";
+  } else if (pa.empty()) {
+    r.status = ModuleStatus::kMissingInA;
+    r.message = "the converted side changes a module the source does not";
+  } else {
+    r.status = ModuleStatus::kDifferent;
+    if (!weight_ok && !bias_ok) r.message = "weight and bias deltas differ";
+    else if (!bias_ok) r.message = "bias delta differs (relative error " + std::to_string(r.bias_error) + ")";
+  }
+  return r;
+}
+
+}  // namespace
+
+Result<CompareResult> compare_parts(const std::vector<Part>& a, const std::vector<Part>& b, const CompareOptions& opt) {
+  std::map<std::string, std::pair<std::vector<const Part*>, std::vector<const Part*>>> by_target;
+  for (const Part& p : a) by_target[p.target].first.push_back(&p);
+  for (const Part& p : b) by_target[p.target].second.push_back(&p);
+  std::vector<const std::pair<const std::string, std::pair<std::vector<const Part*>, std::vector<const Part*>>>*> work;
+  for (const auto& e : by_target) work.push_back(&e);
+
+  CompareResult out;
+  out.modules.resize(work.size());
+  std::atomic<size_t> next{0};
+  auto run = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < work.size();)
+      out.modules[i] = compare_target(work[i]->first, work[i]->second.first, work[i]->second.second, opt);
+  };
+  const int threads = std::max(1, std::min<int>(opt.threads, static_cast<int>(work.size())));
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; ++t) pool.emplace_back(run);
+  run();
+  for (auto& t : pool) t.join();
+
+  for (const auto& m : out.modules) {
+    if (m.status != ModuleStatus::kEquivalent) out.all_equivalent = false;
+    if (!std::isnan(m.relative_error)) out.worst_relative_error = std::max(out.worst_relative_error, m.relative_error);
+  }
+  return out;
+}
+
+Result<CompareResult> compare(const LoraModel& a, const LoraModel& b, const CompareOptions& opt) {
+  return compare_parts(a.parts, b.parts, opt);
+}
+
+Eigen::MatrixXd dense_delta(const std::vector<const Part*>& parts, int64_t rows, int64_t cols) {
+  MatrixXd d = MatrixXd::Zero(rows, cols);
+  std::vector<double> tmp(static_cast<size_t>(cols));
+  for (const Part* p : parts) {
+    if (p->form == PartForm::kBiasOnly) continue;
+    PartRows pr(*p);
+    for (int64_t t = p->row_begin; t < p->row_end; ++t) {
+      pr.row(local_row(*p, t), tmp.data());
+      for (int64_t j = 0; j < cols; ++j) d(t, j) += tmp[static_cast<size_t>(j)];
+    }
+  }
+  return d;
+}
+
+}  // namespace lv::verify
