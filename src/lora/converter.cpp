@@ -456,7 +456,9 @@ Result<Conversion> convert(const LoraModel& model, const ConvertOptions& opt) {
     by_target[p.target].push_back(&p);
   }
 
-  for (const auto& [target, parts] : by_target) {
+  for (auto& [target, parts] : by_target) {
+    // Row order, so fused factors list q, k, v, mlp as the target does.
+    std::stable_sort(parts.begin(), parts.end(), [](const Part* a, const Part* b) { return a->row_begin < b->row_begin; });
     const Part& first = *parts.front();
     auto maps = flux::parts_of_target(model.layout, target);
     // Output modules of this target: the whole target (BFL) or each diffusers part.

@@ -1,7 +1,9 @@
 // Tables of LoRA key spellings (docs/flux-lora-formats.md §4) and the parser that applies them.
 #include "lora/keys.h"
 
+#include <algorithm>
 #include <array>
+#include <vector>
 
 #include "flux/layout.h"
 
@@ -158,15 +160,29 @@ std::optional<std::string> text_encoder_label(std::string_view name) {
   return std::nullopt;
 }
 
+namespace {
+
+std::optional<ParsedKey> parse_with_suffix(ParsedKey key, const std::string& name, const SuffixRow* suffix);
+
+}  // namespace
+
 std::optional<ParsedKey> parse_key(std::string_view raw) {
   ParsedKey key;
   std::string name = strip_adapter(raw, key.adapter);
-
-  // Longest matching suffix wins ("_lora.up.weight" before ".up.weight").
-  const SuffixRow* suffix = nullptr;
+  // Several suffixes can match ("qkv_lora.up.weight" ends in "_lora.up.weight" and in
+  // ".up.weight"): the longest one whose remaining name is a known module wins.
+  std::vector<const SuffixRow*> matches;
   for (const auto& row : kSuffixes)
-    if (ends_with(name, row.suffix) && (!suffix || row.suffix.size() > suffix->suffix.size())) suffix = &row;
-  if (!suffix) return std::nullopt;
+    if (ends_with(name, row.suffix)) matches.push_back(&row);
+  std::sort(matches.begin(), matches.end(), [](auto* a, auto* b) { return a->suffix.size() > b->suffix.size(); });
+  for (const SuffixRow* suffix : matches)
+    if (auto k = parse_with_suffix(key, name, suffix)) return k;
+  return std::nullopt;
+}
+
+namespace {
+
+std::optional<ParsedKey> parse_with_suffix(ParsedKey key, const std::string& name, const SuffixRow* suffix) {
   std::string stem = name.substr(0, name.size() - suffix->suffix.size());
   key.role = suffix->role;
 
@@ -207,9 +223,11 @@ std::optional<ParsedKey> parse_key(std::string_view raw) {
           key.split_index = split;
           module = bfl;
           base_dialect = prefix.dialect_bfl;
-        } else {
+        } else if (flux::find_diffusers(flux::Layout::any_blocks(), module)) {
           key.naming = Naming::kDiffusers;
           base_dialect = prefix.dialect_diffusers;
+        } else {
+          return std::nullopt;  // a module of neither table: reported as unknown, never guessed
         }
         break;
       }
@@ -227,5 +245,7 @@ std::optional<ParsedKey> parse_key(std::string_view raw) {
   }
   return std::nullopt;
 }
+
+}  // namespace
 
 }  // namespace lv
