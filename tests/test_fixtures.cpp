@@ -44,6 +44,8 @@ const FixtureCase kCases[] = {
 
 class Fixture : public ::testing::TestWithParam<FixtureCase> {};
 
+void PrintTo(const FixtureCase& c, std::ostream* os) { *os << c.name; }
+
 }  // namespace
 
 TEST_P(Fixture, HasItsExpectedOutcome) {

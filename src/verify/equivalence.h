@@ -42,7 +42,7 @@ struct ModuleResult {
   std::string target;
   int64_t rows = 0, cols = 0;
   ModuleStatus status = ModuleStatus::kEquivalent;
-  double norm_a = 0, norm_b = 0, abs_error = 0, relative_error = 0, tolerance = 0;
+  double norm_a = 0, abs_error = 0, relative_error = 0, tolerance = 0;
   double bias_norm_a = 0, bias_error = 0;  // bias_error is relative (absolute when A's bias is 0)
   std::vector<int64_t> ranks_a, ranks_b;
   int parts_a = 0, parts_b = 0;

@@ -118,26 +118,45 @@ std::vector<uint8_t> fixture_file(const std::string& fixture_name, uint64_t seed
     return {};
   }
   nlohmann::json j = nlohmann::json::parse(in);
-  std::vector<Tensor> tensors;
+  // Encoded tensor by tensor: full-size fixtures hold hundreds of millions of values.
+  std::vector<std::vector<uint8_t>> buffers;
+  std::vector<st::TensorToWrite> out;
+  std::mt19937_64 rng(seed);
   uint64_t s = seed;
+  std::vector<double> chunk;
   for (auto& [name, shape_json] : j["keys"].items()) {
-    Tensor t;
+    st::TensorToWrite t;
     t.name = name;
-    if (shape_json.is_array()) t.shape = shape_json.get<std::vector<uint64_t>>();
-    else t.shape = inferred_shape(name, rank);
+    t.shape = shape_json.is_array() ? shape_json.get<std::vector<uint64_t>>() : inferred_shape(name, rank);
     uint64_t n = 1;
     for (auto d : t.shape) n *= d;
-    bool is_alpha = name.size() > 6 && name.compare(name.size() - 6, 6, ".alpha") == 0;
+    const bool is_alpha = name.size() > 6 && name.compare(name.size() - 6, 6, ".alpha") == 0;
     t.dtype = is_alpha ? st::DType::kF32 : dtype;
-    if (is_alpha) t.values = {static_cast<double>(1 + (s % 16))};
-    else {
-      // Factors of modest size so ΔW is well scaled; norm scales near 1.
-      double amp = t.shape.size() == 2 ? 1.0 / std::sqrt(static_cast<double>(t.shape[1])) : 0.1;
-      t.values = random_values(n, ++s, amp);
+    std::vector<uint8_t> bytes(n * st::dtype_bits(t.dtype) / 8);
+    if (is_alpha) {
+      double a = static_cast<double>(1 + (++s % 16));
+      st::encode_from_double(t.dtype, &a, 1, bytes.data());
+    } else {
+      // Factors of modest size so ΔW is well scaled; norm scales near 0.1.
+      const double amp = t.shape.size() == 2 ? 1.0 / std::sqrt(static_cast<double>(t.shape[1])) : 0.1;
+      std::uniform_real_distribution<double> u(-amp, amp);
+      const size_t es = st::dtype_bits(t.dtype) / 8;
+      for (uint64_t i = 0; i < n; i += 65536) {
+        chunk.resize(static_cast<size_t>(std::min<uint64_t>(65536, n - i)));
+        for (auto& x : chunk) x = u(rng);
+        st::encode_from_double(t.dtype, chunk.data(), chunk.size(), bytes.data() + i * es);
+      }
     }
-    tensors.push_back(std::move(t));
+    buffers.push_back(std::move(bytes));
+    out.push_back(std::move(t));
   }
-  return build_file(tensors);
+  for (size_t i = 0; i < out.size(); ++i) out[i].data = buffers[i];
+  auto bytes = st::serialize(out, {});
+  if (!bytes.ok()) {
+    ADD_FAILURE() << "serialize: " << bytes.error().message;
+    return {};
+  }
+  return std::move(bytes).value();
 }
 
 std::string temp_dir() {
