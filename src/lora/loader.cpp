@@ -260,6 +260,13 @@ Result<LoraModel> load_lora(std::shared_ptr<const st::SafetensorsFile> file, con
                               "'); lora-verify checks FLUX.1 LoRAs only");
     }
   }
+  if (keyed.empty() && options.allow_empty) {
+    model.layout = options.layout.value_or(flux::Layout::flux1_dev());
+    model.dialect = "none";
+    for (const TensorView* t : unknown)
+      findings.push_back({"lora.tensor.unknown", Severity::kWarning, t->name, "not used: the name matches no LoRA dialect of FLUX.1"});
+    return model;
+  }
   if (keyed.empty()) {
     if (!model.passthrough.empty() && unknown.empty())
       return make_error(ErrorCode::kBadInput, path + ": no transformer LoRA tensors: all " +
@@ -353,7 +360,10 @@ Result<LoraModel> load_lora(std::shared_ptr<const st::SafetensorsFile> file, con
   PeftConfig peft = read_peft_config(*file, findings);
 
   // 5. Each group becomes parts.
-  for (auto& [name, g] : groups) {
+  for (auto& entry : groups) {
+    // Plain references: clang 14 cannot capture structured bindings in lambdas.
+    const std::string& name = entry.first;
+    Group& g = entry.second;
     auto unused = [&](const std::string& id, Severity sev, const std::string& why) {
       for (auto& [role, t] : g.tensors)
         if (t) findings.push_back({id, sev, t->name, why});

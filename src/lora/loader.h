@@ -13,6 +13,9 @@ namespace lv {
 struct LoadOptions {
   // Use this layout instead of inferring one from the file (tests use flux::Layout::tiny()).
   std::optional<flux::Layout> layout;
+  // Read a file with no transformer LoRA tensors as an empty model instead of refusing it
+  // (for the converted side of a comparison, where "nothing" is a valid answer).
+  bool allow_empty = false;
 };
 
 // Errors (kBadInput): the file is not a FLUX.1 LoRA (the message names the architecture it

@@ -116,19 +116,12 @@ Result<LoraModel> load(std::shared_ptr<const st::SafetensorsFile> file, const Pi
 }
 
 // Reads the converted side with the input's layout (a conversion changes names, not
-// shapes). An empty file is an empty model: every module of the input is then missing.
-Result<LoraModel> load_output(std::shared_ptr<const st::SafetensorsFile> file, const LoraModel& in,
-                              const PipelineOptions& opt) {
-  if (file->tensors().empty()) {
-    LoraModel empty;
-    empty.file = file;
-    empty.layout = in.layout;
-    empty.dialect = "none (no tensors)";
-    return empty;
-  }
-  PipelineOptions o = opt;
-  o.layout = in.layout;
-  return load(std::move(file), o);
+// shapes). A file without LoRA tensors is an empty model: every module is then missing.
+Result<LoraModel> load_output(std::shared_ptr<const st::SafetensorsFile> file, const LoraModel& in) {
+  LoadOptions lo;
+  lo.layout = in.layout;
+  lo.allow_empty = true;
+  return load_lora(std::move(file), lo);
 }
 
 }  // namespace
@@ -149,7 +142,7 @@ namespace {
 Result<Report> verify_conversion(const std::string& command, const LoraModel& in, const ConvertOptions& co,
                                  const Conversion& conv, std::shared_ptr<const st::SafetensorsFile> out_file,
                                  const PipelineOptions& opt) {
-  auto out = load_output(out_file, in, opt);
+  auto out = load_output(out_file, in);
   if (!out.ok()) return internal_error("the converter's output does not read back: " + out.error().message);
   verify::CompareOptions vo;
   vo.threads = opt.threads;
@@ -178,7 +171,7 @@ Result<Report> run_verify(std::shared_ptr<const st::SafetensorsFile> input, cons
 Result<Report> run_compare(std::shared_ptr<const st::SafetensorsFile> source,
                            std::shared_ptr<const st::SafetensorsFile> converted, const PipelineOptions& opt) {
   LV_TRY_ASSIGN(in, load(source, opt));
-  LV_TRY_ASSIGN(out, load_output(converted, in, opt));
+  LV_TRY_ASSIGN(out, load_output(converted, in));
   verify::CompareOptions vo;
   vo.threads = opt.threads;
   LV_TRY_ASSIGN(cmp, verify::compare(in, out, vo));

@@ -1,0 +1,35 @@
+// Fuzzes the whole pipeline: bytes → reader → loader → converter → re-read → compare →
+// every report renderer. The JSON report must parse back.
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "report/pipeline.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  auto f = lv::st::SafetensorsFile::from_bytes(std::vector<uint8_t>(data, data + size), "fuzz.safetensors");
+  if (!f.ok()) return 0;
+  auto file = std::make_shared<const lv::st::SafetensorsFile>(std::move(f).value());
+  for (int variant = 0; variant < 2; ++variant) {
+    lv::report::PipelineOptions opt;
+    opt.threads = 1;
+    if (variant == 1) opt.to = lv::OutputLayout::kDiffusers;
+    auto r = lv::report::run_verify(file, opt);
+    if (!r.ok()) {
+      if (r.error().code == lv::ErrorCode::kInternal) std::abort();
+      continue;
+    }
+    (void)lv::report::render_text(*r, true);
+    (void)lv::report::render_markdown(*r);
+    auto j = nlohmann::json::parse(lv::report::render_json(*r), nullptr, false);
+    if (j.is_discarded()) {
+      std::fprintf(stderr, "the JSON report does not parse\n");
+      std::abort();
+    }
+  }
+  return 0;
+}
