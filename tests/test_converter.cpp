@@ -346,3 +346,24 @@ TEST(Convert, NeverWritesOverItsInput) {
   EXPECT_EQ(again->file_bytes(), bytes->size());
   std::filesystem::remove_all(dir);
 }
+
+// Pinned by corpus/fuzz_keyset/regress-folded-bias-overflows-f16: a finite F16 input whose
+// folded scale overflows F16 must be refused, not written as infinities.
+TEST(Convert, FoldedScaleThatOverflowsTheDtypeIsRefused) {
+  const uint64_t H = static_cast<uint64_t>(kTiny.hidden);
+  std::vector<test::Tensor> ts = {
+      {"transformer.proj_out.lora_A.weight", {1, H}, test::random_values(H, 1), st::DType::kF16},
+      {"transformer.proj_out.lora_B.weight", {static_cast<uint64_t>(kTiny.out_channels), 1}, test::random_values(4, 2), st::DType::kF16},
+      {"transformer.proj_out.lora_B.bias", {static_cast<uint64_t>(kTiny.out_channels)}, {1, 2, 3, 4}, st::DType::kF16},
+      {"transformer.proj_out.alpha", {}, {1e30}, st::DType::kF32},
+  };
+  auto in = load_or_die(test::file_from_bytes(test::build_file(ts)), kTiny);
+  ConvertOptions o;
+  auto c = convert(in, o);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().code, ErrorCode::kBadInput);
+  EXPECT_NE(c.error().message.find("overflows"), std::string::npos) << c.error().message;
+  o.dtype = st::DType::kF64;  // wide enough: converts and verifies
+  auto wide = convert(in, o);
+  ASSERT_TRUE(wide.ok()) << wide.error().message;
+}

@@ -82,24 +82,37 @@ DType common_dtype(const std::vector<const TensorView*>& ts) {
   return st::dtype_is_encodable(d) ? d : DType::kF32;
 }
 
-OutTensor scalar_f32(std::string name, double v) {
+// Encodes n values; false when a finite value became infinite (it overflows `out`).
+bool encode_checked(DType out, const double* v, size_t n, uint8_t* dst) {
+  st::encode_from_double(out, v, n, dst);
+  const size_t es = elem_bytes(out);
+  for (size_t i = 0; i < n; ++i) {
+    if (!std::isfinite(v[i])) continue;
+    double back = 0;
+    st::decode_to_double(out, dst + i * es, 1, &back);
+    if (!std::isfinite(back)) return false;
+  }
+  return true;
+}
+
+OutTensor scalar_f32(std::string name, double v, bool& ok) {
   OutTensor t;
   t.name = std::move(name);
   t.dtype = DType::kF32;
   t.owned.resize(4);
-  st::encode_from_double(DType::kF32, &v, 1, t.owned.data());
+  ok &= encode_checked(DType::kF32, &v, 1, t.owned.data());
   return t;
 }
 
 // Copies element (row, col) of `src` into `dst` at `index` (elements), converting and
-// scaling in double only when the dtypes differ or `scale` is not 1.
-void put(const TensorView& src, uint64_t src_index, DType out, uint8_t* dst, uint64_t index, double scale) {
+// scaling in double only when the dtypes differ or `scale` is not 1. False on overflow.
+bool put(const TensorView& src, uint64_t src_index, DType out, uint8_t* dst, uint64_t index, double scale) {
   if (src.dtype == out && scale == 1.0) {
     std::memcpy(dst + index * elem_bytes(out), src.data + src_index * elem_bytes(out), elem_bytes(out));
-    return;
+    return true;
   }
   double v = read_elem(src, src_index) * scale;
-  st::encode_from_double(out, &v, 1, dst + index * elem_bytes(out));
+  return encode_checked(out, &v, 1, dst + index * elem_bytes(out));
 }
 
 class ModuleBuilder {
@@ -160,7 +173,7 @@ class ModuleBuilder {
         out_.tensors.push_back(make_up(sp.module + sp.up, w, rows, rank, out, /*stack=*/true));
       }
       mod.rank = rank;
-      if (has_alpha) out_.tensors.push_back(scalar_f32(sp.module + sp.alpha, scale * static_cast<double>(rank)));
+      if (has_alpha) out_.tensors.push_back(scalar_f32(sp.module + sp.alpha, scale * static_cast<double>(rank), ok_));
     } else {
       mod.strategy = Strategy::kBiasOnly;
     }
@@ -206,7 +219,7 @@ class ModuleBuilder {
         evals[i].row(k, tmp.data());
         for (int64_t c = 0; c < cols; ++c) acc[static_cast<size_t>(c)] += tmp[static_cast<size_t>(c)];
       }
-      st::encode_from_double(out, acc.data(), acc.size(), t.owned.data() + static_cast<size_t>(j * cols) * elem_bytes(out));
+      ok_ &= encode_checked(out, acc.data(), acc.size(), t.owned.data() + static_cast<size_t>(j * cols) * elem_bytes(out));
     }
     const uint64_t bytes = t.owned.size();
     out_.tensors.push_back(std::move(t));
@@ -253,7 +266,7 @@ class ModuleBuilder {
           std::memcpy(t.owned.data() + row * rb, a.data + static_cast<size_t>(r) * rb, rb);
         } else {
           for (int64_t k = 0; k < cols; ++k)
-            put(a, static_cast<uint64_t>(r * cols + k), out, t.owned.data(), row * static_cast<uint64_t>(cols) + static_cast<uint64_t>(k), scales[i]);
+            ok_ &= put(a, static_cast<uint64_t>(r * cols + k), out, t.owned.data(), row * static_cast<uint64_t>(cols) + static_cast<uint64_t>(k), scales[i]);
         }
         ++row;
       }
@@ -282,7 +295,7 @@ class ModuleBuilder {
         int64_t src = c.src_row[static_cast<size_t>(j)];
         if (src < 0) continue;
         for (size_t q = 0; q < c.cols.size(); ++q)
-          put(b, static_cast<uint64_t>(src) * r_in + static_cast<uint64_t>(c.cols[q]), out, t.owned.data(),
+          ok_ &= put(b, static_cast<uint64_t>(src) * r_in + static_cast<uint64_t>(c.cols[q]), out, t.owned.data(),
               static_cast<uint64_t>(j * rank + col0) + q, 1.0);
       }
       if (stack) col0 += static_cast<int64_t>(c.cols.size());
@@ -308,12 +321,18 @@ class ModuleBuilder {
         if (src >= 0) sum[static_cast<size_t>(j)] += c->part->bias_scale * read_elem(*c->part->bias, static_cast<uint64_t>(src));
       }
     t.owned.resize(static_cast<size_t>(rows) * elem_bytes(out));
-    st::encode_from_double(out, sum.data(), sum.size(), t.owned.data());
+    ok_ &= encode_checked(out, sum.data(), sum.size(), t.owned.data());
     return t;
   }
 
   const ConvertOptions& opt_;
   Conversion& out_;
+  // False once a finite input value overflowed the output dtype (scale folded, or a
+  // narrower --dtype): the conversion is then refused instead of writing infinities.
+  bool ok_ = true;
+
+ public:
+  bool overflowed() const { return !ok_; }
 };
 
 // The contribution of `p` to an output module covering target rows [m0, m1) (swapped when
@@ -511,6 +530,9 @@ Result<Conversion> convert(const LoraModel& model, const ConvertOptions& opt) {
                               std::to_string(first.target_cols) + " values, and dense output is not allowed");
       builder.build_dense(m.sp, target, m.begin, m.end, m.swap, first.target_cols, here, std::move(contribs), zero_filled);
     }
+    if (builder.overflowed())
+      return make_error(ErrorCode::kBadInput, "refused: writing " + target +
+                                                  " with its scale folded overflows the output dtype; choose a wider --dtype (F32 or F64)");
   }
 
   for (const PassThrough& pt : model.passthrough) {
