@@ -2,7 +2,7 @@
 // integers only, and no exceptions or DOM for any input (docs/safetensors.md).
 #include "safetensors/header_parser.h"
 
-#include <set>
+#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 
@@ -114,7 +114,7 @@ class Handler : public nlohmann::json_sax<json> {
       entry_.name = key_;
       have_ = 0;
       offsets_ = 0;
-      entry_keys_.clear();
+      seen_fields_ = 0;
       stack_.push_back(Ctx::kEntry);
       return true;
     }
@@ -144,7 +144,10 @@ class Handler : public nlohmann::json_sax<json> {
     } else if (t == Ctx::kMetadata) {
       if (out_.metadata.count(k)) return fail("__metadata__ key \"" + k + "\" appears twice");
     } else if (t == Ctx::kEntry) {
-      if (!entry_keys_.insert(k).second) return fail("tensor '" + entry_.name + "': field \"" + k + "\" appears twice");
+      // The three schema fields must be unique; unknown fields are ignored, as the crate does.
+      const unsigned bit = k == "dtype" ? 1u : k == "shape" ? 2u : k == "data_offsets" ? 4u : 0u;
+      if (bit & seen_fields_) return fail("tensor '" + entry_.name + "': field \"" + k + "\" appears twice");
+      seen_fields_ |= bit;
     }
     key_ = k;
     return true;
@@ -263,8 +266,8 @@ class Handler : public nlohmann::json_sax<json> {
   std::vector<Ctx> stack_;
   uint32_t depth_ = 0;
   std::string key_;
-  std::set<std::string> root_keys_;
-  std::set<std::string> entry_keys_;
+  std::unordered_set<std::string> root_keys_;
+  unsigned seen_fields_ = 0;
   HeaderEntry entry_;
   unsigned have_ = 0;
   int offsets_ = 0;

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# End-to-end benchmark: full-size FLUX.1 diffusers LoRAs (all 504 modules, BF16) at the
+# given ranks; times convert, verify (convert + check), compare, and as physical references
+# `cp` and `cat > /dev/null` of the same input, in the same run; median of RUNS runs; peak
+# RSS from /usr/bin/time -v. Writes a Markdown table to bench/results.md.
+#   RANKS="16 64" RUNS=5 bash scripts/bench.sh      (--quick: rank 16, 3 runs)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ranks=${RANKS:-"16 64"}
+runs=${RUNS:-5}
+if [ "${1:-}" = "--quick" ]; then ranks=16; runs=3; fi
+command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time; }
+bash scripts/install-deps.sh >/dev/null
+bash scripts/build.sh >/dev/null
+bin=$PWD/build/lora-verify
+work=$PWD/build/bench-e2e
+mkdir -p "$work"
+
+median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+# seconds and peak RSS (MB) of one command
+measure() {
+  /usr/bin/time -f "%e %M" -o "$work/time.txt" "$@" >/dev/null 2>&1 || true
+  cat "$work/time.txt"
+}
+bench() {  # name, command...: prints "median_s max_rss_mb"
+  local t=() m=0
+  for _ in $(seq "$runs"); do
+    sync
+    read -r s kb < <(measure "$@")
+    t+=("$s")
+    [ "$kb" -gt "$m" ] && m=$kb
+  done
+  printf '%s %s\n' "$(printf '%s\n' "${t[@]}" | median)" "$((m / 1024))"
+}
+
+out=bench/results.md
+{
+  echo "# End-to-end benchmark results"
+  echo
+  echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); $(date -u +%Y-%m-%d); median of $runs runs (page cache warm)."
+  echo
+  echo "| rank | input | output | cat | cp | convert | convert / cp | verify (convert+check) | compare | peak RSS convert | peak RSS verify |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|"
+} > "$out"
+for r in $ranks; do
+  in=$work/flux-r$r.safetensors
+  conv=$work/flux-r$r-kohya.safetensors
+  "$bin" sample "$in" --rank "$r" --dtype BF16 --seed "$r" >/dev/null
+  cat "$in" > /dev/null
+  read -r t_cat _ < <(bench bash -c "cat '$in' > /dev/null")
+  read -r t_cp _ < <(bench cp "$in" "$work/copy.safetensors")
+  read -r t_conv m_conv < <(bench "$bin" convert "$in" -o "$conv")
+  read -r t_ver m_ver < <(bench "$bin" "$in")
+  read -r t_cmp _ < <(bench "$bin" compare "$in" "$conv")
+  in_mb=$(( $(stat -c %s "$in") / 1048576 ))
+  out_mb=$(( $(stat -c %s "$conv") / 1048576 ))
+  ratio=$(awk -v a="$t_conv" -v b="$t_cp" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+  echo "| $r | ${in_mb} MB | ${out_mb} MB | ${t_cat} s | ${t_cp} s | ${t_conv} s | ${ratio}x | ${t_ver} s | ${t_cmp} s | ${m_conv} MB | ${m_ver} MB |" >> "$out"
+  rm -f "$in" "$conv" "$work/copy.safetensors"
+done
+cat "$out"
