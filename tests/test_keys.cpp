@@ -47,6 +47,16 @@ TEST(KeyParse, EveryDialectSpelling) {
   }
 }
 
+TEST(KeyParse, TheDefaultAdapterIsTheUnnamedOne) {
+  auto a = parse_key("transformer.proj_out.lora_A.weight");
+  auto b = parse_key("transformer.proj_out.lora_A.default.weight");
+  auto c = parse_key("transformer.proj_out.lora_A.style2.weight");
+  ASSERT_TRUE(a && b && c);
+  EXPECT_EQ(a->group, b->group);
+  EXPECT_NE(a->group, c->group);
+  EXPECT_EQ(c->adapter, "style2");
+}
+
 TEST(KeyParse, ImgMlpZeroIsAModuleNotASplitIndex) {
   auto k = parse_key("diffusion_model.double_blocks.0.img_mlp.0.lora_A.weight");
   ASSERT_TRUE(k);

@@ -187,3 +187,19 @@ TEST(PeerFailures, DiffBBesideLoraDownIsKept) {
   EXPECT_TRUE(r.pass) << r.verdict;
   EXPECT_EQ(r.layout, "diffusers");
 }
+
+// Pinned by corpus/fuzz_keyset/regress-three-tensors-one-role (a null dereference once).
+TEST(PeerFailures, ThreeSpellingsOfOneTensorAreReportedAsDuplicates) {
+  std::vector<Tensor> ts;
+  for (const char* suffix : {".lora_A.weight", ".lora_A.default.weight", ".lora.down.weight"})
+    ts.push_back({std::string("transformer.proj_out") + suffix, {2, H}, test::random_values(2 * H, 1)});
+  ts.push_back({"transformer.proj_out.lora_B.weight", {static_cast<uint64_t>(kTiny.out_channels), 2}, test::random_values(8, 2)});
+  ts.push_back({"base_model.model.proj_out.lora_A.weight", {2, H}, test::random_values(2 * H, 3)});
+  ts.push_back({"base_model.model.proj_out.lora_A.default.weight", {2, H}, test::random_values(2 * H, 4)});
+  ts.push_back({"base_model.model.proj_out.lora_A.other.weight", {2, H}, test::random_values(2 * H, 5)});
+  auto m = test::load_or_die(test::file_from_bytes(test::build_file(ts)), kTiny);
+  int dups = 0;
+  for (const auto& f : m.findings) dups += f.id == "lora.key.duplicate";
+  EXPECT_EQ(dups, 3);  // one per extra spelling: two in transformer., one in base_model.model.
+  EXPECT_TRUE(m.parts.empty());
+}

@@ -99,6 +99,7 @@ std::string strip_adapter(std::string_view name, std::string& adapter) {
     std::string_view last = tail.substr(dot + 1);
     if (last != "weight" && last != "bias") continue;
     adapter = std::string(tail.substr(0, dot));
+    if (adapter == "default") adapter.clear();  // PEFT loads unnamed weights as "default"
     return std::string(name.substr(0, at + part.size())) + std::string(last);
   }
   return std::string(name);

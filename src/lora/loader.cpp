@@ -140,6 +140,7 @@ struct Group {
   std::string group;
   ParsedKey key;  // of the first tensor seen (naming, module, dialect, split index)
   std::map<Role, const TensorView*> tensors;
+  bool duplicated = false;  // two tensors claimed one role: the module is not used
 };
 
 double scalar_value(const TensorView& t, bool& ok) {
@@ -219,7 +220,6 @@ Result<LoraModel> load_lora(std::shared_ptr<const st::SafetensorsFile> file, con
       continue;
     }
     if (auto k = parse_key(t.name)) {
-      if (k->adapter == "default") k->adapter.clear();
       keyed.emplace_back(&t, std::move(*k));
       continue;
     }
@@ -344,7 +344,7 @@ Result<LoraModel> load_lora(std::shared_ptr<const st::SafetensorsFile> file, con
       findings.push_back({"lora.key.duplicate", Severity::kError, t->name,
                           "tensors '" + it->second->name + "' and '" + t->name + "' are both the " +
                               std::string(role_name(k.role)) + " of module " + k.group + "; neither is used"});
-      it->second = nullptr;
+      g.duplicated = true;
     }
     dialects[k.dialect]++;
   }
@@ -365,11 +365,9 @@ Result<LoraModel> load_lora(std::shared_ptr<const st::SafetensorsFile> file, con
     const std::string& name = entry.first;
     Group& g = entry.second;
     auto unused = [&](const std::string& id, Severity sev, const std::string& why) {
-      for (auto& [role, t] : g.tensors)
-        if (t) findings.push_back({id, sev, t->name, why});
+      for (auto& [role, t] : g.tensors) findings.push_back({id, sev, t->name, why});
     };
-    bool dup = std::any_of(g.tensors.begin(), g.tensors.end(), [](auto& p) { return p.second == nullptr; });
-    if (dup) {
+    if (g.duplicated) {
       unused("lora.tensor.unused", Severity::kError, "not used: module " + name + " has duplicate tensors");
       continue;
     }
