@@ -2,6 +2,8 @@
 // integers only, and no exceptions or DOM for any input (docs/safetensors.md).
 #include "safetensors/header_parser.h"
 
+#include "safetensors/utf8.h"
+
 #include <unordered_set>
 
 #include <nlohmann/json.hpp>
@@ -10,36 +12,6 @@ namespace lv::st {
 namespace {
 
 using json = nlohmann::json;
-
-// Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF, nothing cut off.
-// Returns the offset of the first bad byte, or npos.
-size_t first_invalid_utf8(std::string_view s) {
-  size_t i = 0;
-  const size_t n = s.size();
-  while (i < n) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t len;
-    uint32_t cp;
-    if (c >= 0xc2 && c <= 0xdf) { len = 2; cp = c & 0x1f; }
-    else if (c >= 0xe0 && c <= 0xef) { len = 3; cp = c & 0x0f; }
-    else if (c >= 0xf0 && c <= 0xf4) { len = 4; cp = c & 0x07; }
-    else return i;
-    if (i + len > n) return i;
-    for (size_t k = 1; k < len; ++k) {
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xc0) != 0x80) return i;
-      cp = (cp << 6) | (cc & 0x3f);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-      return i;
-    i += len;
-  }
-  return std::string_view::npos;
-}
 
 // Where the parser is: the root object, a tensor entry, a field inside it, metadata, or a
 // value nobody reads (unknown fields are skipped like the crate does, but still parsed).
@@ -182,7 +154,9 @@ class Handler : public nlohmann::json_sax<json> {
       stack_.push_back(Ctx::kOffsets);
       return true;
     }
-    if (t == Ctx::kRoot) return fail("tensor '" + key_ + "' must be an object, not an array");
+    if (t == Ctx::kRoot)
+      return fail(key_ == "__metadata__" ? "__metadata__ must be an object or null, not an array"
+                                         : "tensor '" + key_ + "' must be an object, not an array");
     if (t == Ctx::kMetadata) return fail("__metadata__ value of \"" + key_ + "\" must be a string, not an array");
     if (t == Ctx::kShape || t == Ctx::kOffsets)
       return fail("tensor '" + entry_.name + "': " + (t == Ctx::kShape ? "shape" : "data_offsets") + " must hold numbers, not arrays");
