@@ -16,7 +16,7 @@
 
 #include "lora/generate.h"
 #include "lora/loader.h"
-#include "report/matrix.h"
+#include "cli/matrix_cmd.h"
 #include "report/pipeline.h"
 #include "safetensors/reader.h"
 #include "safetensors/writer.h"
@@ -38,10 +38,8 @@ usage:
   lora-verify inspect FILE [--json]          container validity, metadata, dtypes, dialect
   lora-verify sample OUT.safetensors [sample options]
                                              write a generated FLUX.1 LoRA (seeded)
-  lora-verify matrix [matrix options] [INPUTS...]
-                                             the compatibility matrix for release notes
-  lora-verify matrix --merge A.json B.json... [--out DIR]
-                                             merge shards of a matrix
+  lora-verify matrix [options] [INPUTS...]   the compatibility matrix for release notes
+                                             (see lora-verify matrix --help)
 
 options:
   --to bfl|diffusers     output layout (default: diffusers-named inputs go to bfl,
@@ -67,15 +65,6 @@ sample options:
   --no-proj-mlp          leave out the single blocks' proj_mlp (the historic crash case)
   --bias                 add bias deltas
   --tiny                 a tiny FLUX-shaped layout instead of FLUX.1-dev's
-
-matrix options:
-  --out DIR              where compatibility.{md,json,html} go (default reports)
-  --baseline OLD.json    mark every cell that changed; exit 1 on a regression
-  --jobs N               variants run on N threads (default 1)
-  --shard i/n            run only rows i, i+n, i+2n... (0-based) for a split run
-  --filter TEXT          only built-in variants whose name contains TEXT
-  --no-builtin           only the INPUTS (files or directories of .safetensors)
-  --timings              add per-row times (the output is then not byte-stable)
 
 exit codes:
   0   ok: every module equivalent and no error finding (inspect: a valid container)
@@ -108,9 +97,7 @@ const std::map<std::string, bool> kOptions = {  // name → takes a value
     {"--to", true},      {"--style", true},  {"--dtype", true},  {"--json", true},    {"--markdown", true},
     {"--threads", true}, {"-o", true},       {"--output", true}, {"--dialect", true}, {"--rank", true},
     {"--seed", true},    {"--alpha", true},  {"--all", false},   {"--no-proj-mlp", false},
-    {"--bias", false},   {"--tiny", false},  {"--no-dense", false},  {"--out", true},     {"--baseline", true},
-    {"--jobs", true},    {"--shard", true},  {"--filter", true},     {"--merge", false},  {"--timings", false},
-    {"--no-builtin", false},  {"--help", false},  {"--version", false},
+    {"--bias", false},   {"--tiny", false},  {"--no-dense", false},  {"--help", false},  {"--version", false},
 };
 
 std::optional<std::string> parse_args(int argc, char** argv, Args& a) {
@@ -344,93 +331,11 @@ int cmd_sample(const Args& a) {
   return 0;
 }
 
-std::optional<std::string> slurp(const std::string& path, std::string& out) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return path + ": cannot open";
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  out = ss.str();
-  return std::nullopt;
-}
-
-int cmd_matrix(const Args& a) {
-  namespace rp = lv::report;
-  const std::string dir = a.values.count("--out") ? a.values.at("--out") : "reports";
-  const bool timings = a.flags.count("--timings") > 0;
-  std::vector<std::string> inputs(a.positional.begin() + 1, a.positional.end());
-  rp::Matrix m;
-  if (a.flags.count("--merge")) {
-    if (inputs.empty()) return usage("--merge needs the shard JSON files");
-    std::vector<rp::Matrix> shards;
-    for (const auto& path : inputs) {
-      std::string text;
-      if (auto e = slurp(path, text)) return fail({ErrorCode::kCannotOpen, *e});
-      auto s = rp::read_matrix_json(text, path);
-      if (!s.ok()) return fail(s.error());
-      shards.push_back(std::move(s).value());
-    }
-    auto merged = rp::merge_matrices(shards);
-    if (!merged.ok()) return fail(merged.error());
-    m = std::move(merged).value();
-  } else {
-    rp::MatrixOptions o;
-    o.inputs = inputs;
-    o.builtin = a.flags.count("--no-builtin") == 0;
-    if (a.values.count("--filter")) o.filter = a.values.at("--filter");
-    int64_t n = 0;
-    if (a.values.count("--jobs")) {
-      if (auto e = parse_int(a.values.at("--jobs"), 1, 256, n)) return usage("--jobs: " + *e);
-      o.jobs = static_cast<int>(n);
-    }
-    if (a.values.count("--shard")) {
-      const std::string& v = a.values.at("--shard");
-      auto slash = v.find('/');
-      int64_t i = 0, c = 0;
-      if (slash == std::string::npos || parse_int(v.substr(0, slash), 0, 1 << 20, i) || parse_int(v.substr(slash + 1), 1, 1 << 20, c) || i >= c)
-        return usage("--shard must be i/n with 0 <= i < n, got '" + v + "'");
-      o.shard_index = static_cast<int>(i);
-      o.shard_count = static_cast<int>(c);
-    }
-    o.progress = true;
-    auto r = rp::run_matrix(o);
-    if (!r.ok()) return fail(r.error());
-    m = std::move(r).value();
-  }
-  bool regression = false;
-  if (a.values.count("--baseline")) {
-    std::string text;
-    if (auto e = slurp(a.values.at("--baseline"), text)) return fail({ErrorCode::kCannotOpen, *e});
-    auto base = rp::read_matrix_json(text, a.values.at("--baseline"));
-    if (!base.ok()) return fail(base.error());
-    auto changes = rp::diff_matrices(*base, m);
-    rp::mark_changes(m, changes);
-    for (const auto& c : changes) {
-      std::printf("%s: %s / %s: %s -> %s\n", c.regression ? "REGRESSION" : "changed", c.variant.c_str(), c.column.c_str(),
-                  c.before.c_str(), c.after.c_str());
-      regression |= c.regression;
-    }
-  }
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  const std::pair<const char*, std::string> files[] = {{"compatibility.md", rp::render_matrix_markdown(m, timings)},
-                                                       {"compatibility.json", rp::render_matrix_json(m, timings)},
-                                                       {"compatibility.html", rp::render_matrix_html(m, timings)}};
-  for (const auto& [name, body] : files) {
-    auto st = lv::st::write_bytes_atomic(dir + "/" + name, {reinterpret_cast<const uint8_t*>(body.data()), body.size()}, inputs);
-    if (!st.ok()) return fail(st.error());
-  }
-  bool builtin_failed = false;
-  const auto names = rp::builtin_variant_names();
-  for (const auto& r : m.rows)
-    if (!r.equivalent() && std::find(names.begin(), names.end(), r.variant) != names.end()) builtin_failed = true;
-  std::printf("%lld of %zu variants equivalent; wrote %s/compatibility.{md,json,html}\n",
-              static_cast<long long>(m.equivalent_rows()), m.rows.size(), dir.c_str());
-  return regression || builtin_failed ? static_cast<int>(ErrorCode::kChecksFailed) : 0;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], "matrix") == 0)
+    return run_matrix_command(std::vector<std::string>(argv + 2, argv + argc));
   Args a;
   // `inspect FILE --json` takes --json as a flag; allow it by rewriting before parsing.
   std::vector<char*> args(argv, argv + argc);
@@ -460,6 +365,5 @@ int main(int argc, char** argv) {
   if (cmd == "compare") return cmd_compare(a);
   if (cmd == "inspect") return cmd_inspect(a);
   if (cmd == "sample") return cmd_sample(a);
-  if (cmd == "matrix") return cmd_matrix(a);
   return cmd_verify(a, 0);
 }

@@ -1,4 +1,5 @@
-// Compatibility matrix: generated variants and given files through every output style.
+// Compatibility matrix: generated variants and given files through every output style and
+// back, a baseline diff, shard merging, and the Markdown / JSON / HTML renderings.
 #include "report/matrix.h"
 
 #include <unistd.h>
@@ -9,7 +10,10 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -23,84 +27,196 @@
 namespace lv::report {
 namespace {
 
+// Every variant is small but has real FLUX.1-dev shapes: rank 2 and two blocks of each kind.
+constexpr int64_t kRank = 2;
+constexpr int64_t kBlocks = 2;
+constexpr uint64_t kSeed = 7;
+const char* const kSchema = "lora-verify.matrix/1";
+
 const std::vector<std::string> kColumns = {"kohya", "comfy", "peft", "bfl", "diffusers", "round-trip"};
+
+// ---- the grid: dialects and structures are data -------------------------------------------
+
+struct Dialect {
+  const char* name;
+  bool diffusers_named;  // diffusers module names: q, k, v, proj_mlp are separate modules
+  bool split_index;      // BFL names with fused targets split by index (.0 .1 .2 .3)
+  bool alpha;            // the dialect spells .alpha tensors
+  bool bias;             // the dialect spells bias deltas (lora_B.bias or diff_b)
+  bool metadata;         // lora_adapter_metadata (PEFT config in the safetensors header)
+  bool top_level;        // covers the embedders and the final layer
+};
+
+const Dialect kDialects[] = {
+    // name             diffusers split  alpha  bias   meta   top-level
+    {"diffusers",       true,     false, true,  true,  true,  true},
+    {"diffusers-old",   true,     false, false, false, false, true},
+    {"fal",             true,     false, true,  true,  false, true},
+    {"onetrainer",      true,     false, true,  true,  false, true},
+    {"kohya",           false,    false, true,  true,  false, true},
+    {"comfy",           false,    false, true,  true,  false, true},
+    {"ai-toolkit",      false,    false, true,  true,  false, true},
+    {"bfl",             false,    false, true,  true,  false, true},
+    {"onetrainer-bfl",  false,    true,  true,  false, false, true},
+    {"xlabs",           false,    false, false, false, false, false},
+};
+
+// The top-level modules other than norm_out, in both namings (for "norm-out only").
+std::vector<std::string> top_level_except_norm_out() {
+  std::vector<std::string> out;
+  const auto layout = flux::Layout::flux1_dev();
+  bool single = false;
+  for (const auto& t : flux::bfl_targets(layout))
+    if (flux::block_index(t.name, single) < 0 && t.name != "final_layer.adaLN_modulation.1") out.push_back(t.name);
+  for (const auto& p : flux::diffusers_map(layout))
+    if (flux::block_index(p.diffusers, single) < 0 && p.diffusers != "norm_out.linear") out.push_back(p.diffusers);
+  return out;
+}
+
+// Single-block module names (diffusers) of one attention part, for every generated block.
+std::vector<std::string> single_block_parts(std::initializer_list<const char*> parts) {
+  std::vector<std::string> out;
+  for (int64_t i = 0; i < kBlocks; ++i)
+    for (const char* p : parts) out.push_back("single_transformer_blocks." + std::to_string(i) + ".attn." + p);
+  return out;
+}
+
+struct Structure {
+  const char* name;
+  const char* what;  // one line for the legend
+  std::function<void(GenSpec&)> apply;
+  // nullopt: applies to the dialect; otherwise why the cell is n/a.
+  std::function<std::optional<std::string>(const Dialect&)> not_applicable;
+};
+
+std::optional<std::string> needs_diffusers_parts(const Dialect& d) {
+  if (d.diffusers_named) return std::nullopt;
+  if (d.split_index) return "the generator splits onetrainer-bfl targets only at proj_mlp (.3), see no-proj-mlp";
+  return "q, k, v (and proj_mlp) are one fused module in BFL naming";
+}
+
+const std::vector<Structure>& structures() {
+  static const std::vector<Structure> kStructures = {
+      {"complete", "every module of the generated blocks and all top-level modules (norm_out included)",
+       [](GenSpec&) {}, [](const Dialect&) { return std::optional<std::string>(); }},
+      {"no-proj-mlp", "single blocks have q, k, v but no proj_mlp (InvokeAI 5.1.1 crash); its rows are zero-filled",
+       [](GenSpec& s) { s.proj_mlp = false; },
+       [](const Dialect& d) -> std::optional<std::string> {
+         if (d.diffusers_named || d.split_index) return std::nullopt;
+         if (!d.top_level) return "xlabs single blocks never carry the proj_mlp rows (every xlabs variant lacks them)";
+         return "linear1 is one fused module in BFL naming";
+       }},
+      {"only-proj-mlp", "single blocks have proj_mlp but no q, k, v", [](GenSpec& s) { s.skip = single_block_parts({"to_q", "to_k", "to_v"}); },
+       needs_diffusers_parts},
+      {"missing-q", "q absent from every fused attention target (image, text and single-block)",
+       [](GenSpec& s) { s.skip = {"attn.to_q", "attn.add_q_proj"}; }, needs_diffusers_parts},
+      {"missing-k", "k absent from every fused attention target (the \"q, v but no k\" case)",
+       [](GenSpec& s) { s.skip = {"attn.to_k", "attn.add_k_proj"}; }, needs_diffusers_parts},
+      {"missing-v", "v absent from every fused attention target",
+       [](GenSpec& s) { s.skip = {"attn.to_v", "attn.add_v_proj"}; }, needs_diffusers_parts},
+      {"no-double-blocks", "whole double blocks absent (single blocks and top level only)", [](GenSpec& s) { s.max_double = 0; },
+       [](const Dialect&) { return std::optional<std::string>(); }},
+      {"no-single-blocks", "whole single blocks absent (double blocks and top level only)", [](GenSpec& s) { s.max_single = 0; },
+       [](const Dialect&) { return std::optional<std::string>(); }},
+      {"mixed-ranks", "rank differs per module (2, 1, 4), so fused parts have different ranks",
+       [](GenSpec& s) { s.mixed_ranks = true; }, [](const Dialect&) { return std::optional<std::string>(); }},
+      {"per-part-alpha", "a .alpha per module with different values (3, 6, 9), so fused parts have different scales",
+       [](GenSpec& s) {
+         s.alpha = 3;
+         s.per_part_alpha = true;
+       },
+       [](const Dialect& d) -> std::optional<std::string> {
+         if (d.alpha) return std::nullopt;
+         return "the dialect has no .alpha tensors";
+       }},
+      {"metadata-alpha", "scale from lora_adapter_metadata (lora_alpha = 2·r), no .alpha tensors",
+       [](GenSpec& s) { s.metadata_alpha = true; },
+       [](const Dialect& d) -> std::optional<std::string> {
+         if (d.metadata) return std::nullopt;
+         return "lora_adapter_metadata is written by diffusers only";
+       }},
+      {"rslora", "lora_adapter_metadata with use_rslora (scale lora_alpha/√r)",
+       [](GenSpec& s) {
+         s.metadata_alpha = true;
+         s.rslora = true;
+       },
+       [](const Dialect& d) -> std::optional<std::string> {
+         if (d.metadata) return std::nullopt;
+         return "lora_adapter_metadata is written by diffusers only";
+       }},
+      {"norm-out", "only norm_out.linear / final_layer.adaLN_modulation.1 (the row-half swap, Hyper/Turbo LoRAs)",
+       [](GenSpec& s) {
+         s.blocks = false;
+         s.skip = top_level_except_norm_out();
+       },
+       [](const Dialect& d) -> std::optional<std::string> {
+         if (d.top_level) return std::nullopt;
+         return "xlabs covers block attention only";
+       }},
+      {"bias", "bias deltas beside the factors (lora_B.bias or diff_b)", [](GenSpec& s) { s.bias = true; },
+       [](const Dialect& d) -> std::optional<std::string> {
+         if (d.bias) return std::nullopt;
+         return "the dialect has no bias-delta spelling";
+       }},
+      {"embedders-only", "top-level modules only, no blocks", [](GenSpec& s) { s.blocks = false; },
+       [](const Dialect& d) -> std::optional<std::string> {
+         if (d.top_level) return std::nullopt;
+         return "xlabs covers block attention only";
+       }},
+      {"text-encoder", "CLIP-L (lora_te1_) modules mixed in; passed through unchanged",
+       [](GenSpec& s) { s.text_encoder = true; }, [](const Dialect&) { return std::optional<std::string>(); }},
+  };
+  return kStructures;
+}
+
+const st::DType kDTypes[] = {st::DType::kF32, st::DType::kF16, st::DType::kBF16};
 
 struct Variant {
   std::string name;
   GenSpec spec;
 };
 
-// Variants use FLUX.1-dev shapes at rank 2, with the embedders, one double block and one
-// single block, so the whole grid runs in seconds.
-GenSpec base_spec(const std::string& dialect, st::DType dtype) {
-  GenSpec s;
-  s.dialect = dialect;
-  s.rank = 2;
-  s.dtype = dtype;
-  s.max_double = 1;
-  s.max_single = 1;
-  s.seed = 7;
-  return s;
+const std::vector<Variant>& builtin_variants() {
+  static const std::vector<Variant> kVariants = [] {
+    std::vector<Variant> out;
+    for (const auto& d : kDialects)
+      for (const auto& s : structures()) {
+        if (s.not_applicable(d)) continue;
+        for (st::DType dt : kDTypes) {
+          Variant v;
+          v.name = std::string(d.name) + " / " + s.name + " / " + std::string(st::dtype_name(dt));
+          v.spec.dialect = d.name;
+          v.spec.rank = kRank;
+          v.spec.dtype = dt;
+          v.spec.seed = kSeed;
+          v.spec.max_double = kBlocks;
+          v.spec.max_single = kBlocks;
+          s.apply(v.spec);
+          out.push_back(std::move(v));
+        }
+      }
+    return out;
+  }();
+  return kVariants;
 }
 
-std::vector<Variant> builtin_variants() {
-  struct Structure {
-    const char* name;
-    void (*apply)(GenSpec&);
-    bool diffusers_only;  // needs diffusers-named parts
-    bool needs_alpha;     // the dialect must carry .alpha tensors
-    bool diffusers_metadata;
-  };
-  static const Structure kStructures[] = {
-      {"complete", [](GenSpec&) {}, false, false, false},
-      {"no-proj-mlp", [](GenSpec& s) { s.proj_mlp = false; }, true, false, false},
-      {"only-proj-mlp", [](GenSpec& s) { s.skip = {"attn.to_q", "attn.to_k", "attn.to_v"}; }, true, false, false},
-      {"missing-q", [](GenSpec& s) { s.skip = {"attn.to_q", "attn.add_q_proj"}; }, true, false, false},
-      {"missing-k", [](GenSpec& s) { s.skip = {"attn.to_k", "attn.add_k_proj"}; }, true, false, false},
-      {"missing-v", [](GenSpec& s) { s.skip = {"attn.to_v", "attn.add_v_proj"}; }, true, false, false},
-      {"blocks-absent", [](GenSpec& s) { s.max_single = 0; }, false, false, false},
-      {"mixed-ranks", [](GenSpec& s) { s.mixed_ranks = true; }, false, false, false},
-      {"per-part-alpha", [](GenSpec& s) { s.alpha = 3; s.per_part_alpha = true; }, false, true, false},
-      {"metadata-alpha", [](GenSpec& s) { s.metadata_alpha = true; }, true, false, true},
-      {"rslora", [](GenSpec& s) { s.metadata_alpha = true; s.rslora = true; }, true, false, true},
-      {"no-norm-out", [](GenSpec& s) { s.norm_out = false; }, false, false, false},
-      {"bias", [](GenSpec& s) { s.bias = true; s.alpha = 2; }, false, true, false},
-      {"embedders-only", [](GenSpec& s) { s.blocks = false; }, false, false, false},
-      {"text-encoder", [](GenSpec& s) { s.text_encoder = true; }, false, false, false},
-  };
-  struct Dialect {
-    const char* name;
-    bool diffusers_named, has_alpha, has_metadata, has_embedders;
-  };
-  static const Dialect kDialects[] = {
-      {"diffusers", true, true, true, true},   {"diffusers-old", true, false, false, true},
-      {"fal", true, true, false, true},        {"onetrainer", true, true, false, true},
-      {"kohya", false, true, false, true},     {"comfy", false, true, false, true},
-      {"ai-toolkit", false, true, false, true}, {"bfl", false, true, false, true},
-      {"onetrainer-bfl", false, true, false, true}, {"xlabs", false, false, false, false},
-  };
-  std::vector<Variant> out;
-  for (const auto& d : kDialects)
-    for (const auto& s : kStructures) {
-      if (s.diffusers_only && !d.diffusers_named) continue;
-      if (s.needs_alpha && !d.has_alpha) continue;
-      if (s.diffusers_metadata && !d.has_metadata) continue;
-      if (!d.has_embedders && (std::string(s.name) == "embedders-only" || std::string(s.name) == "no-norm-out")) continue;
-      for (st::DType dt : {st::DType::kF32, st::DType::kF16, st::DType::kBF16}) {
-        Variant v{std::string(d.name) + " / " + s.name + " / " + std::string(st::dtype_name(dt)), base_spec(d.name, dt)};
-        s.apply(v.spec);
-        out.push_back(std::move(v));
-      }
-    }
-  return out;
+std::string builtin_description() {
+  return "Built-in variants are generated in memory, seeded (seed " + std::to_string(kSeed) +
+         "), from the FLUX.1-dev layout: real FLUX.1-dev shapes, rank " + std::to_string(kRank) +
+         ", double and single blocks 0–" + std::to_string(kBlocks - 1) +
+         " plus the top-level modules (embedders, final layer, norm_out). Each is converted in memory to every "
+         "output style, re-read with the same strict reader and verified module by module; the round trip "
+         "converts to the other layout and back and compares the result with the source.";
 }
+
+// ---- running one row --------------------------------------------------------------------
 
 MatrixCell cell_from(const std::string& column, const Result<Report>& r) {
   MatrixCell c;
   c.column = column;
   if (!r.ok()) {
     c.outcome = "refused";
-    c.reason = r.error().message;
+    c.reason = r.error().code == ErrorCode::kInternal ? "internal error: " + r.error().message : r.error().message;
     return c;
   }
   c.outcome = r->pass ? "equivalent" : "not equivalent";
@@ -109,66 +225,84 @@ MatrixCell cell_from(const std::string& column, const Result<Report>& r) {
   return c;
 }
 
-// Converts twice (to the other layout and back) and compares with the source.
-Result<Report> round_trip(std::shared_ptr<const st::SafetensorsFile> src) {
+Result<std::shared_ptr<const st::SafetensorsFile>> reread(const Conversion& c, const std::string& name) {
+  LV_TRY_ASSIGN(bytes, st::serialize(tensors_to_write(c), c.metadata));
+  auto f = st::SafetensorsFile::from_bytes(std::move(bytes), name);
+  if (!f.ok()) return internal_error("the converter wrote an invalid file: " + f.error().message);
+  return std::make_shared<const st::SafetensorsFile>(std::move(f).value());
+}
+
+// Converts to the other layout (default style), then back, and compares with the source.
+Result<Report> round_trip(const std::shared_ptr<const st::SafetensorsFile>& src) {
   LV_TRY_ASSIGN(in, load_lora(src));
-  PipelineOptions po;
-  ConvertOptions there = resolve_convert_options(in, po);
+  ConvertOptions there = resolve_convert_options(in, PipelineOptions{});
   LV_TRY_ASSIGN(c1, convert(in, there));
-  LV_TRY_ASSIGN(b1, st::serialize(tensors_to_write(c1), c1.metadata));
-  LV_TRY_ASSIGN(f1, st::SafetensorsFile::from_bytes(std::move(b1), "(first conversion)"));
+  LV_TRY_ASSIGN(f1, reread(c1, "(converted in memory)"));
   LoadOptions lo;
   lo.layout = in.layout;
   lo.allow_empty = true;
-  LV_TRY_ASSIGN(mid, load_lora(std::make_shared<const st::SafetensorsFile>(std::move(f1)), lo));
+  LV_TRY_ASSIGN(mid, load_lora(f1, lo));
   ConvertOptions back;
   back.to = there.to == OutputLayout::kBfl ? OutputLayout::kDiffusers : OutputLayout::kBfl;
   back.style = back.to == OutputLayout::kBfl ? Style::kKohya : Style::kDiffusers;
   LV_TRY_ASSIGN(c2, convert(mid, back));
-  LV_TRY_ASSIGN(b2, st::serialize(tensors_to_write(c2), c2.metadata));
-  LV_TRY_ASSIGN(f2, st::SafetensorsFile::from_bytes(std::move(b2), "(round trip)"));
+  LV_TRY_ASSIGN(f2, reread(c2, "(converted back in memory)"));
   PipelineOptions cmp;
   cmp.threads = 1;
-  return run_compare(src, std::make_shared<const st::SafetensorsFile>(std::move(f2)), cmp);
+  return run_compare(src, f2, cmp);
 }
 
-MatrixRow run_row(const std::string& name, std::shared_ptr<const st::SafetensorsFile> file) {
+struct Col {
+  const char* name;
+  OutputLayout to;
+  Style style;
+};
+const Col kStyleColumns[] = {{"kohya", OutputLayout::kBfl, Style::kKohya},
+                             {"comfy", OutputLayout::kBfl, Style::kComfy},
+                             {"peft", OutputLayout::kBfl, Style::kPeft},
+                             {"bfl", OutputLayout::kBfl, Style::kBfl},
+                             {"diffusers", OutputLayout::kDiffusers, Style::kDiffusers}};
+
+MatrixRow run_row(const std::string& name, bool builtin, const std::shared_ptr<const st::SafetensorsFile>& file) {
   MatrixRow row;
   row.variant = name;
-  const auto start = std::chrono::steady_clock::now();
-  struct Col {
-    const char* name;
-    OutputLayout to;
-    Style style;
-  };
-  static const Col kCols[] = {{"kohya", OutputLayout::kBfl, Style::kKohya},
-                              {"comfy", OutputLayout::kBfl, Style::kComfy},
-                              {"peft", OutputLayout::kBfl, Style::kPeft},
-                              {"bfl", OutputLayout::kBfl, Style::kBfl},
-                              {"diffusers", OutputLayout::kDiffusers, Style::kDiffusers}};
-  for (const Col& col : kCols) {
+  row.builtin = builtin;
+  for (const Col& col : kStyleColumns) {
     PipelineOptions o;
     o.to = col.to;
     o.style = col.style;
-    o.threads = 1;
+    o.threads = 1;  // parallelism is across rows
     auto r = run_verify(file, o);
     if (r.ok() && row.dialect.empty()) {
       row.dialect = r->dialect;
-      row.ranks = r->summary.parts ? std::to_string(r->summary.rank_min) + ".." + std::to_string(r->summary.rank_max) : "-";
-      if (col.to == OutputLayout::kBfl) row.zero_filled = r->summary.zero_filled;
+      row.ranks = r->summary.rank_max > 0 ? std::to_string(r->summary.rank_min) + ".." + std::to_string(r->summary.rank_max) : "-";
     }
+    // Zero-filled parts exist only on the fused (BFL) side.
+    if (r.ok() && col.to == OutputLayout::kBfl) row.zero_filled = std::max(row.zero_filled, r->summary.zero_filled);
     row.cells.push_back(cell_from(col.name, r));
   }
   row.cells.push_back(cell_from("round-trip", round_trip(file)));
   if (row.dialect.empty()) row.dialect = "-";
   if (row.ranks.empty()) row.ranks = "-";
   for (const auto& c : row.cells) row.worst_error = std::max(row.worst_error, c.worst_error);
-  row.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return row;
 }
 
+MatrixRow unreadable_row(const std::string& name, bool builtin, const Error& e) {
+  MatrixRow row;
+  row.variant = name;
+  row.builtin = builtin;
+  row.dialect = "-";
+  row.ranks = "-";
+  for (const auto& c : kColumns) row.cells.push_back({c, "refused", e.message, 0, "", false});
+  return row;
+}
+
+// ---- rendering helpers ------------------------------------------------------------------
+
 std::string fmt_error(double e) {
   if (std::isinf(e)) return "inf";
+  if (std::isnan(e)) return "nan";
   if (e == 0) return "0";
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1e", e);
@@ -183,9 +317,21 @@ double rounded(double e) {
   return std::strtod(buf, nullptr);
 }
 
-std::string summary_line(const Matrix& m) {
+std::string fmt_seconds(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f s", s);
+  return buf;
+}
+
+std::string summary_line(const MatrixResult& m) {
   return std::to_string(m.equivalent_rows()) + " of " + std::to_string(m.rows.size()) +
          " variants equivalent in every output style and the round trip";
+}
+
+std::string baseline_line(const MatrixResult& m) {
+  auto n = [](int64_t k, const char* one, const char* many) { return std::to_string(k) + " " + (k == 1 ? one : many); };
+  return "Against the baseline: " + n(m.regressions, "regression", "regressions") + ", " + n(m.fixes, "fix", "fixes") + ", " +
+         n(m.changes, "change", "changes") + " in all";
 }
 
 std::string esc_html(const std::string& s) {
@@ -202,27 +348,85 @@ std::string esc_html(const std::string& s) {
   return o;
 }
 
-std::string md_cell(std::string s) {
+// Text safe inside a GitHub table cell: no pipes, no line breaks, no raw HTML.
+std::string esc_md(const std::string& s) {
   std::string o;
-  for (char c : s) o += c == '|' ? std::string("\\|") : (c == '\n' ? std::string(" ") : std::string(1, c));
+  for (char c : s) {
+    if (c == '|') o += "\\|";
+    else if (c == '\n' || c == '\r') o += ' ';
+    else if (c == '<') o += "&lt;";
+    else if (c == '>') o += "&gt;";
+    else o += c;
+  }
   return o;
 }
 
-const char* mark(const std::string& outcome) {
+const char* md_mark(const std::string& outcome) {
   if (outcome == "equivalent") return "✅";
   if (outcome == "not equivalent") return "❌";
   if (outcome == "refused") return "⛔";
-  return "–";
+  return "❔";
+}
+
+const char* html_class(const std::string& outcome) {
+  if (outcome == "equivalent") return "eq";
+  if (outcome == "not equivalent") return "ne";
+  if (outcome == "refused") return "rf";
+  return "na";
+}
+
+const char* html_mark(const std::string& outcome) {
+  if (outcome == "equivalent") return "✓";
+  if (outcome == "not equivalent") return "✗";
+  if (outcome == "refused") return "refused";
+  return "?";
+}
+
+// Reasons are numbered once each; the same reason in many cells shares one number.
+struct Notes {
+  std::vector<std::string> text;
+  std::map<std::string, size_t> index;
+  size_t number(const std::string& s) {
+    auto [it, added] = index.emplace(s, text.size() + 1);
+    if (added) text.push_back(s);
+    return it->second;
+  }
+};
+
+std::string cell_note(const MatrixCell& c) {
+  std::string s = c.reason;
+  if (!c.was.empty()) s = std::string(c.regression ? "regression" : "changed") + " (baseline: " + c.was + ")" + (s.empty() ? "" : "; " + s);
+  return s;
+}
+
+// Structures in column order with the dialects they apply to.
+struct Grid {
+  std::vector<std::string> structures;
+  std::vector<std::string> dialects;
+  std::map<std::pair<std::string, std::string>, std::string> why_not;  // (dialect, structure) → reason
+};
+
+Grid grid() {
+  Grid g;
+  for (const auto& s : structures()) g.structures.push_back(s.name);
+  for (const auto& d : kDialects) g.dialects.push_back(d.name);
+  for (const auto& a : builtin_applicability())
+    if (!a.applies) g.why_not[{a.dialect, a.structure}] = a.why_not;
+  return g;
 }
 
 }  // namespace
 
 bool MatrixRow::equivalent() const {
-  return std::all_of(cells.begin(), cells.end(), [](const MatrixCell& c) { return c.outcome == "equivalent" || c.outcome == "n/a"; });
+  return !cells.empty() && std::all_of(cells.begin(), cells.end(), [](const MatrixCell& c) { return c.outcome == "equivalent"; });
 }
 
-int64_t Matrix::equivalent_rows() const {
+int64_t MatrixResult::equivalent_rows() const {
   return std::count_if(rows.begin(), rows.end(), [](const MatrixRow& r) { return r.equivalent(); });
+}
+
+bool MatrixResult::builtin_failed() const {
+  return std::any_of(rows.begin(), rows.end(), [](const MatrixRow& r) { return r.builtin && !r.equivalent(); });
 }
 
 std::vector<std::string> builtin_variant_names() {
@@ -231,271 +435,481 @@ std::vector<std::string> builtin_variant_names() {
   return n;
 }
 
-Result<Matrix> run_matrix(const MatrixOptions& opt) {
+std::vector<std::string> builtin_structures() {
+  std::vector<std::string> n;
+  for (const auto& s : structures()) n.push_back(s.name);
+  return n;
+}
+
+std::vector<std::string> builtin_dialects() {
+  std::vector<std::string> n;
+  for (const auto& d : kDialects) n.push_back(d.name);
+  return n;
+}
+
+std::vector<Applicability> builtin_applicability() {
+  std::vector<Applicability> out;
+  for (const auto& d : kDialects)
+    for (const auto& s : structures()) {
+      auto why = s.not_applicable(d);
+      out.push_back({d.name, s.name, !why, why.value_or("")});
+    }
+  return out;
+}
+
+Result<MatrixResult> run_matrix(const MatrixOptions& opt) {
   if (opt.shard_count < 1 || opt.shard_index < 0 || opt.shard_index >= opt.shard_count)
-    return make_error(ErrorCode::kUsage, "--shard must be i/n with 0 <= i < n");
-  // The work list: built-in variants, then every .safetensors file of the inputs (sorted).
+    return make_error(ErrorCode::kUsage, "--shard must be i/n with 0 <= i < n, got " + std::to_string(opt.shard_index) + "/" +
+                                             std::to_string(opt.shard_count));
+  // The full work list: built-in variants in grid order, then every input file (sorted, so
+  // the order does not depend on how the arguments were spelled in order).
   struct Job {
     std::string name;
-    const GenSpec* spec = nullptr;
-    std::string path;
+    const GenSpec* spec = nullptr;  // built-in
+    std::string path;               // input
   };
-  static const std::vector<Variant> variants = builtin_variants();
   std::vector<Job> all;
   if (opt.builtin)
-    for (const auto& v : variants)
+    for (const auto& v : builtin_variants())
       if (opt.filter.empty() || v.name.find(opt.filter) != std::string::npos) all.push_back({v.name, &v.spec, ""});
+  std::vector<std::string> files;
   for (const auto& in : opt.inputs) {
+    namespace fs = std::filesystem;
     std::error_code ec;
-    if (std::filesystem::is_directory(in, ec)) {
-      std::vector<std::string> files;
-      for (const auto& e : std::filesystem::recursive_directory_iterator(in, ec))
-        if (e.is_regular_file() && e.path().extension() == ".safetensors") files.push_back(e.path().string());
-      std::sort(files.begin(), files.end());
-      for (auto& f : files) all.push_back({f, nullptr, f});
-    } else if (std::filesystem::exists(in, ec)) {
-      all.push_back({in, nullptr, in});
+    if (fs::is_directory(in, ec)) {
+      fs::recursive_directory_iterator it(in, fs::directory_options::skip_permission_denied, ec), end;
+      if (ec) return make_error(ErrorCode::kCannotOpen, in + ": cannot read directory: " + ec.message());
+      for (; it != end; it.increment(ec)) {
+        if (ec) return make_error(ErrorCode::kCannotOpen, in + ": cannot read directory: " + ec.message());
+        std::error_code fec;
+        if (it->is_regular_file(fec) && it->path().extension() == ".safetensors") files.push_back(it->path().string());
+      }
+    } else if (fs::exists(in, ec)) {
+      files.push_back(in);
     } else {
       return make_error(ErrorCode::kCannotOpen, in + ": no such file or directory");
     }
   }
-  std::vector<Job> jobs;
-  for (size_t i = 0; i < all.size(); ++i)
-    if (static_cast<int>(i % static_cast<size_t>(opt.shard_count)) == opt.shard_index) jobs.push_back(all[i]);
+  std::sort(files.begin(), files.end());
+  files.erase(std::unique(files.begin(), files.end()), files.end());
+  for (auto& f : files) all.push_back({f, nullptr, f});
 
-  Matrix m;
+  std::vector<const Job*> jobs;
+  for (size_t i = 0; i < all.size(); ++i)
+    if (i % static_cast<size_t>(opt.shard_count) == static_cast<size_t>(opt.shard_index)) jobs.push_back(&all[i]);
+
+  MatrixResult m;
   m.columns = kColumns;
-  m.description = "Built-in variants: FLUX.1-dev shapes at rank 2 (mixed ranks 1..4), the embedders, "
-                  "double block 0 and single block 0, seeded; each converted in memory to every output style, "
-                  "re-read and verified, and converted to the other layout and back.";
+  if (opt.builtin) m.description = builtin_description();
+  m.shard_index = opt.shard_index;
+  m.shard_count = opt.shard_count;
+  m.total_rows = static_cast<int64_t>(all.size());
   m.rows.resize(jobs.size());
+
   std::atomic<size_t> next{0}, done{0};
   std::mutex progress_mutex;
   const bool progress = opt.progress && isatty(2);
   auto worker = [&] {
     for (size_t i; (i = next.fetch_add(1)) < jobs.size();) {
-      const Job& j = jobs[i];
+      const Job& j = *jobs[i];
+      const auto start = std::chrono::steady_clock::now();
+      std::optional<Error> err;
       std::shared_ptr<const st::SafetensorsFile> file;
-      Error err;
       if (j.spec) {
         auto bytes = generate_lora(*j.spec);
-        if (bytes.ok()) {
+        if (!bytes.ok()) {
+          err = bytes.error();
+        } else {
           auto f = st::SafetensorsFile::from_bytes(std::move(bytes).value(), j.name);
           if (f.ok()) file = std::make_shared<const st::SafetensorsFile>(std::move(f).value());
           else err = f.error();
-        } else {
-          err = bytes.error();
         }
       } else {
         auto f = st::SafetensorsFile::open(j.path);
         if (f.ok()) file = std::make_shared<const st::SafetensorsFile>(std::move(f).value());
         else err = f.error();
       }
-      if (file) {
-        m.rows[i] = run_row(j.name, file);
-      } else {
-        MatrixRow row;
-        row.variant = j.name;
-        row.dialect = "-";
-        row.ranks = "-";
-        for (const auto& c : kColumns) row.cells.push_back({c, "refused", err.message, 0});
-        m.rows[i] = row;
-      }
-      size_t d = ++done;
+      m.rows[i] = file ? run_row(j.name, j.spec != nullptr, file) : unreadable_row(j.name, j.spec != nullptr, *err);
+      m.rows[i].seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const size_t d = ++done;
       if (progress) {
         std::lock_guard<std::mutex> lock(progress_mutex);
-        std::fprintf(stderr, "\r[%zu/%zu] %-60.60s", d, jobs.size(), j.name.c_str());
+        std::fprintf(stderr, "\r\033[K[%zu/%zu] %.70s", d, jobs.size(), j.name.c_str());
         if (d == jobs.size()) std::fprintf(stderr, "\n");
+        std::fflush(stderr);
       }
     }
   };
+  const size_t threads = std::min<size_t>(static_cast<size_t>(std::max(1, opt.jobs)), std::max<size_t>(1, jobs.size()));
   std::vector<std::thread> pool;
-  for (int t = 1; t < std::max(1, opt.jobs); ++t) pool.emplace_back(worker);
+  for (size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
   worker();
   for (auto& t : pool) t.join();
   return m;
 }
 
-std::string render_matrix_markdown(const Matrix& m, bool timings) {
+// ---- renderers ----------------------------------------------------------------------------
+
+std::string render_matrix_markdown(const MatrixResult& m, bool timings) {
   std::ostringstream o;
   o << "# FLUX.1 LoRA compatibility matrix (lora-verify " << LV_VERSION << ")\n\n";
-  o << "**" << summary_line(m) << ".**\n\n" << m.description << "\n\n";
-  o << "✅ equivalent · ❌ not equivalent · ⛔ refused (reason below) · – not applicable\n\n";
+  o << "**" << summary_line(m) << ".**\n\n";
+  if (m.has_baseline) {
+    o << "**" << baseline_line(m) << ".**\n\n";
+    for (const auto& n : m.baseline_notes) o << "- " << esc_md(n) << "\n";
+    if (!m.baseline_notes.empty()) o << "\n";
+  }
+  if (m.shard_count > 1)
+    o << "Shard " << m.shard_index << "/" << m.shard_count << " of a run of " << m.total_rows
+      << " rows (`lora-verify matrix --merge` joins the shards).\n\n";
+  if (!m.description.empty()) o << m.description << "\n\n";
+  o << "Columns: kohya, comfy, peft, bfl = converted to the BFL layout in that key style; diffusers = converted to "
+       "the diffusers layout; round-trip = to the other layout and back, compared with the source.\n\n";
+  o << "✅ equivalent · ❌ not equivalent · ⛔ refused · ⚠️ changed since the baseline · "
+       "<sup>n</sup> see note n below the table\n\n";
   o << "| variant | dialect | ranks | zero-filled |";
-  for (const auto& c : m.columns) o << " " << c << " |";
-  o << " worst rel. error |" << (timings ? " time |" : "") << "\n|---|---|---|---|";
-  for (size_t i = 0; i < m.columns.size(); ++i) o << "---|";
-  o << "---|" << (timings ? "---|" : "") << "\n";
-  std::vector<std::string> notes;
+  for (const auto& c : m.columns) o << " " << esc_md(c) << " |";
+  o << " worst rel. error |" << (timings ? " time |" : "") << "\n|---|---|---|--:|";
+  for (size_t i = 0; i < m.columns.size(); ++i) o << ":-:|";
+  o << "--:|" << (timings ? "--:|" : "") << "\n";
+  Notes notes;
   for (const auto& r : m.rows) {
-    o << "| " << md_cell(r.variant) << " | " << md_cell(r.dialect) << " | " << r.ranks << " | " << r.zero_filled << " |";
+    o << "| " << esc_md(r.variant) << " | " << esc_md(r.dialect) << " | " << esc_md(r.ranks) << " | " << r.zero_filled << " |";
     for (const auto& c : r.cells) {
-      o << " " << mark(c.outcome);
-      if (!c.reason.empty()) {
-        notes.push_back(r.variant + ", " + c.column + ": " + c.reason);
-        o << "<sup>" << notes.size() << "</sup>";
-      }
+      o << " " << md_mark(c.outcome);
+      if (!c.was.empty()) o << "⚠️";
+      std::string note = cell_note(c);
+      if (!note.empty()) o << "<sup>" << notes.number(note) << "</sup>";
       o << " |";
     }
     o << " " << fmt_error(r.worst_error) << " |";
-    if (timings) {
-      char buf[32];
-      std::snprintf(buf, sizeof buf, "%.2f s", r.seconds);
-      o << " " << buf << " |";
-    }
+    if (timings) o << " " << fmt_seconds(r.seconds) << " |";
     o << "\n";
   }
-  if (!notes.empty()) {
+  if (!notes.text.empty()) {
+    o << "\nNotes:\n\n";
+    for (size_t i = 0; i < notes.text.size(); ++i) o << (i + 1) << ". " << esc_md(notes.text[i]) << "\n";
+  }
+  if (!m.description.empty()) {
+    const Grid g = grid();
+    o << "\n## Structures per dialect\n\n";
+    o << "Not every structure exists in every dialect; n/a cells are not generated.\n\n| dialect |";
+    for (const auto& s : g.structures) o << " " << s << " |";
+    o << "\n|---|";
+    for (size_t i = 0; i < g.structures.size(); ++i) o << ":-:|";
     o << "\n";
-    for (size_t i = 0; i < notes.size(); ++i) o << (i + 1) << ". " << md_cell(notes[i]) << "\n";
+    Notes na;
+    for (const auto& d : g.dialects) {
+      o << "| " << d << " |";
+      for (const auto& s : g.structures) {
+        auto it = g.why_not.find({d, s});
+        if (it == g.why_not.end()) o << " ✓ |";
+        else o << " n/a<sup>" << na.number(it->second) << "</sup> |";
+      }
+      o << "\n";
+    }
+    o << "\n";
+    for (size_t i = 0; i < na.text.size(); ++i) o << (i + 1) << ". n/a: " << esc_md(na.text[i]) << "\n";
+    o << "\nStructures:\n\n";
+    for (const auto& s : structures()) o << "- **" << s.name << "**: " << esc_md(s.what) << "\n";
   }
   return o.str();
 }
 
-std::string render_matrix_json(const Matrix& m, bool timings) {
-  nlohmann::ordered_json j;
-  j["schema"] = "lora-verify.matrix/1";
+std::string render_matrix_json(const MatrixResult& m, bool timings) {
+  using J = nlohmann::ordered_json;
+  J j;
+  j["schema"] = kSchema;
   j["tool_version"] = LV_VERSION;
   j["description"] = m.description;
   j["summary"] = {{"rows", m.rows.size()}, {"equivalent", m.equivalent_rows()}, {"line", summary_line(m)}};
+  if (m.shard_count > 1) j["shard"] = {{"index", m.shard_index}, {"count", m.shard_count}, {"total_rows", m.total_rows}};
+  if (m.has_baseline)
+    j["baseline"] = {{"regressions", m.regressions}, {"fixes", m.fixes}, {"changes", m.changes}, {"notes", m.baseline_notes}};
   j["columns"] = m.columns;
-  nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+  J rows = J::array();
   for (const auto& r : m.rows) {
-    nlohmann::ordered_json row;
+    J row;
     row["variant"] = r.variant;
+    row["source"] = r.builtin ? "builtin" : "input";
     row["dialect"] = r.dialect;
     row["ranks"] = r.ranks;
     row["zero_filled"] = r.zero_filled;
     row["worst_error"] = rounded(r.worst_error);
-    if (timings) row["seconds"] = r.seconds;
-    nlohmann::ordered_json cells = nlohmann::ordered_json::array();
-    for (const auto& c : r.cells)
-      cells.push_back({{"column", c.column}, {"outcome", c.outcome}, {"reason", c.reason}, {"worst_error", rounded(c.worst_error)}});
+    if (timings) row["seconds"] = std::round(r.seconds * 1000) / 1000;
+    J cells = J::array();
+    for (const auto& c : r.cells) {
+      J cell = {{"column", c.column}, {"outcome", c.outcome}, {"reason", c.reason}, {"worst_error", rounded(c.worst_error)}};
+      if (!c.was.empty()) {
+        cell["baseline"] = c.was;
+        cell["regression"] = c.regression;
+      }
+      cells.push_back(std::move(cell));
+    }
     row["cells"] = std::move(cells);
     rows.push_back(std::move(row));
   }
   j["rows"] = std::move(rows);
-  return j.dump(1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+  if (!m.description.empty()) {
+    J na = J::array();
+    for (const auto& a : builtin_applicability())
+      if (!a.applies) na.push_back({{"dialect", a.dialect}, {"structure", a.structure}, {"why", a.why_not}});
+    j["not_applicable"] = std::move(na);
+  }
+  return j.dump(1, ' ', false, J::error_handler_t::replace) + "\n";
 }
 
-std::string render_matrix_html(const Matrix& m, bool timings) {
+std::string render_matrix_html(const MatrixResult& m, bool timings) {
   std::ostringstream o;
-  o << "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>FLUX.1 LoRA compatibility matrix</title>\n"
-       "<style>body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;font-size:13px}"
-       "th,td{border:1px solid #ccc;padding:3px 6px;text-align:left}th{background:#f0f0f0;position:sticky;top:0}"
-       ".eq{background:#c8efc8}.ne{background:#f6b3b3}.rf{background:#f9e1a8}.na{background:#eee;color:#888}"
-       ".changed{outline:3px solid #1f5fd6}</style></head><body>\n";
-  o << "<h1>FLUX.1 LoRA compatibility matrix</h1>\n<p><strong>" << esc_html(summary_line(m)) << ".</strong> lora-verify "
-    << LV_VERSION << ".</p>\n<p>" << esc_html(m.description) << "</p>\n";
-  o << "<p><span class=\"eq\">&nbsp;equivalent&nbsp;</span> <span class=\"ne\">&nbsp;not equivalent&nbsp;</span> "
-       "<span class=\"rf\">&nbsp;refused&nbsp;</span> <span class=\"na\">&nbsp;n/a&nbsp;</span> (hover a cell for details)</p>\n";
+  o << "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+       "<title>FLUX.1 LoRA compatibility matrix</title>\n<style>\n"
+       "body{font-family:system-ui,sans-serif;margin:2em;color:#222}\n"
+       "table{border-collapse:collapse;font-size:13px;margin:1em 0}\n"
+       "th,td{border:1px solid #ccc;padding:3px 7px;text-align:left}\n"
+       "th{background:#f0f0f0;position:sticky;top:0}\n"
+       "td.c{text-align:center;min-width:4em}\n"
+       "td.n{text-align:right;font-variant-numeric:tabular-nums}\n"
+       ".eq{background:#bfe9bf}.ne{background:#f4a7a7;font-weight:bold}.rf{background:#f7dc8f}.na{background:#eee;color:#888}\n"
+       ".chg{outline:3px solid #1f5fd6;outline-offset:-3px}.reg{outline:3px solid #b00020;outline-offset:-3px}\n"
+       "tr.bad td:first-child{font-weight:bold}\n"
+       ".key span{display:inline-block;padding:2px 8px;margin-right:6px;border:1px solid #ccc}\n"
+       "</style></head><body>\n";
+  o << "<h1>FLUX.1 LoRA compatibility matrix</h1>\n";
+  o << "<p><strong>" << esc_html(summary_line(m)) << ".</strong> lora-verify " << LV_VERSION << ".</p>\n";
+  if (m.has_baseline) {
+    o << "<p><strong>" << esc_html(baseline_line(m)) << ".</strong></p>\n";
+    if (!m.baseline_notes.empty()) {
+      o << "<ul>\n";
+      for (const auto& n : m.baseline_notes) o << "<li>" << esc_html(n) << "</li>\n";
+      o << "</ul>\n";
+    }
+  }
+  if (m.shard_count > 1)
+    o << "<p>Shard " << m.shard_index << "/" << m.shard_count << " of a run of " << m.total_rows << " rows.</p>\n";
+  if (!m.description.empty()) o << "<p>" << esc_html(m.description) << "</p>\n";
+  o << "<p>Columns: kohya, comfy, peft, bfl = converted to the BFL layout in that key style; diffusers = converted to the "
+       "diffusers layout; round-trip = to the other layout and back, compared with the source.</p>\n";
+  o << "<p class=\"key\"><span class=\"eq\">✓ equivalent</span><span class=\"ne\">✗ not equivalent</span>"
+       "<span class=\"rf\">refused</span><span class=\"reg\">regression</span><span class=\"chg\">changed</span>"
+       " — a number points to the note below; hover a cell for details.</p>\n";
   o << "<table><thead><tr><th>variant</th><th>dialect</th><th>ranks</th><th>zero-filled</th>";
   for (const auto& c : m.columns) o << "<th>" << esc_html(c) << "</th>";
   o << "<th>worst rel. error</th>" << (timings ? "<th>time</th>" : "") << "</tr></thead><tbody>\n";
+  Notes notes;
   for (const auto& r : m.rows) {
-    o << "<tr><td>" << esc_html(r.variant) << "</td><td>" << esc_html(r.dialect) << "</td><td>" << r.ranks << "</td><td>"
-      << r.zero_filled << "</td>";
+    o << "<tr" << (r.equivalent() ? "" : " class=\"bad\"") << "><td>" << esc_html(r.variant) << "</td><td>" << esc_html(r.dialect)
+      << "</td><td>" << esc_html(r.ranks) << "</td><td class=\"n\">" << r.zero_filled << "</td>";
     for (const auto& c : r.cells) {
-      const char* cls = c.outcome == "equivalent" ? "eq" : c.outcome == "not equivalent" ? "ne" : c.outcome == "refused" ? "rf" : "na";
-      const bool changed = c.reason.find("was: ") != std::string::npos;
-      o << "<td class=\"" << cls << (changed ? " changed" : "") << "\" title=\"" << esc_html(c.reason.empty() ? c.outcome : c.reason)
-        << "\">" << esc_html(c.outcome) << "</td>";
+      const std::string note = cell_note(c);
+      o << "<td class=\"c " << html_class(c.outcome) << (c.was.empty() ? "" : c.regression ? " reg" : " chg") << "\" title=\""
+        << esc_html(c.column + ": " + c.outcome + (note.empty() ? "" : " — " + note)) << "\">" << html_mark(c.outcome);
+      if (!note.empty()) o << "<sup>" << notes.number(note) << "</sup>";
+      o << "</td>";
     }
-    o << "<td>" << fmt_error(r.worst_error) << "</td>";
-    if (timings) {
-      char buf[32];
-      std::snprintf(buf, sizeof buf, "%.2f s", r.seconds);
-      o << "<td>" << buf << "</td>";
-    }
+    o << "<td class=\"n\">" << fmt_error(r.worst_error) << "</td>";
+    if (timings) o << "<td class=\"n\">" << fmt_seconds(r.seconds) << "</td>";
     o << "</tr>\n";
   }
-  o << "</tbody></table>\n</body></html>\n";
+  o << "</tbody></table>\n";
+  if (!notes.text.empty()) {
+    o << "<h2>Notes</h2>\n<ol>\n";
+    for (const auto& n : notes.text) o << "<li>" << esc_html(n) << "</li>\n";
+    o << "</ol>\n";
+  }
+  if (!m.description.empty()) {
+    const Grid g = grid();
+    o << "<h2>Structures per dialect</h2>\n<p>Not every structure exists in every dialect; n/a cells are not generated.</p>\n";
+    o << "<table><thead><tr><th>dialect</th>";
+    for (const auto& s : g.structures) o << "<th>" << esc_html(s) << "</th>";
+    o << "</tr></thead><tbody>\n";
+    for (const auto& d : g.dialects) {
+      o << "<tr><td>" << esc_html(d) << "</td>";
+      for (const auto& s : g.structures) {
+        auto it = g.why_not.find({d, s});
+        if (it == g.why_not.end()) o << "<td class=\"c eq\">✓</td>";
+        else o << "<td class=\"c na\" title=\"" << esc_html(it->second) << "\">n/a</td>";
+      }
+      o << "</tr>\n";
+    }
+    o << "</tbody></table>\n<dl>\n";
+    for (const auto& s : structures()) o << "<dt><strong>" << esc_html(s.name) << "</strong></dt><dd>" << esc_html(s.what) << "</dd>\n";
+    o << "</dl>\n";
+  }
+  o << "</body></html>\n";
   return o.str();
 }
 
-Result<Matrix> read_matrix_json(const std::string& text, const std::string& name) {
+// ---- reading back, merging, baselines -----------------------------------------------------
+
+Result<MatrixResult> read_matrix_json(const std::string& text, const std::string& name) {
+  using J = nlohmann::json;
   auto bad = [&](const std::string& why) { return make_error(ErrorCode::kBadInput, name + ": not a compatibility.json: " + why); };
-  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) return bad("invalid JSON");
-  if (!j.contains("schema") || j["schema"] != "lora-verify.matrix/1") return bad("schema is not lora-verify.matrix/1");
-  if (!j.contains("rows") || !j["rows"].is_array() || !j.contains("columns") || !j["columns"].is_array()) return bad("rows or columns missing");
-  Matrix m;
-  for (const auto& c : j["columns"]) {
+  J j = J::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return bad("invalid JSON");
+  if (!j.is_object()) return bad("the top level is not an object");
+  auto str = [](const J& o, const char* k) -> std::optional<std::string> {
+    auto it = o.find(k);
+    if (it == o.end() || !it->is_string()) return std::nullopt;
+    return it->get<std::string>();
+  };
+  auto num = [](const J& o, const char* k) -> double {
+    auto it = o.find(k);
+    return it != o.end() && it->is_number() ? it->get<double>() : 0.0;
+  };
+  auto integer = [](const J& o, const char* k, int64_t lo, int64_t hi) -> std::optional<int64_t> {
+    auto it = o.find(k);
+    if (it == o.end() || !it->is_number_integer()) return std::nullopt;
+    int64_t v = it->is_number_unsigned() ? (it->get<uint64_t>() > static_cast<uint64_t>(hi) ? hi + 1 : static_cast<int64_t>(it->get<uint64_t>()))
+                                         : it->get<int64_t>();
+    if (v < lo || v > hi) return std::nullopt;
+    return v;
+  };
+  if (str(j, "schema") != kSchema) return bad(std::string("schema is not ") + kSchema);
+  auto cols = j.find("columns");
+  auto rows = j.find("rows");
+  if (cols == j.end() || !cols->is_array()) return bad("\"columns\" is missing or not an array");
+  if (rows == j.end() || !rows->is_array()) return bad("\"rows\" is missing or not an array");
+  MatrixResult m;
+  m.description = str(j, "description").value_or("");
+  for (const auto& c : *cols) {
     if (!c.is_string()) return bad("a column name is not a string");
     m.columns.push_back(c.get<std::string>());
   }
-  if (j.contains("description") && j["description"].is_string()) m.description = j["description"].get<std::string>();
-  auto str = [](const nlohmann::json& o, const char* k) { return o.contains(k) && o[k].is_string() ? o[k].get<std::string>() : std::string(); };
-  auto num = [](const nlohmann::json& o, const char* k) { return o.contains(k) && o[k].is_number() ? o[k].get<double>() : 0.0; };
-  for (const auto& r : j["rows"]) {
-    if (!r.is_object() || !r.contains("variant") || !r["variant"].is_string() || !r.contains("cells") || !r["cells"].is_array())
-      return bad("a row lacks variant or cells");
+  if (auto sh = j.find("shard"); sh != j.end()) {
+    if (!sh->is_object()) return bad("\"shard\" is not an object");
+    auto count = integer(*sh, "count", 1, 1 << 20);
+    auto index = count ? integer(*sh, "index", 0, *count - 1) : std::nullopt;
+    auto total = integer(*sh, "total_rows", 0, INT64_MAX);
+    if (!count || !index || !total) return bad("\"shard\" needs index < count and total_rows");
+    m.shard_count = static_cast<int>(*count);
+    m.shard_index = static_cast<int>(*index);
+    m.total_rows = *total;
+  }
+  const auto names = builtin_variant_names();
+  const std::set<std::string> builtin_names(names.begin(), names.end());
+  size_t row_no = 0;
+  for (const auto& r : *rows) {
+    const std::string where = "row " + std::to_string(row_no++);
+    if (!r.is_object()) return bad(where + " is not an object");
+    auto variant = str(r, "variant");
+    auto cells = r.find("cells");
+    if (!variant || cells == r.end() || !cells->is_array()) return bad(where + " lacks \"variant\" or \"cells\"");
     MatrixRow row;
-    row.variant = str(r, "variant");
-    row.dialect = str(r, "dialect");
-    row.ranks = str(r, "ranks");
-    row.zero_filled = static_cast<int64_t>(num(r, "zero_filled"));
+    row.variant = *variant;
+    auto source = str(r, "source");
+    row.builtin = source ? *source == "builtin" : builtin_names.count(*variant) > 0;
+    row.dialect = str(r, "dialect").value_or("-");
+    row.ranks = str(r, "ranks").value_or("-");
+    row.zero_filled = integer(r, "zero_filled", 0, INT64_MAX).value_or(0);
     row.worst_error = num(r, "worst_error");
     row.seconds = num(r, "seconds");
-    for (const auto& c : r["cells"]) {
-      if (!c.is_object()) return bad("a cell is not an object");
-      row.cells.push_back({str(c, "column"), str(c, "outcome"), str(c, "reason"), num(c, "worst_error")});
+    for (const auto& c : *cells) {
+      if (!c.is_object()) return bad(where + " (" + *variant + "): a cell is not an object");
+      auto column = str(c, "column");
+      auto outcome = str(c, "outcome");
+      if (!column || !outcome) return bad(where + " (" + *variant + "): a cell lacks \"column\" or \"outcome\"");
+      row.cells.push_back({*column, *outcome, str(c, "reason").value_or(""), num(c, "worst_error"), "", false});
     }
     m.rows.push_back(std::move(row));
   }
+  if (m.shard_count == 1) m.total_rows = static_cast<int64_t>(m.rows.size());
   return m;
 }
 
-Result<Matrix> merge_matrices(const std::vector<Matrix>& shards) {
+Result<MatrixResult> merge_matrices(const std::vector<MatrixResult>& shards) {
   if (shards.empty()) return make_error(ErrorCode::kUsage, "nothing to merge");
-  Matrix m;
+  MatrixResult m;
   m.columns = shards[0].columns;
   m.description = shards[0].description;
-  std::set<std::string> seen;
+  const int count = shards[0].shard_count;
+  std::set<int> indices;
+  int64_t rows = 0;
+  std::set<std::pair<bool, std::string>> seen;
   for (const auto& s : shards) {
     if (s.columns != m.columns) return make_error(ErrorCode::kBadInput, "shards have different columns");
+    if (s.description != m.description) return make_error(ErrorCode::kBadInput, "shards describe different built-in variants (another lora-verify version?)");
+    if (s.shard_count != count || s.total_rows != shards[0].total_rows)
+      return make_error(ErrorCode::kBadInput, "shards come from different runs (shard counts or row totals differ)");
+    if (count > 1 && !indices.insert(s.shard_index).second)
+      return make_error(ErrorCode::kBadInput, "shard " + std::to_string(s.shard_index) + "/" + std::to_string(count) + " is given twice");
     for (const auto& r : s.rows) {
-      if (!seen.insert(r.variant).second) return make_error(ErrorCode::kBadInput, "variant '" + r.variant + "' is in two shards");
+      if (!seen.insert({r.builtin, r.variant}).second)
+        return make_error(ErrorCode::kBadInput, "variant '" + r.variant + "' is in two shards");
       m.rows.push_back(r);
     }
+    rows += static_cast<int64_t>(s.rows.size());
   }
-  // The order of a single run: built-in variants in their order, then inputs by name.
+  if (count > 1) {
+    for (int i = 0; i < count; ++i)
+      if (!indices.count(i)) return make_error(ErrorCode::kBadInput, "shard " + std::to_string(i) + "/" + std::to_string(count) + " is missing");
+    if (rows != shards[0].total_rows)
+      return make_error(ErrorCode::kBadInput, "the shards hold " + std::to_string(rows) + " rows, the run had " +
+                                                  std::to_string(shards[0].total_rows));
+  }
+  m.total_rows = rows;
+  // The order of a single run: built-in variants in grid order, then inputs by path.
   const auto names = builtin_variant_names();
-  auto rank_of = [&](const std::string& v) {
-    auto it = std::find(names.begin(), names.end(), v);
-    return it == names.end() ? names.size() : static_cast<size_t>(it - names.begin());
+  std::map<std::string, size_t> rank;
+  for (size_t i = 0; i < names.size(); ++i) rank.emplace(names[i], i);
+  auto key = [&](const MatrixRow& r) {
+    auto it = r.builtin ? rank.find(r.variant) : rank.end();
+    return std::make_pair(it == rank.end() ? names.size() + (r.builtin ? 0 : 1) : it->second, r.variant);
   };
-  std::stable_sort(m.rows.begin(), m.rows.end(), [&](const MatrixRow& a, const MatrixRow& b) {
-    size_t ra = rank_of(a.variant), rb = rank_of(b.variant);
-    return ra != rb ? ra < rb : a.variant < b.variant;
-  });
+  std::stable_sort(m.rows.begin(), m.rows.end(), [&](const MatrixRow& a, const MatrixRow& b) { return key(a) < key(b); });
   return m;
 }
 
-std::vector<MatrixChange> diff_matrices(const Matrix& baseline, const Matrix& current) {
+std::vector<MatrixChange> diff_against_baseline(const MatrixResult& baseline, const MatrixResult& current, bool partial) {
   std::vector<MatrixChange> out;
-  std::map<std::string, const MatrixRow*> now;
-  for (const auto& r : current.rows) now[r.variant] = &r;
+  std::map<std::string, const MatrixRow*> now, before;
+  for (const auto& r : current.rows) now.emplace(r.variant, &r);
+  for (const auto& r : baseline.rows) before.emplace(r.variant, &r);
   for (const auto& old : baseline.rows) {
     auto it = now.find(old.variant);
+    if (it == now.end()) {
+      if (partial) continue;  // not run this time, not gone
+      const bool worked = std::any_of(old.cells.begin(), old.cells.end(), [](const MatrixCell& c) { return c.outcome == "equivalent"; });
+      out.push_back({old.variant, "", "present", "missing", worked, false});
+      continue;
+    }
     for (const auto& oc : old.cells) {
       std::string after = "missing";
-      if (it != now.end())
-        for (const auto& nc : it->second->cells)
-          if (nc.column == oc.column) after = nc.outcome;
-      if (after != oc.outcome) out.push_back({old.variant, oc.column, oc.outcome, after, oc.outcome == "equivalent"});
+      for (const auto& nc : it->second->cells)
+        if (nc.column == oc.column) after = nc.outcome;
+      if (after == oc.outcome) continue;
+      const bool was_ok = oc.outcome == "equivalent", is_ok = after == "equivalent";
+      out.push_back({old.variant, oc.column, oc.outcome, after, was_ok && !is_ok, !was_ok && is_ok});
     }
   }
+  for (const auto& r : current.rows)
+    if (!before.count(r.variant)) out.push_back({r.variant, "", "missing", "new", false, false});
   return out;
 }
 
-void mark_changes(Matrix& current, const std::vector<MatrixChange>& changes) {
-  for (const auto& ch : changes)
-    for (auto& r : current.rows)
-      if (r.variant == ch.variant)
-        for (auto& c : r.cells)
-          if (c.column == ch.column)
-            c.reason = (ch.regression ? "REGRESSION, was: " : "changed, was: ") + ch.before + (c.reason.empty() ? "" : "; " + c.reason);
+void mark_changes(MatrixResult& current, const std::vector<MatrixChange>& changes) {
+  current.has_baseline = true;
+  current.regressions = current.fixes = current.changes = 0;
+  current.baseline_notes.clear();
+  std::map<std::string, MatrixRow*> rows;
+  for (auto& r : current.rows) rows.emplace(r.variant, &r);
+  for (const auto& ch : changes) {
+    ++current.changes;
+    current.regressions += ch.regression;
+    current.fixes += ch.fix;
+    const char* kind = ch.regression ? "regression" : ch.fix ? "fix" : "change";
+    if (ch.column.empty()) {
+      current.baseline_notes.push_back(std::string(kind) + ": " + ch.variant + (ch.after == "new" ? " is new" : " is no longer in the matrix"));
+      continue;
+    }
+    current.baseline_notes.push_back(std::string(kind) + ": " + ch.variant + ", " + ch.column + ": " + ch.before + " → " + ch.after);
+    auto it = rows.find(ch.variant);
+    if (it == rows.end()) continue;
+    for (auto& c : it->second->cells)
+      if (c.column == ch.column) {
+        c.was = ch.before;
+        c.regression = ch.regression;
+      }
+  }
 }
 
 }  // namespace lv::report

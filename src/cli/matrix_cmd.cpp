@@ -1,0 +1,268 @@
+// `lora-verify matrix`: parses its options, runs or merges the matrix, compares it with a
+// baseline, writes compatibility.{md,json,html} atomically, and picks the exit code.
+#include "cli/matrix_cmd.h"
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <thread>
+
+#include "report/matrix.h"
+#include "safetensors/writer.h"
+
+namespace {
+
+namespace rp = lv::report;
+using lv::ErrorCode;
+
+constexpr const char* kMatrixHelp = R"(lora-verify matrix — the FLUX.1 LoRA compatibility matrix for release notes
+
+usage:
+  lora-verify matrix [options] [INPUTS...]
+  lora-verify matrix --merge SHARD.json... [--out DIR] [--baseline OLD.json]
+
+Runs every built-in variant (dialect x structure x dtype, generated in memory with
+FLUX.1-dev shapes) through each output style (kohya, comfy, peft, bfl, diffusers) and a
+round trip, and writes compatibility.md, compatibility.json and compatibility.html into
+DIR. INPUTS (.safetensors files, or directories searched for them) add one row each.
+The files are byte-identical between runs on the same inputs.
+
+options:
+  --out DIR              where the three files go (default: reports)
+  --baseline OLD.json    mark every cell that changed against an earlier
+                         compatibility.json; exit 1 on a regression
+  --jobs N               rows run on N threads (default: the number of cores)
+  --shard i/n            run only rows i, i+n, i+2n, ... (0 <= i < n) of the full list
+  --merge                the arguments are shard JSON files: join them into one matrix
+  --filter TEXT          only built-in variants whose name contains TEXT
+  --no-builtin           only the INPUTS
+  --timings              add per-row times (the files are then not byte-stable)
+  -h, --help             this text
+
+exit codes:
+  0   every built-in variant equivalent, no regression against the baseline
+  1   a built-in variant is not equivalent, or a cell regressed against the baseline
+  64  usage error
+  65  a baseline or shard is not a compatibility.json (or shards do not fit together)
+  66  an input, baseline or shard cannot be opened
+  73  the output directory or a file in it cannot be written
+)";
+
+struct MatrixArgs {
+  std::string out = "reports";
+  std::optional<std::string> baseline;
+  int jobs = 0;  // 0: the number of cores
+  int shard_index = 0, shard_count = 1;
+  bool sharded = false;
+  bool merge = false;
+  std::string filter;
+  bool builtin = true;
+  bool timings = false;
+  bool help = false;
+  std::vector<std::string> positional;
+};
+
+int usage(const std::string& msg) {
+  std::fprintf(stderr, "error: matrix: %s (see lora-verify matrix --help)\n", msg.c_str());
+  return static_cast<int>(ErrorCode::kUsage);
+}
+
+int fail(const lv::Error& e) {
+  std::fprintf(stderr, "error: %s\n", e.message.c_str());
+  return static_cast<int>(e.code);
+}
+
+std::optional<long long> parse_int(const std::string& s, long long lo, long long hi) {
+  if (s.empty() || s.size() > 18) return std::nullopt;
+  long long v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + (c - '0');
+  }
+  if (v < lo || v > hi) return std::nullopt;
+  return v;
+}
+
+// Returns an error message, or nullopt when the arguments parse.
+std::optional<std::string> parse(const std::vector<std::string>& args, MatrixArgs& a) {
+  bool options_done = false;
+  bool seen_out = false, seen_jobs = false, seen_filter = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string s = args[i];
+    if (options_done || s.size() < 2 || s[0] != '-') {
+      a.positional.push_back(s);
+      continue;
+    }
+    if (s == "--") {
+      options_done = true;
+      continue;
+    }
+    std::string name = s, value;
+    bool inline_value = false;
+    if (auto eq = s.find('='); eq != std::string::npos && s.rfind("--", 0) == 0) {
+      name = s.substr(0, eq);
+      value = s.substr(eq + 1);
+      inline_value = true;
+    }
+    auto flag = [&](bool& target) -> std::optional<std::string> {
+      if (inline_value) return "option " + name + " takes no value";
+      target = true;
+      return std::nullopt;
+    };
+    auto take = [&](bool& seen) -> std::optional<std::string> {
+      if (seen) return "option " + name + " given twice";
+      seen = true;
+      if (!inline_value) {
+        if (i + 1 >= args.size()) return "option " + name + " needs a value";
+        value = args[++i];
+      }
+      return std::nullopt;
+    };
+    std::optional<std::string> err;
+    if (name == "-h" || name == "--help") {
+      err = flag(a.help);
+    } else if (name == "--merge") {
+      err = flag(a.merge);
+    } else if (name == "--timings") {
+      err = flag(a.timings);
+    } else if (name == "--no-builtin") {
+      bool no = false;
+      err = flag(no);
+      a.builtin = false;
+    } else if (name == "--out") {
+      err = take(seen_out);
+      if (!err) {
+        if (value.empty()) return "--out needs a directory";
+        a.out = value;
+      }
+    } else if (name == "--baseline") {
+      bool seen = a.baseline.has_value();
+      err = take(seen);
+      if (!err) a.baseline = value;
+    } else if (name == "--filter") {
+      err = take(seen_filter);
+      if (!err) a.filter = value;
+    } else if (name == "--jobs") {
+      err = take(seen_jobs);
+      if (!err) {
+        auto n = parse_int(value, 1, 256);
+        if (!n) return "--jobs must be an integer in 1..256, got '" + value + "'";
+        a.jobs = static_cast<int>(*n);
+      }
+    } else if (name == "--shard") {
+      err = take(a.sharded);
+      if (!err) {
+        auto slash = value.find('/');
+        std::optional<long long> idx, cnt;
+        if (slash != std::string::npos) {
+          idx = parse_int(value.substr(0, slash), 0, 1 << 20);
+          cnt = parse_int(value.substr(slash + 1), 1, 1 << 20);
+        }
+        if (!idx || !cnt || *idx >= *cnt) return "--shard must be i/n with 0 <= i < n, got '" + value + "'";
+        a.shard_index = static_cast<int>(*idx);
+        a.shard_count = static_cast<int>(*cnt);
+      }
+    } else {
+      return "unknown option " + name;
+    }
+    if (err) return err;
+  }
+  if (a.merge) {
+    if (a.positional.empty()) return "--merge needs the shard JSON files";
+    if (a.sharded || !a.filter.empty() || !a.builtin || a.jobs)
+      return "--merge joins finished shards; --shard, --filter, --no-builtin and --jobs do not apply";
+  } else if (!a.builtin && a.positional.empty()) {
+    return "--no-builtin needs INPUTS";
+  }
+  return std::nullopt;
+}
+
+// Reads a whole file: kCannotOpen when it cannot be opened, kIo when reading fails.
+lv::Result<std::string> slurp(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) return lv::make_error(ErrorCode::kCannotOpen, path + ": is a directory");
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return lv::make_error(ErrorCode::kCannotOpen, path + ": cannot open");
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  if (f.bad()) return lv::make_error(ErrorCode::kIo, path + ": read failed");
+  return ss.str();
+}
+
+lv::Result<rp::MatrixResult> read_json_file(const std::string& path) {
+  auto text = slurp(path);
+  if (!text.ok()) return text.take_error();
+  return rp::read_matrix_json(*text, path);
+}
+
+}  // namespace
+
+int run_matrix_command(const std::vector<std::string>& args) {
+  MatrixArgs a;
+  if (auto e = parse(args, a)) return usage(*e);
+  if (a.help) {
+    std::fputs(kMatrixHelp, stdout);
+    return 0;
+  }
+  const auto start = std::chrono::steady_clock::now();
+  rp::MatrixResult m;
+  std::vector<std::string> guarded;  // files the output must never replace
+  if (a.merge) {
+    std::vector<rp::MatrixResult> shards;
+    for (const auto& path : a.positional) {
+      auto s = read_json_file(path);
+      if (!s.ok()) return fail(s.error());
+      shards.push_back(std::move(s).value());
+    }
+    auto merged = rp::merge_matrices(shards);
+    if (!merged.ok()) return fail(merged.error());
+    m = std::move(merged).value();
+  } else {
+    rp::MatrixOptions o;
+    o.inputs = a.positional;
+    o.builtin = a.builtin;
+    o.filter = a.filter;
+    o.jobs = a.jobs > 0 ? a.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    o.shard_index = a.shard_index;
+    o.shard_count = a.shard_count;
+    o.progress = true;  // shown only when stderr is a terminal
+    auto r = rp::run_matrix(o);
+    if (!r.ok()) return fail(r.error());
+    m = std::move(r).value();
+    guarded = a.positional;
+  }
+
+  bool regression = false;
+  if (a.baseline) {
+    // Read completely before anything is written, so --out may be the baseline's folder.
+    auto base = read_json_file(*a.baseline);
+    if (!base.ok()) return fail(base.error());
+    const bool partial = !a.filter.empty() || !a.builtin || a.sharded;
+    auto changes = rp::diff_against_baseline(*base, m, partial);
+    rp::mark_changes(m, changes);
+    for (const auto& n : m.baseline_notes) std::printf("%s\n", n.c_str());
+    regression = m.regressions > 0;
+  }
+
+  std::error_code ec;
+  std::filesystem::create_directories(a.out, ec);
+  if (ec || !std::filesystem::is_directory(a.out, ec))
+    return fail({ErrorCode::kCannotCreate, a.out + ": cannot create the output directory" + (ec ? ": " + ec.message() : "")});
+  const std::pair<const char*, std::string> files[] = {{"compatibility.md", rp::render_matrix_markdown(m, a.timings)},
+                                                       {"compatibility.json", rp::render_matrix_json(m, a.timings)},
+                                                       {"compatibility.html", rp::render_matrix_html(m, a.timings)}};
+  for (const auto& [name, body] : files) {
+    const std::string path = (std::filesystem::path(a.out) / name).string();
+    auto st = lv::st::write_bytes_atomic(path, {reinterpret_cast<const uint8_t*>(body.data()), body.size()}, guarded);
+    if (!st.ok()) return fail(st.error());
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("%lld of %zu variants equivalent; wrote %s/compatibility.{md,json,html} (%.1f s)\n",
+              static_cast<long long>(m.equivalent_rows()), m.rows.size(), a.out.c_str(), secs);
+  if (regression) std::printf("%lld regression(s) against %s\n", static_cast<long long>(m.regressions), a.baseline->c_str());
+  if (m.builtin_failed()) std::printf("a built-in variant is not equivalent (see the matrix)\n");
+  return regression || m.builtin_failed() ? static_cast<int>(ErrorCode::kChecksFailed) : 0;
+}
