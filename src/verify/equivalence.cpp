@@ -48,17 +48,21 @@ std::vector<const st::TensorView*> tensors_of(const Part& p) {
   return v;
 }
 
-MatrixXd to_matrix(const st::TensorView& t) {
+using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// Decoded straight into row-major storage: the tensor's own layout, no reordering.
+RowMatrix to_matrix(const st::TensorView& t) {
   const int64_t rows = t.shape.empty() ? 1 : static_cast<int64_t>(t.shape[0]);
   const int64_t cols = rows == 0 ? 0 : static_cast<int64_t>(t.numel) / rows;
-  std::vector<double> v = decode_all(t);
-  MatrixXd m(rows, cols);
-  for (int64_t i = 0; i < rows; ++i)
-    for (int64_t j = 0; j < cols; ++j) m(i, j) = v[static_cast<size_t>(i * cols + j)];
+  RowMatrix m(rows, cols);
+  st::decode_to_double(t.dtype, t.data, static_cast<size_t>(t.numel), m.data());
   return m;
 }
 
-bool all_finite(const MatrixXd& m) { return m.allFinite(); }
+template <typename M>
+bool all_finite(const M& m) {
+  return m.allFinite();
+}
 
 // R factor of a thin QR (min(rows, cols) × cols, upper trapezoidal).
 MatrixXd r_factor(const MatrixXd& m) {
@@ -82,7 +86,7 @@ double product_norm2_gram(const MatrixXd& u, const MatrixXd& v) {
 
 struct Side {
   std::vector<const Part*> parts;
-  std::vector<MatrixXd> downs, ups;  // decoded low-rank factors, per part
+  std::vector<RowMatrix> downs, ups;  // decoded low-rank factors, per part
 };
 
 double roundoff(const std::vector<const Part*>& a, const std::vector<const Part*>& b) {
@@ -149,16 +153,13 @@ bool low_rank_errors(const Side& a, const Side& b, int64_t rows, double& err2, d
       for (size_t i = 0; i < s->parts.size(); ++i) {
         const Part& p = *s->parts[i];
         if (p.row_end <= s0 || p.row_begin >= s1) continue;
-        const MatrixXd& up = s->ups[i];
+        const RowMatrix& up = s->ups[i];
+        // This part's scaled B rows on the segment, one row-major row at a time.
+        MatrixXd block(q, up.cols());
+        for (int64_t t = s0; t < s1; ++t) block.row(t - s0) = (sign * p.scale) * up.row(local_row(p, t));
         for (Eigen::Index col = 0; col < up.cols(); ++col) {
-          Eigen::VectorXd u(q);
-          bool nonzero = false;
-          for (int64_t t = s0; t < s1; ++t) {
-            u(t - s0) = sign * p.scale * up(local_row(p, t), col);
-            nonzero |= u(t - s0) != 0.0;
-          }
-          if (!nonzero) continue;
-          ucols.push_back(std::move(u));
+          if (block.col(col).isZero(0.0)) continue;
+          ucols.push_back(block.col(col));
           vcols.push_back(s->downs[i].row(col).transpose());
           if (s == &a) ++a_cols;
         }
