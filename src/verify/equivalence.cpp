@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 #include <thread>
+#include <unordered_map>
 
 #include "lora/delta.h"
 
@@ -180,13 +181,25 @@ bool low_rank_errors(const Side& a, const Side& b, int64_t rows, double& err2, d
     // Columns whose down rows are bit-identical share one V column and their U columns
     // add: a split or renamed factor then cancels exactly, and the QR works at the
     // smaller rank.
-    std::map<std::string, size_t> by_row;
+    std::unordered_map<uint64_t, std::vector<size_t>> by_hash;
     std::vector<size_t> keep;
     for (size_t j = 0; j < vcols.size(); ++j) {
-      std::string key(reinterpret_cast<const char*>(vcols[j].data()), static_cast<size_t>(m) * sizeof(double));
-      auto [it, inserted] = by_row.emplace(std::move(key), j);
-      if (inserted) keep.push_back(j);
-      else ucols[it->second] += ucols[j];
+      const size_t nbytes = static_cast<size_t>(m) * sizeof(double);
+      uint64_t h = 1469598103934665603ull;  // FNV-1a over the bytes of the down row
+      const auto* bytes = reinterpret_cast<const unsigned char*>(vcols[j].data());
+      for (size_t k = 0; k < nbytes; ++k) h = (h ^ bytes[k]) * 1099511628211ull;
+      auto& same = by_hash[h];
+      bool merged = false;
+      for (size_t o : same)
+        if (std::memcmp(vcols[o].data(), vcols[j].data(), nbytes) == 0) {
+          ucols[o] += ucols[j];
+          merged = true;
+          break;
+        }
+      if (!merged) {
+        same.push_back(j);
+        keep.push_back(j);
+      }
     }
     std::vector<size_t> live;
     for (size_t j : keep)
