@@ -13,12 +13,7 @@ using lv::test::run_cli;
 
 namespace {
 
-std::string slurp(const std::string& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+std::string slurp(const std::string& p) { return lv::test::read_file(p); }
 
 class Cli : public ::testing::Test {
  protected:

@@ -15,12 +15,7 @@ using namespace lv::report;
 
 namespace {
 
-std::string slurp(const std::string& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
+std::string slurp(const std::string& p) { return lv::test::read_file(p); }
 
 void spit(const std::string& p, const std::string& text) { std::ofstream(p, std::ios::binary) << text; }
 

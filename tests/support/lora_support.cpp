@@ -159,6 +159,13 @@ std::vector<uint8_t> fixture_file(const std::string& fixture_name, uint64_t seed
   return std::move(bytes).value();
 }
 
+std::string read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
 std::string temp_dir() {
   std::string tmpl = (std::filesystem::temp_directory_path() / "lv-test-XXXXXX").string();
   std::vector<char> buf(tmpl.begin(), tmpl.end());
@@ -192,14 +199,8 @@ CliResult run_cli(const std::vector<std::string>& args) {
   int status = 0;
   waitpid(pid, &status, 0);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  auto slurp = [](const std::string& p) {
-    std::ifstream f(p);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-  };
-  r.out = slurp(out_path);
-  r.err = slurp(err_path);
+  r.out = read_file(out_path);
+  r.err = read_file(err_path);
   std::filesystem::remove_all(dir);
   return r;
 }

@@ -46,6 +46,9 @@ struct CliResult {
 };
 CliResult run_cli(const std::vector<std::string>& args);
 
+// The whole content of a file ("" when it cannot be read).
+std::string read_file(const std::string& path);
+
 // A fresh temporary directory, removed at exit.
 std::string temp_dir();
 
