@@ -367,3 +367,73 @@ TEST(Convert, FoldedScaleThatOverflowsTheDtypeIsRefused) {
   auto wide = convert(in, o);
   ASSERT_TRUE(wide.ok()) << wide.error().message;
 }
+
+// Pinned by corpus/fuzz_pipeline/regress-folded-scale-overflows-double: q and k have
+// different alphas, so the scales are folded; q's scale is so large that value × scale
+// overflows double itself. That must be refused too, not written as infinities.
+TEST(Convert, FoldedScaleThatOverflowsDoubleIsRefused) {
+  const uint64_t H = static_cast<uint64_t>(kTiny.hidden);
+  const std::string m = "transformer.transformer_blocks.0.attn.";
+  std::vector<test::Tensor> ts = {
+      {m + "to_q.lora_A.weight", {2, H}, test::random_values(2 * H, 1, 100.0), st::DType::kBF16},
+      {m + "to_q.lora_B.weight", {H, 2}, test::random_values(2 * H, 2), st::DType::kBF16},
+      {m + "to_q.alpha", {}, {1e308}, st::DType::kF64},
+      {m + "to_k.alpha", {}, {1.0}, st::DType::kF64},
+      {m + "to_k.lora_A.weight", {2, H}, test::random_values(2 * H, 3), st::DType::kBF16},
+      {m + "to_k.lora_B.weight", {H, 2}, test::random_values(2 * H, 4), st::DType::kBF16},
+  };
+  auto in = load_or_die(test::file_from_bytes(test::build_file(ts)), kTiny);
+  ConvertOptions o;
+  o.dtype = st::DType::kF64;
+  auto c = convert(in, o);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().code, ErrorCode::kBadInput);
+  EXPECT_NE(c.error().message.find("overflows"), std::string::npos) << c.error().message;
+}
+
+// Pinned by corpus/fuzz_pipeline/regress-folded-scale-underflows-f16: alphas of 1e-40 give
+// scales far below F16's range; folded into the downs (the two parts' scales differ)
+// every value rounds to zero or to a few subnormal bits. The module would silently lose its delta, so it is refused; F64
+// holds the folded values and converts equivalently.
+TEST(Convert, FoldedScaleThatUnderflowsTheDtypeIsRefused) {
+  const uint64_t H = static_cast<uint64_t>(kTiny.hidden);
+  const std::string m = "transformer.transformer_blocks.0.attn.";
+  std::vector<test::Tensor> ts = {
+      {m + "to_q.lora_A.weight", {2, H}, test::random_values(2 * H, 1), st::DType::kF16},
+      {m + "to_q.lora_B.weight", {H, 2}, test::random_values(2 * H, 2), st::DType::kF16},
+      {m + "to_q.alpha", {}, {1e-40}, st::DType::kF32},
+      {m + "to_v.lora_A.weight", {2, H}, test::random_values(2 * H, 3), st::DType::kF16},
+      {m + "to_v.lora_B.weight", {H, 2}, test::random_values(2 * H, 4), st::DType::kF16},
+      {m + "to_v.alpha", {}, {3e-40}, st::DType::kF32},
+  };
+  auto in = load_or_die(test::file_from_bytes(test::build_file(ts)), kTiny);
+  for (Style style : {Style::kBfl, Style::kPeft, Style::kComfy}) {
+    SCOPED_TRACE(std::string(style_name(style)));
+    ConvertOptions o;
+    o.style = style;
+    auto c = convert(in, o);
+    ASSERT_FALSE(c.ok());
+    EXPECT_EQ(c.error().code, ErrorCode::kBadInput);
+    EXPECT_NE(c.error().message.find("below the normal range"), std::string::npos) << c.error().message;
+    EXPECT_NE(c.error().message.find("double_blocks.0.img_attn.qkv"), std::string::npos) << c.error().message;
+    auto wide = convert_and_reload(in, OutputLayout::kBfl, style, st::DType::kF64);
+    expect_equivalent(in, wide.model);
+  }
+}
+
+// Ordinary rounding is not a loss of precision: F32 factors written as BF16 convert (and
+// verify within the BF16 tolerance), also with folded per-part scales.
+TEST(Convert, NormalRoundingToANarrowerDtypeIsAccepted) {
+  const uint64_t H = static_cast<uint64_t>(kTiny.hidden);
+  const std::string m = "transformer.transformer_blocks.0.attn.";
+  std::vector<test::Tensor> ts = {
+      {m + "to_q.lora_A.weight", {2, H}, test::random_values(2 * H, 1), st::DType::kF32},
+      {m + "to_q.lora_B.weight", {H, 2}, test::random_values(2 * H, 2), st::DType::kF32},
+      {m + "to_q.alpha", {}, {1e-3}, st::DType::kF32},
+      {m + "to_k.lora_A.weight", {2, H}, test::random_values(2 * H, 3), st::DType::kF32},
+      {m + "to_k.lora_B.weight", {H, 2}, test::random_values(2 * H, 4), st::DType::kF32},
+  };
+  auto in = load_or_die(test::file_from_bytes(test::build_file(ts)), kTiny);
+  auto out = convert_and_reload(in, OutputLayout::kBfl, Style::kBfl, st::DType::kBF16);
+  expect_equivalent(in, out.model, 1e-2);
+}

@@ -18,23 +18,22 @@ using namespace lv::st;
 
 namespace {
 
+// Length prefix `n` (little-endian u64) followed by the header text, nothing else.
+std::vector<uint8_t> file_u64len(const std::string& header, uint64_t n) {
+  std::vector<uint8_t> out(8 + header.size());
+  for (size_t i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(n >> (8 * i));
+  if (!header.empty()) std::memcpy(out.data() + 8, header.data(), header.size());
+  return out;
+}
+
 // A file from a readable spec: header text (padded unless told otherwise), data bytes,
 // and an optional forced length prefix.
 std::vector<uint8_t> file(std::string header, size_t data_bytes = 0, bool pad = true, int64_t forced_len = -1) {
   if (pad)
     while (header.size() % 8) header += ' ';
   uint64_t n = forced_len >= 0 ? static_cast<uint64_t>(forced_len) : header.size();
-  std::vector<uint8_t> out(8);
-  for (int i = 0; i < 8; ++i) out[static_cast<size_t>(i)] = static_cast<uint8_t>(n >> (8 * i));
-  out.insert(out.end(), header.begin(), header.end());
-  out.insert(out.end(), data_bytes, 0);
-  return out;
-}
-
-std::vector<uint8_t> file_u64len(std::string header, uint64_t n) {
-  std::vector<uint8_t> out(8);
-  for (int i = 0; i < 8; ++i) out[static_cast<size_t>(i)] = static_cast<uint8_t>(n >> (8 * i));
-  out.insert(out.end(), header.begin(), header.end());
+  std::vector<uint8_t> out = file_u64len(header, n);
+  out.resize(out.size() + data_bytes, 0);
   return out;
 }
 

@@ -82,38 +82,71 @@ DType common_dtype(const std::vector<const TensorView*>& ts) {
   return st::dtype_is_encodable(d) ? d : DType::kF32;
 }
 
-// Encodes n values; false when a finite value became infinite (it overflows `out`).
-bool encode_checked(DType out, const double* v, size_t n, uint8_t* dst) {
-  st::encode_from_double(out, v, n, dst);
-  const size_t es = elem_bytes(out);
-  for (size_t i = 0; i < n; ++i) {
-    if (!std::isfinite(v[i])) continue;
-    double back = 0;
-    st::decode_to_double(out, dst + i * es, 1, &back);
-    if (!std::isfinite(back)) return false;
+// True when every value of `t` is finite (integers always are).
+bool all_finite(const TensorView& t) {
+  if (!st::dtype_is_decodable(t.dtype)) return true;
+  std::vector<double> buf(4096);
+  for (uint64_t i = 0; i < t.numel; i += buf.size()) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), t.numel - i));
+    st::decode_to_double(t.dtype, t.data + i * elem_bytes(t.dtype), n, buf.data());
+    for (size_t k = 0; k < n; ++k)
+      if (!std::isfinite(buf[k])) return false;
   }
   return true;
 }
 
-OutTensor scalar_f32(std::string name, double v, bool& ok) {
-  OutTensor t;
-  t.name = std::move(name);
-  t.dtype = DType::kF32;
-  t.owned.resize(4);
-  ok &= encode_checked(DType::kF32, &v, 1, t.owned.data());
-  return t;
-}
-
-// Copies element (row, col) of `src` into `dst` at `index` (elements), converting and
-// scaling in double only when the dtypes differ or `scale` is not 1. False on overflow.
-bool put(const TensorView& src, uint64_t src_index, DType out, uint8_t* dst, uint64_t index, double scale) {
-  if (src.dtype == out && scale == 1.0) {
-    std::memcpy(dst + index * elem_bytes(out), src.data + src_index * elem_bytes(out), elem_bytes(out));
-    return true;
+// Rounding computed values into the output dtype, with the account a refusal needs: a
+// value that was finite before rounding (or whose inputs were) must stay finite, and the
+// rounding error of each segment (one part's rows of a factor, a bias, an alpha, a dense
+// delta), relative in the Frobenius norm, must stay within what round-to-nearest in the
+// normal range gives (u). A folded scale that pushes values into the subnormal range, or
+// to zero, loses more: the module is then refused, since its output would not reproduce
+// the input's delta. Parts sit on disjoint rows, so bounded segments bound the module.
+class Rounder {
+ public:
+  // Rounds n values (scaled, in double) into `dst`. `inputs_finite`: the values were
+  // computed from finite inputs only, so a non-finite value is an overflow in double.
+  void emit(DType out, const double* v, size_t n, uint8_t* dst, bool inputs_finite) {
+    st::encode_from_double(out, v, n, dst);
+    back_.resize(n);
+    st::decode_to_double(out, dst, n, back_.data());
+    const long double u = st::dtype_unit_roundoff(out);
+    for (size_t i = 0; i < n; ++i) {
+      if (!std::isfinite(v[i])) {
+        overflow_ |= inputs_finite;
+        continue;
+      }
+      if (!std::isfinite(back_[i])) {
+        overflow_ = true;
+        continue;
+      }
+      const long double x = v[i], d = static_cast<long double>(back_[i]) - x;
+      norm2_ += x * x;
+      err2_ += d * d / (u * u);
+    }
   }
-  double v = read_elem(src, src_index) * scale;
-  return encode_checked(out, &v, 1, dst + index * elem_bytes(out));
-}
+  // Scales the values x of a source row into v (v = x·scale), noting a finite x whose
+  // product overflows double.
+  void scale_into(const double* x, size_t n, double scale, double* v) {
+    for (size_t i = 0; i < n; ++i) {
+      v[i] = x[i] * scale;
+      overflow_ |= std::isfinite(x[i]) && !std::isfinite(v[i]);
+    }
+  }
+  // Ends a segment: its rounding error, relative in the Frobenius norm, must be ≤ 2u.
+  void close_segment() {
+    lost_ |= err2_ > 4.0L * norm2_;
+    norm2_ = err2_ = 0;
+  }
+  bool overflowed() const { return overflow_; }
+  bool lost_precision() const { return lost_ || err2_ > 4.0L * norm2_; }
+  void reset() { *this = Rounder(); }
+
+ private:
+  std::vector<double> back_;
+  long double norm2_ = 0, err2_ = 0;
+  bool overflow_ = false, lost_ = false;
+};
 
 class ModuleBuilder {
  public:
@@ -173,7 +206,7 @@ class ModuleBuilder {
         out_.tensors.push_back(make_up(sp.module + sp.up, w, rows, rank, out, /*stack=*/true));
       }
       mod.rank = rank;
-      if (has_alpha) out_.tensors.push_back(scalar_f32(sp.module + sp.alpha, scale * static_cast<double>(rank), ok_));
+      if (has_alpha) out_.tensors.push_back(scalar_f32(sp.module + sp.alpha, scale * static_cast<double>(rank)));
     } else {
       mod.strategy = Strategy::kBiasOnly;
     }
@@ -206,7 +239,14 @@ class ModuleBuilder {
     t.owned.resize(static_cast<size_t>(rows * cols) * elem_bytes(out));
     std::vector<double> acc(static_cast<size_t>(cols)), tmp(static_cast<size_t>(cols));
     std::vector<PartRows> evals;
-    for (const Part* p : parts) evals.emplace_back(*p);
+    bool inputs_finite = true;
+    for (const Part* p : parts) {
+      evals.emplace_back(*p);
+      inputs_finite = inputs_finite && std::isfinite(p->scale);
+      for (const TensorView* f : {p->up, p->down, p->diff, p->w1, p->w1_a, p->w1_b, p->w2, p->w2_a, p->w2_b,
+                                  p->hada_w1_a, p->hada_w1_b, p->hada_w2_a, p->hada_w2_b})
+        inputs_finite = inputs_finite && (!f || all_finite(*f));
+    }
     for (int64_t j = 0; j < rows; ++j) {
       std::fill(acc.begin(), acc.end(), 0.0);
       const int64_t tr = target_row(begin, end, swap, j);
@@ -219,8 +259,10 @@ class ModuleBuilder {
         evals[i].row(k, tmp.data());
         for (int64_t c = 0; c < cols; ++c) acc[static_cast<size_t>(c)] += tmp[static_cast<size_t>(c)];
       }
-      ok_ &= encode_checked(out, acc.data(), acc.size(), t.owned.data() + static_cast<size_t>(j * cols) * elem_bytes(out));
+      rounder_.emit(out, acc.data(), acc.size(), t.owned.data() + static_cast<size_t>(j * cols) * elem_bytes(out),
+                    inputs_finite);
     }
+    rounder_.close_segment();
     const uint64_t bytes = t.owned.size();
     out_.tensors.push_back(std::move(t));
     std::vector<const Contribution*> biased;
@@ -256,20 +298,26 @@ class ModuleBuilder {
       t.view = a0.bytes();  // untouched: bit-exact, no copy
       return t;
     }
-    t.owned.resize(static_cast<size_t>(rank * cols) * elem_bytes(out));
+    const size_t out_rb = static_cast<size_t>(cols) * elem_bytes(out);
+    t.owned.resize(static_cast<size_t>(rank) * out_rb);
+    std::vector<double> x(static_cast<size_t>(cols)), v(static_cast<size_t>(cols));
     uint64_t row = 0;
     for (size_t i = 0; i < cs.size(); ++i) {
       const TensorView& a = *cs[i]->part->down;
+      const size_t in_rb = static_cast<size_t>(cols) * elem_bytes(a.dtype);
       for (int64_t r : cs[i]->cols) {
+        uint8_t* dst = t.owned.data() + row * out_rb;
+        const uint8_t* src = a.data + static_cast<size_t>(r) * in_rb;
         if (a.dtype == out && scales[i] == 1.0) {
-          size_t rb = static_cast<size_t>(cols) * elem_bytes(out);
-          std::memcpy(t.owned.data() + row * rb, a.data + static_cast<size_t>(r) * rb, rb);
+          std::memcpy(dst, src, out_rb);
         } else {
-          for (int64_t k = 0; k < cols; ++k)
-            ok_ &= put(a, static_cast<uint64_t>(r * cols + k), out, t.owned.data(), row * static_cast<uint64_t>(cols) + static_cast<uint64_t>(k), scales[i]);
+          st::decode_to_double(a.dtype, src, x.size(), x.data());
+          rounder_.scale_into(x.data(), x.size(), scales[i], v.data());
+          rounder_.emit(out, v.data(), v.size(), dst, false);
         }
         ++row;
       }
+      rounder_.close_segment();
     }
     return t;
   }
@@ -286,18 +334,32 @@ class ModuleBuilder {
       t.view = b0.bytes();
       return t;
     }
-    t.owned.assign(static_cast<size_t>(rows * rank) * elem_bytes(out), 0);  // zero bytes are +0.0 in every float dtype
+    const size_t es = elem_bytes(out);
+    t.owned.assign(static_cast<size_t>(rows * rank) * es, 0);  // zero bytes are +0.0 in every float dtype
     int64_t col0 = 0;
+    std::vector<double> x, v;
     for (const auto& c : w) {
       const TensorView& b = *c.part->up;
-      const uint64_t r_in = b.shape[1];
+      const size_t r_in = static_cast<size_t>(b.shape[1]), in_es = elem_bytes(b.dtype);
+      x.resize(r_in);
+      v.resize(c.cols.size());
       for (int64_t j = 0; j < rows; ++j) {
         int64_t src = c.src_row[static_cast<size_t>(j)];
         if (src < 0) continue;
-        for (size_t q = 0; q < c.cols.size(); ++q)
-          ok_ &= put(b, static_cast<uint64_t>(src) * r_in + static_cast<uint64_t>(c.cols[q]), out, t.owned.data(),
-              static_cast<uint64_t>(j * rank + col0) + q, 1.0);
+        const uint8_t* in_row = b.data + static_cast<size_t>(src) * r_in * in_es;
+        uint8_t* dst = t.owned.data() + static_cast<size_t>(j * rank + col0) * es;
+        if (b.dtype == out && c.full_cols) {
+          std::memcpy(dst, in_row, r_in * es);
+        } else if (b.dtype == out) {
+          for (size_t q = 0; q < c.cols.size(); ++q)
+            std::memcpy(dst + q * es, in_row + static_cast<size_t>(c.cols[q]) * es, es);
+        } else {
+          st::decode_to_double(b.dtype, in_row, r_in, x.data());
+          for (size_t q = 0; q < c.cols.size(); ++q) v[q] = x[static_cast<size_t>(c.cols[q])];
+          rounder_.emit(out, v.data(), v.size(), dst, false);
+        }
       }
+      rounder_.close_segment();
       if (stack) col0 += static_cast<int64_t>(c.cols.size());
     }
     return t;
@@ -315,24 +377,41 @@ class ModuleBuilder {
       return t;
     }
     std::vector<double> sum(static_cast<size_t>(rows), 0.0);
-    for (auto* c : cs)
+    bool inputs_finite = true;
+    for (auto* c : cs) {
+      inputs_finite = inputs_finite && std::isfinite(c->part->bias_scale);
       for (int64_t j = 0; j < rows; ++j) {
         int64_t src = c->src_row[static_cast<size_t>(j)];
-        if (src >= 0) sum[static_cast<size_t>(j)] += c->part->bias_scale * read_elem(*c->part->bias, static_cast<uint64_t>(src));
+        if (src < 0) continue;
+        const double x = read_elem(*c->part->bias, static_cast<uint64_t>(src));
+        inputs_finite = inputs_finite && std::isfinite(x);
+        sum[static_cast<size_t>(j)] += c->part->bias_scale * x;
       }
+    }
     t.owned.resize(static_cast<size_t>(rows) * elem_bytes(out));
-    ok_ &= encode_checked(out, sum.data(), sum.size(), t.owned.data());
+    rounder_.emit(out, sum.data(), sum.size(), t.owned.data(), inputs_finite);
+    rounder_.close_segment();
+    return t;
+  }
+
+  OutTensor scalar_f32(std::string name, double v) {
+    OutTensor t;
+    t.name = std::move(name);
+    t.dtype = DType::kF32;
+    t.owned.resize(4);
+    rounder_.emit(DType::kF32, &v, 1, t.owned.data(), true);
+    rounder_.close_segment();
     return t;
   }
 
   const ConvertOptions& opt_;
   Conversion& out_;
-  // False once a finite input value overflowed the output dtype (scale folded, or a
-  // narrower --dtype): the conversion is then refused instead of writing infinities.
-  bool ok_ = true;
+  // The rounding account of the target being built: the conversion is refused instead
+  // of writing infinities or values that lost their precision.
+  Rounder rounder_;
 
  public:
-  bool overflowed() const { return !ok_; }
+  Rounder& rounder() { return rounder_; }
 };
 
 // The contribution of `p` to an output module covering target rows [m0, m1) (swapped when
@@ -530,9 +609,15 @@ Result<Conversion> convert(const LoraModel& model, const ConvertOptions& opt) {
                               std::to_string(first.target_cols) + " values, and dense output is not allowed");
       builder.build_dense(m.sp, target, m.begin, m.end, m.swap, first.target_cols, here, std::move(contribs), zero_filled);
     }
-    if (builder.overflowed())
+    if (builder.rounder().overflowed())
       return make_error(ErrorCode::kBadInput, "refused: writing " + target +
                                                   " with its scale folded overflows the output dtype; choose a wider --dtype (F32 or F64)");
+    if (builder.rounder().lost_precision())
+      return make_error(ErrorCode::kBadInput,
+                        "refused: writing " + target +
+                            " with its scale folded pushes its values below the normal range of the output dtype, "
+                            "losing more than rounding; choose a wider --dtype (F32 or F64)");
+    builder.rounder().reset();
   }
 
   for (const PassThrough& pt : model.passthrough) {

@@ -128,7 +128,8 @@ Result<std::vector<uint8_t>> generate_lora(const GenSpec& spec) {
         auto parts = flux::parts_of_target(spec.layout, t.name);
         for (size_t j = 0; j < parts.size(); ++j) {
           if (!spec.proj_mlp && j == 3) continue;
-          std::string m = "transformer." + t.name + (parts.size() > 1 ? "." + std::to_string(j) : "");
+          std::string m = "transformer." + t.name;
+          if (parts.size() > 1) m.append(".").append(std::to_string(j));  // appended: see keys.cpp
           e.module(m + ".lora_down.weight", m + ".lora_up.weight", m + ".alpha", "", parts[j].row_end - parts[j].row_begin, t.cols);
         }
       } else {  // xlabs: double-block attention only, and the qkv rows of single blocks

@@ -240,8 +240,11 @@ std::optional<ParsedKey> parse_with_suffix(ParsedKey key, const std::string& nam
       return std::nullopt;
     key.dialect = refine_dialect(base_dialect, suffix->family, key.naming);
     key.module = module;
-    key.group = std::string(prefix.prefix) + module + (key.split_index >= 0 ? "." + std::to_string(key.split_index) : "") +
-                (key.adapter.empty() ? "" : "#" + key.adapter);
+    // Appended piece by piece: g++ 12 warns falsely (-Wrestrict) on "." + std::to_string().
+    key.group = std::string(prefix.prefix);
+    key.group += module;
+    if (key.split_index >= 0) key.group.append(".").append(std::to_string(key.split_index));
+    if (!key.adapter.empty()) key.group.append("#").append(key.adapter);
     return key;
   }
   return std::nullopt;

@@ -18,12 +18,6 @@ namespace {
 
 using st::TensorView;
 
-std::string fmt_shape(const std::vector<uint64_t>& shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
 bool contains(std::string_view s, std::string_view p) { return s.find(p) != std::string_view::npos; }
 
 // ---- architecture signatures (docs/flux-lora-formats.md §6, fixtures anima/krea2/qwen) ----
@@ -448,13 +442,13 @@ Result<LoraModel> load_lora(std::shared_ptr<const st::SafetensorsFile> file, con
         continue;
       }
       if (!is_matrix(down) || !is_matrix(up)) {
-        shape_error("down " + fmt_shape(down->shape) + " and up " + fmt_shape(up->shape) + " must both be 2-D");
+        shape_error("down " + st::shape_string(down->shape) + " and up " + st::shape_string(up->shape) + " must both be 2-D");
         continue;
       }
       if (up->shape[1] != down->shape[0]) {
         unused("lora.rank.mismatch", Severity::kError,
-               "not used: module " + name + ": up " + fmt_shape(up->shape) + " has rank " + std::to_string(up->shape[1]) +
-                   " but down " + fmt_shape(down->shape) + " has rank " + std::to_string(down->shape[0]));
+               "not used: module " + name + ": up " + st::shape_string(up->shape) + " has rank " + std::to_string(up->shape[1]) +
+                   " but down " + st::shape_string(down->shape) + " has rank " + std::to_string(down->shape[0]));
         continue;
       }
       if (down->shape[1] != static_cast<uint64_t>(placement->cols) || up->shape[0] != static_cast<uint64_t>(part_rows)) {
@@ -474,7 +468,7 @@ Result<LoraModel> load_lora(std::shared_ptr<const st::SafetensorsFile> file, con
     if (const TensorView* diff = get(Role::kDiff)) {
       if (!is_matrix(diff) || diff->shape[0] != static_cast<uint64_t>(part_rows) ||
           diff->shape[1] != static_cast<uint64_t>(placement->cols)) {
-        shape_error("diff " + fmt_shape(diff->shape) + " must be [" + std::to_string(part_rows) + ", " +
+        shape_error("diff " + st::shape_string(diff->shape) + " must be [" + std::to_string(part_rows) + ", " +
                     std::to_string(placement->cols) + "] (never reshaped)");
         continue;
       }
@@ -549,7 +543,7 @@ Result<LoraModel> load_lora(std::shared_ptr<const st::SafetensorsFile> file, con
     if (bias || diff_b) {
       const TensorView* b = bias ? bias : diff_b;
       if (b->numel != static_cast<uint64_t>(part_rows) || b->shape.size() != 1) {
-        shape_error("bias delta " + fmt_shape(b->shape) + " must be [" + std::to_string(part_rows) + "]");
+        shape_error("bias delta " + st::shape_string(b->shape) + " must be [" + std::to_string(part_rows) + "]");
         continue;
       }
       if (bias && !down) {
@@ -579,7 +573,7 @@ Result<LoraModel> load_lora(std::shared_ptr<const st::SafetensorsFile> file, con
 
   for (const TensorView* t : unknown)
     findings.push_back({"lora.tensor.unknown", Severity::kWarning, t->name,
-                        "not used: the name matches no LoRA dialect of FLUX.1 (shape " + fmt_shape(t->shape) + ")"});
+                        "not used: the name matches no LoRA dialect of FLUX.1 (shape " + st::shape_string(t->shape) + ")"});
 
   // Overlapping parts on one target are legal (they add) but usually a duplicate. A sweep
   // over row starts finds them in O(n log n), whatever a hostile file holds.

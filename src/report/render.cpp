@@ -21,16 +21,23 @@ std::string num(double v) {
 
 std::string ranks(const std::vector<int64_t>& r) {
   std::string s;
-  for (size_t i = 0; i < r.size(); ++i) s += (i ? "," : "") + std::to_string(r[i]);
+  for (size_t i = 0; i < r.size(); ++i) {
+    if (i) s += ',';
+    s += std::to_string(r[i]);
+  }
   return s.empty() ? "-" : s;
 }
 
 std::string dialect_line(const Report& r) {
   std::string s = r.dialect;
-  if (r.dialects.size() > 1 || !r.dialects.empty()) {
+  if (!r.dialects.empty()) {
     s += " (";
     for (size_t i = 0; i < r.dialects.size(); ++i)
-      s += (i ? ", " : "") + r.dialects[i].first + ": " + std::to_string(r.dialects[i].second) + " tensors";
+    {
+      if (i) s += ", ";
+      s += r.dialects[i].first;
+      s += ": " + std::to_string(r.dialects[i].second) + " tensors";
+    }
     s += ")";
   }
   return s;

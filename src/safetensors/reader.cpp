@@ -40,13 +40,16 @@ class OwnedBacking : public Backing {
   std::vector<uint8_t> v_;
 };
 
-std::string shape_str(const std::vector<uint64_t>& s) {
+}  // namespace
+
+std::string shape_string(const std::vector<uint64_t>& shape) {
   std::string o = "[";
-  for (size_t i = 0; i < s.size(); ++i) o += (i ? ", " : "") + std::to_string(s[i]);
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) o += ", ";
+    o += std::to_string(shape[i]);
+  }
   return o + "]";
 }
-
-}  // namespace
 
 const TensorView* SafetensorsFile::find(std::string_view name) const {
   auto it = std::lower_bound(tensors_.begin(), tensors_.end(), name,
@@ -118,13 +121,13 @@ Result<SafetensorsFile> SafetensorsFile::validate(std::shared_ptr<const Backing>
     uint64_t count = 1;
     for (uint64_t d : e.shape)
       if (__builtin_mul_overflow(count, d, &count))
-        return bad("tensor '" + e.name + "': shape " + shape_str(e.shape) + " has more than 2^64 elements");
+        return bad("tensor '" + e.name + "': shape " + shape_string(e.shape) + " has more than 2^64 elements");
     uint64_t bits = 0;
     if (__builtin_mul_overflow(count, static_cast<uint64_t>(dtype_bits(e.dtype)), &bits))
-      return bad("tensor '" + e.name + "': shape " + shape_str(e.shape) + " of " + std::string(dtype_name(e.dtype)) +
+      return bad("tensor '" + e.name + "': shape " + shape_string(e.shape) + " of " + std::string(dtype_name(e.dtype)) +
                  " is more than 2^64 bits");
     if (bits % 8 != 0)
-      return bad("tensor '" + e.name + "': shape " + shape_str(e.shape) + " of " + std::string(dtype_name(e.dtype)) +
+      return bad("tensor '" + e.name + "': shape " + shape_string(e.shape) + " of " + std::string(dtype_name(e.dtype)) +
                  " is " + std::to_string(bits) + " bits, not a whole number of bytes");
     numel[i] = count;
     nbytes[i] = bits / 8;
@@ -150,7 +153,7 @@ Result<SafetensorsFile> SafetensorsFile::validate(std::shared_ptr<const Backing>
                  std::to_string(pos));
     if (e.end - e.begin != nbytes[i])
       return bad("tensor '" + e.name + "': data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) + "] hold " +
-                 std::to_string(e.end - e.begin) + " bytes but shape " + shape_str(e.shape) + " of " +
+                 std::to_string(e.end - e.begin) + " bytes but shape " + shape_string(e.shape) + " of " +
                  std::string(dtype_name(e.dtype)) + " needs " + std::to_string(nbytes[i]) + " bytes");
     pos = e.end;
   }

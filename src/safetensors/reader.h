@@ -64,4 +64,7 @@ class SafetensorsFile {
   uint64_t file_bytes_ = 0;
 };
 
+// "[3072, 16]": a shape as error messages print it.
+std::string shape_string(const std::vector<uint64_t>& shape);
+
 }  // namespace lv::st
