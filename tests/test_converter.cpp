@@ -303,7 +303,7 @@ TEST(Convert, DoraIsRefusedNamingTheModule) {
   auto c = convert(in, o);
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.error().code, ErrorCode::kBadInput);
-  EXPECT_NE(c.error().message.find("transformer_blocks_0_attn_to_q"), std::string::npos) << c.error().message;
+  EXPECT_NE(c.error().message.find("transformer_blocks_0_attn_to_q.dora_scale"), std::string::npos) << c.error().message;
   EXPECT_NE(c.error().message.find("DoRA"), std::string::npos);
 }
 

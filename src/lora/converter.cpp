@@ -483,6 +483,7 @@ Status rename_adapter(const Part& p, const Spelling& sp, Conversion& out, const 
     const TensorView* t = file.find(name);
     if (!k || !t) return internal_error("tensor " + name + " of part " + p.source_module + " vanished");
     if (k->role == Role::kDiffB || k->role == Role::kBias) continue;  // written with the module's bias
+    if (k->role == Role::kMagnitude || k->role == Role::kDoraScale) continue;  // written by add_magnitude
     OutTensor o;
     o.name = sp.module + "." + std::string(role_name(k->role));
     o.dtype = t->dtype;
@@ -491,6 +492,102 @@ Status rename_adapter(const Part& p, const Spelling& sp, Conversion& out, const 
     out.tensors.push_back(std::move(o));
   }
   out.modules.push_back({sp.module, p.target, Strategy::kAdapterRename, 0, 1, 0});
+  return {};
+}
+
+// The DoRA magnitude of one output module covering target rows [m0, m1) (swapped when
+// `mswap`), written only where it is exact:
+// - per-row magnitudes move with their rows: PEFT magnitude vectors of q, k, v (and mlp)
+//   concatenate into the fused module, and a fused one splits, when every row of the output
+//   module has one; rows without a magnitude (a part absent from the input, or a plain
+//   LoRA part) would need the base weights' row norms;
+// - a per-column dora_scale normalises the columns over its part's rows, so it is carried
+//   only when its part is exactly the output module.
+// Written as lora_magnitude_vector [rows] in the PEFT-like styles and as dora_scale
+// ([rows, 1] per row, [1, cols] per column) in kohya and comfy.
+Status add_magnitude(const std::vector<const Part*>& here, const Spelling& sp, Style style, const std::string& target,
+                     int64_t m0, int64_t m1, bool mswap, Conversion& out) {
+  std::vector<const Part*> weighted;
+  const Part* dora = nullptr;
+  for (const Part* p : here) {
+    // A magnitude changes the weight even without a delta: such a part counts too.
+    if (p->form == PartForm::kBiasOnly && !p->magnitude) continue;
+    weighted.push_back(p);
+    if (p->magnitude && !dora) dora = p;
+  }
+  if (!dora) return {};
+  const std::string where = "output module " + sp.module + " (rows " + std::to_string(m0) + ".." + std::to_string(m1) +
+                            " of " + target + ")";
+  for (const Part* p : weighted) {
+    if (!p->magnitude)
+      return make_error(ErrorCode::kBadInput,
+                        "refused: " + where + " would hold DoRA magnitude " + dora->magnitude->name + " and module " +
+                            p->source_module + ", which has no DoRA magnitude; one magnitude for both needs the base "
+                            "weights' norms of " + p->source_module + "'s rows");
+    if (p->magnitude_per_row != dora->magnitude_per_row)
+      return make_error(ErrorCode::kBadInput, "refused: " + where + " mixes per-row and per-column DoRA magnitudes (" +
+                                                  dora->magnitude->name + ", " + p->magnitude->name + ")");
+  }
+  const bool kohya_like = style == Style::kKohya || style == Style::kComfy;
+  OutTensor t;
+  if (!dora->magnitude_per_row) {
+    const bool exact = dora->row_begin == m0 && dora->row_end == m1 &&
+                       std::all_of(weighted.begin(), weighted.end(), [&](const Part* p) { return p->magnitude == dora->magnitude; });
+    if (!exact)
+      return make_error(ErrorCode::kBadInput,
+                        "refused: " + dora->magnitude->name + " is a per-column DoRA scale over rows " +
+                            std::to_string(dora->row_begin) + ".." + std::to_string(dora->row_end) + " of " + target + "; " +
+                            where + " normalises its columns over other rows, which needs the base weights");
+    t.name = sp.module + ".dora_scale";
+    t.dtype = dora->magnitude->dtype;
+    t.shape = dora->magnitude->shape;
+    t.view = dora->magnitude->bytes();
+    out.tensors.push_back(std::move(t));
+    return {};
+  }
+  const int64_t n = m1 - m0;
+  std::vector<const Part*> src(static_cast<size_t>(n), nullptr);
+  std::vector<int64_t> local(static_cast<size_t>(n), 0);
+  bool identity = true;
+  for (int64_t j = 0; j < n; ++j) {
+    const int64_t tr = target_row(m0, m1, mswap, j);
+    for (const Part* p : weighted) {
+      if (tr < p->row_begin || tr >= p->row_end) continue;
+      const Part*& s = src[static_cast<size_t>(j)];
+      if (s && s->magnitude != p->magnitude)
+        return make_error(ErrorCode::kBadInput, "refused: row " + std::to_string(tr) + " of " + target +
+                                                    " has two DoRA magnitudes (" + s->magnitude->name + ", " +
+                                                    p->magnitude->name + ")");
+      s = p;
+    }
+    const Part* p = src[static_cast<size_t>(j)];
+    if (!p)
+      return make_error(ErrorCode::kBadInput,
+                        "refused: " + where + " holds DoRA magnitude " + dora->magnitude->name + ", but row " +
+                            std::to_string(tr) + " has no delta in the input; its magnitude would need the base "
+                            "weights' row norm");
+    const int64_t plen = p->row_end - p->row_begin;
+    int64_t k = tr - p->row_begin;
+    if (p->swap_halves) k = (k + plen / 2) % plen;
+    local[static_cast<size_t>(j)] = k;
+    identity = identity && p->magnitude == dora->magnitude && k == j;
+  }
+  t.name = sp.module + (kohya_like ? ".dora_scale" : ".lora_magnitude_vector");
+  t.shape = kohya_like ? std::vector<uint64_t>{static_cast<uint64_t>(n), 1} : std::vector<uint64_t>{static_cast<uint64_t>(n)};
+  if (identity && dora->magnitude->numel == static_cast<uint64_t>(n)) {
+    t.dtype = dora->magnitude->dtype;
+    t.view = dora->magnitude->bytes();
+  } else {
+    std::vector<const TensorView*> mags;
+    for (const Part* p : weighted) mags.push_back(p->magnitude);
+    t.dtype = common_dtype(mags);  // a widening at most: exact
+    std::vector<double> v(static_cast<size_t>(n));
+    for (int64_t j = 0; j < n; ++j)
+      v[static_cast<size_t>(j)] = read_elem(*src[static_cast<size_t>(j)]->magnitude, static_cast<uint64_t>(local[static_cast<size_t>(j)]));
+    t.owned.resize(static_cast<size_t>(n) * elem_bytes(t.dtype));
+    st::encode_from_double(t.dtype, v.data(), v.size(), t.owned.data());
+  }
+  out.tensors.push_back(std::move(t));
   return {};
 }
 
@@ -546,13 +643,7 @@ Result<Conversion> convert(const LoraModel& model, const ConvertOptions& opt) {
   ModuleBuilder builder(opt, out);
 
   std::map<std::string, std::vector<const Part*>> by_target;
-  for (const Part& p : model.parts) {
-    if (p.magnitude)
-      return make_error(ErrorCode::kBadInput,
-                        "refused: module " + p.source_module + " carries a DoRA magnitude ('" + p.magnitude->name +
-                            "'); its effective weight needs the base model's weights, and dropping the magnitude would change the result");
-    by_target[p.target].push_back(&p);
-  }
+  for (const Part& p : model.parts) by_target[p.target].push_back(&p);
 
   for (auto& [target, parts] : by_target) {
     // Row order, so fused factors list q, k, v, mlp as the target does.
@@ -589,6 +680,7 @@ Result<Conversion> convert(const LoraModel& model, const ConvertOptions& opt) {
         bool any = std::any_of(parts.begin(), parts.end(), [&](const Part* p) { return overlaps(*p, pm.row_begin, pm.row_end); });
         zero_filled += any ? 0 : 1;
       }
+      LV_TRY(add_magnitude(here, m.sp, opt.style, target, m.begin, m.end, m.swap, out));
       if (adapters.empty()) {
         builder.build(m.sp, target, m.end - m.begin, first.target_cols, std::move(contribs), zero_filled);
         continue;

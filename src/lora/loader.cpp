@@ -393,7 +393,6 @@ Result<LoraModel> load_lora(std::shared_ptr<const st::SafetensorsFile> file, con
     base.row_end = placement->row_end;
     base.swap_halves = placement->swap;
     base.source_module = name;
-    base.magnitude = get(Role::kMagnitude) ? get(Role::kMagnitude) : get(Role::kDoraScale);
 
     // Alpha.
     const TensorView* alpha_t = get(Role::kAlpha);
@@ -429,6 +428,26 @@ Result<LoraModel> load_lora(std::shared_ptr<const st::SafetensorsFile> file, con
     auto shape_error = [&](const std::string& why) {
       unused("lora.shape.mismatch", Severity::kError, "not used: module " + name + " on " + placement->target + ": " + why);
     };
+
+    if (get(Role::kMagnitude) && get(Role::kDoraScale)) {
+      unused("lora.key.duplicate", Severity::kError,
+             "not used: module " + name + " has both lora_magnitude_vector and dora_scale");
+      continue;
+    }
+    if (const TensorView* mag = get(Role::kMagnitude) ? get(Role::kMagnitude) : get(Role::kDoraScale)) {
+      const auto& s = mag->shape;
+      const uint64_t rows = static_cast<uint64_t>(part_rows), cols = static_cast<uint64_t>(placement->cols);
+      const bool row_vec = (s.size() == 1 && s[0] == rows) || (s.size() == 2 && s[0] == rows && s[1] == 1);
+      const bool col_vec = s.size() == 2 && s[0] == 1 && s[1] == cols && get(Role::kDoraScale);
+      if ((!row_vec && !col_vec) || !st::dtype_is_decodable(mag->dtype)) {
+        shape_error("DoRA magnitude " + st::shape_string(s) + " of " + std::string(st::dtype_name(mag->dtype)) +
+                    " must be a float [" + std::to_string(rows) + "] or [" + std::to_string(rows) + ", 1] (per row), or a dora_scale [1, " +
+                    std::to_string(cols) + "] (per column)");
+        continue;
+      }
+      base.magnitude = mag;
+      base.magnitude_per_row = row_vec;
+    }
 
     std::vector<Part> made;
     std::string rejected;
@@ -564,7 +583,9 @@ Result<LoraModel> load_lora(std::shared_ptr<const st::SafetensorsFile> file, con
     }
     if (base.magnitude)
       findings.push_back({"lora.dora", Severity::kInfo, base.magnitude->name,
-                          "DoRA magnitude on " + placement->target + ": the effective weight needs the base model's weights"});
+                          std::string("DoRA magnitude per ") + (base.magnitude_per_row ? "output row" : "input column") +
+                              " on " + placement->target + ": the effective weight needs the base model's weights; "
+                              "the factors and the magnitude are checked, not the merged weight"});
     for (auto& p : made) {
       for (auto& [role, t] : g.tensors) p.source_tensors.push_back(t->name);
       model.parts.push_back(std::move(p));

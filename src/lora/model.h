@@ -59,8 +59,11 @@ struct Part {
   const st::TensorView* bias = nullptr;
   double bias_scale = 1.0;
 
-  // DoRA magnitude (dora_scale or lora_magnitude_vector), when present.
+  // DoRA magnitude, when present. W' = m ⊙ (W + ΔW) / ‖W + ΔW‖, the norm taken per output
+  // row (PEFT lora_magnitude_vector [rows]; LyCORIS dora_scale [rows, 1]) or per input
+  // column (dora_scale [1, cols]). Row magnitudes follow the rows (and their swap).
   const st::TensorView* magnitude = nullptr;
+  bool magnitude_per_row = false;
 
   std::string source_module;               // module name as spelled in the file
   std::vector<std::string> source_tensors;  // every tensor this part consumed

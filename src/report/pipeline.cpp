@@ -67,6 +67,7 @@ Report build(const std::string& command, const LoraModel& in, const LoraModel& o
     row.relative_error = m.relative_error;
     row.tolerance = m.tolerance;
     row.bias_error = m.bias_error;
+    if (m.dora) row.magnitude_error = m.magnitude_error;
     row.parts_in = m.parts_a;
     row.parts_out = m.parts_b;
     row.ranks_in = m.ranks_a;

@@ -86,6 +86,7 @@ std::string render_text(const Report& r, bool all_modules) {
     o << "  " << m.status << "  " << m.target << "  rel.error " << num(m.relative_error) << " (tolerance "
       << num(m.tolerance) << ")";
     if (m.bias_error != 0) o << "  bias error " << num(m.bias_error);
+    if (m.magnitude_error) o << "  DoRA magnitude error " << num(*m.magnitude_error);
     o << "  ranks " << ranks(m.ranks_in) << " -> " << ranks(m.ranks_out);
     if (!m.strategy.empty()) o << "  [" << m.strategy << "]";
     if (!m.message.empty()) o << "  " << m.message;
@@ -138,6 +139,7 @@ std::string render_json(const Report& r) {
     o["relative_error"] = m.relative_error;  // null when infinite (a delta against zero)
     o["tolerance"] = m.tolerance;
     o["bias_error"] = m.bias_error;
+    if (m.magnitude_error) o["magnitude_error"] = *m.magnitude_error;
     o["parts_in"] = m.parts_in;
     o["parts_out"] = m.parts_out;
     o["ranks_in"] = m.ranks_in;

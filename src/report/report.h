@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -17,6 +18,7 @@ struct ModuleRow {
   double relative_error = 0;  // ‖ΔW_in − ΔW_out‖_F / ‖ΔW_in‖_F
   double tolerance = 0;
   double bias_error = 0;      // relative error of the bias delta
+  std::optional<double> magnitude_error;  // DoRA magnitudes: relative error, when either side has one
   int parts_in = 0, parts_out = 0;
   std::vector<int64_t> ranks_in, ranks_out;
   std::string strategy;       // how the converter built it ("" for compare)

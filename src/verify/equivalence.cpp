@@ -38,7 +38,8 @@ bool same_part(const Part& a, const Part& b) {
          same_tensor(a.diff, b.diff) && same_tensor(a.w1, b.w1) && same_tensor(a.w1_a, b.w1_a) &&
          same_tensor(a.w1_b, b.w1_b) && same_tensor(a.w2, b.w2) && same_tensor(a.w2_a, b.w2_a) &&
          same_tensor(a.w2_b, b.w2_b) && same_tensor(a.hada_w1_a, b.hada_w1_a) && same_tensor(a.hada_w1_b, b.hada_w1_b) &&
-         same_tensor(a.hada_w2_a, b.hada_w2_a) && same_tensor(a.hada_w2_b, b.hada_w2_b) && same_tensor(a.bias, b.bias);
+         same_tensor(a.hada_w2_a, b.hada_w2_a) && same_tensor(a.hada_w2_b, b.hada_w2_b) && same_tensor(a.bias, b.bias) &&
+         same_tensor(a.magnitude, b.magnitude) && a.magnitude_per_row == b.magnitude_per_row;
 }
 
 std::vector<const st::TensorView*> tensors_of(const Part& p) {
@@ -122,6 +123,84 @@ Eigen::VectorXd bias_of(const std::vector<const Part*>& ps, int64_t rows, bool& 
 double rel(double err, double base) {
   if (base > 0) return err / base;
   return err > 0 ? std::numeric_limits<double>::infinity() : 0.0;
+}
+
+// DoRA magnitudes of one side: per target row (with a mask of the rows that have one),
+// and per-column ones keyed by their part's row range.
+struct Magnitudes {
+  std::vector<double> rows;
+  std::vector<uint8_t> has_row;
+  std::map<std::pair<int64_t, int64_t>, std::vector<double>> columns;
+  double u = 0;  // largest unit roundoff of the magnitude dtypes
+  bool any = false, finite = true;
+};
+
+Magnitudes magnitudes_of(const std::vector<const Part*>& ps, int64_t rows) {
+  Magnitudes m;
+  m.rows.assign(static_cast<size_t>(rows), 0.0);
+  m.has_row.assign(static_cast<size_t>(rows), 0);
+  std::set<const st::TensorView*> seen;
+  for (const Part* p : ps) {
+    if (!p->magnitude || !seen.insert(p->magnitude).second) continue;
+    m.any = true;
+    m.u = std::max(m.u, st::dtype_unit_roundoff(p->magnitude->dtype));
+    std::vector<double> v = decode_all(*p->magnitude);
+    for (double x : v) m.finite = m.finite && std::isfinite(x);
+    if (!p->magnitude_per_row) {
+      m.columns[{p->row_begin, p->row_end}] = std::move(v);
+      continue;
+    }
+    for (int64_t t = p->row_begin; t < p->row_end; ++t) {
+      m.rows[static_cast<size_t>(t)] = v[static_cast<size_t>(local_row(*p, t))];
+      m.has_row[static_cast<size_t>(t)] = 1;
+    }
+  }
+  return m;
+}
+
+// Compares the DoRA magnitudes of two sides; false (with a message) when they differ.
+bool compare_magnitudes(const Magnitudes& a, const Magnitudes& b, double& rel_error, std::string& message) {
+  rel_error = 0;
+  if (!a.finite || !b.finite) {
+    message = "non-finite values in a DoRA magnitude";
+    return false;
+  }
+  for (size_t t = 0; t < a.has_row.size(); ++t)
+    if (a.has_row[t] != b.has_row[t]) {
+      message = std::string("DoRA magnitude of row ") + std::to_string(t) + " is only on the " +
+                (a.has_row[t] ? "source" : "converted") + " side";
+      rel_error = std::numeric_limits<double>::infinity();
+      return false;
+    }
+  for (const auto* side : {&a, &b})
+    for (const auto& [range, v] : side->columns)
+      if (!a.columns.count(range) || !b.columns.count(range)) {
+        message = "per-column DoRA scale of rows " + std::to_string(range.first) + ".." + std::to_string(range.second) +
+                  " is only on the " + (side == &a ? "source" : "converted") + " side";
+        rel_error = std::numeric_limits<double>::infinity();
+        return false;
+      }
+  long double err2 = 0, norm2 = 0;
+  for (size_t t = 0; t < a.rows.size(); ++t) {
+    const long double d = static_cast<long double>(a.rows[t]) - b.rows[t];
+    err2 += d * d;
+    norm2 += static_cast<long double>(a.rows[t]) * a.rows[t];
+  }
+  for (const auto& [range, va] : a.columns) {
+    const auto& vb = b.columns.at(range);
+    for (size_t j = 0; j < va.size() && j < vb.size(); ++j) {
+      const long double d = static_cast<long double>(va[j]) - vb[j];
+      err2 += d * d;
+      norm2 += static_cast<long double>(va[j]) * va[j];
+    }
+  }
+  rel_error = rel(std::sqrt(static_cast<double>(err2)), std::sqrt(static_cast<double>(norm2)));
+  const double tol = 4 * std::max({std::ldexp(1.0, -24), a.u, b.u});
+  if (rel_error > tol) {
+    message = "DoRA magnitude differs (relative error " + std::to_string(rel_error) + ")";
+    return false;
+  }
+  return true;
 }
 
 // Low-rank targets: per row segment, QR of the stacked factors.
@@ -275,7 +354,9 @@ ModuleResult compare_target(const std::string& target, const std::vector<const P
         for (double x : v) finite &= std::isfinite(x);
       }
     }
-    if (!finite) {
+    const Magnitudes m = magnitudes_of(pa, r.rows);
+    r.dora = m.any;
+    if (!finite || !m.finite) {
       r.status = ModuleStatus::kInvalid;
       r.message = "non-finite values";
       return r;
@@ -329,7 +410,16 @@ ModuleResult compare_target(const std::string& target, const std::vector<const P
   const double bias_tol = opt.tolerance_override > 0 ? opt.tolerance_override : 4 * u;
   const bool weight_ok = r.norm_a > 0 ? r.relative_error <= r.tolerance : r.abs_error == 0.0;
   const bool bias_ok = r.bias_norm_a > 0 ? r.bias_error <= bias_tol : bias_abs == 0.0;
-  if (weight_ok && bias_ok) {
+  const Magnitudes ma = magnitudes_of(pa, r.rows), mb = magnitudes_of(pb, r.rows);
+  r.dora = ma.any || mb.any;
+  std::string magnitude_message;
+  const bool magnitude_ok = !r.dora || compare_magnitudes(ma, mb, r.magnitude_error, magnitude_message);
+  if (!ma.finite || !mb.finite) {
+    r.status = ModuleStatus::kInvalid;
+    r.message = magnitude_message;
+    return r;
+  }
+  if (weight_ok && bias_ok && magnitude_ok) {
     r.status = ModuleStatus::kEquivalent;
   } else if (pb.empty()) {
     r.status = ModuleStatus::kMissingInB;
@@ -341,6 +431,7 @@ ModuleResult compare_target(const std::string& target, const std::vector<const P
     r.status = ModuleStatus::kDifferent;
     if (!weight_ok && !bias_ok) r.message = "weight and bias deltas differ";
     else if (!bias_ok) r.message = "bias delta differs (relative error " + std::to_string(r.bias_error) + ")";
+    if (!magnitude_ok) r.message = r.message.empty() ? magnitude_message : r.message + "; " + magnitude_message;
   }
   return r;
 }

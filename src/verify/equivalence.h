@@ -19,6 +19,10 @@
 // both sides, and at least F32's 2^-24 (alpha values are commonly stored as F32 scalars).
 // The factor 4 covers the two factors' rounding plus the scale folded in double and
 // rounded once. Bias deltas use 4·u. The sides are equivalent when both errors are within.
+//
+// DoRA. The merged weight needs the base weights, so the check covers what the file
+// holds: the factors (as above) and the magnitudes, which must sit on the same rows (per
+// row) or the same part rows (per column) on both sides, equal within 4·u of their dtype.
 #pragma once
 
 #include <Eigen/Dense>
@@ -44,6 +48,10 @@ struct ModuleResult {
   ModuleStatus status = ModuleStatus::kEquivalent;
   double norm_a = 0, abs_error = 0, relative_error = 0, tolerance = 0;
   double bias_norm_a = 0, bias_error = 0;  // bias_error is relative (absolute when A's bias is 0)
+  // DoRA magnitudes (when either side has one): relative error over the rows (per-row
+  // magnitudes) and part row ranges (per-column ones) both sides cover the same way.
+  bool dora = false;
+  double magnitude_error = 0;
   std::vector<int64_t> ranks_a, ranks_b;
   int parts_a = 0, parts_b = 0;
   std::string message;
