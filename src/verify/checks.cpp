@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <limits>
 #include <map>
 #include <set>
 #include <string>
@@ -16,7 +18,42 @@ struct Scan {
   bool all_zero = true;
 };
 
+// IEEE formats are classified on their bits: exponent all ones is Inf or NaN, all bits
+// but the sign zero is ±0. One pass, no decoding.
+template <typename U>
+Scan scan_bits(const uint8_t* data, uint64_t numel, U exp_mask) {
+  Scan s;
+  const U magnitude_mask = std::numeric_limits<U>::max() >> 1;  // every bit but the sign
+  uint64_t bad = 0;
+  U any = 0;
+  for (uint64_t i = 0; i < numel; ++i) {
+    U x;
+    std::memcpy(&x, data + i * sizeof(U), sizeof(U));
+    bad += (x & exp_mask) == exp_mask;
+    any |= x & magnitude_mask;
+  }
+  s.nonfinite = bad;
+  s.all_zero = any == 0;
+  if (bad)
+    for (uint64_t i = 0; i < numel; ++i) {
+      U x;
+      std::memcpy(&x, data + i * sizeof(U), sizeof(U));
+      if ((x & exp_mask) == exp_mask) {
+        s.first_bad = i;
+        break;
+      }
+    }
+  return s;
+}
+
 Scan scan(const st::TensorView& t) {
+  switch (t.dtype) {
+    case st::DType::kBF16: return scan_bits<uint16_t>(t.data, t.numel, 0x7F80);
+    case st::DType::kF16: return scan_bits<uint16_t>(t.data, t.numel, 0x7C00);
+    case st::DType::kF32: return scan_bits<uint32_t>(t.data, t.numel, 0x7F800000u);
+    case st::DType::kF64: return scan_bits<uint64_t>(t.data, t.numel, 0x7FF0000000000000ull);
+    default: break;
+  }
   Scan s;
   if (!st::dtype_is_decodable(t.dtype)) return s;
   const size_t es = st::dtype_bits(t.dtype) / 8;

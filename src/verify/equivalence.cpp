@@ -61,9 +61,13 @@ RowMatrix to_matrix(const st::TensorView& t) {
   return m;
 }
 
-template <typename M>
-bool all_finite(const M& m) {
-  return m.allFinite();
+// Every value finite, in one branch-free pass (NaN fails the comparison).
+bool all_finite(const RowMatrix& m) {
+  const double* d = m.data();
+  const Eigen::Index n = m.size();
+  bool ok = true;
+  for (Eigen::Index i = 0; i < n; ++i) ok &= std::fabs(d[i]) <= std::numeric_limits<double>::max();
+  return ok;
 }
 
 // R factor of a thin QR (min(rows, cols) × cols, upper trapezoidal).
@@ -211,7 +215,10 @@ bool low_rank_errors(const Side& a, const Side& b, int64_t rows, double& err2, d
     for (const Part* p : s->parts) {
       cuts.insert(p->row_begin);
       cuts.insert(p->row_end);
-      if (p->swap_halves) cuts.insert(p->row_begin + (p->row_end - p->row_begin) / 2);
+      if (p->swap_halves) {  // where the part's own rows wrap around
+        cuts.insert(p->row_begin + (p->row_end - p->row_begin) / 2);
+        cuts.insert(p->row_begin + (p->row_end - p->row_begin + 1) / 2);
+      }
     }
   for (const Side* s : {&a, &b})
     for (size_t i = 0; i < s->parts.size(); ++i) {
@@ -222,74 +229,124 @@ bool low_rank_errors(const Side& a, const Side& b, int64_t rows, double& err2, d
       const double kk = std::fabs(s->parts[i]->scale) * s->ups[i].norm() * s->downs[i].norm();
       (s == &a ? k_a : k_b) += kk;
     }
+  // Down rows are compared by value: a hash per row, computed once per part.
+  auto row_hash = [](const double* v, int64_t n) {
+    uint64_t h = 0x9e3779b97f4a7c15ull;
+    for (int64_t k = 0; k < n; ++k) {
+      uint64_t w;
+      std::memcpy(&w, v + k, sizeof w);
+      h = (h ^ w) * 0xff51afd7ed558ccdull;
+      h ^= h >> 29;
+    }
+    return h;
+  };
+  std::vector<std::vector<uint64_t>> hashes[2];
+  for (int side = 0; side < 2; ++side) {
+    const Side& sd = side == 0 ? a : b;
+    for (const RowMatrix& d : sd.downs) {
+      std::vector<uint64_t> h(static_cast<size_t>(d.rows()));
+      for (Eigen::Index r = 0; r < d.rows(); ++r) h[static_cast<size_t>(r)] = row_hash(d.row(r).data(), d.cols());
+      hashes[side].push_back(std::move(h));
+    }
+  }
+
+  // One column of U·Vᵀ: coefficient × column `col` of a part's up rows on the segment,
+  // paired with that part's down row `col`. Columns with bit-identical down rows share
+  // one V column and their U columns add: a split or renamed factor then cancels
+  // exactly, and the QR works at the smaller rank.
+  struct Term {
+    const RowMatrix* up;
+    Eigen::Index first_row;  // the part's own row of the segment's first row
+    Eigen::Index col;
+    double coef;
+  };
+  struct Group {
+    const double* down;  // the shared down row
+    uint64_t hash;
+    std::vector<Term> terms;
+  };
   std::vector<int64_t> cut(cuts.begin(), cuts.end());
   for (size_t c = 0; c + 1 < cut.size(); ++c) {
     const int64_t s0 = cut[c], s1 = cut[c + 1], q = s1 - s0;
-    // Columns: for each covering part, its B rows on this segment (non-zero columns only).
-    std::vector<Eigen::VectorXd> ucols, vcols;
-    size_t a_cols = 0;
-    for (const Side* s : {&a, &b}) {
-      const double sign = s == &a ? 1.0 : -1.0;
-      for (size_t i = 0; i < s->parts.size(); ++i) {
-        const Part& p = *s->parts[i];
+    int64_t m = -1;
+    std::vector<Group> groups;
+    std::unordered_map<uint64_t, std::vector<size_t>> by_hash;
+    std::vector<Term> a_terms;  // side A's columns alone, for its norm
+    std::vector<const double*> a_downs;
+    for (int side = 0; side < 2; ++side) {
+      const Side& sd = side == 0 ? a : b;
+      const double sign = side == 0 ? 1.0 : -1.0;
+      for (size_t i = 0; i < sd.parts.size(); ++i) {
+        const Part& p = *sd.parts[i];
         if (p.row_end <= s0 || p.row_begin >= s1) continue;
-        const RowMatrix& up = s->ups[i];
-        // This part's scaled B rows on the segment, one row-major row at a time.
-        MatrixXd block(q, up.cols());
-        for (int64_t t = s0; t < s1; ++t) block.row(t - s0) = (sign * p.scale) * up.row(local_row(p, t));
+        const RowMatrix& up = sd.ups[i];
+        const RowMatrix& down = sd.downs[i];
+        m = down.cols();
+        // Segments are cut at every part boundary and swap point: the part's rows of
+        // this segment are contiguous in its own storage.
+        const Eigen::Index r0 = local_row(p, s0);
+        if (r0 + q > up.rows() || local_row(p, s1 - 1) != r0 + q - 1) {
+          message = "internal: rows " + std::to_string(s0) + ".." + std::to_string(s1) + " of " +
+                    p.source_module + " are not contiguous";
+          return false;
+        }
+        const auto block = up.middleRows(r0, q);
+        // Columns of B that are non-zero on the segment, in one row-major pass.
+        const Eigen::Array<bool, 1, Eigen::Dynamic> live = (block.array() != 0.0).colwise().any();
         for (Eigen::Index col = 0; col < up.cols(); ++col) {
-          if (block.col(col).isZero(0.0)) continue;
-          ucols.push_back(block.col(col));
-          vcols.push_back(s->downs[i].row(col).transpose());
-          if (s == &a) ++a_cols;
+          if (!live(col)) continue;
+          const Term t{&up, r0, col, sign * p.scale};
+          const double* d = down.row(col).data();
+          if (side == 0) {
+            a_terms.push_back(t);
+            a_downs.push_back(d);
+          }
+          const uint64_t h = hashes[side][i][static_cast<size_t>(col)];
+          auto& same = by_hash[h];
+          bool merged = false;
+          for (size_t g : same)
+            if (std::memcmp(groups[g].down, d, static_cast<size_t>(m) * sizeof(double)) == 0) {
+              groups[g].terms.push_back(t);
+              merged = true;
+              break;
+            }
+          if (!merged) {
+            same.push_back(groups.size());
+            groups.push_back({d, h, {t}});
+          }
         }
       }
     }
-    if (ucols.empty()) continue;
-    const int64_t m = vcols[0].size();
+    if (groups.empty()) continue;
+    auto fill = [q](const Term& t, Eigen::Ref<Eigen::VectorXd> out, bool add) {
+      const auto col = t.up->col(t.col).segment(t.first_row, q);
+      if (add) out += t.coef * col;
+      else out = t.coef * col;
+    };
     // Side A's own norm, from its columns alone (Gram: a norm has no cancellation issue).
-    {
-      const auto na = static_cast<Eigen::Index>(a_cols);
+    if (!a_terms.empty()) {
+      const auto na = static_cast<Eigen::Index>(a_terms.size());
       MatrixXd ua(q, na), va(m, na);
       for (Eigen::Index j = 0; j < na; ++j) {
-        ua.col(j) = ucols[static_cast<size_t>(j)];
-        va.col(j) = vcols[static_cast<size_t>(j)];
+        fill(a_terms[static_cast<size_t>(j)], ua.col(j), false);
+        va.col(j) = Eigen::Map<const Eigen::VectorXd>(a_downs[static_cast<size_t>(j)], m);
       }
       norm_a2 += product_norm2_gram(ua, va);
     }
-    // Columns whose down rows are bit-identical share one V column and their U columns
-    // add: a split or renamed factor then cancels exactly, and the QR works at the
-    // smaller rank.
-    std::unordered_map<uint64_t, std::vector<size_t>> by_hash;
-    std::vector<size_t> keep;
-    for (size_t j = 0; j < vcols.size(); ++j) {
-      const size_t nbytes = static_cast<size_t>(m) * sizeof(double);
-      uint64_t h = 1469598103934665603ull;  // FNV-1a over the bytes of the down row
-      const auto* bytes = reinterpret_cast<const unsigned char*>(vcols[j].data());
-      for (size_t k = 0; k < nbytes; ++k) h = (h ^ bytes[k]) * 1099511628211ull;
-      auto& same = by_hash[h];
-      bool merged = false;
-      for (size_t o : same)
-        if (std::memcmp(vcols[o].data(), vcols[j].data(), nbytes) == 0) {
-          ucols[o] += ucols[j];
-          merged = true;
-          break;
-        }
-      if (!merged) {
-        same.push_back(j);
-        keep.push_back(j);
-      }
-    }
+    MatrixXd u(q, static_cast<Eigen::Index>(groups.size()));
     std::vector<size_t> live;
-    for (size_t j : keep)
-      if (!ucols[j].isZero(0.0)) live.push_back(j);
-    if (live.empty()) continue;  // exact cancellation: this segment contributes 0
-    MatrixXd u(q, static_cast<Eigen::Index>(live.size())), v(m, static_cast<Eigen::Index>(live.size()));
-    for (size_t j = 0; j < live.size(); ++j) {
-      u.col(static_cast<Eigen::Index>(j)) = ucols[live[j]];
-      v.col(static_cast<Eigen::Index>(j)) = vcols[live[j]];
+    for (size_t g = 0; g < groups.size(); ++g) {
+      auto col = u.col(static_cast<Eigen::Index>(live.size()));
+      fill(groups[g].terms[0], col, false);
+      for (size_t k = 1; k < groups[g].terms.size(); ++k) fill(groups[g].terms[k], col, true);
+      if (!col.isZero(0.0)) live.push_back(g);
     }
-    const double e = product_norm(u, v);
+    if (live.empty()) continue;  // exact cancellation: this segment contributes 0
+    const auto n = static_cast<Eigen::Index>(live.size());
+    MatrixXd v(m, n);
+    for (Eigen::Index j = 0; j < n; ++j)
+      v.col(j) = Eigen::Map<const Eigen::VectorXd>(groups[live[static_cast<size_t>(j)]].down, m);
+    const double e = product_norm(u.leftCols(n), v);
     err2 += e * e;
   }
   return true;
