@@ -157,6 +157,18 @@ Result<Report> verify_conversion(const std::string& command, const LoraModel& in
   return r;
 }
 
+// What gets verified is the serialized output, re-read: the conversion's own tensor
+// buffers are freed first, so peak memory holds the output once, not twice. Returns the
+// bytes of tensor data the conversion had.
+uint64_t release_tensor_data(Conversion& conv) {
+  const uint64_t bytes = conv.bytes();
+  for (OutTensor& t : conv.tensors) {
+    std::vector<uint8_t>().swap(t.owned);
+    t.view = {};
+  }
+  return bytes;
+}
+
 }  // namespace
 
 Result<Report> run_verify(std::shared_ptr<const st::SafetensorsFile> input, const PipelineOptions& opt) {
@@ -164,9 +176,12 @@ Result<Report> run_verify(std::shared_ptr<const st::SafetensorsFile> input, cons
   ConvertOptions co = resolve_convert_options(in, opt);
   LV_TRY_ASSIGN(conv, convert(in, co));
   LV_TRY_ASSIGN(bytes, st::serialize(tensors_to_write(conv), conv.metadata));
+  const uint64_t output_bytes = release_tensor_data(conv);
   auto reread = st::SafetensorsFile::from_bytes(std::move(bytes), "(converted in memory)");
   if (!reread.ok()) return internal_error("the converter wrote an invalid file: " + reread.error().message);
-  return verify_conversion("verify", in, co, conv, std::make_shared<const st::SafetensorsFile>(std::move(reread).value()), opt);
+  auto r = verify_conversion("verify", in, co, conv, std::make_shared<const st::SafetensorsFile>(std::move(reread).value()), opt);
+  if (r.ok()) r->summary.output_bytes = output_bytes;
+  return r;
 }
 
 Result<Report> run_compare(std::shared_ptr<const st::SafetensorsFile> source,
@@ -191,10 +206,14 @@ Result<Report> run_convert(std::shared_ptr<const st::SafetensorsFile> input, con
   ConvertOptions co = resolve_convert_options(in, opt);
   LV_TRY_ASSIGN(conv, convert(in, co));
   LV_TRY(st::write_file(output, tensors_to_write(conv), conv.metadata, {input->path()}));
+  const uint64_t output_bytes = release_tensor_data(conv);
   auto written = st::SafetensorsFile::open(output);
   if (!written.ok()) return make_error(ErrorCode::kIo, "cannot re-read the written file: " + written.error().message);
   auto r = verify_conversion("convert", in, co, conv, std::make_shared<const st::SafetensorsFile>(std::move(written).value()), opt);
-  if (r.ok()) r->other = output;
+  if (r.ok()) {
+    r->other = output;
+    r->summary.output_bytes = output_bytes;
+  }
   return r;
 }
 

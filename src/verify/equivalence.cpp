@@ -231,14 +231,17 @@ bool low_rank_errors(const Side& a, const Side& b, int64_t rows, double& err2, d
     }
   // Down rows are compared by value: a hash per row, computed once per part.
   auto row_hash = [](const double* v, int64_t n) {
-    uint64_t h = 0x9e3779b97f4a7c15ull;
+    // Four independent lanes (no serial multiply chain), folded at the end.
+    uint64_t h[4] = {0x9e3779b97f4a7c15ull, 0xc2b2ae3d27d4eb4full, 0x165667b19e3779f9ull, 0x27d4eb2f165667c5ull};
     for (int64_t k = 0; k < n; ++k) {
       uint64_t w;
       std::memcpy(&w, v + k, sizeof w);
-      h = (h ^ w) * 0xff51afd7ed558ccdull;
-      h ^= h >> 29;
+      uint64_t& x = h[k & 3];
+      x = (x ^ w) * 0xff51afd7ed558ccdull;
     }
-    return h;
+    uint64_t out = static_cast<uint64_t>(n);
+    for (uint64_t x : h) out = (out ^ (x ^ (x >> 29))) * 0xc4ceb9fe1a85ec53ull;
+    return out;
   };
   std::vector<std::vector<uint64_t>> hashes[2];
   for (int side = 0; side < 2; ++side) {
@@ -290,11 +293,15 @@ bool low_rank_errors(const Side& a, const Side& b, int64_t rows, double& err2, d
                     p.source_module + " are not contiguous";
           return false;
         }
-        const auto block = up.middleRows(r0, q);
-        // Columns of B that are non-zero on the segment, in one row-major pass.
-        const Eigen::Array<bool, 1, Eigen::Dynamic> live = (block.array() != 0.0).colwise().any();
-        for (Eigen::Index col = 0; col < up.cols(); ++col) {
-          if (!live(col)) continue;
+        // Columns of B that are non-zero on the segment, in one pass over its rows.
+        const Eigen::Index r = up.cols();
+        std::vector<uint8_t> live(static_cast<size_t>(r), 0);
+        for (Eigen::Index t = 0; t < q; ++t) {
+          const double* row = up.row(r0 + t).data();
+          for (Eigen::Index col = 0; col < r; ++col) live[static_cast<size_t>(col)] |= row[col] != 0.0;
+        }
+        for (Eigen::Index col = 0; col < r; ++col) {
+          if (!live[static_cast<size_t>(col)]) continue;
           const Term t{&up, r0, col, sign * p.scale};
           const double* d = down.row(col).data();
           if (side == 0) {
