@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end benchmark: full-size FLUX.1 diffusers LoRAs (all 504 modules, BF16) at the
 # given ranks; times convert, verify (convert + check), compare, and as physical references
-# `cp` and `cat > /dev/null` of the same input, in the same run; median of RUNS runs; peak
+# `cp` and `cat > /dev/null` of the same input and a fsynced write of the output's size, in
+# the same run; median of RUNS runs; peak
 # RSS from /usr/bin/time -v. Writes a Markdown table to bench/results.md.
 #   RANKS="16 64" RUNS=5 bash scripts/bench.sh      (--quick: rank 16, 3 runs)
 set -euo pipefail
@@ -39,8 +40,8 @@ out=bench/results.md
   echo
   echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); $(date -u +%Y-%m-%d); median of $runs runs (page cache warm)."
   echo
-  echo "| rank | input | output | cat | cp | convert | convert / cp | verify (convert+check) | compare | peak RSS convert | peak RSS verify |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|"
+  echo "| rank | input | output | cat | cp | write output size | convert | convert / cp | verify (convert+check) | compare | peak RSS convert | peak RSS verify |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 } > "$out"
 for r in $ranks; do
   in=$work/flux-r$r.safetensors
@@ -54,8 +55,12 @@ for r in $ranks; do
   read -r t_cmp _ < <(bench "$bin" compare "$in" "$conv")
   in_mb=$(( $(stat -c %s "$in") / 1048576 ))
   out_mb=$(( $(stat -c %s "$conv") / 1048576 ))
+  # The physical floor of writing the output durably: as many bytes as convert writes,
+  # through the page cache, fsynced (convert fsyncs too).
+  read -r t_dd _ < <(bench dd if=/dev/zero of="$work/dd.bin" bs=1M count="$out_mb" conv=fsync)
+  rm -f "$work/dd.bin"
   ratio=$(awk -v a="$t_conv" -v b="$t_cp" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
-  echo "| $r | ${in_mb} MB | ${out_mb} MB | ${t_cat} s | ${t_cp} s | ${t_conv} s | ${ratio}x | ${t_ver} s | ${t_cmp} s | ${m_conv} MB | ${m_ver} MB |" >> "$out"
+  echo "| $r | ${in_mb} MB | ${out_mb} MB | ${t_cat} s | ${t_cp} s | ${t_dd} s | ${t_conv} s | ${ratio}x | ${t_ver} s | ${t_cmp} s | ${m_conv} MB | ${m_ver} MB |" >> "$out"
   rm -f "$in" "$conv" "$work/copy.safetensors"
 done
 cat "$out"
