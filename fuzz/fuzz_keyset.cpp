@@ -2,7 +2,8 @@
 // prefixes, real module names, parts present or missing, ranks (mismatched too), alphas
 // (zero, negative, NaN, huge), dtypes, right and wrong shapes, duplicate and garbage keys,
 // adapter metadata — then runs load → convert → re-read → compare.
-// Property: a conversion that succeeds on finite input must verify as equivalent.
+// Properties: a conversion that succeeds on finite input must verify as equivalent, and
+// the byte-level shortcut of the check agrees with its numerical path.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -185,6 +186,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         std::fprintf(stderr, "%s: relative error %g tolerance %g %s\n", m.target.c_str(), m.relative_error, m.tolerance,
                      m.message.c_str());
     die("a successful conversion of finite input is not equivalent");
+  }
+  // The byte-level shortcut must agree with the numerical path on every module's verdict
+  // (numerically, terms that cancel byte for byte may leave a rounding residue when
+  // several share one down row, so the errors themselves may differ by that).
+  vo.exact_bytes_shortcut = false;
+  auto slow = verify::compare(*model, out_model, vo);
+  if (!slow.ok()) die("compare (numerical path) failed: " + slow.error().message);
+  if (slow->modules.size() != cmp->modules.size()) die("the two compare paths see different modules");
+  for (size_t i = 0; i < cmp->modules.size(); ++i) {
+    const auto& fast = cmp->modules[i];
+    const auto& num = slow->modules[i];
+    if (fast.status != num.status)
+      die("byte shortcut and numerical path disagree on " + fast.target + ": " + std::to_string(fast.relative_error) +
+          " vs " + std::to_string(num.relative_error));
   }
   return 0;
 }

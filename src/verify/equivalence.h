@@ -9,8 +9,10 @@
 // V = Q_V R_V, ‖U Vᵀ‖_F = ‖R_U R_Vᵀ‖_F: cost O((rows + cols)·r²) per segment, backward
 // stable, so nearly equal sides give a small, accurate error (the Gram-trace formula
 // would lose everything below √ε ≈ 1e-8 to cancellation). Sides whose parts are bit for
-// bit identical report exactly 0. LoKr, LoHa and dense-diff parts have no factors: a
-// target holding one is evaluated densely, row by row.
+// bit identical report exactly 0, and so do targets whose factor columns cancel byte for
+// byte (the usual bit-exact conversion: nothing is decoded); both report the tolerance
+// 4·u. LoKr, LoHa and dense-diff parts have no factors: a target holding one is evaluated
+// densely, row by row.
 //
 // Tolerance. Rounding every factor entry to a dtype with unit roundoff u changes
 // s·B·A by at most about 2u·|s|·‖B‖_F‖A‖_F, which exceeds 2u·‖ΔW‖_F when B·A cancels. So
@@ -38,6 +40,9 @@ namespace lv::verify {
 struct CompareOptions {
   int threads = 2;
   double tolerance_override = -1;  // > 0 replaces the computed tolerance
+  // Targets whose factors cancel byte for byte (a bit-exact conversion) report 0 without
+  // decoding; off only to cross-check the numerical path in tests.
+  bool exact_bytes_shortcut = true;
 };
 
 enum class ModuleStatus { kEquivalent, kDifferent, kMissingInB, kMissingInA, kInvalid };
