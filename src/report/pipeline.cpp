@@ -175,8 +175,12 @@ Result<Report> run_verify(std::shared_ptr<const st::SafetensorsFile> input, cons
   LV_TRY_ASSIGN(in, load(input, opt));
   ConvertOptions co = resolve_convert_options(in, opt);
   LV_TRY_ASSIGN(conv, convert(in, co));
-  LV_TRY_ASSIGN(bytes, st::serialize(tensors_to_write(conv), conv.metadata));
-  const uint64_t output_bytes = release_tensor_data(conv);
+  const uint64_t output_bytes = conv.bytes();
+  // Each tensor's buffer is freed as soon as the image holds it.
+  LV_TRY_ASSIGN(bytes, st::serialize(tensors_to_write(conv), conv.metadata, [&](size_t i) {
+                  std::vector<uint8_t>().swap(conv.tensors[i].owned);
+                  conv.tensors[i].view = {};
+                }));
   auto reread = st::SafetensorsFile::from_bytes(std::move(bytes), "(converted in memory)");
   if (!reread.ok()) return internal_error("the converter wrote an invalid file: " + reread.error().message);
   auto r = verify_conversion("verify", in, co, conv, std::make_shared<const st::SafetensorsFile>(std::move(reread).value()), opt);

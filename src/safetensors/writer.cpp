@@ -174,18 +174,22 @@ Status write_atomically(const std::string& path, const std::vector<std::string>&
 
 }  // namespace
 
-Result<std::vector<uint8_t>> serialize(const std::vector<TensorToWrite>& tensors, const std::map<std::string, std::string>& metadata) {
+Result<std::vector<uint8_t>> serialize(const std::vector<TensorToWrite>& tensors, const std::map<std::string, std::string>& metadata,
+                                       const std::function<void(size_t)>& copied) {
   auto p = plan(tensors, metadata);
   if (!p.ok()) return p.take_error();
   size_t total = 8 + p->header.size();
   for (const auto& t : tensors) total += t.data.size();
-  std::vector<uint8_t> out(total);
-  put_u64(out.data(), p->header.size());
-  std::memcpy(out.data() + 8, p->header.data(), p->header.size());
-  size_t pos = 8 + p->header.size();
+  // Reserved, then appended: pages are touched as the data arrives, not zeroed up front.
+  std::vector<uint8_t> out;
+  out.reserve(total);
+  uint8_t len[8];
+  put_u64(len, p->header.size());
+  out.insert(out.end(), len, len + 8);
+  out.insert(out.end(), p->header.begin(), p->header.end());
   for (size_t i : p->order) {
-    if (!tensors[i].data.empty()) std::memcpy(out.data() + pos, tensors[i].data.data(), tensors[i].data.size());
-    pos += tensors[i].data.size();
+    out.insert(out.end(), tensors[i].data.begin(), tensors[i].data.end());
+    if (copied) copied(i);
   }
   return out;
 }

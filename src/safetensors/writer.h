@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <span>
 #include <string>
@@ -21,8 +22,11 @@ struct TensorToWrite {
 
 // Builds the complete file image in memory. Errors (kBadInput): duplicate names, invalid
 // UTF-8 in a name or metadata, a name `__metadata__`, data size not matching shape×dtype.
+// `copied(i)`, when given, is called once tensor i's bytes are in the image (and never
+// read again), so a caller can free its buffer and hold the data once, not twice.
 Result<std::vector<uint8_t>> serialize(const std::vector<TensorToWrite>& tensors,
-                                       const std::map<std::string, std::string>& metadata);
+                                       const std::map<std::string, std::string>& metadata,
+                                       const std::function<void(size_t)>& copied = {});
 
 // Streams the file to a temporary file beside `path`, fsyncs and renames it into place.
 // Refuses (kCannotCreate) when `path` names the same file as one of `inputs` (compared by
