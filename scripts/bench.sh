@@ -3,7 +3,8 @@
 # given ranks; times convert, verify (convert + check), compare, and as physical references
 # `cp` and `cat > /dev/null` of the same input and a fsynced write of the output's size, in
 # the same run; median of RUNS runs; peak
-# RSS from /usr/bin/time -v. Writes a Markdown table to bench/results.md.
+# RSS from /usr/bin/time -v (which counts the pages of the memory-mapped input and output)
+# and peak anonymous memory sampled from /proc. Writes a Markdown table to bench/results.md.
 #   RANKS="16 64" RUNS=5 bash scripts/bench.sh      (--quick: rank 16, 3 runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,14 +35,28 @@ bench() {  # name, command...: prints "median_s max_rss_mb"
   printf '%s %s\n' "$(printf '%s\n' "${t[@]}" | median)" "$((m / 1024))"
 }
 
+# Peak anonymous memory (RssAnon: what the process holds itself, without the pages of
+# memory-mapped files, which the kernel can drop and re-read), sampled every 10 ms.
+peak_anon() {
+  "$@" >/dev/null 2>&1 &
+  local pid=$! m=0 v
+  while kill -0 "$pid" 2>/dev/null; do
+    v=$(awk '/^RssAnon/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+    if [ -n "$v" ] && [ "$v" -gt "$m" ]; then m=$v; fi
+    sleep 0.01
+  done
+  wait "$pid" || true
+  echo $((m / 1024))
+}
+
 out=bench/results.md
 {
   echo "# End-to-end benchmark results"
   echo
   echo "Machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo); $(date -u +%Y-%m-%d); median of $runs runs (page cache warm)."
   echo
-  echo "| rank | input | output | cat | cp | write output size | convert | convert / cp | verify (convert+check) | compare | peak RSS convert | peak RSS verify |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+  echo "| rank | input | output | cat | cp | write output size | convert | convert / cp | verify (convert+check) | compare | peak RSS convert | peak RSS verify | peak anon. convert | peak anon. verify |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 } > "$out"
 for r in $ranks; do
   in=$work/flux-r$r.safetensors
@@ -59,8 +74,10 @@ for r in $ranks; do
   # through the page cache, fsynced (convert fsyncs too).
   read -r t_dd _ < <(bench dd if=/dev/zero of="$work/dd.bin" bs=1M count="$out_mb" conv=fsync)
   rm -f "$work/dd.bin"
+  a_conv=$(peak_anon "$bin" convert "$in" -o "$conv")
+  a_ver=$(peak_anon "$bin" "$in")
   ratio=$(awk -v a="$t_conv" -v b="$t_cp" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
-  echo "| $r | ${in_mb} MB | ${out_mb} MB | ${t_cat} s | ${t_cp} s | ${t_dd} s | ${t_conv} s | ${ratio}x | ${t_ver} s | ${t_cmp} s | ${m_conv} MB | ${m_ver} MB |" >> "$out"
+  echo "| $r | ${in_mb} MB | ${out_mb} MB | ${t_cat} s | ${t_cp} s | ${t_dd} s | ${t_conv} s | ${ratio}x | ${t_ver} s | ${t_cmp} s | ${m_conv} MB | ${m_ver} MB | ${a_conv} MB | ${a_ver} MB |" >> "$out"
   rm -f "$in" "$conv" "$work/copy.safetensors"
 done
 cat "$out"
