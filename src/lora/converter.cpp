@@ -9,6 +9,7 @@
 
 #include "lora/delta.h"
 #include "lora/keys.h"
+#include "safetensors/values.h"
 
 namespace lv {
 namespace {
@@ -80,19 +81,6 @@ DType common_dtype(const std::vector<const TensorView*>& ts) {
   DType d = ts.front()->dtype;
   // F8 inputs are widened: lora-verify writes F32, F64, F16 and BF16 only.
   return st::dtype_is_encodable(d) ? d : DType::kF32;
-}
-
-// True when every value of `t` is finite (integers always are).
-bool all_finite(const TensorView& t) {
-  if (!st::dtype_is_decodable(t.dtype)) return true;
-  std::vector<double> buf(4096);
-  for (uint64_t i = 0; i < t.numel; i += buf.size()) {
-    const size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), t.numel - i));
-    st::decode_to_double(t.dtype, t.data + i * elem_bytes(t.dtype), n, buf.data());
-    for (size_t k = 0; k < n; ++k)
-      if (!std::isfinite(buf[k])) return false;
-  }
-  return true;
 }
 
 // Rounding computed values into the output dtype, with the account a refusal needs: a
@@ -245,7 +233,7 @@ class ModuleBuilder {
       inputs_finite = inputs_finite && std::isfinite(p->scale);
       for (const TensorView* f : {p->up, p->down, p->diff, p->w1, p->w1_a, p->w1_b, p->w2, p->w2_a, p->w2_b,
                                   p->hada_w1_a, p->hada_w1_b, p->hada_w2_a, p->hada_w2_b})
-        inputs_finite = inputs_finite && (!f || all_finite(*f));
+        inputs_finite = inputs_finite && (!f || st::scan_values(*f).nonfinite == 0);
     }
     for (int64_t j = 0; j < rows; ++j) {
       std::fill(acc.begin(), acc.end(), 0.0);

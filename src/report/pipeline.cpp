@@ -157,16 +157,11 @@ Result<Report> verify_conversion(const std::string& command, const LoraModel& in
   return r;
 }
 
-// What gets verified is the serialized output, re-read: the conversion's own tensor
-// buffers are freed first, so peak memory holds the output once, not twice. Returns the
-// bytes of tensor data the conversion had.
-uint64_t release_tensor_data(Conversion& conv) {
-  const uint64_t bytes = conv.bytes();
-  for (OutTensor& t : conv.tensors) {
-    std::vector<uint8_t>().swap(t.owned);
-    t.view = {};
-  }
-  return bytes;
+// What gets verified is the serialized output, re-read: a conversion tensor's buffer is
+// freed once its bytes are written or serialized, so peak memory holds the output once.
+void release(OutTensor& t) {
+  std::vector<uint8_t>().swap(t.owned);
+  t.view = {};
 }
 
 }  // namespace
@@ -176,11 +171,8 @@ Result<Report> run_verify(std::shared_ptr<const st::SafetensorsFile> input, cons
   ConvertOptions co = resolve_convert_options(in, opt);
   LV_TRY_ASSIGN(conv, convert(in, co));
   const uint64_t output_bytes = conv.bytes();
-  // Each tensor's buffer is freed as soon as the image holds it.
-  LV_TRY_ASSIGN(bytes, st::serialize(tensors_to_write(conv), conv.metadata, [&](size_t i) {
-                  std::vector<uint8_t>().swap(conv.tensors[i].owned);
-                  conv.tensors[i].view = {};
-                }));
+  LV_TRY_ASSIGN(bytes, st::serialize(tensors_to_write(conv), conv.metadata,
+                                     [&](size_t i) { release(conv.tensors[i]); }));
   auto reread = st::SafetensorsFile::from_bytes(std::move(bytes), "(converted in memory)");
   if (!reread.ok()) return internal_error("the converter wrote an invalid file: " + reread.error().message);
   auto r = verify_conversion("verify", in, co, conv, std::make_shared<const st::SafetensorsFile>(std::move(reread).value()), opt);
@@ -210,7 +202,8 @@ Result<Report> run_convert(std::shared_ptr<const st::SafetensorsFile> input, con
   ConvertOptions co = resolve_convert_options(in, opt);
   LV_TRY_ASSIGN(conv, convert(in, co));
   LV_TRY(st::write_file(output, tensors_to_write(conv), conv.metadata, {input->path()}));
-  const uint64_t output_bytes = release_tensor_data(conv);
+  const uint64_t output_bytes = conv.bytes();
+  for (OutTensor& t : conv.tensors) release(t);
   auto written = st::SafetensorsFile::open(output);
   if (!written.ok()) return make_error(ErrorCode::kIo, "cannot re-read the written file: " + written.error().message);
   auto r = verify_conversion("convert", in, co, conv, std::make_shared<const st::SafetensorsFile>(std::move(written).value()), opt);

@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "lora/delta.h"
+#include "safetensors/values.h"
 
 namespace lv::verify {
 namespace {
@@ -207,19 +208,26 @@ bool compare_magnitudes(const Magnitudes& a, const Magnitudes& b, double& rel_er
   return true;
 }
 
-// Low-rank targets: per row segment, QR of the stacked factors.
-bool low_rank_errors(const Side& a, const Side& b, int64_t rows, double& err2, double& norm_a2, double& k_a, double& k_b,
-                     std::string& message) {
+// Row segments of a target: cut at every part boundary and at the point where a swapped
+// part's own rows wrap around, so on each segment every part covers all rows or none and
+// its rows are contiguous in its own storage.
+std::vector<int64_t> segment_cuts(int64_t rows, const std::vector<const Part*>& a, const std::vector<const Part*>& b) {
   std::set<int64_t> cuts = {0, rows};
-  for (const Side* s : {&a, &b})
-    for (const Part* p : s->parts) {
+  for (const auto* list : {&a, &b})
+    for (const Part* p : *list) {
       cuts.insert(p->row_begin);
       cuts.insert(p->row_end);
-      if (p->swap_halves) {  // where the part's own rows wrap around
+      if (p->swap_halves) {
         cuts.insert(p->row_begin + (p->row_end - p->row_begin) / 2);
         cuts.insert(p->row_begin + (p->row_end - p->row_begin + 1) / 2);
       }
     }
+  return {cuts.begin(), cuts.end()};
+}
+
+// Low-rank targets: per row segment, QR of the stacked factors.
+bool low_rank_errors(const Side& a, const Side& b, int64_t rows, double& err2, double& norm_a2, double& k_a, double& k_b,
+                     std::string& message) {
   for (const Side* s : {&a, &b})
     for (size_t i = 0; i < s->parts.size(); ++i) {
       if (!all_finite(s->downs[i]) || !all_finite(s->ups[i])) {
@@ -265,10 +273,9 @@ bool low_rank_errors(const Side& a, const Side& b, int64_t rows, double& err2, d
   };
   struct Group {
     const double* down;  // the shared down row
-    uint64_t hash;
     std::vector<Term> terms;
   };
-  std::vector<int64_t> cut(cuts.begin(), cuts.end());
+  const std::vector<int64_t> cut = segment_cuts(rows, a.parts, b.parts);
   for (size_t c = 0; c + 1 < cut.size(); ++c) {
     const int64_t s0 = cut[c], s1 = cut[c + 1], q = s1 - s0;
     int64_t m = -1;
@@ -319,7 +326,7 @@ bool low_rank_errors(const Side& a, const Side& b, int64_t rows, double& err2, d
             }
           if (!merged) {
             same.push_back(groups.size());
-            groups.push_back({d, h, {t}});
+            groups.push_back({d, {t}});
           }
         }
       }
@@ -359,29 +366,6 @@ bool low_rank_errors(const Side& a, const Side& b, int64_t rows, double& err2, d
   return true;
 }
 
-// Raw-bit helpers of bytes_cancel: an IEEE float dtype's element type and the mask of its
-// exponent (all ones: Inf or NaN). Other dtypes take the numerical path.
-struct FloatBits {
-  unsigned bytes = 0;  // 0: not handled
-  uint64_t exp_mask = 0;
-};
-FloatBits float_bits(st::DType d) {
-  switch (d) {
-    case st::DType::kBF16: return {2, 0x7F80};
-    case st::DType::kF16: return {2, 0x7C00};
-    case st::DType::kF32: return {4, 0x7F800000u};
-    case st::DType::kF64: return {8, 0x7FF0000000000000ull};
-    default: return {};
-  }
-}
-
-template <typename U>
-U load(const uint8_t* p) {
-  U v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
 // Marks the columns of `rank`-wide rows [r0, r0+q) that hold a non-zero bit pattern; false
 // when a value is not finite.
 template <typename U>
@@ -390,7 +374,7 @@ bool live_columns(const uint8_t* data, int64_t r0, int64_t q, int64_t rank, U ex
   for (int64_t t = 0; t < q; ++t) {
     const uint8_t* row = data + static_cast<size_t>((r0 + t) * rank) * sizeof(U);
     for (int64_t c = 0; c < rank; ++c) {
-      const U x = load<U>(row + static_cast<size_t>(c) * sizeof(U));
+      const U x = st::load_bits<U>(row + static_cast<size_t>(c) * sizeof(U));
       live[static_cast<size_t>(c)] |= x != 0;
       finite &= (x & exp_mask) != exp_mask;
     }
@@ -407,7 +391,7 @@ bool row_hashes(const uint8_t* data, uint64_t rows, uint64_t cols, U exp_mask, s
     const uint8_t* row = data + r * cols * sizeof(U);
     uint64_t h[2] = {0xcbf29ce484222325ull, 0x84222325cbf29ce4ull};
     for (uint64_t k = 0; k < cols; ++k) {
-      const U x = load<U>(row + k * sizeof(U));
+      const U x = st::load_bits<U>(row + k * sizeof(U));
       finite &= (x & exp_mask) != exp_mask;
       uint64_t& lane = h[k & 1];
       lane = (lane ^ static_cast<uint64_t>(x)) * 0x100000001b3ull;
@@ -420,19 +404,8 @@ bool row_hashes(const uint8_t* data, uint64_t rows, uint64_t cols, U exp_mask, s
 template <typename U>
 bool same_column(const uint8_t* a, size_t a_stride, const uint8_t* b, size_t b_stride, int64_t q) {
   for (int64_t t = 0; t < q; ++t)
-    if (load<U>(a + static_cast<size_t>(t) * a_stride) != load<U>(b + static_cast<size_t>(t) * b_stride)) return false;
+    if (st::load_bits<U>(a + static_cast<size_t>(t) * a_stride) != st::load_bits<U>(b + static_cast<size_t>(t) * b_stride)) return false;
   return true;
-}
-
-// Calls f(U{}) with the unsigned type of `bytes` (2, 4 or 8).
-template <typename F>
-bool with_bits(unsigned bytes, F&& f) {
-  switch (bytes) {
-    case 2: return f(uint16_t{});
-    case 4: return f(uint32_t{});
-    case 8: return f(uint64_t{});
-    default: return false;
-  }
 }
 
 // Exact cancellation shown on the raw bytes, the common case of a conversion that copies
@@ -445,7 +418,7 @@ bool with_bits(unsigned bytes, F&& f) {
 bool bytes_cancel(const std::vector<const Part*>& pa, const std::vector<const Part*>& pb, int64_t rows) {
   struct PartBytes {
     const Part* p;
-    FloatBits up, down;
+    st::IeeeBits up, down;
     size_t down_row_bytes;
     std::vector<uint64_t> down_hash;  // per down row
   };
@@ -454,27 +427,16 @@ bool bytes_cancel(const std::vector<const Part*>& pa, const std::vector<const Pa
     for (const Part* p : side == 0 ? pa : pb) {
       if (p->form == PartForm::kBiasOnly) continue;
       if (p->form != PartForm::kLowRank) return false;
-      PartBytes b{p, float_bits(p->up->dtype), float_bits(p->down->dtype), 0, {}};
+      PartBytes b{p, st::ieee_bits(p->up->dtype), st::ieee_bits(p->down->dtype), 0, {}};
       const uint64_t rank = p->down->shape[0], cols = p->down->shape[1];
       if (!b.up.bytes || !b.down.bytes || rank == 0) return false;
       b.down_row_bytes = static_cast<size_t>(cols) * b.down.bytes;
-      const bool finite = with_bits(b.down.bytes, [&](auto u) {
+      const bool finite = st::with_bits(b.down.bytes, [&](auto u) {
         using U = decltype(u);
         return row_hashes<U>(p->down->data, rank, cols, static_cast<U>(b.down.exp_mask), b.down_hash);
       });
       if (!finite) return false;
       sides[side].push_back(std::move(b));
-    }
-  std::set<int64_t> cuts = {0, rows};
-  for (const auto& side : sides)
-    for (const PartBytes& b : side) {
-      const Part* p = b.p;
-      cuts.insert(p->row_begin);
-      cuts.insert(p->row_end);
-      if (p->swap_halves) {
-        cuts.insert(p->row_begin + (p->row_end - p->row_begin) / 2);
-        cuts.insert(p->row_begin + (p->row_end - p->row_begin + 1) / 2);
-      }
     }
   struct Term {
     const PartBytes* b;
@@ -482,7 +444,7 @@ bool bytes_cancel(const std::vector<const Part*>& pa, const std::vector<const Pa
     int64_t col;
     bool used;
   };
-  std::vector<int64_t> cut(cuts.begin(), cuts.end());
+  const std::vector<int64_t> cut = segment_cuts(rows, pa, pb);
   std::vector<uint8_t> live;
   for (size_t c = 0; c + 1 < cut.size(); ++c) {
     const int64_t s0 = cut[c], s1 = cut[c + 1], q = s1 - s0;
@@ -495,7 +457,7 @@ bool bytes_cancel(const std::vector<const Part*>& pa, const std::vector<const Pa
         if (local_row(p, s1 - 1) != r0 + q - 1) return false;
         const int64_t rank = static_cast<int64_t>(p.up->shape[1]);
         live.assign(static_cast<size_t>(rank), 0);
-        const bool finite = with_bits(b.up.bytes, [&](auto u) {
+        const bool finite = st::with_bits(b.up.bytes, [&](auto u) {
           using U = decltype(u);
           return live_columns<U>(p.up->data, r0, q, rank, static_cast<U>(b.up.exp_mask), live);
         });
@@ -524,7 +486,7 @@ bool bytes_cancel(const std::vector<const Part*>& pa, const std::vector<const Pa
         const size_t ra = static_cast<size_t>(ba.p->up->shape[1]), rb = static_cast<size_t>(bb.p->up->shape[1]);
         const uint8_t* a0 = ba.p->up->data + (static_cast<size_t>(ta.r0) * ra + static_cast<size_t>(ta.col)) * es;
         const uint8_t* b0 = bb.p->up->data + (static_cast<size_t>(tb.r0) * rb + static_cast<size_t>(tb.col)) * es;
-        matched = with_bits(ba.up.bytes, [&](auto u) { return same_column<decltype(u)>(a0, ra * es, b0, rb * es, q); });
+        matched = st::with_bits(ba.up.bytes, [&](auto u) { return same_column<decltype(u)>(a0, ra * es, b0, rb * es, q); });
         if (matched) ta.used = true;
       }
       if (!matched) return false;
@@ -586,12 +548,8 @@ ModuleResult compare_target(const std::string& target, const std::vector<const P
   if (pa.size() == pb.size() &&
       std::equal(pa.begin(), pa.end(), pb.begin(), [](const Part* x, const Part* y) { return same_part(*x, *y); })) {
     bool finite = true;
-    for (const Part* p : pa) {
-      for (const st::TensorView* t : tensors_of(*p)) {
-        auto v = decode_all(*t);
-        for (double x : v) finite &= std::isfinite(x);
-      }
-    }
+    for (const Part* p : pa)
+      for (const st::TensorView* t : tensors_of(*p)) finite = finite && st::scan_values(*t).nonfinite == 0;
     const Magnitudes m = magnitudes_of(pa, r.rows);
     r.dora = m.any;
     if (!finite || !m.finite) {
