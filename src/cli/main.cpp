@@ -14,9 +14,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "loaders/profile.h"
 #include "lora/generate.h"
 #include "lora/loader.h"
 #include "cli/matrix_cmd.h"
+#include "report/loader_rows.h"
 #include "report/pipeline.h"
 #include "safetensors/reader.h"
 #include "safetensors/writer.h"
@@ -54,6 +56,18 @@ options:
   --no-dense             refuse LoKr/LoHa deltas on fused targets instead of writing
                          them as dense .diff tensors
   -o, --output FILE      output file of convert (never the input; written atomically)
+  --for LOADER           write (or, without convert, verify in memory) the form LOADER
+                         loads completely: invokeai, invokeai-5.1, comfyui, diffusers,
+                         sd-scripts, forge, sdcpp. Tensors LOADER cannot take in any form it
+                         reads are refused (exit 65); not with --style or --to
+  --drop-unsupported     with --for: leave those tensors out instead, and report each with
+                         the share of its target's delta that is lost
+
+Without --for, --style or --to, convert writes the style that loads completely in the most
+profiled loaders for this input (kohya when the file has only block modules). Every report
+ends with each loader's verdict on the input and the output (loads, drops, rejects,
+unknown) and, for each loader the input does not serve, the command that writes a file it
+loads.
 
 sample options:
   --dialect D            diffusers (default), diffusers-old, fal, onetrainer, kohya, comfy,
@@ -98,6 +112,7 @@ const std::map<std::string, bool> kOptions = {  // name → takes a value
     {"--threads", true}, {"-o", true},       {"--output", true}, {"--dialect", true}, {"--rank", true},
     {"--seed", true},    {"--alpha", true},  {"--all", false},   {"--no-proj-mlp", false},
     {"--bias", false},   {"--tiny", false},  {"--no-dense", false},  {"--help", false},  {"--version", false},
+    {"--for", true},     {"--drop-unsupported", false},
 };
 
 std::optional<std::string> parse_args(int argc, char** argv, Args& a) {
@@ -159,6 +174,15 @@ std::optional<std::string> pipeline_options(const Args& a, lv::report::PipelineO
     o.dtype = lv::st::dtype_from_name(it->second);
     if (!o.dtype || !lv::st::dtype_is_encodable(*o.dtype)) return "--dtype must be F32, F64, F16 or BF16, got '" + it->second + "'";
   }
+  if (auto it = a.values.find("--for"); it != a.values.end()) {
+    if (a.values.count("--style") || a.values.count("--to"))
+      return "--for chooses the output style itself: give --for or --style/--to, not both";
+    if (!lv::loaders::find_profile(it->second))
+      return "--for: unknown loader '" + it->second + "' (choose one of " + lv::loaders::profile_names() + ")";
+    o.for_loader = it->second;
+  }
+  o.drop_unsupported = a.flags.count("--drop-unsupported") > 0;
+  if (o.drop_unsupported && o.for_loader.empty()) return "--drop-unsupported needs --for LOADER";
   o.allow_dense = a.flags.count("--no-dense") == 0;
   if (auto it = a.values.find("--threads"); it != a.values.end()) {
     int64_t n = 0;
@@ -214,6 +238,7 @@ int cmd_convert(const Args& a) {
   auto out = a.values.find("-o");
   if (out == a.values.end()) return usage("convert needs -o OUTPUT");
   lv::report::PipelineOptions o;
+  o.default_for_loaders = true;
   if (auto e = pipeline_options(a, o)) return usage(*e);
   auto in = open_input(a.positional[1]);
   if (!in.ok()) return fail(in.error());
@@ -270,6 +295,11 @@ int cmd_inspect(const Args& a) {
     j["dialect"] = nullptr;
     j["not_a_flux1_lora"] = model.error().message;
   }
+  lv::report::Report loaders;  // only its loaders section is rendered
+  if (model.ok()) {
+    loaders.loaders = lv::report::loader_rows(*model, nullptr, "", 2);
+    j["loaders"] = lv::report::loaders_json(loaders);
+  }
   if (a.values.count("--json") || a.flags.count("--json")) {
     std::cout << j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
     return 0;
@@ -286,6 +316,7 @@ int cmd_inspect(const Args& a) {
       std::cout << (i ? ", " : "") << model->dialect_counts[i].first << ": " << model->dialect_counts[i].second << " tensors";
     std::cout << "); " << model->parts.size() << " deltas, " << model->passthrough.size() << " passed through\n";
     for (const auto& u : j["unrecognised_tensors"]) std::cout << "  unrecognised: " << u.get<std::string>() << "\n";
+    std::cout << lv::report::render_loaders_text(loaders);
   } else {
     std::cout << "dialect: none (" << model.error().message << ")\n";
   }

@@ -5,7 +5,9 @@
 #include <map>
 #include <set>
 
+#include "loaders/verdict.h"
 #include "lora/keys.h"
+#include "report/loader_rows.h"
 #include "safetensors/writer.h"
 #include "verify/checks.h"
 #include "verify/equivalence.h"
@@ -140,9 +142,11 @@ ConvertOptions resolve_convert_options(const LoraModel& model, const PipelineOpt
 namespace {
 
 // Reads a converted file back with the same reader and verifies it against the input.
-Result<Report> verify_conversion(const std::string& command, const LoraModel& in, const ConvertOptions& co,
+Result<Report> verify_conversion(const std::string& command, const LoraModel& original, const ConversionPlan& plan,
                                  const Conversion& conv, std::shared_ptr<const st::SafetensorsFile> out_file,
-                                 const PipelineOptions& opt) {
+                                 const PipelineOptions& opt, const std::string& output_path) {
+  const LoraModel& in = plan.kept ? *plan.kept : original;
+  const ConvertOptions& co = plan.options;
   auto out = load_output(out_file, in);
   if (!out.ok()) return internal_error("the converter's output does not read back: " + out.error().message);
   verify::CompareOptions vo;
@@ -151,9 +155,17 @@ Result<Report> verify_conversion(const std::string& command, const LoraModel& in
   auto findings = input_findings(in);
   findings.insert(findings.end(), conv.notes.begin(), conv.notes.end());
   add_output_findings(*out, findings);
+  for (const DroppedRow& d : plan.dropped)
+    findings.push_back({"convert.dropped_for_loader", Severity::kWarning, d.tensor,
+                        "left out for " + opt.for_loader + " (--drop-unsupported): " + d.why});
   Report r = build(command, in, *out, cmp, &conv, std::move(findings));
   r.layout = std::string(layout_name(co.to));
   r.style = std::string(style_name(co.style));
+  r.loaders = loader_rows(original, &*out, output_path, opt.threads);
+  r.for_loader = opt.for_loader;
+  r.style_reason = plan.reason;
+  r.not_served = plan.not_served;
+  r.dropped_for = plan.dropped;
   return r;
 }
 
@@ -166,16 +178,76 @@ void release(OutTensor& t) {
 
 }  // namespace
 
+Result<ConversionPlan> plan_conversion(const LoraModel& model, const PipelineOptions& opt) {
+  ConversionPlan plan;
+  PipelineOptions o = opt;
+  if (!opt.for_loader.empty()) {
+    const loaders::Profile* p = loaders::find_profile(opt.for_loader);
+    if (!p)
+      return make_error(ErrorCode::kUsage, "unknown loader '" + opt.for_loader + "' (choose one of " +
+                                               loaders::profile_names() + ")");
+    auto choice = loaders::choose_form(*p, model);
+    if (!choice)
+      return make_error(ErrorCode::kBadInput, "refused: no output form lora-verify writes is established for " +
+                                                  std::string(p->display) + " (facts: " + std::string(p->established) +
+                                                  "); choose a --style yourself");
+    o.style = choice->style;
+    o.to = choice->style == Style::kDiffusers ? OutputLayout::kDiffusers : OutputLayout::kBfl;
+    plan.reason = "the form " + std::string(p->display) + " reads most completely (" +
+                  std::string(style_name(choice->style)) + ")";
+    if (!choice->verdict.dropped.empty()) {
+      const auto& d = choice->verdict.dropped;
+      if (!opt.drop_unsupported) {
+        std::string msg = "refused for " + opt.for_loader + ": " + std::to_string(d.size()) + " tensor" +
+                          (d.size() == 1 ? "" : "s") + " of " + model.file->path() + " cannot be loaded by " +
+                          std::string(p->display) + " in any form it reads (best: " +
+                          std::string(style_name(choice->style)) + " style): ";
+        for (size_t i = 0; i < d.size(); ++i) {
+          msg += (i ? "; " : "") + d[i].tensor + (d[i].target.empty() ? "" : " (target " + d[i].target + ")") + ": " +
+                 std::string(loaders::kind_description(d[i].kind)) + ", " +
+                 std::string(loaders::treatment_name(d[i].treatment)) + (d[i].why.empty() ? "" : " — " + d[i].why);
+        }
+        msg += "; --drop-unsupported leaves them out and reports what is lost";
+        return make_error(ErrorCode::kBadInput, msg);
+      }
+      auto lost = lost_delta(model, d, opt.threads);
+      for (const auto& t : d) {
+        DroppedRow row{t.tensor, t.target, std::string(loaders::kind_description(t.kind)) + ", " +
+                                               std::string(loaders::treatment_name(t.treatment)) +
+                                               (t.why.empty() ? "" : " — " + t.why)};
+        for (const auto& l : lost)
+          if (l.target == t.target) {
+            row.weight_lost = l.weight;
+            row.bias_lost = l.bias;
+          }
+        plan.dropped.push_back(std::move(row));
+      }
+      plan.kept = loaders::without(model, d);
+    }
+  } else if (opt.default_for_loaders && !opt.to && !opt.style) {
+    auto def = loaders::default_form(model);
+    o.style = def.style;
+    o.to = def.style == Style::kDiffusers ? OutputLayout::kDiffusers : OutputLayout::kBfl;
+    plan.reason = "the style that loads completely in the most profiled loaders for this input";
+    plan.not_served = def.not_served;
+  }
+  plan.options = resolve_convert_options(model, o);
+  return plan;
+}
+
 Result<Report> run_verify(std::shared_ptr<const st::SafetensorsFile> input, const PipelineOptions& opt) {
-  LV_TRY_ASSIGN(in, load(input, opt));
-  ConvertOptions co = resolve_convert_options(in, opt);
+  LV_TRY_ASSIGN(original, load(input, opt));
+  LV_TRY_ASSIGN(plan, plan_conversion(original, opt));
+  const LoraModel& in = plan.kept ? *plan.kept : original;
+  const ConvertOptions& co = plan.options;
   LV_TRY_ASSIGN(conv, convert(in, co));
   const uint64_t output_bytes = conv.bytes();
   LV_TRY_ASSIGN(bytes, st::serialize(tensors_to_write(conv), conv.metadata,
                                      [&](size_t i) { release(conv.tensors[i]); }));
   auto reread = st::SafetensorsFile::from_bytes(std::move(bytes), "(converted in memory)");
   if (!reread.ok()) return internal_error("the converter wrote an invalid file: " + reread.error().message);
-  auto r = verify_conversion("verify", in, co, conv, std::make_shared<const st::SafetensorsFile>(std::move(reread).value()), opt);
+  auto r = verify_conversion("verify", original, plan, conv,
+                             std::make_shared<const st::SafetensorsFile>(std::move(reread).value()), opt, "");
   if (r.ok()) r->summary.output_bytes = output_bytes;
   return r;
 }
@@ -193,20 +265,24 @@ Result<Report> run_compare(std::shared_ptr<const st::SafetensorsFile> source,
     if (f.severity != Severity::kInfo) findings.push_back({f.id, f.severity, f.tensor, "in the output: " + f.message});
   Report r = build("compare", in, out, cmp, nullptr, std::move(findings));
   r.other = converted->path();
+  r.loaders = loader_rows(in, &out, converted->path(), opt.threads);
   return r;
 }
 
 Result<Report> run_convert(std::shared_ptr<const st::SafetensorsFile> input, const std::string& output,
                            const PipelineOptions& opt) {
-  LV_TRY_ASSIGN(in, load(input, opt));
-  ConvertOptions co = resolve_convert_options(in, opt);
+  LV_TRY_ASSIGN(original, load(input, opt));
+  LV_TRY_ASSIGN(plan, plan_conversion(original, opt));
+  const LoraModel& in = plan.kept ? *plan.kept : original;
+  const ConvertOptions& co = plan.options;
   LV_TRY_ASSIGN(conv, convert(in, co));
   LV_TRY(st::write_file(output, tensors_to_write(conv), conv.metadata, {input->path()}));
   const uint64_t output_bytes = conv.bytes();
   for (OutTensor& t : conv.tensors) release(t);
   auto written = st::SafetensorsFile::open(output);
   if (!written.ok()) return make_error(ErrorCode::kIo, "cannot re-read the written file: " + written.error().message);
-  auto r = verify_conversion("convert", in, co, conv, std::make_shared<const st::SafetensorsFile>(std::move(written).value()), opt);
+  auto r = verify_conversion("convert", original, plan, conv,
+                             std::make_shared<const st::SafetensorsFile>(std::move(written).value()), opt, output);
   if (r.ok()) {
     r->other = output;
     r->summary.output_bytes = output_bytes;

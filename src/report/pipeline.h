@@ -20,7 +20,25 @@ struct PipelineOptions {
   std::optional<flux::Layout> layout;  // default: inferred from the file
   bool allow_dense = true;            // LoKr/LoHa on fused targets may become dense .diff
   int threads = 2;
+  // Write the form this profiled loader (src/loaders/) reads completely; refuse tensors it
+  // cannot take in any form it reads, or leave them out with drop_unsupported.
+  std::string for_loader;
+  bool drop_unsupported = false;
+  // No to/style/for_loader: choose the style that loads completely in the most profiled
+  // loaders (convert's default) instead of the other layout (verify's default).
+  bool default_for_loaders = false;
 };
+
+// How a conversion is made: options, and for --drop-unsupported the model without the
+// tensors left out.
+struct ConversionPlan {
+  ConvertOptions options;
+  std::optional<LoraModel> kept;     // set when tensors were left out for a loader
+  std::vector<DroppedRow> dropped;
+  std::string reason;                // why this style
+  std::vector<std::string> not_served;
+};
+Result<ConversionPlan> plan_conversion(const LoraModel& model, const PipelineOptions& opt);
 
 // Resolves the defaults of `opt` for a loaded model.
 ConvertOptions resolve_convert_options(const LoraModel& model, const PipelineOptions& opt);

@@ -1,4 +1,5 @@
 // Renderers of a Report: text for terminals and CI logs, JSON for machines, Markdown for people.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <sstream>
@@ -98,7 +99,91 @@ std::string render_text(const Report& r, bool all_modules) {
       o << "  " << severity_name(f.severity) << " " << f.id << (f.tensor.empty() ? "" : " " + f.tensor) << ": "
         << f.message << "\n";
   }
+  o << render_loaders_text(r);
   return o.str();
+}
+
+std::string render_loaders_text(const Report& r) {
+  std::ostringstream o;
+  if (!r.dropped_for.empty()) {
+    o << "\ndropped for " << r.for_loader << " (--drop-unsupported):\n";
+    for (const auto& d : r.dropped_for)
+      o << "  " << d.tensor << "  " << d.target << "  lost " << num(d.weight_lost) << " of the weight delta"
+        << (d.bias_lost != 0 ? ", " + num(d.bias_lost) + " of the bias delta" : "") << "  (" << d.why << ")\n";
+  }
+  if (r.loaders.empty()) return o.str();
+  const bool has_output = std::any_of(r.loaders.begin(), r.loaders.end(), [](const LoaderRow& l) { return l.output.has_value(); });
+  o << "\nloaders (" << (has_output ? "input -> output" : "input") << "):\n";
+  size_t width = 0;
+  for (const auto& l : r.loaders) width = std::max(width, l.loader.size());
+  for (const auto& l : r.loaders) {
+    o << "  " << l.loader << std::string(width - l.loader.size(), ' ') << "  " << l.input.outcome;
+    if (l.output) o << " -> " << l.output->outcome;
+    const std::string& msg = l.output && l.input.outcome == "loads" && l.output->outcome != "loads" ? l.output->message
+                                                                                                      : l.input.message;
+    if (!msg.empty()) o << "  " << msg;
+    o << "\n";
+    // Targets that lose everything are listed together; the others with their fraction.
+    auto lost = [&](const LoaderOutcome& x, const char* what) {
+      std::vector<std::string> all, some;
+      for (const auto& t : x.lost) {
+        if (t.weight >= 1 && (t.bias == 0 || t.bias >= 1)) all.push_back(t.target);
+        else some.push_back(num(t.weight) + " of " + t.target + (t.bias != 0 ? " (bias " + num(t.bias) + ")" : ""));
+      }
+      const std::string indent = "  " + std::string(width, ' ') + "    ";
+      if (!all.empty()) {
+        o << indent << what << " loses all of " << all.size() << " target" << (all.size() == 1 ? "" : "s") << ":";
+        for (size_t i = 0; i < all.size() && i < 6; ++i) o << (i ? ", " : " ") << all[i];
+        if (all.size() > 6) o << ", …";
+        o << "\n";
+      }
+      for (const auto& t : some) o << indent << what << " loses " << t << "\n";
+    };
+    lost(l.input, "input");
+    if (l.output) lost(*l.output, "output");
+  }
+  if (!r.not_served.empty()) {
+    o << "\noutput style " << r.style << " chosen as " << r.style_reason << "; not served completely:";
+    for (const auto& n : r.not_served) o << " " << n;
+    o << "\n";
+  } else if (!r.style_reason.empty()) {
+    o << "\noutput style " << r.style << ": " << r.style_reason << "\n";
+  }
+  bool advice = false;
+  for (const auto& l : r.loaders) {
+    if (l.advice.empty()) continue;
+    if (!advice) o << "\nto load it:\n";
+    advice = true;
+    o << "  " << l.loader << ": " << l.advice << "\n";
+  }
+  return o.str();
+}
+
+nlohmann::ordered_json loaders_json(const Report& r) {
+  using nlohmann::ordered_json;
+  auto outcome_json = [](const LoaderOutcome& x) {
+    ordered_json o;
+    o["outcome"] = x.outcome;
+    o["message"] = x.message;
+    o["dropped"] = x.dropped;
+    ordered_json lost = ordered_json::array();
+    for (const auto& t : x.lost) lost.push_back({{"target", t.target}, {"weight", t.weight}, {"bias", t.bias}});
+    o["lost"] = std::move(lost);
+    o["unknown"] = x.unknown;
+    return o;
+  };
+  ordered_json ls = ordered_json::array();
+  for (const auto& l : r.loaders) {
+    ordered_json o;
+    o["loader"] = l.loader;
+    o["display"] = l.display;
+    o["established"] = l.established;
+    o["input"] = outcome_json(l.input);
+    if (l.output) o["output"] = outcome_json(*l.output);
+    if (!l.advice.empty()) o["advice"] = l.advice;
+    ls.push_back(std::move(o));
+  }
+  return ls;
 }
 
 std::string render_json(const Report& r) {
@@ -157,6 +242,17 @@ std::string render_json(const Report& r) {
   ordered_json pt = ordered_json::array();
   for (const auto& [t, why] : r.passthrough) pt.push_back({{"tensor", t}, {"reason", why}});
   j["passed_through"] = std::move(pt);
+  j["loaders"] = loaders_json(r);
+  if (!r.for_loader.empty()) j["for_loader"] = r.for_loader;
+  if (!r.style_reason.empty()) j["style_reason"] = r.style_reason;
+  if (!r.not_served.empty()) j["not_served"] = r.not_served;
+  if (!r.dropped_for.empty()) {
+    ordered_json ds = ordered_json::array();
+    for (const auto& d : r.dropped_for)
+      ds.push_back({{"tensor", d.tensor}, {"target", d.target}, {"why", d.why}, {"weight_lost", d.weight_lost},
+                    {"bias_lost", d.bias_lost}});
+    j["dropped_for_loader"] = std::move(ds);
+  }
   return j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }
 
@@ -187,6 +283,33 @@ std::string render_markdown(const Report& r) {
     for (const auto& f : r.findings)
       o << "| " << severity_name(f.severity) << " | `" << f.id << "` | `" << cell(f.tensor) << "` | " << cell(f.message)
         << " |\n";
+  }
+  if (!r.dropped_for.empty()) {
+    o << "\n## Dropped for " << cell(r.for_loader) << "\n\n| tensor | target | lost (weight) | lost (bias) | why |\n|---|---|---|---|---|\n";
+    for (const auto& d : r.dropped_for)
+      o << "| `" << cell(d.tensor) << "` | `" << cell(d.target) << "` | " << num(d.weight_lost) << " | " << num(d.bias_lost)
+        << " | " << cell(d.why) << " |\n";
+  }
+  if (!r.loaders.empty()) {
+    const bool has_output = std::any_of(r.loaders.begin(), r.loaders.end(), [](const LoaderRow& l) { return l.output.has_value(); });
+    o << "\n## Loaders\n\n| loader | input | " << (has_output ? "output | " : "") << "message | to load it |\n|---|---|"
+      << (has_output ? "---|" : "") << "---|---|\n";
+    for (const auto& l : r.loaders) {
+      o << "| " << cell(l.display) << " (`" << l.loader << "`) | " << l.input.outcome << " | ";
+      if (has_output) o << (l.output ? l.output->outcome : "-") << " | ";
+      std::string msg = l.input.message;
+      if (l.output && !l.output->message.empty() && l.output->message != msg)
+        msg += (msg.empty() ? "" : "; ") + std::string("output: ") + l.output->message;
+      o << cell(msg.empty() ? "-" : msg) << " | ";
+      if (l.advice.empty()) o << "-";
+      else o << '`' << cell(l.advice) << '`';
+      o << " |\n";
+    }
+    if (!r.not_served.empty()) {
+      o << "\nOutput style `" << r.style << "` chosen as " << cell(r.style_reason) << "; not served completely:";
+      for (const auto& n : r.not_served) o << " `" << n << "`";
+      o << "\n";
+    }
   }
   return o.str();
 }

@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "core/finding.h"
 
 namespace lv::report {
@@ -40,6 +42,35 @@ struct Summary {
   uint64_t output_bytes = 0;
 };
 
+// What one profiled loader does with one file (src/loaders/): JSON `loaders[].input/.output`.
+struct LoaderOutcome {
+  std::string outcome;  // "loads", "drops", "rejects", "unknown"
+  std::string message;
+  std::vector<std::string> dropped;  // tensors not applied (drops) or that make it reject (rejects)
+  // Per target with a dropped tensor: ‖ΔW_lost‖_F/‖ΔW‖_F of the weights and of the bias.
+  struct Lost {
+    std::string target;
+    double weight = 0, bias = 0;
+  };
+  std::vector<Lost> lost;
+  std::vector<std::string> unknown;  // kinds whose treatment is not established
+};
+
+struct LoaderRow {
+  std::string loader;       // profile name, as given to --for
+  std::string display;
+  std::string established;  // loader version or commit of the facts
+  LoaderOutcome input;
+  std::optional<LoaderOutcome> output;
+  std::string advice;       // for an input that does not load: what to run, or why nothing helps
+};
+
+// A tensor `convert --for L --drop-unsupported` left out, with the size of the lost delta.
+struct DroppedRow {
+  std::string tensor, target, why;
+  double weight_lost = 0, bias_lost = 0;  // relative to the target's delta in the input
+};
+
 struct Report {
   std::string command;   // "verify", "compare", "convert"
   std::string version;
@@ -56,10 +87,19 @@ struct Report {
   std::vector<ModuleRow> modules;  // sorted by target
   std::vector<Finding> findings;   // input and conversion findings, in a stable order
   std::vector<std::pair<std::string, std::string>> passthrough;  // tensor, reason
+  std::vector<LoaderRow> loaders;  // one per profiled loader, in profile order
+  std::string for_loader;          // --for LOADER, or ""
+  std::string style_reason;        // why this output style (default choice, --for)
+  std::vector<std::string> not_served;  // loaders the chosen output does not serve completely
+  std::vector<DroppedRow> dropped_for;  // --drop-unsupported: left out for for_loader
 };
 
 std::string render_text(const Report& r, bool all_modules = false);
 std::string render_json(const Report& r);      // schema: docs/report-schema.md
 std::string render_markdown(const Report& r);
+// The loaders section of the text report (also used by `inspect`).
+std::string render_loaders_text(const Report& r);
+// The `loaders` array of the JSON report (also used by `inspect --json`).
+nlohmann::ordered_json loaders_json(const Report& r);
 
 }  // namespace lv::report

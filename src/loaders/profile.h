@@ -1,0 +1,89 @@
+// Loader profiles: what each application that users run does with each kind of tensor in
+// each key style — applies it, drops it (silently or with a warning), or rejects the whole
+// file — as data (the table is in profiles.cpp; the facts and their sources in
+// docs/loaders.md). One code path (verdict.cpp) reads it for reports, `convert --for`, the
+// default output style and the matrix.
+#pragma once
+
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "lora/converter.h"
+
+namespace lv::loaders {
+
+// Kinds of tensor a loader may treat differently. A tensor has the kind of its module
+// (block, top-level, final layer) and the kind of its role (alpha, bias, DoRA, adapter
+// form); the worst treatment of its kinds is what happens to it.
+enum class Kind {
+  kBlockModule,       // LoRA factors on double_blocks.* / single_blocks.* modules
+  kTopLevelModule,    // img_in, txt_in, time_in.*, vector_in.*, guidance_in.*
+  kFinalLinear,       // final_layer.linear (diffusers proj_out)
+  kFinalModulation,   // final_layer.adaLN_modulation.1 (diffusers norm_out.linear, halves swapped)
+  kPartialAttention,  // a diffusers-named fused target with some of q, k, v absent
+  kPartialMlp,        // a single block with q, k, v but no proj_mlp
+  kAlphaTensor,       // .alpha
+  kMetadataAlpha,     // scales from the lora_adapter_metadata entry
+  kBiasDelta,         // lora_B.bias (scaled) or .diff_b (unscaled), whichever the style writes
+  kDoraMagnitude,     // dora_scale, lora_magnitude_vector
+  kLokr,
+  kLoha,
+  kDiff,              // dense .diff
+  kTextEncoder,       // lora_te*, text_encoder* (passed through by lora-verify)
+  kNormScale,         // absolute RMSNorm scales (set-value, passed through)
+  kOtherDialect,      // a tensor in another key style than the file's main one
+};
+inline constexpr int kKindCount = static_cast<int>(Kind::kOtherDialect) + 1;
+std::string_view kind_name(Kind k);         // stable ids: "block-module", "alpha-tensor", …
+std::string_view kind_description(Kind k);  // for people: "top-level modules (img_in, …)"
+
+enum class Treatment {
+  kApplies,
+  kDropsSilently,
+  kDropsWithWarning,
+  kRejectsFile,
+  kUnknown,  // not established: never guessed
+};
+std::string_view treatment_name(Treatment t);
+
+struct Rule {
+  Kind kind;
+  Treatment treatment;
+  std::string_view message;  // what the loader says (rejection or warning), or why
+  std::string_view source;   // where the fact was established
+};
+
+// How a loader reads files of one key style (dialect ids as lora-verify detects them).
+enum class Recognition {
+  kReads,    // read as a FLUX LoRA; the rules say what happens to each kind
+  kIgnores,  // no key matches: the file loads and nothing is applied
+  kRejects,  // the file is refused
+};
+
+struct StyleSupport {
+  std::span<const std::string_view> dialects;
+  Recognition recognition = Recognition::kReads;
+  std::string_view message;  // kIgnores / kRejects: what the loader says
+  std::span<const Rule> rules;  // kinds not listed are unknown
+  std::string_view source;
+};
+
+struct Profile {
+  std::string_view name;         // "invokeai", as given to --for
+  std::string_view display;      // "InvokeAI (current)"
+  std::string_view established;  // loader version or commit the facts were established at
+  std::span<const StyleSupport> styles;
+  // lora-verify output styles this loader reads, best first (docs/loaders.md §3). Empty when
+  // no form is established: `--for` then refuses.
+  std::span<const Style> forms;
+  std::string_view notes;
+};
+
+// Every profiled loader, in report order.
+std::span<const Profile> profiles();
+const Profile* find_profile(std::string_view name);
+// "invokeai, invokeai-5.1, comfyui, …" for messages and --help.
+std::string profile_names();
+
+}  // namespace lv::loaders

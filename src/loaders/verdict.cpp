@@ -1,0 +1,365 @@
+// Verdicts of the loader profiles on a canonical model: describe a file as kinds of tensor,
+// look each kind up in the loader's rules, and combine.
+#include "loaders/verdict.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "flux/layout.h"
+#include "lora/keys.h"
+
+namespace lv::loaders {
+namespace {
+
+// The key style a converter output is written in, as lora-verify's reader names it.
+struct OutputForm {
+  Style style;
+  std::string_view dialect;
+  bool alpha_tensors;  // .alpha written beside each low-rank module
+  bool bfl_layout;
+};
+
+constexpr OutputForm kForms[] = {
+    {Style::kKohya, "kohya", true, true},   {Style::kComfy, "comfy", true, true},
+    {Style::kPeft, "ai-toolkit", false, true}, {Style::kBfl, "bfl", false, true},
+    {Style::kDiffusers, "diffusers", false, false},
+};
+
+const OutputForm& form_of(Style s) {
+  for (const OutputForm& f : kForms)
+    if (f.style == s) return f;
+  return kForms[0];
+}
+
+// "kohya+lycoris" → "kohya": the adapter form is a kind of its own, not a key style.
+std::string base_dialect(std::string_view d) {
+  auto plus = d.find('+');
+  return std::string(plus == std::string_view::npos ? d : d.substr(0, plus));
+}
+
+Kind module_kind(std::string_view target) {
+  if (target.rfind("double_blocks.", 0) == 0 || target.rfind("single_blocks.", 0) == 0) return Kind::kBlockModule;
+  if (target == "final_layer.linear") return Kind::kFinalLinear;
+  if (target == "final_layer.adaLN_modulation.1") return Kind::kFinalModulation;
+  return Kind::kTopLevelModule;
+}
+
+std::optional<Kind> role_kind(Role r) {
+  switch (r) {
+    case Role::kDown:
+    case Role::kUp: return std::nullopt;
+    case Role::kAlpha: return Kind::kAlphaTensor;
+    case Role::kBias:
+    case Role::kDiffB: return Kind::kBiasDelta;
+    case Role::kDiff: return Kind::kDiff;
+    case Role::kLokrW1:
+    case Role::kLokrW1A:
+    case Role::kLokrW1B:
+    case Role::kLokrW2:
+    case Role::kLokrW2A:
+    case Role::kLokrW2B:
+    case Role::kLokrT2: return Kind::kLokr;
+    case Role::kHadaW1A:
+    case Role::kHadaW1B:
+    case Role::kHadaW2A:
+    case Role::kHadaW2B: return Kind::kLoha;
+    case Role::kDoraScale:
+    case Role::kMagnitude: return Kind::kDoraMagnitude;
+  }
+  return std::nullopt;
+}
+
+Item::Piece role_piece(Role r) {
+  if (r == Role::kBias || r == Role::kDiffB) return Item::Piece::kBias;
+  if (r == Role::kMagnitude || r == Role::kDoraScale) return Item::Piece::kMagnitude;
+  return Item::Piece::kWeights;
+}
+
+// Fused targets some of whose diffusers parts have no delta in the model: the kinds that
+// describe the gap (a single block without proj_mlp, or q/k/v missing).
+std::map<std::string, std::vector<Kind>> partial_targets(const LoraModel& model) {
+  std::map<std::string, std::vector<const Part*>> by_target;
+  for (const Part& p : model.parts) by_target[p.target].push_back(&p);
+  std::map<std::string, std::vector<Kind>> out;
+  for (const auto& [target, parts] : by_target) {
+    auto maps = flux::parts_of_target(model.layout, target);
+    if (maps.size() < 2) continue;
+    bool attention_missing = false, mlp_missing = false;
+    for (const auto& pm : maps) {
+      bool covered = std::any_of(parts.begin(), parts.end(),
+                                 [&](const Part* p) { return p->row_begin < pm.row_end && pm.row_begin < p->row_end; });
+      if (covered) continue;
+      (pm.part_index == 3 ? mlp_missing : attention_missing) = true;
+    }
+    if (attention_missing) out[target].push_back(Kind::kPartialAttention);
+    if (mlp_missing) out[target].push_back(Kind::kPartialMlp);
+  }
+  return out;
+}
+
+void add_passthrough(const LoraModel& model, Description& d) {
+  for (size_t i = 0; i < model.passthrough.size(); ++i) {
+    const PassThrough& pt = model.passthrough[i];
+    Kind k = pt.reason.rfind("text encoder", 0) == 0 ? Kind::kTextEncoder : Kind::kNormScale;
+    d.items.push_back({pt.tensor, "", {k}, Item::Piece::kPassThrough, i});
+  }
+}
+
+bool metadata_alpha_used(const LoraModel& model) {
+  if (!model.file || !model.file->metadata().count("lora_adapter_metadata")) return false;
+  return std::none_of(model.findings.begin(), model.findings.end(),
+                      [](const Finding& f) { return f.id == "lora.metadata.invalid"; });
+}
+
+int rank_of(Treatment t) {
+  switch (t) {
+    case Treatment::kApplies: return 0;
+    case Treatment::kUnknown: return 1;
+    case Treatment::kDropsWithWarning: return 2;
+    case Treatment::kDropsSilently: return 3;
+    case Treatment::kRejectsFile: return 4;
+  }
+  return 1;
+}
+
+const StyleSupport* support_for(const Profile& p, std::string_view dialect) {
+  for (const StyleSupport& s : p.styles)
+    for (std::string_view d : s.dialects)
+      if (d == dialect) return &s;
+  return nullptr;
+}
+
+const Rule* rule_for(const StyleSupport& s, Kind k) {
+  for (const Rule& r : s.rules)
+    if (r.kind == k) return &r;
+  return nullptr;
+}
+
+}  // namespace
+
+std::string_view outcome_name(Outcome o) {
+  switch (o) {
+    case Outcome::kLoads: return "loads";
+    case Outcome::kDrops: return "drops";
+    case Outcome::kRejects: return "rejects";
+    case Outcome::kUnknown: return "unknown";
+  }
+  return "unknown";
+}
+
+Description describe(const LoraModel& model) {
+  Description d;
+  d.dialect = base_dialect(model.dialect);
+  auto partial = partial_targets(model);
+  for (size_t i = 0; i < model.parts.size(); ++i) {
+    const Part& p = model.parts[i];
+    const Kind mk = module_kind(p.target);
+    auto gap = partial.find(p.target);
+    for (const std::string& name : p.source_tensors) {
+      Item item{name, p.target, {mk}, Item::Piece::kWeights, i};
+      if (auto key = parse_key(name)) {
+        if (auto rk = role_kind(key->role)) item.kinds.push_back(*rk);
+        item.piece = role_piece(key->role);
+        if (base_dialect(key->dialect) != d.dialect) item.kinds.push_back(Kind::kOtherDialect);
+      }
+      if (gap != partial.end()) item.kinds.insert(item.kinds.end(), gap->second.begin(), gap->second.end());
+      d.items.push_back(std::move(item));
+    }
+  }
+  if (metadata_alpha_used(model)) d.items.push_back({"lora_adapter_metadata", "", {Kind::kMetadataAlpha}, Item::Piece::kMetadata, 0});
+  add_passthrough(model, d);
+  return d;
+}
+
+Description describe_output(const LoraModel& model, Style style) {
+  const OutputForm& form = form_of(style);
+  Description d;
+  d.dialect = std::string(form.dialect);
+  // A BFL output zero-fills the parts a fused target lacks; a diffusers output keeps the gap.
+  auto partial = form.bfl_layout ? std::map<std::string, std::vector<Kind>>{} : partial_targets(model);
+  for (size_t i = 0; i < model.parts.size(); ++i) {
+    const Part& p = model.parts[i];
+    const Kind mk = module_kind(p.target);
+    auto gap = partial.find(p.target);
+    auto with_gap = [&](std::vector<Kind> kinds) {
+      if (gap != partial.end()) kinds.insert(kinds.end(), gap->second.begin(), gap->second.end());
+      return kinds;
+    };
+    const std::string& first = p.source_tensors.empty() ? p.source_module : p.source_tensors.front();
+    // Adapter deltas are renamed when they are alone on exactly one output module (with
+    // their own tensors, alpha included), otherwise written as a dense .diff.
+    if (p.form == PartForm::kLoKr || p.form == PartForm::kLoHa) {
+      bool one_to_one = false;
+      if (form.bfl_layout) {
+        one_to_one = p.row_begin == 0 && p.row_end == p.target_rows && !p.swap_halves;
+      } else {
+        for (const auto& pm : flux::parts_of_target(model.layout, p.target))
+          one_to_one |= pm.row_begin == p.row_begin && pm.row_end == p.row_end && pm.swap_halves == p.swap_halves;
+      }
+      const bool alone = std::none_of(model.parts.begin(), model.parts.end(), [&](const Part& o) {
+        return &o != &p && o.target == p.target && o.row_begin < p.row_end && p.row_begin < o.row_end;
+      });
+      if (one_to_one && alone) {
+        for (const std::string& name : p.source_tensors) {
+          auto key = parse_key(name);
+          if (!key || key->role == Role::kBias || key->role == Role::kDiffB) continue;
+          std::vector<Kind> kinds{mk};
+          if (auto rk = role_kind(key->role)) kinds.push_back(*rk);
+          d.items.push_back({name, p.target, with_gap(kinds), role_piece(key->role), i});
+        }
+      } else {
+        d.items.push_back({first, p.target, with_gap({mk, Kind::kDiff}), Item::Piece::kWeights, i});
+      }
+    } else if (p.form == PartForm::kDense) {
+      d.items.push_back({first, p.target, with_gap({mk, Kind::kDiff}), Item::Piece::kWeights, i});
+    } else if (p.form == PartForm::kLowRank) {
+      d.items.push_back({first, p.target, with_gap({mk}), Item::Piece::kWeights, i});
+      if (form.alpha_tensors) d.items.push_back({p.source_module + ".alpha", p.target, with_gap({mk, Kind::kAlphaTensor}),
+                                                  Item::Piece::kWeights, i});
+    }
+    if (p.bias) d.items.push_back({p.bias->name, p.target, with_gap({mk, Kind::kBiasDelta}), Item::Piece::kBias, i});
+    if (p.magnitude && p.form != PartForm::kLoKr && p.form != PartForm::kLoHa)
+      d.items.push_back({p.magnitude->name, p.target, with_gap({mk, Kind::kDoraMagnitude}), Item::Piece::kMagnitude, i});
+  }
+  add_passthrough(model, d);
+  return d;
+}
+
+Verdict evaluate(const Profile& profile, const Description& file) {
+  Verdict v;
+  const StyleSupport* s = support_for(profile, file.dialect);
+  if (!s) {
+    v.outcome = Outcome::kUnknown;
+    v.message = "how " + std::string(profile.display) + " reads " + file.dialect + " files is not established";
+    return v;
+  }
+  if (s->recognition == Recognition::kRejects) {
+    v.outcome = Outcome::kRejects;
+    v.message = std::string(s->message);
+    return v;
+  }
+  if (s->recognition == Recognition::kIgnores) {
+    v.outcome = file.items.empty() ? Outcome::kLoads : Outcome::kDrops;
+    v.message = std::string(s->message);
+    for (const Item& it : file.items)
+      v.dropped.push_back({it.tensor, it.target, Kind::kBlockModule, Treatment::kDropsSilently, std::string(s->message),
+                           it.piece, it.index});
+    return v;
+  }
+  std::set<Kind> unknown;
+  const DroppedTensor* first_reject = nullptr;
+  for (const Item& it : file.items) {
+    Treatment worst = Treatment::kApplies;
+    const Rule* decided = nullptr;
+    Kind decided_kind = it.kinds.empty() ? Kind::kBlockModule : it.kinds.front();
+    for (Kind k : it.kinds) {
+      const Rule* r = rule_for(*s, k);
+      Treatment t = r ? r->treatment : Treatment::kUnknown;
+      if (t == Treatment::kUnknown) unknown.insert(k);
+      if (rank_of(t) > rank_of(worst)) {
+        worst = t;
+        decided = r;
+        decided_kind = k;
+      }
+    }
+    if (worst == Treatment::kApplies || worst == Treatment::kUnknown) continue;
+    v.dropped.push_back({it.tensor, it.target, decided_kind, worst, decided ? std::string(decided->message) : "",
+                         it.piece, it.index});
+  }
+  for (const DroppedTensor& t : v.dropped)
+    if (t.treatment == Treatment::kRejectsFile) {
+      first_reject = &t;
+      break;
+    }
+  v.unknown.assign(unknown.begin(), unknown.end());
+  if (first_reject) {
+    v.outcome = Outcome::kRejects;
+    v.message = first_reject->why + " (triggered by " + first_reject->tensor + ")";
+  } else if (!v.dropped.empty()) {
+    v.outcome = Outcome::kDrops;
+    std::map<Kind, int> count;
+    for (const DroppedTensor& t : v.dropped) count[t.kind]++;
+    v.message = std::to_string(v.dropped.size()) + " tensor" + (v.dropped.size() == 1 ? "" : "s") + " not applied: ";
+    bool first = true;
+    for (const auto& [k, n] : count) {
+      v.message += (first ? "" : "; ") + std::string(kind_description(k)) + " (" + std::to_string(n) + ")";
+      first = false;
+    }
+  } else if (!v.unknown.empty()) {
+    v.outcome = Outcome::kUnknown;
+    v.message = "not established for " + file.dialect + " files: ";
+    for (size_t i = 0; i < v.unknown.size(); ++i) v.message += (i ? ", " : "") + std::string(kind_description(v.unknown[i]));
+  } else {
+    v.outcome = Outcome::kLoads;
+  }
+  if (!v.unknown.empty() && v.outcome != Outcome::kUnknown) {
+    v.message += "; also not established: ";
+    for (size_t i = 0; i < v.unknown.size(); ++i) v.message += (i ? ", " : "") + std::string(kind_description(v.unknown[i]));
+  }
+  return v;
+}
+
+std::optional<FormChoice> choose_form(const Profile& profile, const LoraModel& model) {
+  std::optional<FormChoice> best;
+  auto score = [](const Verdict& v) {
+    return std::pair<size_t, int>(v.dropped.size(), v.outcome == Outcome::kLoads ? 0 : 1);
+  };
+  for (Style s : profile.forms) {
+    Verdict v = evaluate(profile, describe_output(model, s));
+    if (v.outcome == Outcome::kLoads) return FormChoice{s, std::move(v)};
+    if (!best || score(v) < score(best->verdict)) best = FormChoice{s, std::move(v)};
+  }
+  return best;
+}
+
+DefaultChoice default_form(const LoraModel& model) {
+  DefaultChoice best{Style::kKohya, {}};
+  int best_count = -1;
+  for (Style s : {Style::kKohya, Style::kPeft, Style::kDiffusers, Style::kComfy, Style::kBfl}) {
+    const Description d = describe_output(model, s);
+    int count = 0;
+    std::vector<std::string> not_served;
+    for (const Profile& p : profiles()) {
+      if (evaluate(p, d).outcome == Outcome::kLoads) ++count;
+      else not_served.emplace_back(p.name);
+    }
+    if (count > best_count) {
+      best_count = count;
+      best = {s, std::move(not_served)};
+    }
+  }
+  return best;
+}
+
+LoraModel without(const LoraModel& model, const std::vector<DroppedTensor>& dropped) {
+  std::set<size_t> parts, biases, magnitudes, passthrough;
+  for (const DroppedTensor& t : dropped) {
+    switch (t.piece) {
+      case Item::Piece::kWeights: parts.insert(t.index); break;
+      case Item::Piece::kBias: biases.insert(t.index); break;
+      case Item::Piece::kMagnitude: magnitudes.insert(t.index); break;
+      case Item::Piece::kPassThrough: passthrough.insert(t.index); break;
+      case Item::Piece::kMetadata: break;
+    }
+  }
+  LoraModel out;
+  out.file = model.file;
+  out.layout = model.layout;
+  out.dialect = model.dialect;
+  out.dialect_counts = model.dialect_counts;
+  out.findings = model.findings;
+  for (size_t i = 0; i < model.parts.size(); ++i) {
+    if (parts.count(i)) continue;
+    Part p = model.parts[i];
+    if (biases.count(i)) p.bias = nullptr;
+    if (magnitudes.count(i)) p.magnitude = nullptr;
+    if (p.form == PartForm::kBiasOnly && !p.bias) continue;
+    out.parts.push_back(std::move(p));
+  }
+  for (size_t i = 0; i < model.passthrough.size(); ++i)
+    if (!passthrough.count(i)) out.passthrough.push_back(model.passthrough[i]);
+  return out;
+}
+
+}  // namespace lv::loaders
