@@ -5,6 +5,7 @@
 // default output style and the matrix.
 #pragma once
 
+#include <optional>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -18,7 +19,8 @@ namespace lv::loaders {
 // form); the worst treatment of its kinds is what happens to it.
 enum class Kind {
   kBlockModule,       // LoRA factors on double_blocks.* / single_blocks.* modules
-  kTopLevelModule,    // img_in, txt_in, time_in.*, vector_in.*, guidance_in.*
+  kTopLevelModule,    // img_in, txt_in, time_in.*, vector_in.*
+  kGuidanceIn,        // guidance_in.* (a top-level module; rules for top-level apply unless stated)
   kFinalLinear,       // final_layer.linear (diffusers proj_out)
   kFinalModulation,   // final_layer.adaLN_modulation.1 (diffusers norm_out.linear, halves swapped)
   kPartialAttention,  // a diffusers-named fused target with some of q, k, v absent
@@ -26,17 +28,23 @@ enum class Kind {
   kAlphaTensor,       // .alpha
   kMetadataAlpha,     // scales from the lora_adapter_metadata entry
   kBiasDelta,         // lora_B.bias (scaled) or .diff_b (unscaled), whichever the style writes
-  kDoraMagnitude,     // dora_scale, lora_magnitude_vector
+  kDoraColumn,        // per-column DoRA scale: dora_scale [1, in]
+  kDoraRow,           // per-row DoRA magnitude: lora_magnitude_vector [out], dora_scale [out, 1]
   kLokr,
   kLoha,
   kDiff,              // dense .diff
-  kTextEncoder,       // lora_te*, text_encoder* (passed through by lora-verify)
+  kTextEncoderClip,   // lora_te1_*, lora_te_*, text_encoder.* (CLIP-L; passed through by lora-verify)
+  kTextEncoderT5Te2,  // lora_te2_*, text_encoder_2.* (T5-XXL)
+  kTextEncoderT5Te3,  // lora_te3_* (T5-XXL, sd-scripts' spelling)
+  kTextEncoderOther,  // text_encoders.* (ComfyUI's spelling)
   kNormScale,         // absolute RMSNorm scales (set-value, passed through)
   kOtherDialect,      // a tensor in another key style than the file's main one
 };
 inline constexpr int kKindCount = static_cast<int>(Kind::kOtherDialect) + 1;
 std::string_view kind_name(Kind k);         // stable ids: "block-module", "alpha-tensor", …
 std::string_view kind_description(Kind k);  // for people: "top-level modules (img_in, …)"
+// The kind whose rule applies when a loader has none for `k` (kGuidanceIn → kTopLevelModule).
+std::optional<Kind> parent_kind(Kind k);
 
 enum class Treatment {
   kApplies,
@@ -78,6 +86,10 @@ struct Profile {
   // no form is established: `--for` then refuses.
   std::span<const Style> forms;
   std::string_view notes;
+  // Some loaders skip a whole file when too many of its tensors are not read: more than
+  // max_unread dropped tensors then mean the file is rejected with unread_message.
+  int max_unread = -1;
+  std::string_view unread_message;
 };
 
 // Every profiled loader, in report order.

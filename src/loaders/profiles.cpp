@@ -11,76 +11,179 @@ namespace {
 using K = Kind;
 using T = Treatment;
 
-// Where each fact comes from.
+// Where each fact comes from. "measured" facts were established by loading lora-verify's
+// outputs through the loader's own code; "code" facts by reading that code at the commit named.
 constexpr std::string_view kMeasured = "docs/loaders.md §1 (measured)";
 constexpr std::string_view kRules = "docs/loaders.md §2";
 constexpr std::string_view kPeers = "docs/flux-lora-formats.md §7";
+constexpr std::string_view kInvokeCode = "code: InvokeAI 8e71a8a5 (docs/loaders.md §4)";
+constexpr std::string_view kInvoke51Code = "code: InvokeAI v5.1.1 (docs/loaders.md §4)";
+constexpr std::string_view kComfyCode = "code: ComfyUI a125cd84 (docs/loaders.md §4)";
+constexpr std::string_view kDiffusersCode = "code: diffusers 58eb52c0 (docs/loaders.md §4)";
+constexpr std::string_view kSdScriptsCode = "code: sd-scripts 48d368fa (docs/loaders.md §4)";
+constexpr std::string_view kForgeCode = "code: Forge dfdcbab6 (docs/loaders.md §4)";
+constexpr std::string_view kSdcppCode = "code: stable-diffusion.cpp 97d29908 (docs/loaders.md §4)";
 
 // Key styles (dialect ids as detected by lora-verify; see src/lora/keys.cpp).
 constexpr std::array<std::string_view, 1> kKohya = {"kohya"};
 constexpr std::array<std::string_view, 1> kComfy = {"comfy"};
 constexpr std::array<std::string_view, 2> kKohyaOrComfy = {"kohya", "comfy"};
+constexpr std::array<std::string_view, 3> kBflPrefixed = {"kohya", "comfy", "ai-toolkit"};
+constexpr std::array<std::string_view, 2> kComfyOrAiToolkit = {"comfy", "ai-toolkit"};
 constexpr std::array<std::string_view, 1> kAiToolkit = {"ai-toolkit"};
 constexpr std::array<std::string_view, 1> kBareBfl = {"bfl"};
 constexpr std::array<std::string_view, 1> kDiffusers = {"diffusers"};
+constexpr std::array<std::string_view, 3> kDiffusersAny = {"diffusers", "diffusers-old", "fal"};
+constexpr std::array<std::string_view, 1> kOneTrainer = {"onetrainer"};
+constexpr std::array<std::string_view, 1> kOneTrainerBfl = {"onetrainer-bfl"};
+constexpr std::array<std::string_view, 1> kLycoris = {"lycoris"};
+constexpr std::array<std::string_view, 1> kXlabs = {"xlabs"};
+constexpr std::array<std::string_view, 4> kUnmapped = {"bfl", "xlabs", "fal-kontext", "onetrainer-bfl"};
+constexpr std::array<std::string_view, 5> kSdcppUnmapped = {"bfl", "xlabs", "fal-kontext", "onetrainer-bfl", "onetrainer"};
 constexpr std::array<std::string_view, 4> kNotKohya = {"comfy", "ai-toolkit", "bfl", "diffusers"};
+constexpr std::array<std::string_view, 2> kComfyUnmapped = {"bfl", "fal-kontext"};
 
 // ---- InvokeAI (current) ----
 constexpr std::string_view kInvokeUnsupported = "LoRA model is in unsupported FLUX format";
+constexpr std::string_view kInvokeUnexpected =
+    "Unexpected keys found in LoRA/LyCORIS layer, model might work incorrectly! (the key is not applied)";
+constexpr std::string_view kInvokeGrouping =
+    "Unsupported lora format: dict_keys(['proj.alpha', 'qkv.alpha']) (single-suffix keys are grouped under the "
+    "parent module)";
 constexpr std::array kInvokeKohya = {
     Rule{K::kBlockModule, T::kApplies, "", kMeasured},
     Rule{K::kAlphaTensor, T::kApplies, "", kMeasured},
     Rule{K::kTopLevelModule, T::kRejectsFile, kInvokeUnsupported, kMeasured},
     Rule{K::kFinalModulation, T::kRejectsFile, kInvokeUnsupported, kMeasured},
     Rule{K::kFinalLinear, T::kDropsSilently, "lora_unet_final_layer* keys are skipped without a warning", kRules},
-    Rule{K::kBiasDelta, T::kDropsWithWarning, ".diff_b beside lora_down is dropped with a warning", kPeers},
+    Rule{K::kBiasDelta, T::kDropsWithWarning, kInvokeUnexpected, kInvokeCode},
+    Rule{K::kDoraColumn, T::kApplies, "", kInvokeCode},
+    Rule{K::kLokr, T::kApplies, "", kInvokeCode},
+    Rule{K::kLoha, T::kApplies, "", kInvokeCode},
+    Rule{K::kDiff, T::kApplies, "", kInvokeCode},
+    Rule{K::kTextEncoderClip, T::kApplies, "", kInvokeCode},
+    Rule{K::kTextEncoderT5Te2, T::kApplies, "", kInvokeCode},
+    Rule{K::kTextEncoderT5Te3, T::kRejectsFile, kInvokeUnsupported, kInvokeCode},
 };
 constexpr std::array kInvokeComfy = {
-    Rule{K::kAlphaTensor, T::kRejectsFile,
-         "Unsupported lora format: dict_keys(['proj.alpha', 'qkv.alpha']) (keys are split at their last two dots)",
-         kMeasured},
+    Rule{K::kBlockModule, T::kApplies, "", kInvokeCode},
+    Rule{K::kTopLevelModule, T::kApplies, "", kInvokeCode},
+    Rule{K::kFinalLinear, T::kApplies, "", kInvokeCode},
+    Rule{K::kFinalModulation, T::kApplies, "", kInvokeCode},
+    Rule{K::kAlphaTensor, T::kRejectsFile, kInvokeGrouping, kMeasured},
+    Rule{K::kBiasDelta, T::kRejectsFile, kInvokeGrouping, kInvokeCode},
+    Rule{K::kDoraColumn, T::kRejectsFile, kInvokeGrouping, kInvokeCode},
+    Rule{K::kDoraRow, T::kRejectsFile, kInvokeGrouping, kInvokeCode},
+    Rule{K::kDiff, T::kRejectsFile, kInvokeGrouping, kInvokeCode},
+    Rule{K::kLokr, T::kApplies, "", kInvokeCode},
+    Rule{K::kLoha, T::kApplies, "", kInvokeCode},
+    Rule{K::kTextEncoderOther, T::kDropsWithWarning, "Unexpected submodel name: text_encoders", kInvokeCode},
 };
 constexpr std::array kInvokeAiToolkit = {
     Rule{K::kBlockModule, T::kApplies, "", kMeasured},
     Rule{K::kTopLevelModule, T::kApplies, "", kMeasured},
     Rule{K::kFinalLinear, T::kApplies, "", kMeasured},
     Rule{K::kFinalModulation, T::kApplies, "", kMeasured},
-    Rule{K::kBiasDelta, T::kDropsWithWarning, "Unexpected keys: lora_B.bias is not applied", kMeasured},
-    Rule{K::kAlphaTensor, T::kRejectsFile,
-         "Unsupported lora format (an .alpha key is grouped as layer '…img_attn', suffix 'qkv.alpha')", kRules},
+    Rule{K::kBiasDelta, T::kDropsWithWarning, kInvokeUnexpected, kMeasured},
+    Rule{K::kAlphaTensor, T::kRejectsFile, kInvokeGrouping, kRules},
+    Rule{K::kDoraColumn, T::kRejectsFile, kInvokeGrouping, kInvokeCode},
+    Rule{K::kDoraRow, T::kRejectsFile, kInvokeGrouping, kInvokeCode},
+    Rule{K::kDiff, T::kRejectsFile, kInvokeGrouping, kInvokeCode},
+    Rule{K::kLokr, T::kApplies, "", kInvokeCode},
+    Rule{K::kLoha, T::kApplies, "", kInvokeCode},
+    Rule{K::kTextEncoderOther, T::kDropsWithWarning, "Unexpected submodel name: text_encoders", kInvokeCode},
 };
+constexpr std::string_view kInvokeNotDiffusers =
+    "AssertionError (not detected as a diffusers file; no other FLUX format matches)";
 constexpr std::array kInvokeDiffusers = {
     Rule{K::kBlockModule, T::kApplies, "", kMeasured},
-    Rule{K::kPartialMlp, T::kApplies, "", kPeers},
+    Rule{K::kPartialMlp, T::kApplies, "", kInvokeCode},
+    Rule{K::kPartialAttention, T::kRejectsFile,
+         "ValueError: Missing LoRA layer: 'transformer_blocks.N.attn.to_k' (double-block q, k, v must all be present)",
+         kInvokeCode},
+    Rule{K::kTopLevelModule, T::kApplies, "", kInvokeCode},
+    Rule{K::kGuidanceIn, T::kDropsSilently,
+         "guidance_embedder.linear_1 and linear_2 are mapped to one module: linear_2 overwrites linear_1", kInvokeCode},
+    Rule{K::kFinalLinear, T::kApplies, "", kInvokeCode},
     Rule{K::kFinalModulation, T::kRejectsFile,
          "AssertionError (assert len(grouped_state_dict) == 0: norm_out.linear is not consumed)", kMeasured},
-    Rule{K::kAlphaTensor, T::kRejectsFile, "AssertionError (a PEFT file with .alpha is not detected as diffusers)",
-         kPeers},
-    Rule{K::kBiasDelta, T::kRejectsFile, "AssertionError (a PEFT file with lora_B.bias is not detected as diffusers)",
-         kPeers},
-    Rule{K::kTextEncoder, T::kRejectsFile, "AssertionError (text_encoder.* keys beside transformer keys)", kPeers},
+    Rule{K::kMetadataAlpha, T::kDropsSilently,
+         "lora_adapter_metadata is not read: every module is applied at scale 1", kInvokeCode},
+    Rule{K::kAlphaTensor, T::kRejectsFile, kInvokeNotDiffusers, kPeers},
+    Rule{K::kBiasDelta, T::kRejectsFile, kInvokeNotDiffusers, kPeers},
+    Rule{K::kDoraColumn, T::kRejectsFile, kInvokeNotDiffusers, kInvokeCode},
+    Rule{K::kDoraRow, T::kRejectsFile, kInvokeNotDiffusers, kInvokeCode},
+    Rule{K::kLokr, T::kRejectsFile, kInvokeNotDiffusers, kInvokeCode},
+    Rule{K::kLoha, T::kRejectsFile, kInvokeNotDiffusers, kInvokeCode},
+    Rule{K::kDiff, T::kRejectsFile, kInvokeNotDiffusers, kInvokeCode},
+    Rule{K::kTextEncoderClip, T::kRejectsFile, "AssertionError (text_encoder.* keys beside transformer keys)", kPeers},
     Rule{K::kOtherDialect, T::kRejectsFile, "AssertionError (mixed lora_A/lora_B and lora.down/lora.up suffixes)",
          kPeers},
+};
+constexpr std::array kInvokeOneTrainer = {
+    Rule{K::kBlockModule, T::kApplies, "", kInvokeCode},
+    Rule{K::kAlphaTensor, T::kApplies, "", kInvokeCode},
+    Rule{K::kTopLevelModule, T::kRejectsFile, kInvokeUnsupported, kInvokeCode},
+    Rule{K::kFinalLinear, T::kRejectsFile, kInvokeUnsupported, kInvokeCode},
+    Rule{K::kFinalModulation, T::kRejectsFile, kInvokeUnsupported, kInvokeCode},
+    Rule{K::kDoraColumn, T::kApplies, "", kInvokeCode},
+    Rule{K::kTextEncoderClip, T::kApplies, "", kInvokeCode},
+    Rule{K::kTextEncoderT5Te2, T::kApplies, "", kInvokeCode},
+};
+constexpr std::array kInvokeOneTrainerBfl = {
+    Rule{K::kPartialAttention, T::kDropsSilently, "parts are placed on the wrong rows when split indices are absent",
+         kPeers},
+    Rule{K::kPartialMlp, T::kDropsSilently, "parts are placed on the wrong rows when split indices are absent", kPeers},
 };
 constexpr std::array kInvokeStyles = {
     StyleSupport{kKohya, Recognition::kReads, "", kInvokeKohya, kMeasured},
     StyleSupport{kComfy, Recognition::kReads, "", kInvokeComfy, kMeasured},
     StyleSupport{kAiToolkit, Recognition::kReads, "", kInvokeAiToolkit, kMeasured},
     StyleSupport{kBareBfl, Recognition::kRejects, kInvokeUnsupported, {}, kMeasured},
-    StyleSupport{kDiffusers, Recognition::kReads, "", kInvokeDiffusers, kMeasured},
+    StyleSupport{kDiffusersAny, Recognition::kReads, "", kInvokeDiffusers, kMeasured},
+    StyleSupport{kOneTrainer, Recognition::kReads, "", kInvokeOneTrainer, kInvokeCode},
+    StyleSupport{kOneTrainerBfl, Recognition::kReads, "", kInvokeOneTrainerBfl, kInvokeCode},
+    StyleSupport{kLycoris, Recognition::kRejects, kInvokeUnsupported, {}, kInvokeCode},
 };
 constexpr std::array kInvokeForms = {Style::kPeft};
 
 // ---- InvokeAI 5.1.1 ----
+constexpr std::string_view kInvoke51Unknown = "Unknown LoRA type: <path> (the file is not recognised as FLUX; install fails)";
+constexpr std::string_view kInvoke51Unexpected =
+    "Unexpected keys found in LoRA/LyCORIS layer, model might work incorrectly! (the key is not applied)";
 constexpr std::array kInvoke51Kohya = {
     Rule{K::kBlockModule, T::kApplies, "", kMeasured},
     Rule{K::kAlphaTensor, T::kApplies, "", kMeasured},
+    Rule{K::kTopLevelModule, T::kRejectsFile, kInvoke51Unknown, kInvoke51Code},
+    Rule{K::kFinalLinear, T::kRejectsFile, kInvoke51Unknown, kInvoke51Code},
+    Rule{K::kFinalModulation, T::kRejectsFile, kInvoke51Unknown, kInvoke51Code},
+    Rule{K::kTextEncoderClip, T::kApplies, "", kInvoke51Code},
+    Rule{K::kTextEncoderT5Te2, T::kRejectsFile, kInvoke51Unknown, kInvoke51Code},
+    Rule{K::kTextEncoderT5Te3, T::kRejectsFile, kInvoke51Unknown, kInvoke51Code},
+    Rule{K::kBiasDelta, T::kDropsWithWarning, kInvoke51Unexpected, kInvoke51Code},
+    Rule{K::kDoraColumn, T::kDropsWithWarning, kInvoke51Unexpected, kInvoke51Code},
+    Rule{K::kDoraRow, T::kDropsWithWarning, kInvoke51Unexpected, kInvoke51Code},
+    Rule{K::kLokr, T::kApplies, "", kInvoke51Code},
+    Rule{K::kLoha, T::kApplies, "", kInvoke51Code},
+    Rule{K::kDiff, T::kApplies, "", kInvoke51Code},
 };
+constexpr std::string_view kInvoke51Assert =
+    "AssertionError (assert all(keys_present) or not any(keys_present): q, k, v (and a single block's proj_mlp) "
+    "must all be present or all absent)";
 constexpr std::array kInvoke51Diffusers = {
     Rule{K::kBlockModule, T::kApplies, "", kMeasured},
-    Rule{K::kPartialMlp, T::kRejectsFile,
-         "AssertionError (assert all(keys_present) or not any(keys_present): a single block without proj_mlp)",
-         kMeasured},
+    Rule{K::kPartialMlp, T::kRejectsFile, kInvoke51Assert, kMeasured},
+    Rule{K::kPartialAttention, T::kRejectsFile, kInvoke51Assert, kInvoke51Code},
+    Rule{K::kTopLevelModule, T::kApplies, "", kInvoke51Code},
+    Rule{K::kGuidanceIn, T::kDropsSilently,
+         "guidance_embedder.linear_1 and linear_2 are mapped to one module: linear_2 overwrites linear_1",
+         kInvoke51Code},
+    Rule{K::kFinalLinear, T::kApplies, "", kInvoke51Code},
+    Rule{K::kFinalModulation, T::kRejectsFile, "AssertionError (assert len(grouped_state_dict) == 0)", kInvoke51Code},
+    Rule{K::kAlphaTensor, T::kRejectsFile, kInvoke51Unknown, kInvoke51Code},
+    Rule{K::kBiasDelta, T::kRejectsFile, kInvoke51Unknown, kInvoke51Code},
+    Rule{K::kDoraColumn, T::kRejectsFile, kInvoke51Unknown, kInvoke51Code},
+    Rule{K::kDoraRow, T::kRejectsFile, kInvoke51Unknown, kInvoke51Code},
 };
 constexpr std::array kInvoke51Styles = {
     StyleSupport{kKohya, Recognition::kReads, "", kInvoke51Kohya, kMeasured},
@@ -89,6 +192,8 @@ constexpr std::array kInvoke51Styles = {
 constexpr std::array kInvoke51Forms = {Style::kKohya};
 
 // ---- ComfyUI ----
+constexpr std::string_view kComfyNotLoaded = "lora key not loaded: <key>";
+constexpr std::string_view kComfyNoMetadata = "the file's metadata is not read: modules without .alpha get scale 1";
 constexpr std::array kComfyKohya = {
     Rule{K::kBlockModule, T::kApplies, "", kMeasured},
     Rule{K::kTopLevelModule, T::kApplies, "", kMeasured},
@@ -97,28 +202,63 @@ constexpr std::array kComfyKohya = {
     Rule{K::kAlphaTensor, T::kApplies, "", kMeasured},
     Rule{K::kBiasDelta, T::kApplies, "", kMeasured},
     Rule{K::kDiff, T::kApplies, "", kRules},
+    Rule{K::kDoraColumn, T::kApplies, "", kComfyCode},
+    Rule{K::kLokr, T::kApplies, "", kComfyCode},
+    Rule{K::kLoha, T::kApplies, "", kComfyCode},
+    Rule{K::kTextEncoderClip, T::kApplies, "", kComfyCode},
+    Rule{K::kTextEncoderT5Te2, T::kApplies, "", kComfyCode},
+    Rule{K::kTextEncoderT5Te3, T::kApplies, "", kComfyCode},
+    Rule{K::kTextEncoderOther, T::kApplies, "", kComfyCode},
+    Rule{K::kMetadataAlpha, T::kDropsSilently, kComfyNoMetadata, kComfyCode},
 };
 constexpr std::array kComfyAiToolkit = {
     Rule{K::kBlockModule, T::kApplies, "", kMeasured},
     Rule{K::kTopLevelModule, T::kApplies, "", kMeasured},
     Rule{K::kFinalLinear, T::kApplies, "", kMeasured},
     Rule{K::kFinalModulation, T::kApplies, "", kMeasured},
-    Rule{K::kBiasDelta, T::kDropsWithWarning, "lora key not loaded: …lora_B.bias", kMeasured},
+    Rule{K::kBiasDelta, T::kDropsWithWarning, kComfyNotLoaded, kMeasured},
+    Rule{K::kAlphaTensor, T::kApplies, "", kComfyCode},
+    Rule{K::kDoraColumn, T::kApplies, "", kComfyCode},
+    Rule{K::kDoraRow, T::kDropsWithWarning, kComfyNotLoaded, kComfyCode},
+    Rule{K::kLokr, T::kApplies, "", kComfyCode},
+    Rule{K::kLoha, T::kApplies, "", kComfyCode},
+    Rule{K::kDiff, T::kApplies, "", kComfyCode},
+    Rule{K::kTextEncoderOther, T::kApplies, "", kComfyCode},
+    Rule{K::kMetadataAlpha, T::kDropsSilently, kComfyNoMetadata, kComfyCode},
 };
 constexpr std::array kComfyDiffusers = {
     Rule{K::kBlockModule, T::kApplies, "", kMeasured},
-    Rule{K::kPartialMlp, T::kApplies, "", kMeasured},
-    Rule{K::kPartialAttention, T::kApplies, "", kMeasured},
+    Rule{K::kPartialMlp, T::kApplies, "", kComfyCode},
+    Rule{K::kPartialAttention, T::kApplies, "", kComfyCode},
     Rule{K::kTopLevelModule, T::kApplies, "", kMeasured},
     Rule{K::kFinalLinear, T::kApplies, "", kMeasured},
     Rule{K::kFinalModulation, T::kApplies, "", kMeasured},
+    Rule{K::kAlphaTensor, T::kApplies, "", kComfyCode},
+    Rule{K::kMetadataAlpha, T::kDropsSilently, kComfyNoMetadata, kComfyCode},
+    Rule{K::kBiasDelta, T::kDropsWithWarning, "lora key not loaded (lora_B.bias), or NOT LOADED ().bias (.diff_b on a split part)",
+         kComfyCode},
+    Rule{K::kDoraColumn, T::kApplies, "", kComfyCode},
+    Rule{K::kDoraRow, T::kDropsWithWarning, kComfyNotLoaded, kComfyCode},
+    Rule{K::kLokr, T::kApplies, "", kComfyCode},
+    Rule{K::kLoha, T::kApplies, "", kComfyCode},
+    Rule{K::kDiff, T::kApplies, "", kComfyCode},
+    Rule{K::kTextEncoderClip, T::kApplies, "", kComfyCode},
+};
+constexpr std::array kComfyOneTrainer = {
+    Rule{K::kBlockModule, T::kApplies, "", kComfyCode},     Rule{K::kTopLevelModule, T::kApplies, "", kComfyCode},
+    Rule{K::kFinalLinear, T::kApplies, "", kComfyCode},     Rule{K::kFinalModulation, T::kApplies, "", kComfyCode},
+    Rule{K::kPartialMlp, T::kApplies, "", kComfyCode},      Rule{K::kPartialAttention, T::kApplies, "", kComfyCode},
+    Rule{K::kAlphaTensor, T::kApplies, "", kComfyCode},     Rule{K::kDoraColumn, T::kApplies, "", kComfyCode},
+    Rule{K::kTextEncoderClip, T::kApplies, "", kComfyCode}, Rule{K::kTextEncoderT5Te2, T::kApplies, "", kComfyCode},
 };
 constexpr std::array kComfyStyles = {
     StyleSupport{kKohyaOrComfy, Recognition::kReads, "", kComfyKohya, kMeasured},
     StyleSupport{kAiToolkit, Recognition::kReads, "", kComfyAiToolkit, kMeasured},
-    StyleSupport{kBareBfl, Recognition::kIgnores, "lora key not loaded (for every key): nothing is applied", {},
+    StyleSupport{kComfyUnmapped, Recognition::kIgnores, "lora key not loaded (for every key): nothing is applied", {},
                  kMeasured},
     StyleSupport{kDiffusers, Recognition::kReads, "", kComfyDiffusers, kMeasured},
+    StyleSupport{kOneTrainer, Recognition::kReads, "", kComfyOneTrainer, kComfyCode},
+    StyleSupport{kLycoris, Recognition::kReads, "", kComfyOneTrainer, kComfyCode},
 };
 constexpr std::array kComfyForms = {Style::kKohya, Style::kComfy};
 
@@ -126,6 +266,10 @@ constexpr std::array kComfyForms = {Style::kKohya, Style::kComfy};
 constexpr std::string_view kDiffusersKohyaTop =
     "written without the transformer. prefix by the kohya converter, then filtered out by load_lora_weights "
     "(no warning)";
+constexpr std::string_view kDiffusersIncompatible = "ValueError: Incompatible keys detected";
+constexpr std::string_view kDiffusersNoDora =
+    "It seems like you are using a DoRA checkpoint that is not compatible in Diffusers at the moment (dora_scale "
+    "keys are filtered out)";
 constexpr std::array kDiffusersKohya = {
     Rule{K::kBlockModule, T::kApplies, "", kMeasured},
     Rule{K::kAlphaTensor, T::kApplies, "", kMeasured},
@@ -133,6 +277,14 @@ constexpr std::array kDiffusersKohya = {
     Rule{K::kFinalLinear, T::kDropsSilently, kDiffusersKohyaTop, kMeasured},
     Rule{K::kFinalModulation, T::kDropsSilently, kDiffusersKohyaTop, kMeasured},
     Rule{K::kBiasDelta, T::kDropsSilently, ".diff_b keys are filtered out (logged at info level only)", kMeasured},
+    Rule{K::kDoraColumn, T::kDropsWithWarning, kDiffusersNoDora, kDiffusersCode},
+    Rule{K::kDoraRow, T::kDropsWithWarning, kDiffusersNoDora, kDiffusersCode},
+    Rule{K::kLokr, T::kRejectsFile, kDiffusersIncompatible, kDiffusersCode},
+    Rule{K::kLoha, T::kRejectsFile, kDiffusersIncompatible, kDiffusersCode},
+    Rule{K::kDiff, T::kRejectsFile, kDiffusersIncompatible, kDiffusersCode},
+    Rule{K::kTextEncoderClip, T::kApplies, "", kDiffusersCode},
+    Rule{K::kTextEncoderT5Te2, T::kDropsWithWarning, "Unsupported keys for ai-toolkit", kDiffusersCode},
+    Rule{K::kTextEncoderT5Te3, T::kDropsWithWarning, "Unsupported keys for ai-toolkit", kDiffusersCode},
 };
 constexpr std::array kDiffusersNative = {
     Rule{K::kBlockModule, T::kApplies, "", kMeasured},
@@ -142,24 +294,41 @@ constexpr std::array kDiffusersNative = {
     Rule{K::kFinalLinear, T::kApplies, "", kMeasured},
     Rule{K::kFinalModulation, T::kApplies, "", kMeasured},
     Rule{K::kMetadataAlpha, T::kApplies, "", kMeasured},
+    Rule{K::kAlphaTensor, T::kApplies, "", kDiffusersCode},
+    Rule{K::kBiasDelta, T::kApplies, "", kDiffusersCode},
+    Rule{K::kDoraRow, T::kApplies, "", kDiffusersCode},
+    Rule{K::kDoraColumn, T::kDropsWithWarning, kDiffusersNoDora, kDiffusersCode},
+    Rule{K::kTextEncoderClip, T::kApplies, "", kDiffusersCode},
 };
-constexpr std::string_view kDiffusersNoPrefix = "no key has the transformer. prefix: nothing is applied";
+constexpr std::array kDiffusersXlabs = {
+    Rule{K::kBlockModule, T::kApplies, "", kDiffusersCode},
+    Rule{K::kPartialMlp, T::kApplies, "", kDiffusersCode},
+};
+constexpr std::string_view kDiffusersNoPrefix =
+    "No LoRA keys associated to FluxTransformer2DModel found with the prefix='transformer': nothing is applied";
 constexpr std::array kDiffusersStyles = {
     StyleSupport{kKohyaOrComfy, Recognition::kReads, "", kDiffusersKohya, kMeasured},
     StyleSupport{kAiToolkit, Recognition::kIgnores, kDiffusersNoPrefix, {}, kMeasured},
     StyleSupport{kBareBfl, Recognition::kIgnores, kDiffusersNoPrefix, {}, kMeasured},
     StyleSupport{kDiffusers, Recognition::kReads, "", kDiffusersNative, kMeasured},
+    StyleSupport{kXlabs, Recognition::kReads, "", kDiffusersXlabs, kDiffusersCode},
 };
 constexpr std::array kDiffusersForms = {Style::kDiffusers};
 
 // ---- sd-scripts (networks/convert_flux_lora.py) ----
+constexpr std::string_view kSdScriptsLeftOver = "Unsuppored keys for ai-toolkit (left out of the conversion)";
 constexpr std::array kSdScriptsKohya = {
     Rule{K::kBlockModule, T::kApplies, "", kMeasured},
     Rule{K::kAlphaTensor, T::kApplies, "", kMeasured},
-    Rule{K::kTopLevelModule, T::kDropsWithWarning, "unsupported key (left out of the conversion)", kMeasured},
-    Rule{K::kFinalLinear, T::kDropsWithWarning, "unsupported key (left out of the conversion)", kMeasured},
-    Rule{K::kFinalModulation, T::kDropsWithWarning, "unsupported key (left out of the conversion)", kMeasured},
-    Rule{K::kBiasDelta, T::kDropsWithWarning, ".diff_b left unconverted (unsupported key)", kMeasured},
+    Rule{K::kTopLevelModule, T::kDropsWithWarning, kSdScriptsLeftOver, kMeasured},
+    Rule{K::kFinalLinear, T::kDropsWithWarning, kSdScriptsLeftOver, kMeasured},
+    Rule{K::kFinalModulation, T::kDropsWithWarning, kSdScriptsLeftOver, kMeasured},
+    Rule{K::kBiasDelta, T::kDropsWithWarning, kSdScriptsLeftOver, kMeasured},
+    Rule{K::kDoraColumn, T::kDropsWithWarning, kSdScriptsLeftOver, kSdScriptsCode},
+    Rule{K::kDoraRow, T::kDropsWithWarning, kSdScriptsLeftOver, kSdScriptsCode},
+    Rule{K::kLokr, T::kDropsWithWarning, kSdScriptsLeftOver, kSdScriptsCode},
+    Rule{K::kLoha, T::kDropsWithWarning, kSdScriptsLeftOver, kSdScriptsCode},
+    Rule{K::kDiff, T::kDropsWithWarning, kSdScriptsLeftOver, kSdScriptsCode},
 };
 constexpr std::array kSdScriptsStyles = {
     StyleSupport{kKohya, Recognition::kReads, "", kSdScriptsKohya, kMeasured},
@@ -167,18 +336,148 @@ constexpr std::array kSdScriptsStyles = {
 };
 constexpr std::array kSdScriptsForms = {Style::kKohya};
 
+// ---- Forge (its copy of an older ComfyUI LoRA loader) ----
+constexpr std::string_view kForgeUnmatched = "[LORA] Loading <file> for KModel with unmatched keys [...]";
+constexpr std::string_view kForgeNoMetadata = "the file's metadata is not read: modules without .alpha get scale 1";
+constexpr std::array kForgeBfl = {
+    Rule{K::kBlockModule, T::kApplies, "", kForgeCode},       Rule{K::kTopLevelModule, T::kApplies, "", kForgeCode},
+    Rule{K::kFinalLinear, T::kApplies, "", kForgeCode},       Rule{K::kFinalModulation, T::kApplies, "", kForgeCode},
+    Rule{K::kAlphaTensor, T::kApplies, "", kForgeCode},       Rule{K::kMetadataAlpha, T::kDropsSilently, kForgeNoMetadata, kForgeCode},
+    Rule{K::kDoraColumn, T::kApplies, "", kForgeCode},        Rule{K::kLokr, T::kApplies, "", kForgeCode},
+    Rule{K::kLoha, T::kApplies, "", kForgeCode},              Rule{K::kDiff, T::kApplies, "", kForgeCode},
+    Rule{K::kTextEncoderClip, T::kApplies, "", kForgeCode},   Rule{K::kTextEncoderT5Te2, T::kApplies, "", kForgeCode},
+    Rule{K::kTextEncoderT5Te3, T::kApplies, "", kForgeCode},
+};
+// In kohya/comfy files Forge reads .diff_b; in ai-toolkit files the bias is lora_B.bias, which it does not read.
+constexpr std::array kForgeKohyaExtra = {
+    Rule{K::kBiasDelta, T::kApplies, "", kForgeCode},
+};
+constexpr std::array kForgeKohya = {
+    kForgeBfl[0], kForgeBfl[1], kForgeBfl[2],  kForgeBfl[3],  kForgeBfl[4],  kForgeBfl[5],       kForgeBfl[6],
+    kForgeBfl[7], kForgeBfl[8], kForgeBfl[9],  kForgeBfl[10], kForgeBfl[11], kForgeBfl[12], kForgeKohyaExtra[0],
+};
+constexpr std::array kForgeAiToolkit = {
+    kForgeBfl[0], kForgeBfl[1], kForgeBfl[2], kForgeBfl[3], kForgeBfl[4], kForgeBfl[5], kForgeBfl[6],
+    kForgeBfl[7], kForgeBfl[8], kForgeBfl[9],
+    Rule{K::kBiasDelta, T::kDropsWithWarning, kForgeUnmatched, kForgeCode},
+    Rule{K::kDoraRow, T::kDropsWithWarning, kForgeUnmatched, kForgeCode},
+};
+constexpr std::array kForgeDiffusers = {
+    Rule{K::kBlockModule, T::kApplies, "", kForgeCode},
+    Rule{K::kPartialMlp, T::kApplies, "", kForgeCode},
+    Rule{K::kPartialAttention, T::kApplies, "", kForgeCode},
+    Rule{K::kTopLevelModule, T::kApplies, "", kForgeCode},
+    Rule{K::kFinalLinear, T::kApplies, "", kForgeCode},
+    Rule{K::kFinalModulation, T::kApplies, "", kForgeCode},
+    Rule{K::kAlphaTensor, T::kApplies, "", kForgeCode},
+    Rule{K::kMetadataAlpha, T::kDropsSilently, kForgeNoMetadata, kForgeCode},
+    Rule{K::kBiasDelta, T::kDropsWithWarning, kForgeUnmatched, kForgeCode},
+    Rule{K::kDoraColumn, T::kApplies, "", kForgeCode},
+    Rule{K::kDoraRow, T::kDropsWithWarning, kForgeUnmatched, kForgeCode},
+    Rule{K::kLokr, T::kApplies, "", kForgeCode},
+    Rule{K::kLoha, T::kApplies, "", kForgeCode},
+    Rule{K::kTextEncoderClip, T::kApplies, "", kForgeCode},
+};
+constexpr std::array kForgeStyles = {
+    StyleSupport{kKohyaOrComfy, Recognition::kReads, "", kForgeKohya, kForgeCode},
+    StyleSupport{kAiToolkit, Recognition::kReads, "", kForgeAiToolkit, kForgeCode},
+    StyleSupport{kDiffusers, Recognition::kReads, "", kForgeDiffusers, kForgeCode},
+    StyleSupport{kOneTrainer, Recognition::kReads, "", kForgeDiffusers, kForgeCode},
+    StyleSupport{kLycoris, Recognition::kReads, "", kForgeDiffusers, kForgeCode},
+    StyleSupport{kUnmapped, Recognition::kIgnores, "not mapped: every key is left unread", {}, kForgeCode},
+};
+constexpr std::array kForgeForms = {Style::kKohya, Style::kComfy, Style::kPeft};
+
+// ---- stable-diffusion.cpp ----
+constexpr std::string_view kSdcppUnused = "not applied (only an 'unused lora tensor' line in at_runtime mode)";
+constexpr std::string_view kSdcppKohyaTop =
+    "the underscore-to-dot rule breaks img_in, txt_in, time_in, vector_in, guidance_in and final_layer names: no "
+    "model tensor matches";
+constexpr std::string_view kSdcppNoDora =
+    "dora_scale / lora_magnitude_vector is never read: the LoRA is applied without its magnitude";
+constexpr std::array kSdcppKohya = {
+    Rule{K::kBlockModule, T::kApplies, "", kSdcppCode},
+    Rule{K::kTopLevelModule, T::kDropsSilently, kSdcppKohyaTop, kSdcppCode},
+    Rule{K::kFinalLinear, T::kDropsSilently, kSdcppKohyaTop, kSdcppCode},
+    Rule{K::kFinalModulation, T::kDropsSilently, kSdcppKohyaTop, kSdcppCode},
+    Rule{K::kAlphaTensor, T::kApplies, "", kSdcppCode},
+    Rule{K::kMetadataAlpha, T::kDropsSilently, "metadata alpha is not read: scale 1", kSdcppCode},
+    Rule{K::kBiasDelta, T::kApplies, "", kSdcppCode},
+    Rule{K::kDoraColumn, T::kDropsSilently, kSdcppNoDora, kSdcppCode},
+    Rule{K::kDoraRow, T::kDropsSilently, kSdcppNoDora, kSdcppCode},
+    Rule{K::kLokr, T::kApplies, "", kSdcppCode},
+    Rule{K::kLoha, T::kApplies, "", kSdcppCode},
+    Rule{K::kDiff, T::kApplies, "", kSdcppCode},
+    Rule{K::kTextEncoderClip, T::kApplies, "", kSdcppCode},
+    Rule{K::kTextEncoderT5Te2, T::kDropsSilently, kSdcppUnused, kSdcppCode},
+    Rule{K::kTextEncoderT5Te3, T::kApplies, "", kSdcppCode},
+};
+constexpr std::array kSdcppComfy = {
+    Rule{K::kBlockModule, T::kApplies, "", kSdcppCode},
+    Rule{K::kTopLevelModule, T::kApplies, "", kSdcppCode},
+    Rule{K::kFinalLinear, T::kApplies, "", kSdcppCode},
+    Rule{K::kFinalModulation, T::kApplies, "", kSdcppCode},
+    Rule{K::kAlphaTensor, T::kApplies, "", kSdcppCode},
+    Rule{K::kMetadataAlpha, T::kDropsSilently, "metadata alpha is not read: scale 1", kSdcppCode},
+    Rule{K::kBiasDelta, T::kApplies, "", kSdcppCode},  // .diff_b; lora_B.bias is ai-toolkit's (below)
+    Rule{K::kDoraColumn, T::kDropsSilently, kSdcppNoDora, kSdcppCode},
+    Rule{K::kDoraRow, T::kDropsSilently, kSdcppNoDora, kSdcppCode},
+    Rule{K::kLokr, T::kApplies, "", kSdcppCode},
+    Rule{K::kLoha, T::kApplies, "", kSdcppCode},
+    Rule{K::kDiff, T::kApplies, "", kSdcppCode},
+};
+constexpr std::array kSdcppAiToolkit = {
+    kSdcppComfy[0], kSdcppComfy[1], kSdcppComfy[2], kSdcppComfy[3],  kSdcppComfy[4],  kSdcppComfy[5],
+    Rule{K::kBiasDelta, T::kDropsSilently, "lora_B.bias is not converted: not applied", kSdcppCode},
+    kSdcppComfy[7], kSdcppComfy[8], kSdcppComfy[9], kSdcppComfy[10], kSdcppComfy[11],
+};
+constexpr std::array kSdcppDiffusers = {
+    Rule{K::kBlockModule, T::kApplies, "", kSdcppCode},
+    Rule{K::kTopLevelModule, T::kApplies, "", kSdcppCode},
+    Rule{K::kFinalLinear, T::kApplies, "", kSdcppCode},
+    Rule{K::kFinalModulation, T::kDropsSilently,
+         "norm_out.linear is mapped without the half swap: shift and scale land in the wrong halves (no message)",
+         kSdcppCode},
+    Rule{K::kPartialAttention, T::kDropsSilently,
+         "split parts are joined in index order up to the first missing one: parts after a gap are not applied",
+         kSdcppCode},
+    Rule{K::kPartialMlp, T::kUnknown,
+         "zero-padded in immediate mode; the whole linear1 delta skipped with a warning in at_runtime mode", kSdcppCode},
+    Rule{K::kAlphaTensor, T::kApplies, "", kSdcppCode},
+    Rule{K::kMetadataAlpha, T::kDropsSilently, "metadata alpha is not read: scale 1", kSdcppCode},
+    Rule{K::kBiasDelta, T::kDropsSilently, "lora_B.bias is not converted: not applied", kSdcppCode},
+    Rule{K::kDoraColumn, T::kDropsSilently, kSdcppNoDora, kSdcppCode},
+    Rule{K::kDoraRow, T::kDropsSilently, kSdcppNoDora, kSdcppCode},
+    Rule{K::kLokr, T::kApplies, "", kSdcppCode},
+    Rule{K::kLoha, T::kApplies, "", kSdcppCode},
+    Rule{K::kDiff, T::kApplies, "", kSdcppCode},
+    Rule{K::kTextEncoderClip, T::kDropsSilently, "text_encoder.* lands under cond_stage_model.: unused", kSdcppCode},
+};
+constexpr std::array kSdcppStyles = {
+    StyleSupport{kKohya, Recognition::kReads, "", kSdcppKohya, kSdcppCode},
+    StyleSupport{kComfy, Recognition::kReads, "", kSdcppComfy, kSdcppCode},
+    StyleSupport{kAiToolkit, Recognition::kReads, "", kSdcppAiToolkit, kSdcppCode},
+    StyleSupport{kDiffusers, Recognition::kReads, "", kSdcppDiffusers, kSdcppCode},
+    StyleSupport{kLycoris, Recognition::kReads, "", kSdcppDiffusers, kSdcppCode},
+    StyleSupport{kSdcppUnmapped, Recognition::kIgnores, "not recognised: no model tensor matches", {}, kSdcppCode},
+};
+constexpr std::array kSdcppForms = {Style::kComfy, Style::kPeft};
+
 constexpr std::array kProfiles = {
     Profile{"invokeai", "InvokeAI (current)", "invoke-ai/InvokeAI 8e71a8a5 (2026-08)", kInvokeStyles, kInvokeForms,
-            "reads diffusion_model. + lora_A/lora_B (no .alpha) completely, top-level modules included"},
+            "reads diffusion_model. + lora_A/lora_B (no .alpha) completely, top-level modules included", -1, ""},
     Profile{"invokeai-5.1", "InvokeAI 5.1.x", "invoke-ai/InvokeAI v5.1.1 (5806a4bc)", kInvoke51Styles, kInvoke51Forms,
-            "the version of the proj_mlp AssertionError; only block-only kohya files are established"},
-    Profile{"comfyui", "ComfyUI", "Comfy-Org/ComfyUI a125cd84 (2025-10)", kComfyStyles, kComfyForms, ""},
+            "the version of the proj_mlp AssertionError; only block modules in kohya files load", -1, ""},
+    Profile{"comfyui", "ComfyUI", "Comfy-Org/ComfyUI a125cd84 (2025-10)", kComfyStyles, kComfyForms, "", -1, ""},
     Profile{"diffusers", "diffusers", "huggingface/diffusers 58eb52c0 (2026-08)", kDiffusersStyles, kDiffusersForms,
-            ""},
+            "", -1, ""},
     Profile{"sd-scripts", "sd-scripts", "kohya-ss/sd-scripts 48d368fa (2026-02)", kSdScriptsStyles, kSdScriptsForms,
-            "networks/convert_flux_lora.py"},
-    Profile{"forge", "Forge", "not established", {}, {}, "no rule established yet"},
-    Profile{"sdcpp", "stable-diffusion.cpp", "not established", {}, {}, "no rule established yet"},
+            "networks/convert_flux_lora.py", -1, ""},
+    Profile{"forge", "Forge", "lllyasviel/stable-diffusion-webui-forge dfdcbab6 (2025-06, code reading only)",
+            kForgeStyles, kForgeForms, "facts from its code, not measured", 12,
+            "[LORA] LoRA version mismatch for KModel: <file> (more than 12 tensors not read: the whole LoRA is skipped)"},
+    Profile{"sdcpp", "stable-diffusion.cpp", "leejet/stable-diffusion.cpp 97d29908 (2026-08, code reading only)",
+            kSdcppStyles, kSdcppForms, "facts from its code, not measured; releases before 2025-12-18 not covered", -1, ""},
 };
 
 }  // namespace
@@ -187,6 +486,7 @@ std::string_view kind_name(Kind k) {
   switch (k) {
     case K::kBlockModule: return "block-module";
     case K::kTopLevelModule: return "top-level-module";
+    case K::kGuidanceIn: return "guidance-in";
     case K::kFinalLinear: return "final-layer-linear";
     case K::kFinalModulation: return "final-layer-modulation";
     case K::kPartialAttention: return "partial-attention";
@@ -194,11 +494,15 @@ std::string_view kind_name(Kind k) {
     case K::kAlphaTensor: return "alpha-tensor";
     case K::kMetadataAlpha: return "metadata-alpha";
     case K::kBiasDelta: return "bias-delta";
-    case K::kDoraMagnitude: return "dora-magnitude";
+    case K::kDoraColumn: return "dora-column-scale";
+    case K::kDoraRow: return "dora-row-magnitude";
     case K::kLokr: return "lokr";
     case K::kLoha: return "loha";
     case K::kDiff: return "diff";
-    case K::kTextEncoder: return "text-encoder";
+    case K::kTextEncoderClip: return "text-encoder-clip";
+    case K::kTextEncoderT5Te2: return "text-encoder-t5-te2";
+    case K::kTextEncoderT5Te3: return "text-encoder-t5-te3";
+    case K::kTextEncoderOther: return "text-encoder-other";
     case K::kNormScale: return "norm-scale";
     case K::kOtherDialect: return "other-dialect";
   }
@@ -208,7 +512,8 @@ std::string_view kind_name(Kind k) {
 std::string_view kind_description(Kind k) {
   switch (k) {
     case K::kBlockModule: return "block modules";
-    case K::kTopLevelModule: return "top-level modules (img_in, txt_in, time_in, vector_in, guidance_in)";
+    case K::kTopLevelModule: return "top-level modules (img_in, txt_in, time_in, vector_in)";
+    case K::kGuidanceIn: return "guidance_in modules";
     case K::kFinalLinear: return "final_layer.linear (proj_out)";
     case K::kFinalModulation: return "final_layer.adaLN_modulation.1 (norm_out.linear)";
     case K::kPartialAttention: return "fused targets with some of q, k, v absent";
@@ -216,15 +521,24 @@ std::string_view kind_description(Kind k) {
     case K::kAlphaTensor: return ".alpha tensors";
     case K::kMetadataAlpha: return "alpha from lora_adapter_metadata";
     case K::kBiasDelta: return "bias deltas";
-    case K::kDoraMagnitude: return "DoRA magnitudes";
+    case K::kDoraColumn: return "per-column DoRA scales (dora_scale [1, in])";
+    case K::kDoraRow: return "per-row DoRA magnitudes";
     case K::kLokr: return "LoKr deltas";
     case K::kLoha: return "LoHa deltas";
     case K::kDiff: return "dense .diff deltas";
-    case K::kTextEncoder: return "text-encoder tensors";
+    case K::kTextEncoderClip: return "CLIP-L text-encoder tensors";
+    case K::kTextEncoderT5Te2: return "T5 text-encoder tensors (lora_te2_)";
+    case K::kTextEncoderT5Te3: return "T5 text-encoder tensors (lora_te3_)";
+    case K::kTextEncoderOther: return "text_encoders.* tensors";
     case K::kNormScale: return "absolute norm scales";
     case K::kOtherDialect: return "tensors in a second key style";
   }
   return "?";
+}
+
+std::optional<Kind> parent_kind(Kind k) {
+  if (k == K::kGuidanceIn) return K::kTopLevelModule;
+  return std::nullopt;
 }
 
 std::string_view treatment_name(Treatment t) {

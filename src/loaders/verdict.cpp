@@ -42,10 +42,20 @@ Kind module_kind(std::string_view target) {
   if (target.rfind("double_blocks.", 0) == 0 || target.rfind("single_blocks.", 0) == 0) return Kind::kBlockModule;
   if (target == "final_layer.linear") return Kind::kFinalLinear;
   if (target == "final_layer.adaLN_modulation.1") return Kind::kFinalModulation;
+  if (target.rfind("guidance_in.", 0) == 0) return Kind::kGuidanceIn;
   return Kind::kTopLevelModule;
 }
 
-std::optional<Kind> role_kind(Role r) {
+Kind text_encoder_kind(std::string_view name) {
+  for (std::string_view p : {"lora_te1_", "lora_te_", "text_encoder."})
+    if (name.rfind(p, 0) == 0) return Kind::kTextEncoderClip;
+  for (std::string_view p : {"lora_te2_", "text_encoder_2."})
+    if (name.rfind(p, 0) == 0) return Kind::kTextEncoderT5Te2;
+  if (name.rfind("lora_te3_", 0) == 0) return Kind::kTextEncoderT5Te3;
+  return Kind::kTextEncoderOther;
+}
+
+std::optional<Kind> role_kind(Role r, bool per_row_magnitude) {
   switch (r) {
     case Role::kDown:
     case Role::kUp: return std::nullopt;
@@ -65,7 +75,7 @@ std::optional<Kind> role_kind(Role r) {
     case Role::kHadaW2A:
     case Role::kHadaW2B: return Kind::kLoha;
     case Role::kDoraScale:
-    case Role::kMagnitude: return Kind::kDoraMagnitude;
+    case Role::kMagnitude: return per_row_magnitude ? Kind::kDoraRow : Kind::kDoraColumn;
   }
   return std::nullopt;
 }
@@ -101,7 +111,7 @@ std::map<std::string, std::vector<Kind>> partial_targets(const LoraModel& model)
 void add_passthrough(const LoraModel& model, Description& d) {
   for (size_t i = 0; i < model.passthrough.size(); ++i) {
     const PassThrough& pt = model.passthrough[i];
-    Kind k = pt.reason.rfind("text encoder", 0) == 0 ? Kind::kTextEncoder : Kind::kNormScale;
+    Kind k = pt.reason.rfind("text encoder", 0) == 0 ? text_encoder_kind(pt.tensor) : Kind::kNormScale;
     d.items.push_back({pt.tensor, "", {k}, Item::Piece::kPassThrough, i});
   }
 }
@@ -133,7 +143,15 @@ const StyleSupport* support_for(const Profile& p, std::string_view dialect) {
 const Rule* rule_for(const StyleSupport& s, Kind k) {
   for (const Rule& r : s.rules)
     if (r.kind == k) return &r;
+  if (auto parent = parent_kind(k)) return rule_for(s, *parent);
   return nullptr;
+}
+
+// Loaders that skip a whole file with too many unread tensors (Forge): the drop becomes a rejection.
+void apply_unread_limit(const Profile& p, Verdict& v) {
+  if (p.max_unread < 0 || v.outcome != Outcome::kDrops || static_cast<int>(v.dropped.size()) <= p.max_unread) return;
+  v.outcome = Outcome::kRejects;
+  v.message = std::string(p.unread_message) + "; " + v.message;
 }
 
 }  // namespace
@@ -159,7 +177,7 @@ Description describe(const LoraModel& model) {
     for (const std::string& name : p.source_tensors) {
       Item item{name, p.target, {mk}, Item::Piece::kWeights, i};
       if (auto key = parse_key(name)) {
-        if (auto rk = role_kind(key->role)) item.kinds.push_back(*rk);
+        if (auto rk = role_kind(key->role, p.magnitude_per_row)) item.kinds.push_back(*rk);
         item.piece = role_piece(key->role);
         if (base_dialect(key->dialect) != d.dialect) item.kinds.push_back(Kind::kOtherDialect);
       }
@@ -205,7 +223,7 @@ Description describe_output(const LoraModel& model, Style style) {
           auto key = parse_key(name);
           if (!key || key->role == Role::kBias || key->role == Role::kDiffB) continue;
           std::vector<Kind> kinds{mk};
-          if (auto rk = role_kind(key->role)) kinds.push_back(*rk);
+          if (auto rk = role_kind(key->role, p.magnitude_per_row)) kinds.push_back(*rk);
           d.items.push_back({name, p.target, with_gap(kinds), role_piece(key->role), i});
         }
       } else {
@@ -220,7 +238,7 @@ Description describe_output(const LoraModel& model, Style style) {
     }
     if (p.bias) d.items.push_back({p.bias->name, p.target, with_gap({mk, Kind::kBiasDelta}), Item::Piece::kBias, i});
     if (p.magnitude && p.form != PartForm::kLoKr && p.form != PartForm::kLoHa)
-      d.items.push_back({p.magnitude->name, p.target, with_gap({mk, Kind::kDoraMagnitude}), Item::Piece::kMagnitude, i});
+      d.items.push_back({p.magnitude->name, p.target, with_gap({mk, p.magnitude_per_row ? Kind::kDoraRow : Kind::kDoraColumn}), Item::Piece::kMagnitude, i});
   }
   add_passthrough(model, d);
   return d;
@@ -243,8 +261,9 @@ Verdict evaluate(const Profile& profile, const Description& file) {
     v.outcome = file.items.empty() ? Outcome::kLoads : Outcome::kDrops;
     v.message = std::string(s->message);
     for (const Item& it : file.items)
-      v.dropped.push_back({it.tensor, it.target, Kind::kBlockModule, Treatment::kDropsSilently, std::string(s->message),
-                           it.piece, it.index});
+      v.dropped.push_back({it.tensor, it.target, it.kinds.empty() ? Kind::kBlockModule : it.kinds.front(),
+                           Treatment::kDropsSilently, std::string(s->message), it.piece, it.index});
+    apply_unread_limit(profile, v);
     return v;
   }
   std::set<Kind> unknown;
@@ -297,6 +316,7 @@ Verdict evaluate(const Profile& profile, const Description& file) {
     v.message += "; also not established: ";
     for (size_t i = 0; i < v.unknown.size(); ++i) v.message += (i ? ", " : "") + std::string(kind_description(v.unknown[i]));
   }
+  apply_unread_limit(profile, v);
   return v;
 }
 
