@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "lora/generate.h"
+#include "report/matrix_loaders.h"
 #include "report/pipeline.h"
 #include "safetensors/writer.h"
 
@@ -282,6 +283,7 @@ MatrixRow run_row(const std::string& name, bool builtin, const std::shared_ptr<c
     row.cells.push_back(cell_from(col.name, r));
   }
   row.cells.push_back(cell_from("round-trip", round_trip(file)));
+  row.loaders = matrix_loader_cells(file);
   if (row.dialect.empty()) row.dialect = "-";
   if (row.ranks.empty()) row.ranks = "-";
   for (const auto& c : row.cells) row.worst_error = std::max(row.worst_error, c.worst_error);
@@ -563,6 +565,8 @@ std::string render_matrix_markdown(const MatrixResult& m, bool timings) {
     o << "Shard " << m.shard_index << "/" << m.shard_count << " of a run of " << m.total_rows
       << " rows (`lora-verify matrix --merge` joins the shards).\n\n";
   if (!m.description.empty()) o << m.description << "\n\n";
+  o << render_loader_summary_markdown(m);
+  o << "## Conversions\n\n";
   o << "Columns: kohya, comfy, peft, bfl = converted to the BFL layout in that key style; diffusers = converted to "
        "the diffusers layout; round-trip = to the other layout and back, compared with the source.\n\n";
   o << "✅ equivalent · ❌ not equivalent · ⛔ refused · ⚠️ changed since the baseline · "
@@ -590,6 +594,7 @@ std::string render_matrix_markdown(const MatrixResult& m, bool timings) {
     o << "\nNotes:\n\n";
     for (size_t i = 0; i < notes.text.size(); ++i) o << (i + 1) << ". " << esc_md(notes.text[i]) << "\n";
   }
+  o << render_loader_grid_markdown(m);
   if (!m.description.empty()) {
     const Grid g = grid();
     o << "\n## Structures per dialect\n\n";
@@ -647,9 +652,11 @@ std::string render_matrix_json(const MatrixResult& m, bool timings) {
       cells.push_back(std::move(cell));
     }
     row["cells"] = std::move(cells);
+    if (!r.loaders.empty()) row["loaders"] = loader_cells_json(r.loaders);
     rows.push_back(std::move(row));
   }
   j["rows"] = std::move(rows);
+  j["loader_summary"] = loader_summary_json(m);
   if (!m.description.empty()) {
     J na = J::array();
     for (const auto& a : builtin_applicability())
@@ -687,6 +694,8 @@ std::string render_matrix_html(const MatrixResult& m, bool timings) {
   if (m.shard_count > 1)
     o << "<p>Shard " << m.shard_index << "/" << m.shard_count << " of a run of " << m.total_rows << " rows.</p>\n";
   if (!m.description.empty()) o << "<p>" << esc_html(m.description) << "</p>\n";
+  o << render_loader_summary_html(m);
+  o << "<h2>Conversions</h2>\n";
   o << "<p>Columns: kohya, comfy, peft, bfl = converted to the BFL layout in that key style; diffusers = converted to the "
        "diffusers layout; round-trip = to the other layout and back, compared with the source.</p>\n";
   o << "<p class=\"key\"><span class=\"eq\">✓ equivalent</span><span class=\"ne\">✗ not equivalent</span>"
@@ -810,6 +819,8 @@ Result<MatrixResult> read_matrix_json(const std::string& text, const std::string
       if (!column || !outcome) return bad(where + " (" + *variant + "): a cell lacks \"column\" or \"outcome\"");
       row.cells.push_back({*column, *outcome, str(c, "reason").value_or(""), num(c, "worst_error"), "", false});
     }
+    std::string why;
+    if (!read_loader_cells(r, row.loaders, why)) return bad(where + " (" + *variant + "): " + why);
     m.rows.push_back(std::move(row));
   }
   if (m.shard_count == 1) m.total_rows = static_cast<int64_t>(m.rows.size());

@@ -21,6 +21,15 @@ struct MatrixCell {
   bool regression = false;
 };
 
+// One profiled loader on one variant (src/loaders/): its outcome for the input as it is, and
+// the output form lora-verify writes for it (`convert --for`) with that form's outcome.
+struct MatrixLoaderCell {
+  std::string loader;        // profile name
+  std::string input;         // "loads", "drops", "rejects", "unknown"
+  std::string form;          // output style for this loader, "-" when none is established
+  std::string form_outcome;  // outcome of that output, "-" when none
+};
+
 struct MatrixRow {
   std::string variant;   // "diffusers / no-proj-mlp / BF16", or an input path
   bool builtin = false;  // a generated variant (its failure fails the run), not an input
@@ -30,6 +39,7 @@ struct MatrixRow {
   double worst_error = 0;   // worst relative error over the row's cells
   double seconds = 0;       // rendered only with timings
   std::vector<MatrixCell> cells;
+  std::vector<MatrixLoaderCell> loaders;  // one per profiled loader (empty: input unreadable)
   bool equivalent() const;  // every cell equivalent
 };
 
