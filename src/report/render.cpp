@@ -123,20 +123,25 @@ std::string render_loaders_text(const Report& r) {
                                                                                                       : l.input.message;
     if (!msg.empty()) o << "  " << msg;
     o << "\n";
-    // Targets that lose everything are listed together; the others with their fraction.
+    // Targets that lose everything, or only their bias delta, are listed together; the others
+    // with their fractions.
     auto lost = [&](const LoaderOutcome& x, const char* what) {
-      std::vector<std::string> all, some;
+      std::vector<std::string> all, bias, some;
       for (const auto& t : x.lost) {
         if (t.weight >= 1 && (t.bias == 0 || t.bias >= 1)) all.push_back(t.target);
+        else if (t.weight == 0 && t.bias > 0) bias.push_back(t.target);
         else some.push_back(num(t.weight) + " of " + t.target + (t.bias != 0 ? " (bias " + num(t.bias) + ")" : ""));
       }
       const std::string indent = "  " + std::string(width, ' ') + "    ";
-      if (!all.empty()) {
-        o << indent << what << " loses all of " << all.size() << " target" << (all.size() == 1 ? "" : "s") << ":";
-        for (size_t i = 0; i < all.size() && i < 6; ++i) o << (i ? ", " : " ") << all[i];
-        if (all.size() > 6) o << ", …";
+      auto group = [&](const std::vector<std::string>& names, const char* lead) {
+        if (names.empty()) return;
+        o << indent << what << " loses " << lead << names.size() << " target" << (names.size() == 1 ? "" : "s") << ":";
+        for (size_t i = 0; i < names.size() && i < 6; ++i) o << (i ? ", " : " ") << names[i];
+        if (names.size() > 6) o << ", …";
         o << "\n";
-      }
+      };
+      group(all, "all of ");
+      group(bias, "the bias delta of ");
       for (const auto& t : some) o << indent << what << " loses " << t << "\n";
     };
     lost(l.input, "input");
