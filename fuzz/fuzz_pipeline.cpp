@@ -8,20 +8,35 @@
 
 #include <nlohmann/json.hpp>
 
+#include "loaders/profile.h"
 #include "report/pipeline.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto f = lv::st::SafetensorsFile::from_bytes(std::vector<uint8_t>(data, data + size), "fuzz.safetensors");
   if (!f.ok()) return 0;
   auto file = std::make_shared<const lv::st::SafetensorsFile>(std::move(f).value());
-  for (int variant = 0; variant < 2; ++variant) {
+  const auto profiles = lv::loaders::profiles();
+  for (int variant = 0; variant < 3; ++variant) {
     lv::report::PipelineOptions opt;
     opt.threads = 1;
     if (variant == 1) opt.to = lv::OutputLayout::kDiffusers;
+    // The file written for a loader (tensors it cannot take left out) must load in it.
+    if (variant == 2) {
+      opt.for_loader = std::string(profiles[size % profiles.size()].name);
+      opt.drop_unsupported = true;
+    }
     auto r = lv::report::run_verify(file, opt);
     if (!r.ok()) {
       if (r.error().code == lv::ErrorCode::kInternal) std::abort();
       continue;
+    }
+    if (variant == 2) {
+      for (const auto& l : r->loaders)
+        if (l.loader == opt.for_loader && l.output && (l.output->outcome == "drops" || l.output->outcome == "rejects")) {
+          std::fprintf(stderr, "the output written for %s %s: %s\n", l.loader.c_str(), l.output->outcome.c_str(),
+                       l.output->message.c_str());
+          std::abort();
+        }
     }
     (void)lv::report::render_text(*r, true);
     (void)lv::report::render_markdown(*r);

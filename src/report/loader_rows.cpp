@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "verify/equivalence.h"
 
@@ -30,23 +31,62 @@ LoaderOutcome view(const loaders::Verdict& v, const LoraModel& model, int thread
 
 }  // namespace
 
+// Per target, without recomputing what is known: a target whose weight parts all stay
+// loses 0 of its weight delta, one whose parts all go loses all of it; only a target that
+// keeps some of its parts is measured, with its weights alone. Bias deltas are measured on
+// bias-only copies of the parts, so no factor is decoded for them.
 std::vector<LoaderOutcome::Lost> lost_delta(const LoraModel& model, const std::vector<loaders::DroppedTensor>& dropped,
                                             int threads) {
   std::vector<LoaderOutcome::Lost> out;
-  if (dropped.empty()) return out;
-  LoraModel kept = loaders::without(model, dropped);
+  std::map<std::string, std::set<size_t>> gone, bias_gone;  // target → part indices
+  for (const auto& d : dropped) {
+    if (d.target.empty() || d.index >= model.parts.size()) continue;
+    if (d.piece == loaders::Item::Piece::kWeights) gone[d.target].insert(d.index);
+    else if (d.piece == loaders::Item::Piece::kBias) bias_gone[d.target].insert(d.index);
+    else gone[d.target];  // a magnitude: the target is touched, its delta is not
+  }
+  for (const auto& [t, _] : bias_gone) gone[t];
   verify::CompareOptions o;
   o.threads = threads;
-  auto cmp = verify::compare(model, kept, o);
-  if (!cmp.ok()) return out;
-  std::map<std::string, bool> touched;
-  for (const auto& d : dropped)
-    if (!d.target.empty()) touched[d.target] = true;
-  for (const auto& m : cmp->modules) {
-    if (!touched.count(m.target)) continue;
-    // A target that lost everything is "missing" on the kept side: all of its delta is lost.
-    const bool gone = m.status == verify::ModuleStatus::kMissingInB;
-    out.push_back({m.target, gone ? 1.0 : m.relative_error, gone && m.bias_norm_a > 0 ? 1.0 : m.bias_error});
+  for (const auto& [target, removed] : gone) {
+    std::vector<Part> all_w, kept_w, all_b, kept_b;
+    for (size_t i = 0; i < model.parts.size(); ++i) {
+      const Part& p = model.parts[i];
+      if (p.target != target) continue;
+      const bool weights_go = removed.count(i) > 0;
+      const bool bias_goes = weights_go || (bias_gone.count(target) && bias_gone.at(target).count(i));
+      if (p.form != PartForm::kBiasOnly) {
+        Part w = p;
+        w.bias = nullptr;
+        w.magnitude = nullptr;
+        all_w.push_back(w);
+        if (!weights_go) kept_w.push_back(w);
+      }
+      if (p.bias) {
+        Part b = p;
+        b.form = PartForm::kBiasOnly;
+        b.down = b.up = b.diff = nullptr;
+        b.magnitude = nullptr;
+        all_b.push_back(b);
+        if (!bias_goes) kept_b.push_back(b);
+      }
+    }
+    LoaderOutcome::Lost lost{target, 0, 0};
+    if (!all_w.empty() && kept_w.size() != all_w.size()) {
+      if (kept_w.empty()) {
+        lost.weight = 1;
+      } else if (auto c = verify::compare_parts(all_w, kept_w, o); c.ok() && !c->modules.empty()) {
+        lost.weight = c->modules.front().relative_error;
+      }
+    }
+    if (!all_b.empty() && kept_b.size() != all_b.size()) {
+      if (kept_b.empty()) {
+        lost.bias = 1;
+      } else if (auto c = verify::compare_parts(all_b, kept_b, o); c.ok() && !c->modules.empty()) {
+        lost.bias = c->modules.front().bias_error;
+      }
+    }
+    out.push_back(lost);
   }
   return out;
 }
