@@ -1,9 +1,15 @@
 // The lora-verify binary end to end: commands, exit codes, error lines, report files.
 #include <gtest/gtest.h>
 
+#include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -32,6 +38,40 @@ int error_lines(const std::string& err) {
   std::istringstream in(err);
   for (std::string line; std::getline(in, line);) n += line.rfind("error: ", 0) == 0;
   return n;
+}
+
+// Entries of `dir` whose name holds ".tmp." (the writer's temporaries).
+int temporaries(const std::string& dir) {
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) n += e.path().filename().string().find(".tmp.") != std::string::npos;
+  return n;
+}
+
+// Starts the CLI with `env` added (NAME=VALUE), stdout and stderr to /dev/null; returns its pid.
+pid_t spawn_cli(const std::vector<std::string>& args, const std::vector<std::string>& env) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    for (const auto& e : env) putenv(strdup(e.c_str()));
+    FILE* o = std::freopen("/dev/null", "w", stdout);
+    FILE* r = std::freopen("/dev/null", "w", stderr);
+    (void)o;
+    (void)r;
+    std::vector<std::string> copy = args;
+    std::string bin = LV_CLI_PATH;
+    std::vector<char*> argv{bin.data()};
+    for (auto& a : copy) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(bin.c_str(), argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+// Waits for `pid`; returns the shell-style status (128 + signal when killed).
+int wait_status(pid_t pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 }  // namespace
@@ -126,4 +166,27 @@ TEST_F(Cli, InspectDescribesTheContainerAndDialect) {
   auto parsed = nlohmann::json::parse(j.out);
   EXPECT_EQ(parsed["valid"], true);
   EXPECT_EQ(parsed["dialect"], "diffusers");
+}
+
+// A signal during convert's write removes the temporary file and leaves the old output as
+// it was. LV_TEST_WRITE_DELAY_MS (a documented test hook) slows each write so the signal
+// lands mid-write.
+TEST_F(Cli, SignalDuringConvertRemovesTheTemporaryAndKeepsTheOldOutput) {
+  std::string big = dir_ + "/big.safetensors";
+  ASSERT_EQ(run_cli({"sample", big, "--tiny", "--rank", "64"}).exit_code, 0);
+  for (int sig : {SIGTERM, SIGINT}) {
+    std::string out = dir_ + "/out.safetensors";
+    { std::ofstream(out, std::ios::binary) << "previous output"; }
+    pid_t pid = spawn_cli({"convert", big, "-o", out}, {"LV_TEST_WRITE_DELAY_MS=100"});
+    bool seen = false;
+    for (int i = 0; i < 2000 && !seen; ++i) {
+      seen = temporaries(dir_) > 0;
+      if (!seen) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ASSERT_TRUE(seen) << "the temporary file never appeared";
+    kill(pid, sig);
+    EXPECT_EQ(wait_status(pid), 128 + sig);
+    EXPECT_EQ(temporaries(dir_), 0) << "signal " << sig;
+    EXPECT_EQ(slurp(out), "previous output");
+  }
 }

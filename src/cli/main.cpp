@@ -334,6 +334,7 @@ int cmd_sample(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  lv::st::remove_temporaries_on_signals();
   if (argc > 1 && std::strcmp(argv[1], "matrix") == 0)
     return run_matrix_command(std::vector<std::string>(argv + 2, argv + argc));
   Args a;

@@ -40,4 +40,9 @@ Status write_file(const std::string& path, const std::vector<TensorToWrite>& ten
 Status write_bytes_atomic(const std::string& path, std::span<const uint8_t> bytes,
                           const std::vector<std::string>& inputs);
 
+// Installs SIGINT, SIGTERM and SIGHUP handlers (unless the signal is ignored) that remove
+// every temporary file a write of this process has open, then re-raise the signal with its
+// default disposition (exit status 128 + signal). The destination files stay as they were.
+void remove_temporaries_on_signals();
+
 }  // namespace lv::st
