@@ -47,13 +47,15 @@ int temporaries(const std::string& dir) {
   return n;
 }
 
-// Starts the CLI with `env` added (NAME=VALUE), stdout and stderr to /dev/null; returns its pid.
-pid_t spawn_cli(const std::vector<std::string>& args, const std::vector<std::string>& env) {
+// Starts the CLI with `env` added (NAME=VALUE), stdout to `out`, stderr to `err`; returns
+// its pid.
+pid_t spawn_cli(const std::vector<std::string>& args, const std::vector<std::string>& env,
+                const std::string& out = "/dev/null", const std::string& err = "/dev/null") {
   pid_t pid = fork();
   if (pid == 0) {
     for (const auto& e : env) putenv(strdup(e.c_str()));
-    FILE* o = std::freopen("/dev/null", "w", stdout);
-    FILE* r = std::freopen("/dev/null", "w", stderr);
+    FILE* o = std::freopen(out.c_str(), "w", stdout);
+    FILE* r = std::freopen(err.c_str(), "w", stderr);
     (void)o;
     (void)r;
     std::vector<std::string> copy = args;
@@ -188,5 +190,22 @@ TEST_F(Cli, SignalDuringConvertRemovesTheTemporaryAndKeepsTheOldOutput) {
     EXPECT_EQ(wait_status(pid), 128 + sig);
     EXPECT_EQ(temporaries(dir_), 0) << "signal " << sig;
     EXPECT_EQ(slurp(out), "previous output");
+  }
+}
+
+// A report that cannot be written to standard output is an I/O error, never a success.
+TEST_F(Cli, AFailedWriteToStandardOutputExits74) {
+  ASSERT_TRUE(std::filesystem::exists("/dev/full"));
+  const std::string err = dir_ + "/stderr";
+  for (const auto& args : std::vector<std::vector<std::string>>{{sample_},
+                                                                {sample_, "--json", "-"},
+                                                                {sample_, "--markdown", "-"},
+                                                                {"inspect", sample_, "--json"},
+                                                                {"inspect", sample_},
+                                                                {"--help"}}) {
+    EXPECT_EQ(wait_status(spawn_cli(args, {}, "/dev/full", err)), 74) << args.back();
+    std::string e = slurp(err);
+    EXPECT_EQ(error_lines(e), 1) << e;
+    EXPECT_NE(e.find("standard output"), std::string::npos) << e;
   }
 }

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <cerrno>
 #include <cstring>
 #include <iostream>
 #include <map>
@@ -331,10 +332,24 @@ int cmd_sample(const Args& a) {
   return 0;
 }
 
-}  // namespace
+// Flushes and closes standard output: a report that did not reach it is an I/O error (74),
+// never a success.
+int finish_stdout(int rc) {
+  std::cout.flush();
+  bool bad = !std::cout.good();
+  errno = 0;
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) bad = true;
+  int err = errno;
+  if (std::fclose(stdout) != 0 && !bad) {
+    bad = true;
+    err = errno;
+  }
+  if (!bad) return rc;
+  std::fprintf(stderr, "error: cannot write to standard output: %s\n", err ? std::strerror(err) : "write failed");
+  return rc == 0 || rc == static_cast<int>(ErrorCode::kChecksFailed) ? static_cast<int>(ErrorCode::kIo) : rc;
+}
 
-int main(int argc, char** argv) {
-  lv::st::remove_temporaries_on_signals();
+int run(int argc, char** argv) {
   if (argc > 1 && std::strcmp(argv[1], "matrix") == 0)
     return run_matrix_command(std::vector<std::string>(argv + 2, argv + argc));
   Args a;
@@ -367,4 +382,11 @@ int main(int argc, char** argv) {
   if (cmd == "inspect") return cmd_inspect(a);
   if (cmd == "sample") return cmd_sample(a);
   return cmd_verify(a, 0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  lv::st::remove_temporaries_on_signals();
+  return finish_stdout(run(argc, argv));
 }
