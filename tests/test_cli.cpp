@@ -209,3 +209,12 @@ TEST_F(Cli, AFailedWriteToStandardOutputExits74) {
     EXPECT_NE(e.find("standard output"), std::string::npos) << e;
   }
 }
+
+// The output's metadata names the input file, not the path it was typed with.
+TEST_F(Cli, OutputMetadataRecordsTheInputFileNameOnly) {
+  std::string out = dir_ + "/out.safetensors";
+  ASSERT_EQ(run_cli({"convert", sample_, "-o", out}).exit_code, 0);
+  auto j = run_cli({"inspect", out, "--json"});
+  ASSERT_EQ(j.exit_code, 0) << j.err;
+  EXPECT_EQ(nlohmann::json::parse(j.out)["metadata"]["lora_verify.source"], "sample.safetensors");
+}

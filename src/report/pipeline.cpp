@@ -2,6 +2,7 @@
 #include "report/pipeline.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <map>
 #include <set>
 
@@ -133,7 +134,7 @@ ConvertOptions resolve_convert_options(const LoraModel& model, const PipelineOpt
   c.style = opt.style.value_or(c.to == OutputLayout::kBfl ? Style::kKohya : Style::kDiffusers);
   c.dtype = opt.dtype;
   c.allow_dense = opt.allow_dense;
-  c.source_name = model.file->path();
+  c.source_name = std::filesystem::path(model.file->path()).filename().string();  // the name, not where it was
   return c;
 }
 
