@@ -267,6 +267,40 @@ TEST(SafetensorsWrite, AtomicWriteNeverOverwritesAnInputAndLeavesNoTemporaries) 
   std::filesystem::remove_all(dir);
 }
 
+TEST(SafetensorsWrite, ReplacingAFileKeepsItsMode) {
+  std::string dir = lv::test::temp_dir();
+  std::vector<uint8_t> b(4, 7);
+  const std::string path = dir + "/out.bin";
+  ASSERT_TRUE(write_bytes_atomic(path, b, {}).ok());
+  std::filesystem::permissions(path, std::filesystem::perms(0640));
+  ASSERT_TRUE(write_bytes_atomic(path, b, {}).ok());
+  EXPECT_EQ(static_cast<int>(std::filesystem::status(path).permissions()), 0640);
+  std::filesystem::permissions(path, std::filesystem::perms(0600));
+  ASSERT_TRUE(write_file(path, {{"a", DType::kF32, {1}, b}}, {}, {}).ok());
+  EXPECT_EQ(static_cast<int>(std::filesystem::status(path).permissions()), 0600);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(SafetensorsWrite, ASymlinkedOutputIsWrittenThroughTheLink) {
+  std::string dir = lv::test::temp_dir();
+  std::filesystem::create_directory(dir + "/real");
+  const std::string target = dir + "/real/out.bin", link = dir + "/link.bin";
+  { std::ofstream(target, std::ios::binary) << "old"; }
+  std::filesystem::create_symlink("real/out.bin", link);  // relative to the link's directory
+  std::vector<uint8_t> b = {'n', 'e', 'w'};
+  ASSERT_TRUE(write_bytes_atomic(link, b, {}).ok());
+  EXPECT_TRUE(std::filesystem::is_symlink(link));
+  EXPECT_EQ(lv::test::read_file(target), "new");
+  // A dangling link creates its target.
+  std::filesystem::create_symlink(dir + "/real/fresh.bin", dir + "/dangling.bin");
+  ASSERT_TRUE(write_bytes_atomic(dir + "/dangling.bin", b, {}).ok());
+  EXPECT_TRUE(std::filesystem::is_symlink(dir + "/dangling.bin"));
+  EXPECT_EQ(lv::test::read_file(dir + "/real/fresh.bin"), "new");
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir))
+    EXPECT_EQ(e.path().string().find(".tmp."), std::string::npos) << e.path();
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Dtype, EveryF16AndBf16PatternRoundTripsThroughDouble) {
   for (DType d : {DType::kF16, DType::kBF16}) {
     for (uint32_t bits = 0; bits < 65536; ++bits) {

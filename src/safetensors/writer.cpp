@@ -15,6 +15,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <set>
 
@@ -250,13 +251,46 @@ using Emit = std::function<bool(const std::function<bool(std::span<const uint8_t
 
 // Writes through `emit(write_fn)` into a temporary file beside `path`, fsyncs and closes
 // it. `write_fn(bytes)` returns false on failure. The result is renamed by commit().
-Result<Staged> stage(const std::string& path, const std::vector<std::string>& inputs, const Emit& emit) {
+// Follows symbolic links at `path` to the file they finally name (which may not exist yet);
+// a relative link target is taken against the link's directory.
+Result<std::string> resolve_links(const std::string& path) {
+  std::string p = path;
+  for (int hops = 0; hops < 40; ++hops) {
+    struct stat st {};
+    if (::lstat(p.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return p;
+    std::vector<char> buf(kTempPathMax);
+    ssize_t n = ::readlink(p.c_str(), buf.data(), buf.size());
+    if (n < 0 || static_cast<size_t>(n) >= buf.size())
+      return make_error(ErrorCode::kCannotCreate, path + ": cannot read the symbolic link " + p + ": " +
+                                                      std::strerror(n < 0 ? errno : ENAMETOOLONG));
+    std::filesystem::path target(std::string(buf.data(), static_cast<size_t>(n)));
+    p = target.is_absolute() ? target.string() : (std::filesystem::path(p).parent_path() / target).string();
+  }
+  return make_error(ErrorCode::kCannotCreate, path + ": too many levels of symbolic links");
+}
+
+Result<Staged> stage(const std::string& requested, const std::vector<std::string>& inputs, const Emit& emit) {
+  // A symlinked output is written through the link: the target is replaced (atomically, in
+  // its own directory) and the link stays a link.
+  auto resolved = resolve_links(requested);
+  if (!resolved.ok()) return resolved.take_error();
+  const std::string& path = *resolved;
+  // A replaced file keeps its permission bits (and, where allowed, its owner); a new file
+  // gets 0666 minus the umask, like any file the user creates.
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  mode_t mode = 0666 & ~mask;
+  bool replacing = false;
   struct stat target {};
   if (::stat(path.c_str(), &target) == 0) {
     for (const auto& in : inputs)
       if (same_file(target, in))
-        return make_error(ErrorCode::kCannotCreate, path + ": refusing to write over the input file " + in);
+        return make_error(ErrorCode::kCannotCreate, requested + ": refusing to write over the input file " + in);
     if (S_ISDIR(target.st_mode)) return make_error(ErrorCode::kCannotCreate, path + ": is a directory");
+    if (S_ISREG(target.st_mode)) {
+      mode = target.st_mode & 07777;
+      replacing = true;
+    }
   }
   Staged staged;
   int fd = staged.create(path);
@@ -280,7 +314,9 @@ Result<Staged> stage(const std::string& path, const std::vector<std::string>& in
     return true;
   };
   bool ok = emit(write_fn);
-  if (ok && ::fchmod(fd, 0644) != 0) ok = (err = errno, false);
+  if (ok && replacing && (target.st_uid != ::geteuid() || target.st_gid != ::getegid()))
+    (void)!::fchown(fd, target.st_uid, target.st_gid);  // best effort: only root may give files away
+  if (ok && ::fchmod(fd, mode) != 0) ok = (err = errno, false);
   if (ok && ::fsync(fd) != 0) ok = (err = errno, false);
   if (::close(fd) != 0 && ok) ok = (err = errno, false);
   if (!ok) return make_error(ErrorCode::kIo, path + ": write failed: " + std::strerror(err));
