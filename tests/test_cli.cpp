@@ -218,3 +218,38 @@ TEST_F(Cli, OutputMetadataRecordsTheInputFileNameOnly) {
   ASSERT_EQ(j.exit_code, 0) << j.err;
   EXPECT_EQ(nlohmann::json::parse(j.out)["metadata"]["lora_verify.source"], "sample.safetensors");
 }
+
+// An option a command does not use is a usage error naming the option and the command,
+// and nothing is written.
+TEST_F(Cli, OptionsThatDoNotApplyToTheCommandAreUsageErrors) {
+  const std::string out = dir_ + "/q.safetensors";
+  struct Case {
+    std::vector<std::string> args;
+    std::string option, command;
+  };
+  for (const auto& c : std::vector<Case>{{{sample_, "-o", out}, "-o", "verify"},
+                                         {{"verify", sample_, "--output", out}, "--output", "verify"},
+                                         {{sample_, "--rank", "3"}, "--rank", "verify"},
+                                         {{"compare", sample_, sample_, "--style", "comfy"}, "--style", "compare"},
+                                         {{"compare", sample_, sample_, "--dtype", "F16"}, "--dtype", "compare"},
+                                         {{"compare", sample_, sample_, "-o", out}, "-o", "compare"},
+                                         {{"compare", sample_, sample_, "--to", "bfl"}, "--to", "compare"},
+                                         {{"inspect", sample_, "--style", "kohya"}, "--style", "inspect"},
+                                         {{"inspect", sample_, "--all"}, "--all", "inspect"},
+                                         {{"sample", out, "--json", dir_ + "/j.json"}, "--json", "sample"},
+                                         {{"sample", out, "--style", "comfy"}, "--style", "sample"},
+                                         {{"convert", sample_, "-o", out, "--dialect", "kohya"}, "--dialect", "convert"},
+                                         {{"convert", sample_, "-o", out, "--tiny"}, "--tiny", "convert"}}) {
+    auto r = run_cli(c.args);
+    EXPECT_EQ(r.exit_code, 64) << c.option << " " << r.err;
+    EXPECT_EQ(error_lines(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find("option " + c.option + " does not apply to " + c.command), std::string::npos) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(out)) << c.option;
+    EXPECT_FALSE(std::filesystem::exists(dir_ + "/j.json"));
+  }
+  // What the commands do use still works.
+  EXPECT_EQ(run_cli({"compare", sample_, sample_, "--json", dir_ + "/c.json", "--markdown", dir_ + "/c.md", "--all",
+                     "--threads", "1"}).exit_code, 0);
+  EXPECT_EQ(run_cli({"convert", sample_, "-o", out, "--style", "comfy", "--dtype", "F32", "--no-dense", "--all"}).exit_code, 0);
+  EXPECT_EQ(run_cli({"sample", dir_ + "/s.safetensors", "--tiny", "--dtype", "F16", "--rank", "2", "--seed", "3"}).exit_code, 0);
+}

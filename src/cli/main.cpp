@@ -92,6 +92,7 @@ struct Args {
   std::vector<std::string> positional;
   std::map<std::string, std::string> values;  // options with a value
   std::map<std::string, bool> flags;
+  std::vector<std::pair<std::string, std::string>> given;  // (canonical name, as typed), in order
 };
 
 const std::map<std::string, bool> kOptions = {  // name → takes a value
@@ -117,18 +118,54 @@ std::optional<std::string> parse_args(int argc, char** argv, Args& a) {
       if (!it->second) {
         if (has_inline) return "option " + name + " takes no value";
         a.flags[name] = true;
+        a.given.emplace_back(name, name);
         continue;
       }
       if (!has_inline) {
         if (i + 1 >= argc) return "option " + name + " needs a value";
         value = argv[++i];
       }
+      const std::string typed = name;
       if (name == "--output") name = "-o";
       if (a.values.count(name)) return "option " + name + " given twice";
       a.values[name] = value;
+      a.given.emplace_back(name, typed);
     } else {
       a.positional.push_back(s);
     }
+  }
+  return std::nullopt;
+}
+
+// Which options each command uses; anything else given to it is a usage error, never
+// silently ignored. --help and --version apply everywhere. (--for, --drop-unsupported and
+// --model are listed for the commands they will apply to; an option is accepted only when
+// kOptions knows it too.)
+const std::map<std::string, std::vector<std::string>> kCommandOptions = {
+    {"verify", {"--to", "--style", "--dtype", "--json", "--markdown", "--all", "--threads", "--no-dense", "--for",
+                "--drop-unsupported", "--model"}},
+    {"convert", {"-o", "--to", "--style", "--dtype", "--json", "--markdown", "--all", "--threads", "--no-dense", "--for",
+                 "--drop-unsupported", "--model"}},
+    {"compare", {"--json", "--markdown", "--all", "--threads", "--model"}},
+    {"inspect", {"--json", "--model"}},
+    {"sample", {"--dialect", "--rank", "--dtype", "--seed", "--alpha", "--no-proj-mlp", "--bias", "--tiny"}},
+};
+
+// The options `command` accepts that the parser knows, for messages.
+std::string options_of(const std::string& command) {
+  std::string list;
+  for (const auto& o : kCommandOptions.at(command))
+    if (kOptions.count(o)) list += (list.empty() ? "" : ", ") + o;
+  return list;
+}
+
+// Refuses an option the command does not use.
+std::optional<std::string> check_options_apply(const Args& a, const std::string& command) {
+  const auto& allowed = kCommandOptions.at(command);
+  for (const auto& [name, typed] : a.given) {
+    if (name == "--help" || name == "--version") continue;
+    if (std::find(allowed.begin(), allowed.end(), name) == allowed.end())
+      return "option " + typed + " does not apply to " + command + " (" + command + " takes " + options_of(command) + ")";
   }
   return std::nullopt;
 }
@@ -376,6 +413,8 @@ int run(int argc, char** argv) {
   }
   if (a.positional.empty()) return usage("no input file");
   const std::string& cmd = a.positional[0];
+  const bool named = kCommandOptions.count(cmd) > 0;
+  if (auto e = check_options_apply(a, named ? cmd : "verify")) return usage(*e);
   if (cmd == "verify") return cmd_verify(a, 1);
   if (cmd == "convert") return cmd_convert(a);
   if (cmd == "compare") return cmd_compare(a);
