@@ -253,3 +253,24 @@ TEST_F(Cli, OptionsThatDoNotApplyToTheCommandAreUsageErrors) {
   EXPECT_EQ(run_cli({"convert", sample_, "-o", out, "--style", "comfy", "--dtype", "F32", "--no-dense", "--all"}).exit_code, 0);
   EXPECT_EQ(run_cli({"sample", dir_ + "/s.safetensors", "--tiny", "--dtype", "F16", "--rank", "2", "--seed", "3"}).exit_code, 0);
 }
+
+// Two outputs to one destination are refused before anything is written.
+TEST_F(Cli, TwoOutputsToOneDestinationAreRefused) {
+  const std::string r = dir_ + "/r.txt", out = dir_ + "/out.safetensors";
+  std::filesystem::create_symlink(r, dir_ + "/link.txt");
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {sample_, "--json", "-", "--markdown", "-"},
+           {sample_, "--json", r, "--markdown", r},
+           {sample_, "--json", r, "--markdown", dir_ + "/./r.txt"},
+           {sample_, "--json", r, "--markdown", dir_ + "/link.txt"},
+           {"compare", sample_, sample_, "--json", r, "--markdown", r},
+           {"convert", sample_, "-o", out, "--json", out}}) {
+    auto res = run_cli(args);
+    EXPECT_EQ(res.exit_code, 64) << args.back() << res.err;
+    EXPECT_EQ(error_lines(res.err), 1) << res.err;
+    EXPECT_NE(res.err.find("both write to"), std::string::npos) << res.err;
+    EXPECT_FALSE(std::filesystem::exists(r));
+    EXPECT_FALSE(std::filesystem::exists(out));
+  }
+  EXPECT_EQ(run_cli({sample_, "--json", "-", "--markdown", r}).exit_code, 0);
+}

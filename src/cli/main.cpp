@@ -170,6 +170,34 @@ std::optional<std::string> check_options_apply(const Args& a, const std::string&
   return std::nullopt;
 }
 
+// True when `a` and `b` name the same file: the same spelling after resolving symbolic links
+// and `.`/`..`, or the same device and inode.
+bool same_destination(const std::string& a, const std::string& b) {
+  if (a == "-" || b == "-") return a == b;
+  auto ra = lv::st::resolve_links(a), rb = lv::st::resolve_links(b);
+  if (!ra.ok() || !rb.ok()) return false;
+  std::error_code ea, eb;
+  auto ca = std::filesystem::weakly_canonical(std::filesystem::absolute(*ra, ea), ea);
+  auto cb = std::filesystem::weakly_canonical(std::filesystem::absolute(*rb, eb), eb);
+  if (!ea && !eb && ca == cb) return true;
+  std::error_code e;
+  return std::filesystem::equivalent(a, b, e) && !e;
+}
+
+// Refuses two outputs (reports, the converted file) written to one destination.
+std::optional<std::string> check_destinations(const Args& a) {
+  std::vector<std::pair<std::string, std::string>> dests;  // (option, destination)
+  for (const char* opt : {"-o", "--json", "--markdown"})
+    if (auto it = a.values.find(opt); it != a.values.end()) dests.emplace_back(opt, it->second);
+  for (size_t i = 0; i < dests.size(); ++i)
+    for (size_t j = i + 1; j < dests.size(); ++j)
+      if (same_destination(dests[i].second, dests[j].second)) {
+        const std::string where = dests[i].second == "-" ? "standard output" : "the same file " + dests[i].second;
+        return dests[i].first + " and " + dests[j].first + " both write to " + where + "; give each its own destination";
+      }
+  return std::nullopt;
+}
+
 std::optional<std::string> parse_int(const std::string& s, int64_t lo, int64_t hi, int64_t& out) {
   try {
     size_t used = 0;
@@ -415,6 +443,7 @@ int run(int argc, char** argv) {
   const std::string& cmd = a.positional[0];
   const bool named = kCommandOptions.count(cmd) > 0;
   if (auto e = check_options_apply(a, named ? cmd : "verify")) return usage(*e);
+  if (auto e = check_destinations(a)) return usage(*e);
   if (cmd == "verify") return cmd_verify(a, 1);
   if (cmd == "convert") return cmd_convert(a);
   if (cmd == "compare") return cmd_compare(a);

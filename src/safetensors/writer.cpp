@@ -251,24 +251,6 @@ using Emit = std::function<bool(const std::function<bool(std::span<const uint8_t
 
 // Writes through `emit(write_fn)` into a temporary file beside `path`, fsyncs and closes
 // it. `write_fn(bytes)` returns false on failure. The result is renamed by commit().
-// Follows symbolic links at `path` to the file they finally name (which may not exist yet);
-// a relative link target is taken against the link's directory.
-Result<std::string> resolve_links(const std::string& path) {
-  std::string p = path;
-  for (int hops = 0; hops < 40; ++hops) {
-    struct stat st {};
-    if (::lstat(p.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return p;
-    std::vector<char> buf(kTempPathMax);
-    ssize_t n = ::readlink(p.c_str(), buf.data(), buf.size());
-    if (n < 0 || static_cast<size_t>(n) >= buf.size())
-      return make_error(ErrorCode::kCannotCreate, path + ": cannot read the symbolic link " + p + ": " +
-                                                      std::strerror(n < 0 ? errno : ENAMETOOLONG));
-    std::filesystem::path target(std::string(buf.data(), static_cast<size_t>(n)));
-    p = target.is_absolute() ? target.string() : (std::filesystem::path(p).parent_path() / target).string();
-  }
-  return make_error(ErrorCode::kCannotCreate, path + ": too many levels of symbolic links");
-}
-
 Result<Staged> stage(const std::string& requested, const std::vector<std::string>& inputs, const Emit& emit) {
   // A symlinked output is written through the link: the target is replaced (atomically, in
   // its own directory) and the link stays a link.
@@ -330,6 +312,24 @@ Status write_atomically(const std::string& path, const std::vector<std::string>&
 }
 
 }  // namespace
+
+// Follows symbolic links at `path` to the file they finally name (which may not exist yet);
+// a relative link target is taken against the link's directory.
+Result<std::string> resolve_links(const std::string& path) {
+  std::string p = path;
+  for (int hops = 0; hops < 40; ++hops) {
+    struct stat st {};
+    if (::lstat(p.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return p;
+    std::vector<char> buf(kTempPathMax);
+    ssize_t n = ::readlink(p.c_str(), buf.data(), buf.size());
+    if (n < 0 || static_cast<size_t>(n) >= buf.size())
+      return make_error(ErrorCode::kCannotCreate, path + ": cannot read the symbolic link " + p + ": " +
+                                                      std::strerror(n < 0 ? errno : ENAMETOOLONG));
+    std::filesystem::path target(std::string(buf.data(), static_cast<size_t>(n)));
+    p = target.is_absolute() ? target.string() : (std::filesystem::path(p).parent_path() / target).string();
+  }
+  return make_error(ErrorCode::kCannotCreate, path + ": too many levels of symbolic links");
+}
 
 Result<std::vector<uint8_t>> serialize(const std::vector<TensorToWrite>& tensors, const std::map<std::string, std::string>& metadata,
                                        const std::function<void(size_t)>& copied) {

@@ -40,6 +40,10 @@ Status write_file(const std::string& path, const std::vector<TensorToWrite>& ten
 Status write_bytes_atomic(const std::string& path, std::span<const uint8_t> bytes,
                           const std::vector<std::string>& inputs);
 
+// Follows symbolic links at `path` to the file they finally name (which may not exist yet):
+// where a write to `path` lands. A relative link target is taken against the link's folder.
+Result<std::string> resolve_links(const std::string& path);
+
 // Installs SIGINT, SIGTERM and SIGHUP handlers (unless the signal is ignored) that remove
 // every temporary file a write of this process has open, then re-raise the signal with its
 // default disposition (exit status 128 + signal). The destination files stay as they were.
