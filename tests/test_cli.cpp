@@ -274,3 +274,41 @@ TEST_F(Cli, TwoOutputsToOneDestinationAreRefused) {
   }
   EXPECT_EQ(run_cli({sample_, "--json", "-", "--markdown", r}).exit_code, 0);
 }
+
+// A mistyped command says so and lists the commands; -h is --help; each command has its
+// own help with its options and an example.
+TEST_F(Cli, UnknownCommandsAndPerCommandHelp) {
+  auto r = run_cli({"convrt", sample_, "-o", dir_ + "/x.safetensors"});
+  EXPECT_EQ(r.exit_code, 64) << r.err;
+  EXPECT_EQ(error_lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("unknown command 'convrt'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("did you mean convert?"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("verify, convert, compare, inspect, sample, matrix"), std::string::npos) << r.err;
+  // Paths are still inputs: a missing file with an extension or a separator is exit 66.
+  EXPECT_EQ(run_cli({"nope.safetensors"}).exit_code, 66);
+  EXPECT_EQ(run_cli({dir_ + "/nope"}).exit_code, 66);
+  auto h = run_cli({"-h"});
+  EXPECT_EQ(h.exit_code, 0);
+  EXPECT_EQ(h.out, run_cli({"--help"}).out);
+  struct Case {
+    std::string command, option;
+  };
+  for (const auto& c : std::vector<Case>{{"verify", "--no-dense"},
+                                         {"convert", "-o, --output"},
+                                         {"compare", "--threads"},
+                                         {"inspect", "--json"},
+                                         {"sample", "--dialect"}}) {
+    for (const char* flag : {"--help", "-h"}) {
+      auto ch = run_cli({c.command, flag});
+      EXPECT_EQ(ch.exit_code, 0) << c.command;
+      EXPECT_EQ(ch.out.rfind("lora-verify " + c.command + " —", 0), 0u) << ch.out;
+      EXPECT_NE(ch.out.find(c.option), std::string::npos) << ch.out;
+      EXPECT_NE(ch.out.find("example:\n  lora-verify "), std::string::npos) << ch.out;
+      EXPECT_NE(ch.out, h.out);
+    }
+  }
+  EXPECT_EQ(run_cli({"compare", "--help"}).out.find("--style"), std::string::npos);
+  // A usage error of a command points at its own help.
+  auto u = run_cli({"compare", sample_, sample_, "--style", "comfy"});
+  EXPECT_NE(u.err.find("see lora-verify compare --help"), std::string::npos) << u.err;
+}

@@ -40,7 +40,7 @@ usage:
   lora-verify sample OUT.safetensors [sample options]
                                              write a generated FLUX.1 LoRA (seeded)
   lora-verify matrix [options] [INPUTS...]   the compatibility matrix for release notes
-                                             (see lora-verify matrix --help)
+  lora-verify COMMAND --help                 the options of one command, with an example
 
 options:
   --to bfl|diffusers     output layout (default: diffusers-named inputs go to bfl,
@@ -55,6 +55,8 @@ options:
   --no-dense             refuse LoKr/LoHa deltas on fused targets instead of writing
                          them as dense .diff tensors
   -o, --output FILE      output file of convert (never the input; written atomically)
+  -h, --help             this text (after a command: that command's options)
+  --version              the version
 
 sample options:
   --dialect D            diffusers (default), diffusers-old, fal, onetrainer, kohya, comfy,
@@ -78,13 +80,130 @@ exit codes:
   74  I/O error while reading or writing
 )";
 
+constexpr const char* kVerifyHelp = R"(lora-verify verify — convert in memory, re-read, verify, report
+
+usage:
+  lora-verify IN.safetensors [options]
+  lora-verify verify IN.safetensors [options]
+
+Reads IN, detects its dialect, converts it in memory to the other layout, re-reads the
+converted bytes with the same strict reader and checks module by module that both apply
+the same weight deltas. Nothing is written except the reports asked for.
+
+options:
+  --to bfl|diffusers     output layout (default: diffusers-named inputs go to bfl,
+                         BFL-named inputs go to diffusers)
+  --style S              key style: kohya (default for bfl), comfy, peft, bfl; diffusers
+  --dtype D              output dtype: F32, F64, F16, BF16 (default: the input's)
+  --json FILE            also write the report as JSON ("-": print it instead of text)
+  --markdown FILE        also write the report as Markdown ("-": print it instead of text)
+  --all                  list every module in the text report, not only failing ones
+  --threads N            threads for the equivalence checks (default 2)
+  --no-dense             refuse LoKr/LoHa deltas on fused targets instead of writing
+                         them as dense .diff tensors
+  -h, --help             this text
+
+example:
+  lora-verify my_lora.safetensors --style comfy --json report.json
+)";
+
+constexpr const char* kConvertHelp = R"(lora-verify convert — convert, write atomically, re-read, verify
+
+usage:
+  lora-verify convert IN.safetensors -o OUT.safetensors [options]
+
+Converts IN to the other layout, writes OUT atomically (a temporary file beside it, then a
+rename; never over IN; a replaced file keeps its mode; a symbolic link is written through),
+re-reads the written file and verifies it against IN.
+
+options:
+  -o, --output FILE      the output file (required)
+  --to bfl|diffusers     output layout (default: diffusers-named inputs go to bfl,
+                         BFL-named inputs go to diffusers)
+  --style S              key style: kohya (default for bfl), comfy, peft, bfl; diffusers
+  --dtype D              output dtype: F32, F64, F16, BF16 (default: the input's)
+  --json FILE            also write the report as JSON ("-": print it instead of text)
+  --markdown FILE        also write the report as Markdown ("-": print it instead of text)
+  --all                  list every module in the text report, not only failing ones
+  --threads N            threads for the equivalence checks (default 2)
+  --no-dense             refuse LoKr/LoHa deltas on fused targets instead of writing
+                         them as dense .diff tensors
+  -h, --help             this text
+
+example:
+  lora-verify convert my_lora.safetensors -o my_lora_comfy.safetensors --style comfy
+)";
+
+constexpr const char* kCompareHelp = R"(lora-verify compare — verify a conversion made by any tool
+
+usage:
+  lora-verify compare SOURCE.safetensors CONVERTED.safetensors [options]
+
+Checks module by module that CONVERTED (in any dialect lora-verify reads) applies the same
+weight deltas as SOURCE, to the rounding of the coarser dtype.
+
+options:
+  --json FILE            also write the report as JSON ("-": print it instead of text)
+  --markdown FILE        also write the report as Markdown ("-": print it instead of text)
+  --all                  list every module in the text report, not only failing ones
+  --threads N            threads for the equivalence checks (default 2)
+  -h, --help             this text
+
+example:
+  lora-verify compare original.safetensors someone_elses_conversion.safetensors --all
+)";
+
+constexpr const char* kInspectHelp = R"(lora-verify inspect — container validity, metadata, dtypes, dialect
+
+usage:
+  lora-verify inspect FILE.safetensors [--json]
+
+Validates the container with the strict reader and describes it: tensors and bytes per
+dtype, the metadata, the detected dialect with its evidence, unrecognised tensors.
+
+options:
+  --json                 print the description as JSON
+  -h, --help             this text
+
+example:
+  lora-verify inspect my_lora.safetensors --json
+)";
+
+constexpr const char* kSampleHelp = R"(lora-verify sample — write a generated FLUX.1 LoRA (seeded)
+
+usage:
+  lora-verify sample OUT.safetensors [options]
+
+options:
+  --dialect D            diffusers (default), diffusers-old, fal, onetrainer, kohya, comfy,
+                         ai-toolkit, bfl, onetrainer-bfl, xlabs
+  --rank R               LoRA rank (default 4)
+  --dtype D              F32, F64, F16, BF16 (default BF16)
+  --seed N               random seed (default 1)
+  --alpha A              write .alpha tensors with value A (finite, positive, within F32)
+  --no-proj-mlp          leave out the single blocks' proj_mlp (the historic crash case)
+  --bias                 add bias deltas
+  --tiny                 a tiny FLUX-shaped layout instead of FLUX.1-dev's
+  -h, --help             this text
+
+example:
+  lora-verify sample test.safetensors --dialect kohya --rank 16 --dtype F16
+)";
+
+const std::map<std::string, const char*> kCommandHelp = {
+    {"verify", kVerifyHelp}, {"convert", kConvertHelp}, {"compare", kCompareHelp},
+    {"inspect", kInspectHelp}, {"sample", kSampleHelp},
+};
+
+std::string g_help_hint = "lora-verify --help";  // where usage errors point
+
 int fail(const Error& e) {
   std::fprintf(stderr, "error: %s\n", e.message.c_str());
   return static_cast<int>(e.code);
 }
 
 int usage(const std::string& msg) {
-  std::fprintf(stderr, "error: %s (see lora-verify --help)\n", msg.c_str());
+  std::fprintf(stderr, "error: %s (see %s)\n", msg.c_str(), g_help_hint.c_str());
   return static_cast<int>(ErrorCode::kUsage);
 }
 
@@ -99,7 +218,7 @@ const std::map<std::string, bool> kOptions = {  // name → takes a value
     {"--to", true},      {"--style", true},  {"--dtype", true},  {"--json", true},    {"--markdown", true},
     {"--threads", true}, {"-o", true},       {"--output", true}, {"--dialect", true}, {"--rank", true},
     {"--seed", true},    {"--alpha", true},  {"--all", false},   {"--no-proj-mlp", false},
-    {"--bias", false},   {"--tiny", false},  {"--no-dense", false},  {"--help", false},  {"--version", false},
+    {"--bias", false},   {"--tiny", false},  {"--no-dense", false},  {"--help", false},  {"-h", false},  {"--version", false},
 };
 
 std::optional<std::string> parse_args(int argc, char** argv, Args& a) {
@@ -117,8 +236,10 @@ std::optional<std::string> parse_args(int argc, char** argv, Args& a) {
       if (it == kOptions.end()) return "unknown option " + name;
       if (!it->second) {
         if (has_inline) return "option " + name + " takes no value";
+        const std::string typed = name;
+        if (name == "-h") name = "--help";
         a.flags[name] = true;
-        a.given.emplace_back(name, name);
+        a.given.emplace_back(name, typed);
         continue;
       }
       if (!has_inline) {
@@ -397,6 +518,41 @@ int cmd_sample(const Args& a) {
   return 0;
 }
 
+// A first word that names no file and looks like no path is a mistyped command, not an
+// input: no path separator, no extension, and nothing of that name exists.
+bool looks_like_a_command(const std::string& w) {
+  std::error_code ec;
+  if (w.empty() || w.find('/') != std::string::npos || w.find('.') != std::string::npos) return false;
+  return !std::filesystem::exists(std::filesystem::symlink_status(w, ec));
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+int unknown_command(const std::string& w) {
+  const char* commands[] = {"verify", "convert", "compare", "inspect", "sample", "matrix"};
+  std::string list, best;
+  size_t best_d = 3;  // suggest only close spellings
+  for (const char* c : commands) {
+    list += (list.empty() ? "" : ", ") + std::string(c);
+    if (size_t d = edit_distance(w, c); d < best_d) best_d = d, best = c;
+  }
+  return usage("unknown command '" + w + "'" + (best.empty() ? "" : " (did you mean " + best + "?)") +
+               "; the commands are " + list + ", and no file of that name exists");
+}
+
 // Flushes and closes standard output: a report that did not reach it is an I/O error (74),
 // never a success.
 int finish_stdout(int rc) {
@@ -431,8 +587,11 @@ int run(int argc, char** argv) {
   }
   if (auto e = parse_args(static_cast<int>(args.size()), args.data(), a)) return usage(*e);
   if (inspect_json) a.flags["--json"] = true;
+  const std::string first = a.positional.empty() ? "" : a.positional[0];
+  if (kCommandHelp.count(first)) g_help_hint = "lora-verify " + first + " --help";
   if (a.flags.count("--help")) {
-    std::fputs(kHelp, stdout);
+    auto it = kCommandHelp.find(first);
+    std::fputs(it != kCommandHelp.end() ? it->second : kHelp, stdout);
     return 0;
   }
   if (a.flags.count("--version")) {
@@ -442,6 +601,7 @@ int run(int argc, char** argv) {
   if (a.positional.empty()) return usage("no input file");
   const std::string& cmd = a.positional[0];
   const bool named = kCommandOptions.count(cmd) > 0;
+  if (!named && looks_like_a_command(cmd)) return unknown_command(cmd);
   if (auto e = check_options_apply(a, named ? cmd : "verify")) return usage(*e);
   if (auto e = check_destinations(a)) return usage(*e);
   if (cmd == "verify") return cmd_verify(a, 1);
