@@ -312,3 +312,34 @@ TEST_F(Cli, UnknownCommandsAndPerCommandHelp) {
   auto u = run_cli({"compare", sample_, sample_, "--style", "comfy"});
   EXPECT_NE(u.err.find("see lora-verify compare --help"), std::string::npos) << u.err;
 }
+
+// sample refuses an alpha F32 cannot hold and options its dialect cannot hold.
+TEST_F(Cli, SampleRefusesValuesAndOptionsItCannotWrite) {
+  const std::string out = dir_ + "/s.safetensors";
+  for (const char* alpha : {"inf", "-inf", "nan", "1e39", "1e-50", "0", "-2", "3x"}) {
+    auto r = run_cli({"sample", out, "--tiny", "--alpha", alpha});
+    EXPECT_EQ(r.exit_code, 64) << alpha;
+    EXPECT_EQ(error_lines(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find(std::string("got '") + alpha + "'"), std::string::npos) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(out)) << alpha;
+  }
+  struct Case {
+    std::vector<std::string> extra;
+    std::string needle;
+  };
+  for (const auto& c : std::vector<Case>{{{"--dialect", "xlabs", "--bias"}, "--bias does not apply to --dialect xlabs"},
+                                         {{"--dialect", "xlabs", "--alpha", "2"}, "--alpha does not apply to --dialect xlabs"},
+                                         {{"--dialect", "diffusers-old", "--alpha", "2"}, "--alpha does not apply"},
+                                         {{"--dialect", "onetrainer-bfl", "--bias"}, "--bias does not apply"},
+                                         {{"--dialect", "kohya", "--no-proj-mlp"}, "--no-proj-mlp does not apply"},
+                                         {{"--dialect", "foo"}, "unknown dialect 'foo'; sample writes diffusers, diffusers-old"}}) {
+    std::vector<std::string> args = {"sample", out, "--tiny"};
+    args.insert(args.end(), c.extra.begin(), c.extra.end());
+    auto r = run_cli(args);
+    EXPECT_EQ(r.exit_code, 64) << c.needle;
+    EXPECT_NE(r.err.find(c.needle), std::string::npos) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(out)) << c.needle;
+  }
+  EXPECT_EQ(run_cli({"sample", out, "--tiny", "--alpha", "3e38", "--bias", "--no-proj-mlp"}).exit_code, 0);
+  EXPECT_EQ(run_cli({"sample", out, "--tiny", "--dialect", "kohya", "--alpha", "8", "--bias"}).exit_code, 0);
+}

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <iostream>
 #include <map>
@@ -479,11 +480,38 @@ int cmd_inspect(const Args& a) {
   return 0;
 }
 
+// What each generator dialect can hold: an option it cannot hold is refused, not ignored.
+struct SampleDialect {
+  const char* name;
+  bool alpha, bias, no_proj_mlp;
+};
+constexpr SampleDialect kSampleDialects[] = {
+    {"diffusers", true, true, true},     {"diffusers-old", false, false, true}, {"fal", true, true, true},
+    {"onetrainer", true, true, true},    {"kohya", true, true, false},          {"comfy", true, true, false},
+    {"ai-toolkit", true, true, false},   {"bfl", true, true, false},            {"onetrainer-bfl", true, false, true},
+    {"xlabs", false, false, false},
+};
+
 int cmd_sample(const Args& a) {
   if (a.positional.size() != 2) return usage("sample takes exactly one output file");
   lv::GenSpec spec;
   if (a.flags.count("--tiny")) spec.layout = lv::flux::Layout::tiny();
   if (auto it = a.values.find("--dialect"); it != a.values.end()) spec.dialect = it->second;
+  const SampleDialect* dialect = nullptr;
+  std::string names;
+  for (const auto& d : kSampleDialects) {
+    names += (names.empty() ? "" : ", ") + std::string(d.name);
+    if (spec.dialect == d.name) dialect = &d;
+  }
+  if (!dialect) return usage("unknown dialect '" + spec.dialect + "'; sample writes " + names);
+  auto cannot_hold = [&](const char* option, const char* what) {
+    return usage("the " + spec.dialect + " dialect cannot hold " + what + ": " + option + " does not apply to --dialect " +
+                 spec.dialect);
+  };
+  if (a.values.count("--alpha") && !dialect->alpha) return cannot_hold("--alpha", ".alpha tensors");
+  if (a.flags.count("--bias") && !dialect->bias) return cannot_hold("--bias", "bias deltas");
+  if (a.flags.count("--no-proj-mlp") && !dialect->no_proj_mlp)
+    return cannot_hold("--no-proj-mlp", "a single block without proj_mlp (its linear1 is one fused module)");
   int64_t n = 0;
   if (auto it = a.values.find("--rank"); it != a.values.end()) {
     if (auto e = parse_int(it->second, 1, 4096, n)) return usage("--rank: " + *e);
@@ -497,9 +525,12 @@ int cmd_sample(const Args& a) {
     try {
       size_t used = 0;
       spec.alpha = std::stod(it->second, &used);
-      if (used != it->second.size() || !(spec.alpha > 0)) throw std::invalid_argument("alpha");
+      // .alpha tensors are F32: the value must survive the rounding, neither inf nor 0.
+      const float f = static_cast<float>(spec.alpha);
+      if (used != it->second.size() || !std::isfinite(spec.alpha) || !(spec.alpha > 0) || !std::isfinite(f) || !(f > 0))
+        throw std::invalid_argument("alpha");
     } catch (...) {
-      return usage("--alpha must be a positive number, got '" + it->second + "'");
+      return usage("--alpha must be a finite positive number that F32 (the dtype of .alpha tensors) holds, about 1.4e-45 to 3.4e38, got '" + it->second + "'");
     }
   }
   if (auto it = a.values.find("--dtype"); it != a.values.end()) {
