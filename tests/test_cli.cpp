@@ -343,3 +343,15 @@ TEST_F(Cli, SampleRefusesValuesAndOptionsItCannotWrite) {
   EXPECT_EQ(run_cli({"sample", out, "--tiny", "--alpha", "3e38", "--bias", "--no-proj-mlp"}).exit_code, 0);
   EXPECT_EQ(run_cli({"sample", out, "--tiny", "--dialect", "kohya", "--alpha", "8", "--bias"}).exit_code, 0);
 }
+
+// An input that cannot be opened names the reason.
+TEST_F(Cli, CannotOpenNamesTheReason) {
+  auto r = run_cli({"matrix", "--merge", dir_ + "/nope.json", "--out", dir_ + "/m"});
+  EXPECT_EQ(r.exit_code, 66) << r.err;
+  EXPECT_NE(r.err.find("nope.json: cannot open: No such file or directory"), std::string::npos) << r.err;
+  // A JSON report given as a LoRA is named as such.
+  ASSERT_EQ(run_cli({sample_, "--json", dir_ + "/r.json"}).exit_code, 0);
+  auto j = run_cli({"inspect", dir_ + "/r.json"});
+  EXPECT_EQ(j.exit_code, 65);
+  EXPECT_NE(j.err.find("r.json: not a safetensors file: it starts with '{' like a JSON file"), std::string::npos) << j.err;
+}

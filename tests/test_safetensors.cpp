@@ -81,6 +81,12 @@ TEST(SafetensorsParse, AcceptsUnpaddedHeadersAndJsonWhitespace) {
 TEST(SafetensorsParse, RejectsShortFiles) { rejects({1, 0, 0}, "shorter than the 8-byte header length"); }
 TEST(SafetensorsParse, RejectsHeaderLengthThatWraps) { rejects(file_u64len("{}", UINT64_MAX), "exceeds the limit"); }
 TEST(SafetensorsParse, RejectsHeaderLengthOverTheLimit) { rejects(file_u64len("{}", 100'000'001), "exceeds the limit"); }
+TEST(SafetensorsParse, AJsonFileIsNamedAsNotASafetensorsFile) {
+  std::string json = "{\"verdict\": \"pass\", \"modules\": []}\n";
+  rejects(std::vector<uint8_t>(json.begin(), json.end()), "not a safetensors file: it starts with '{' like a JSON file");
+  std::string text = "hello, this is a text file\n";
+  rejects(std::vector<uint8_t>(text.begin(), text.end()), "not a safetensors file: it starts with text");
+}
 TEST(SafetensorsParse, RejectsHeaderRunningPastTheEnd) { rejects(file("{}", 0, false, 40), "runs past the end"); }
 TEST(SafetensorsParse, RejectsBom) { rejects(file("\xef\xbb\xbf{" + kOne + "}", 8), "byte order mark"); }
 TEST(SafetensorsParse, RejectsRawNul) { rejects(file("{" + kOne + "}" + std::string(1, '\0'), 8, false), "NUL"); }
@@ -260,6 +266,10 @@ TEST(SafetensorsWrite, AtomicWriteNeverOverwritesAnInputAndLeavesNoTemporaries) 
   auto bad_dir = write_bytes_atomic(dir + "/no/such/dir/x", b, {});
   ASSERT_FALSE(bad_dir.ok());
   EXPECT_EQ(bad_dir.error().code, lv::ErrorCode::kCannotCreate);
+  // The message names the directory, the reason and the fix.
+  EXPECT_NE(bad_dir.error().message.find("cannot create a temporary file in the directory " + dir + "/no/such/dir: No such file"),
+            std::string::npos) << bad_dir.error().message;
+  EXPECT_NE(bad_dir.error().message.find("must exist and be writable"), std::string::npos) << bad_dir.error().message;
   int files = 0;
   for (const auto& e : std::filesystem::directory_iterator(dir)) files += e.path().string().find(".tmp.") == std::string::npos;
   EXPECT_EQ(files, 2);

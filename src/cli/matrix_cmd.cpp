@@ -2,7 +2,12 @@
 // baseline, writes compatibility.{md,json,html} atomically, and picks the exit code.
 #include "cli/matrix_cmd.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -184,12 +189,23 @@ std::optional<std::string> parse(const std::vector<std::string>& args, MatrixArg
 lv::Result<std::string> slurp(const std::string& path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) return lv::make_error(ErrorCode::kCannotOpen, path + ": is a directory");
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return lv::make_error(ErrorCode::kCannotOpen, path + ": cannot open");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  if (f.bad()) return lv::make_error(ErrorCode::kIo, path + ": read failed");
-  return ss.str();
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return lv::make_error(ErrorCode::kCannotOpen, path + ": cannot open: " + std::strerror(errno));
+  std::string out;
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int e = errno;
+      ::close(fd);
+      return lv::make_error(ErrorCode::kIo, path + ": read failed: " + std::strerror(e));
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
 }
 
 lv::Result<rp::MatrixResult> read_json_file(const std::string& path) {

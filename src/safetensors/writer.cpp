@@ -276,7 +276,14 @@ Result<Staged> stage(const std::string& requested, const std::vector<std::string
   }
   Staged staged;
   int fd = staged.create(path);
-  if (fd < 0) return make_error(ErrorCode::kCannotCreate, path + ": cannot create a temporary file: " + std::strerror(errno));
+  if (fd < 0) {
+    const int e = errno;
+    std::string dir = std::filesystem::path(path).parent_path().string();
+    if (dir.empty()) dir = ".";
+    return make_error(ErrorCode::kCannotCreate, path + ": cannot create a temporary file in the directory " + dir + ": " +
+                                                    std::strerror(e) +
+                                                    " (the output's directory must exist and be writable; choose another)");
+  }
   int err = 0;
   const int delay = write_delay_ms();
   auto write_fn = [&](std::span<const uint8_t> bytes) {
