@@ -355,3 +355,17 @@ TEST_F(Cli, CannotOpenNamesTheReason) {
   EXPECT_EQ(j.exit_code, 65);
   EXPECT_NE(j.err.find("r.json: not a safetensors file: it starts with '{' like a JSON file"), std::string::npos) << j.err;
 }
+
+// matrix --out writes its three files as a set: a failure on one leaves all as they were.
+TEST_F(Cli, MatrixWritesItsThreeFilesAllOrNone) {
+  const std::string out = dir_ + "/m";
+  std::filesystem::create_directory(out);
+  { std::ofstream(out + "/compatibility.md") << "previous"; }
+  std::filesystem::create_directory(out + "/compatibility.json");  // the JSON cannot be written
+  auto r = run_cli({"matrix", "--filter", "xlabs / complete / F32", "--out", out});
+  EXPECT_EQ(r.exit_code, 73) << r.out << r.err;
+  EXPECT_EQ(error_lines(r.err), 1) << r.err;
+  EXPECT_EQ(slurp(out + "/compatibility.md"), "previous");
+  EXPECT_FALSE(std::filesystem::exists(out + "/compatibility.html"));
+  EXPECT_EQ(temporaries(out), 0);
+}

@@ -311,6 +311,23 @@ TEST(SafetensorsWrite, ASymlinkedOutputIsWrittenThroughTheLink) {
   std::filesystem::remove_all(dir);
 }
 
+TEST(SafetensorsWrite, ASetOfFilesIsWrittenWhollyOrNotAtAll) {
+  std::string dir = lv::test::temp_dir();
+  { std::ofstream(dir + "/a.md") << "old a"; }
+  std::filesystem::create_directory(dir + "/b.json");  // cannot be replaced by a file
+  std::vector<uint8_t> b = {'n', 'e', 'w'};
+  auto st = write_set_atomic({{dir + "/a.md", b}, {dir + "/b.json", b}, {dir + "/c.html", b}}, {});
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, lv::ErrorCode::kCannotCreate);
+  EXPECT_EQ(lv::test::read_file(dir + "/a.md"), "old a");
+  EXPECT_FALSE(std::filesystem::exists(dir + "/c.html"));
+  std::filesystem::remove(dir + "/b.json");
+  ASSERT_TRUE(write_set_atomic({{dir + "/a.md", b}, {dir + "/b.json", b}, {dir + "/c.html", b}}, {}).ok());
+  for (const char* f : {"/a.md", "/b.json", "/c.html"}) EXPECT_EQ(lv::test::read_file(dir + f), "new");
+  for (const auto& e : std::filesystem::directory_iterator(dir)) EXPECT_EQ(e.path().string().find(".tmp."), std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
 TEST(Dtype, EveryF16AndBf16PatternRoundTripsThroughDouble) {
   for (DType d : {DType::kF16, DType::kBF16}) {
     for (uint32_t bits = 0; bits < 65536; ++bits) {

@@ -270,11 +270,12 @@ int run_matrix_command(const std::vector<std::string>& args) {
   const std::pair<const char*, std::string> files[] = {{"compatibility.md", rp::render_matrix_markdown(m, a.timings)},
                                                        {"compatibility.json", rp::render_matrix_json(m, a.timings)},
                                                        {"compatibility.html", rp::render_matrix_html(m, a.timings)}};
-  for (const auto& [name, body] : files) {
-    const std::string path = (std::filesystem::path(a.out) / name).string();
-    auto st = lv::st::write_bytes_atomic(path, {reinterpret_cast<const uint8_t*>(body.data()), body.size()}, guarded);
-    if (!st.ok()) return fail(st.error());
-  }
+  // All three or none: each is written to a temporary first, then all are renamed.
+  std::vector<lv::st::FileToWrite> set;
+  for (const auto& [name, body] : files)
+    set.push_back({(std::filesystem::path(a.out) / name).string(),
+                   {reinterpret_cast<const uint8_t*>(body.data()), body.size()}});
+  if (auto st = lv::st::write_set_atomic(set, guarded); !st.ok()) return fail(st.error());
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("%lld of %zu variants equivalent; wrote %s/compatibility.{md,json,html} (%.1f s)\n",
               static_cast<long long>(m.equivalent_rows()), m.rows.size(), a.out.c_str(), secs);

@@ -377,6 +377,17 @@ Status write_bytes_atomic(const std::string& path, std::span<const uint8_t> byte
   return write_atomically(path, inputs, [&](const auto& write) { return write(bytes); });
 }
 
+Status write_set_atomic(const std::vector<FileToWrite>& files, const std::vector<std::string>& inputs) {
+  std::vector<Staged> staged;  // destructors remove whatever is not committed
+  for (const auto& f : files) {
+    auto s = stage(f.path, inputs, [&](const auto& write) { return write(f.bytes); });
+    if (!s.ok()) return s.take_error();
+    staged.push_back(std::move(s).value());
+  }
+  for (auto& s : staged) LV_TRY(s.commit());
+  return {};
+}
+
 void remove_temporaries_on_signals() {
   for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
     struct sigaction old {};

@@ -40,6 +40,16 @@ Status write_file(const std::string& path, const std::vector<TensorToWrite>& ten
 Status write_bytes_atomic(const std::string& path, std::span<const uint8_t> bytes,
                           const std::vector<std::string>& inputs);
 
+// Writes a set of files so that either all are replaced or none: every file is written to
+// its temporary first (with the checks of write_bytes_atomic); only when all are complete
+// are they renamed into place. On any failure every temporary is removed and no
+// destination has changed (short of a rename failing midway, which no full disk causes).
+struct FileToWrite {
+  std::string path;
+  std::span<const uint8_t> bytes;
+};
+Status write_set_atomic(const std::vector<FileToWrite>& files, const std::vector<std::string>& inputs);
+
 // Follows symbolic links at `path` to the file they finally name (which may not exist yet):
 // where a write to `path` lands. A relative link target is taken against the link's folder.
 Result<std::string> resolve_links(const std::string& path);
