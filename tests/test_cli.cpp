@@ -369,3 +369,21 @@ TEST_F(Cli, MatrixWritesItsThreeFilesAllOrNone) {
   EXPECT_FALSE(std::filesystem::exists(out + "/compatibility.html"));
   EXPECT_EQ(temporaries(out), 0);
 }
+
+// A matrix that checked nothing, or whose only inputs all fail, does not pass.
+TEST_F(Cli, MatrixThatCheckedNothingOrWhoseInputsAllFailExits1) {
+  const std::string out = dir_ + "/m";
+  auto none = run_cli({"matrix", "--filter", "nomatch", "--out", out});
+  EXPECT_EQ(none.exit_code, 1) << none.out << none.err;
+  EXPECT_NE(none.out.find("the matrix checked nothing: no built-in variant matches --filter 'nomatch'"), std::string::npos)
+      << none.out;
+  EXPECT_FALSE(std::filesystem::exists(out + "/compatibility.json"));
+  const std::string bad = dir_ + "/bad.safetensors";
+  { std::ofstream(bad) << "garbage"; }
+  auto failing = run_cli({"matrix", "--no-builtin", "--out", out, bad});
+  EXPECT_EQ(failing.exit_code, 1) << failing.out << failing.err;
+  EXPECT_NE(failing.out.find("none of the 1 input converts equivalently"), std::string::npos) << failing.out;
+  EXPECT_TRUE(std::filesystem::exists(out + "/compatibility.json"));  // the failures are reported
+  // One good input among them: the run passes (a broken input is a row, not a failure).
+  EXPECT_EQ(run_cli({"matrix", "--no-builtin", "--out", out, bad, sample_}).exit_code, 0);
+}

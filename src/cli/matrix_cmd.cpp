@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <cstdio>
@@ -49,7 +50,9 @@ options:
 
 exit codes:
   0   every built-in variant equivalent, no regression against the baseline
-  1   a built-in variant is not equivalent, or a cell regressed against the baseline
+  1   a built-in variant is not equivalent, a cell regressed against the baseline, the
+      matrix checked nothing (no rows: nothing is written), or it holds only INPUTS and
+      none of them is equivalent
   64  usage error
   65  a baseline or shard is not a compatibility.json (or shards do not fit together)
   66  an input, baseline or shard cannot be opened
@@ -263,6 +266,20 @@ int run_matrix_command(const std::vector<std::string>& args) {
     regression = m.regressions > 0;
   }
 
+  // A matrix that checked nothing must not pass, nor replace the files of one that did.
+  if (m.rows.empty()) {
+    std::string why = !a.filter.empty() ? "no built-in variant matches --filter '" + a.filter + "'"
+                      : a.sharded      ? "shard " + std::to_string(a.shard_index) + "/" + std::to_string(a.shard_count) +
+                                        " holds no rows"
+                                       : "there are no rows";
+    if (!a.positional.empty() && !a.merge) why += ", and the inputs hold no .safetensors file";
+    std::printf("the matrix checked nothing: %s; nothing written to %s\n", why.c_str(), a.out.c_str());
+    return static_cast<int>(ErrorCode::kChecksFailed);
+  }
+  bool inputs_all_failed = false;  // only inputs, and not one of them converts equivalently
+  if (std::none_of(m.rows.begin(), m.rows.end(), [](const rp::MatrixRow& r) { return r.builtin; }))
+    inputs_all_failed = std::none_of(m.rows.begin(), m.rows.end(), [](const rp::MatrixRow& r) { return r.equivalent(); });
+
   std::error_code ec;
   std::filesystem::create_directories(a.out, ec);
   if (ec || !std::filesystem::is_directory(a.out, ec))
@@ -281,5 +298,8 @@ int run_matrix_command(const std::vector<std::string>& args) {
               static_cast<long long>(m.equivalent_rows()), m.rows.size(), a.out.c_str(), secs);
   if (regression) std::printf("%lld regression(s) against %s\n", static_cast<long long>(m.regressions), a.baseline->c_str());
   if (m.builtin_failed()) std::printf("a built-in variant is not equivalent (see the matrix)\n");
-  return regression || m.builtin_failed() ? static_cast<int>(ErrorCode::kChecksFailed) : 0;
+  if (inputs_all_failed)
+    std::printf("none of the %zu input%s converts equivalently in every output style (see the matrix)\n", m.rows.size(),
+                m.rows.size() == 1 ? "" : "s");
+  return regression || m.builtin_failed() || inputs_all_failed ? static_cast<int>(ErrorCode::kChecksFailed) : 0;
 }
