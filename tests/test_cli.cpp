@@ -387,3 +387,26 @@ TEST_F(Cli, MatrixThatCheckedNothingOrWhoseInputsAllFailExits1) {
   // One good input among them: the run passes (a broken input is a row, not a failure).
   EXPECT_EQ(run_cli({"matrix", "--no-builtin", "--out", out, bad, sample_}).exit_code, 0);
 }
+
+// A merge proves its shards come from one run: equal row totals are not enough.
+TEST_F(Cli, MatrixMergeRefusesShardsOfDifferentRuns) {
+  const std::string a = "xlabs / complete", b = "kohya / complete";  // 3 rows each
+  ASSERT_EQ(run_cli({"matrix", "--filter", a, "--shard", "0/2", "--out", dir_ + "/a0"}).exit_code, 0);
+  ASSERT_EQ(run_cli({"matrix", "--filter", a, "--shard", "1/2", "--out", dir_ + "/a1"}).exit_code, 0);
+  ASSERT_EQ(run_cli({"matrix", "--filter", b, "--shard", "1/2", "--out", dir_ + "/b1"}).exit_code, 0);
+  auto mixed = run_cli({"matrix", "--merge", dir_ + "/a0/compatibility.json", dir_ + "/b1/compatibility.json", "--out", dir_ + "/m"});
+  EXPECT_EQ(mixed.exit_code, 65) << mixed.out << mixed.err;
+  EXPECT_EQ(error_lines(mixed.err), 1) << mixed.err;
+  EXPECT_NE(mixed.err.find("shards come from different runs"), std::string::npos) << mixed.err;
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/m/compatibility.json"));
+  auto same = run_cli({"matrix", "--merge", dir_ + "/a0/compatibility.json", dir_ + "/a1/compatibility.json", "--out", dir_ + "/m"});
+  EXPECT_EQ(same.exit_code, 0) << same.out << same.err;
+  EXPECT_NE(same.out.find("3 of 3 variants equivalent"), std::string::npos) << same.out;
+  // A shard without a fingerprint (an older file) proves nothing.
+  auto j = nlohmann::json::parse(slurp(dir_ + "/a1/compatibility.json"));
+  j["shard"].erase("run");
+  { std::ofstream(dir_ + "/old.json") << j.dump(); }
+  auto old = run_cli({"matrix", "--merge", dir_ + "/a0/compatibility.json", dir_ + "/old.json", "--out", dir_ + "/m2"});
+  EXPECT_EQ(old.exit_code, 65) << old.err;
+  EXPECT_NE(old.err.find("no run fingerprint"), std::string::npos) << old.err;
+}
