@@ -50,10 +50,14 @@ int temporaries(const std::string& dir) {
 // Starts the CLI with `env` added (NAME=VALUE), stdout to `out`, stderr to `err`; returns
 // its pid.
 pid_t spawn_cli(const std::vector<std::string>& args, const std::vector<std::string>& env,
-                const std::string& out = "/dev/null", const std::string& err = "/dev/null") {
+                const std::string& out = "/dev/null", const std::string& err = "/dev/null",
+                const std::string& in = "/dev/null", const std::string& cwd = "") {
   pid_t pid = fork();
   if (pid == 0) {
     for (const auto& e : env) putenv(strdup(e.c_str()));
+    if (!cwd.empty() && chdir(cwd.c_str()) != 0) _exit(126);
+    FILE* i = std::freopen(in.c_str(), "r", stdin);
+    (void)i;
     FILE* o = std::freopen(out.c_str(), "w", stdout);
     FILE* r = std::freopen(err.c_str(), "w", stderr);
     (void)o;
@@ -409,4 +413,40 @@ TEST_F(Cli, MatrixMergeRefusesShardsOfDifferentRuns) {
   auto old = run_cli({"matrix", "--merge", dir_ + "/a0/compatibility.json", dir_ + "/old.json", "--out", dir_ + "/m2"});
   EXPECT_EQ(old.exit_code, 65) << old.err;
   EXPECT_NE(old.err.find("no run fingerprint"), std::string::npos) << old.err;
+}
+
+// '-' is standard input for inputs and standard output for convert -o and sample; never a
+// file named '-'.
+TEST_F(Cli, DashIsStandardInputAndOutput) {
+  const std::string work = dir_ + "/work", out = dir_ + "/stdout", err = dir_ + "/stderr";
+  std::filesystem::create_directory(work);
+  auto run_io = [&](const std::vector<std::string>& args, const std::string& in) {
+    return wait_status(spawn_cli(args, {}, out, err, in, work));
+  };
+  // Inputs.
+  EXPECT_EQ(run_io({"-", "--json", "-"}, sample_), 0) << slurp(err);
+  EXPECT_EQ(nlohmann::json::parse(slurp(out))["input"], "(standard input)");
+  EXPECT_EQ(run_io({"inspect", "-"}, sample_), 0) << slurp(err);
+  EXPECT_NE(slurp(out).find("valid safetensors"), std::string::npos);
+  EXPECT_EQ(run_io({"compare", "-", sample_}, sample_), 0) << slurp(err);
+  EXPECT_EQ(run_io({"compare", "-", "-"}, sample_), 64);
+  EXPECT_NE(slurp(err).find("given twice"), std::string::npos) << slurp(err);
+  // convert -o - writes the same bytes convert -o FILE writes; the report goes to stderr.
+  const std::string file = dir_ + "/converted.safetensors";
+  ASSERT_EQ(run_cli({"convert", sample_, "-o", file}).exit_code, 0);
+  EXPECT_EQ(run_io({"convert", sample_, "-o", "-"}, "/dev/null"), 0) << slurp(err);
+  EXPECT_TRUE(slurp(out) == slurp(file)) << "convert -o - wrote other bytes than convert -o FILE";
+  EXPECT_EQ(slurp(err).rfind("PASS: equivalent", 0), 0u) << slurp(err);
+  EXPECT_EQ(run_io({"convert", "-", "-o", dir_ + "/from-stdin.safetensors"}, sample_), 0) << slurp(err);
+  EXPECT_EQ(run_cli({"compare", sample_, dir_ + "/from-stdin.safetensors"}).exit_code, 0);
+  EXPECT_EQ(run_io({"convert", sample_, "-o", "-", "--json", "-"}, "/dev/null"), 64);
+  // sample - writes the file to stdout.
+  EXPECT_EQ(run_io({"sample", "-", "--tiny"}, "/dev/null"), 0) << slurp(err);
+  EXPECT_EQ(run_cli({"inspect", out}).exit_code, 0);
+  EXPECT_FALSE(std::filesystem::exists(work + "/-"));
+  EXPECT_TRUE(std::filesystem::is_empty(work));
+  // A JSON piped in is named as such.
+  { std::ofstream(dir_ + "/r.json") << "{\"a\": 1}"; }
+  EXPECT_EQ(run_io({"-"}, dir_ + "/r.json"), 65);
+  EXPECT_NE(slurp(err).find("(standard input): not a safetensors file"), std::string::npos) << slurp(err);
 }

@@ -1,5 +1,8 @@
 // The lora-verify command line: parses options, runs a pipeline, renders the report, and
 // maps the outcome to a documented exit code. No logic of its own beyond that.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -356,14 +359,53 @@ std::optional<std::string> pipeline_options(const Args& a, lv::report::PipelineO
   return std::nullopt;
 }
 
+constexpr const char* kStdinName = "(standard input)";
+constexpr const char* kStdoutName = "(standard output)";
+
+// Reads all of standard input (at most Limits::max_stream_bytes: it is held in memory).
+lv::Result<std::vector<uint8_t>> read_stdin() {
+  if (::isatty(0))
+    return lv::make_error(ErrorCode::kUsage, "input '-' is standard input, which is a terminal: pipe a safetensors file "
+                                             "into it (< file.safetensors) or give the file's path");
+  const uint64_t limit = lv::st::kDefaultLimits.max_stream_bytes;
+  std::vector<uint8_t> out;
+  std::vector<uint8_t> buf(1 << 20);
+  for (;;) {
+    ssize_t n = ::read(0, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return lv::make_error(ErrorCode::kIo, std::string(kStdinName) + ": read failed: " + std::strerror(errno));
+    if (n == 0) break;
+    if (out.size() + static_cast<uint64_t>(n) > limit)
+      return lv::make_error(ErrorCode::kBadInput, std::string(kStdinName) + ": more than " + std::to_string(limit) +
+                                                      " bytes, the limit for a file read into memory; give its path instead");
+    out.insert(out.end(), buf.begin(), buf.begin() + n);
+  }
+  return out;
+}
+
+// The paths an output must never replace (standard input is no file).
+std::vector<std::string> guarded(std::vector<std::string> paths) {
+  paths.erase(std::remove(paths.begin(), paths.end(), "-"), paths.end());
+  return paths;
+}
+
 lv::Result<std::shared_ptr<const lv::st::SafetensorsFile>> open_input(const std::string& path) {
+  if (path == "-") {
+    auto bytes = read_stdin();
+    if (!bytes.ok()) return bytes.take_error();
+    auto f = lv::st::SafetensorsFile::from_bytes(std::move(bytes).value(), kStdinName);
+    if (!f.ok()) return f.take_error();
+    return std::make_shared<const lv::st::SafetensorsFile>(std::move(f).value());
+  }
   auto f = lv::st::SafetensorsFile::open(path);
   if (!f.ok()) return f.take_error();
   return std::make_shared<const lv::st::SafetensorsFile>(std::move(f).value());
 }
 
-// Writes the report where asked: text on stdout unless --json - or --markdown - took it.
-int emit(const lv::report::Report& r, const Args& a, const std::vector<std::string>& inputs) {
+// Writes the report where asked: text on `text_to` (stdout) unless --json - or --markdown -
+// took stdout.
+int emit(const lv::report::Report& r, const Args& a, const std::vector<std::string>& paths, FILE* text_to = stdout) {
+  const std::vector<std::string> inputs = guarded(paths);
   bool stdout_taken = false;
   for (const char* opt : {"--json", "--markdown"}) {
     auto it = a.values.find(opt);
@@ -379,9 +421,9 @@ int emit(const lv::report::Report& r, const Args& a, const std::vector<std::stri
   }
   if (!stdout_taken) {
     std::string text = lv::report::render_text(r, a.flags.count("--all") > 0);
-    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fwrite(text.data(), 1, text.size(), text_to);
   }
-  std::fflush(stdout);
+  std::fflush(text_to);
   return r.pass ? 0 : static_cast<int>(ErrorCode::kChecksFailed);
 }
 
@@ -403,11 +445,62 @@ int cmd_convert(const Args& a) {
   if (out == a.values.end()) return usage("convert needs -o OUTPUT");
   lv::report::PipelineOptions o;
   if (auto e = pipeline_options(a, o)) return usage(*e);
+  if (out->second == "-" && ::isatty(1))
+    return usage("-o - writes the safetensors file to standard output, which is a terminal: redirect it "
+                 "(> out.safetensors) or give a file");
   auto in = open_input(a.positional[1]);
   if (!in.ok()) return fail(in.error());
-  auto r = lv::report::run_convert(*in, out->second, o);
+  if (out->second != "-") {
+    auto r = lv::report::run_convert(*in, out->second, o);
+    if (!r.ok()) return fail(r.error());
+    return emit(*r, a, {a.positional[1], out->second});
+  }
+  // -o -: convert into a private scratch file (the same write, re-read and verify), stream
+  // it to standard output, remove it; the text report goes to stderr.
+  const char* tmpdir = std::getenv("TMPDIR");
+  std::string tmpl = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/lora-verify-XXXXXX.safetensors";
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  int fd = ::mkstemps(buf.data(), static_cast<int>(std::strlen(".safetensors")));
+  if (fd < 0)
+    return fail({ErrorCode::kCannotCreate, tmpl + ": cannot create a scratch file for -o -: " + std::strerror(errno) +
+                                               " (set TMPDIR to a writable directory)"});
+  ::close(fd);
+  const std::string scratch(buf.data());
+  const int slot = lv::st::track_temporary(scratch);
+  struct Cleanup {
+    std::string path;
+    int slot;
+    ~Cleanup() {
+      ::unlink(path.c_str());
+      lv::st::untrack_temporary(slot);
+    }
+  } cleanup{scratch, slot};
+  auto r = lv::report::run_convert(*in, scratch, o);
   if (!r.ok()) return fail(r.error());
-  return emit(*r, a, {a.positional[1], out->second});
+  r->other = kStdoutName;
+  int rfd = ::open(scratch.c_str(), O_RDONLY | O_CLOEXEC);
+  if (rfd < 0) return fail({ErrorCode::kIo, scratch + ": cannot re-open the scratch file: " + std::strerror(errno)});
+  std::vector<char> chunk(1 << 20);
+  for (;;) {
+    ssize_t n = ::read(rfd, chunk.data(), chunk.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int e = errno;
+      ::close(rfd);
+      return fail({ErrorCode::kIo, scratch + ": read failed: " + std::strerror(e)});
+    }
+    if (n == 0) break;
+    if (std::fwrite(chunk.data(), 1, static_cast<size_t>(n), stdout) != static_cast<size_t>(n)) {
+      const int e = errno;
+      ::close(rfd);
+      return fail({ErrorCode::kIo, std::string("cannot write to standard output: ") + std::strerror(e)});
+    }
+  }
+  ::close(rfd);
+  if (std::fflush(stdout) != 0)
+    return fail({ErrorCode::kIo, std::string("cannot write to standard output: ") + std::strerror(errno)});
+  return emit(*r, a, {a.positional[1]}, stderr);
 }
 
 int cmd_compare(const Args& a) {
@@ -437,7 +530,7 @@ int cmd_inspect(const Args& a) {
   }
   auto model = lv::load_lora(*file);
   nlohmann::ordered_json j;
-  j["file"] = path;
+  j["file"] = f.path();
   j["valid"] = true;
   j["file_bytes"] = f.file_bytes();
   j["header_bytes"] = f.header_bytes();
@@ -462,7 +555,7 @@ int cmd_inspect(const Args& a) {
     std::cout << j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
     return 0;
   }
-  std::cout << path << ": valid safetensors, " << f.tensors().size() << " tensors, " << f.file_bytes()
+  std::cout << f.path() << ": valid safetensors, " << f.tensors().size() << " tensors, " << f.file_bytes()
             << " bytes (header " << f.header_bytes() << ")\n";
   for (const auto& [d, e] : by_dtype) std::cout << "  " << d << ": " << e.first << " tensors, " << e.second << " bytes\n";
   std::cout << "metadata: " << f.metadata().size() << " entries\n";
@@ -542,10 +635,20 @@ int cmd_sample(const Args& a) {
   spec.bias = a.flags.count("--bias") > 0;
   auto bytes = lv::generate_lora(spec);
   if (!bytes.ok()) return fail(bytes.error());
-  auto st = lv::st::write_bytes_atomic(a.positional[1], *bytes, {});
-  if (!st.ok()) return fail(st.error());
-  std::printf("wrote %s: %s FLUX.1 LoRA, rank %lld, %s, %zu bytes\n", a.positional[1].c_str(), spec.dialect.c_str(),
-              static_cast<long long>(spec.rank), std::string(lv::st::dtype_name(spec.dtype)).c_str(), bytes->size());
+  const bool to_stdout = a.positional[1] == "-";
+  if (to_stdout) {
+    if (::isatty(1))
+      return usage("sample - writes the safetensors file to standard output, which is a terminal: redirect it "
+                   "(> out.safetensors) or give a file");
+    if (std::fwrite(bytes->data(), 1, bytes->size(), stdout) != bytes->size() || std::fflush(stdout) != 0)
+      return fail({ErrorCode::kIo, std::string("cannot write to standard output: ") + std::strerror(errno)});
+  } else {
+    auto st = lv::st::write_bytes_atomic(a.positional[1], *bytes, {});
+    if (!st.ok()) return fail(st.error());
+  }
+  std::fprintf(to_stdout ? stderr : stdout, "wrote %s: %s FLUX.1 LoRA, rank %lld, %s, %zu bytes\n",
+               to_stdout ? kStdoutName : a.positional[1].c_str(), spec.dialect.c_str(), static_cast<long long>(spec.rank),
+               std::string(lv::st::dtype_name(spec.dtype)).c_str(), bytes->size());
   return 0;
 }
 
@@ -553,7 +656,7 @@ int cmd_sample(const Args& a) {
 // input: no path separator, no extension, and nothing of that name exists.
 bool looks_like_a_command(const std::string& w) {
   std::error_code ec;
-  if (w.empty() || w.find('/') != std::string::npos || w.find('.') != std::string::npos) return false;
+  if (w.empty() || w == "-" || w.find('/') != std::string::npos || w.find('.') != std::string::npos) return false;
   return !std::filesystem::exists(std::filesystem::symlink_status(w, ec));
 }
 
@@ -635,6 +738,8 @@ int run(int argc, char** argv) {
   if (!named && looks_like_a_command(cmd)) return unknown_command(cmd);
   if (auto e = check_options_apply(a, named ? cmd : "verify")) return usage(*e);
   if (auto e = check_destinations(a)) return usage(*e);
+  if (std::count(a.positional.begin() + (named ? 1 : 0), a.positional.end(), "-") > 1)
+    return usage("'-' (standard input) is given twice; it can be read only once");
   if (cmd == "verify") return cmd_verify(a, 1);
   if (cmd == "convert") return cmd_convert(a);
   if (cmd == "compare") return cmd_compare(a);

@@ -144,6 +144,7 @@ std::optional<std::string> parse(const std::vector<std::string>& args, MatrixArg
       err = take(seen_out);
       if (!err) {
         if (value.empty()) return "--out needs a directory";
+        if (value == "-") return "--out needs a directory: '-' (standard output) cannot hold three files";
         a.out = value;
       }
     } else if (name == "--baseline") {

@@ -252,6 +252,9 @@ using Emit = std::function<bool(const std::function<bool(std::span<const uint8_t
 // Writes through `emit(write_fn)` into a temporary file beside `path`, fsyncs and closes
 // it. `write_fn(bytes)` returns false on failure. The result is renamed by commit().
 Result<Staged> stage(const std::string& requested, const std::vector<std::string>& inputs, const Emit& emit) {
+  if (requested == "-")
+    return make_error(ErrorCode::kCannotCreate, "refusing to create a file named '-' (it stands for standard output; "
+                                                "write ./- to mean the file)");
   // A symlinked output is written through the link: the target is replaced (atomically, in
   // its own directory) and the link stays a link.
   auto resolved = resolve_links(requested);
@@ -386,6 +389,24 @@ Status write_set_atomic(const std::vector<FileToWrite>& files, const std::vector
   }
   for (auto& s : staged) LV_TRY(s.commit());
   return {};
+}
+
+int track_temporary(const std::string& path) {
+  if (path.size() >= kTempPathMax) return -1;
+  SignalsBlocked blocked;
+  for (int i = 0; i < kTempSlots; ++i)
+    if (!g_temp_used[i]) {
+      std::memcpy(g_temp_paths[i], path.c_str(), path.size() + 1);
+      g_temp_used[i] = 1;
+      return i;
+    }
+  return -1;
+}
+
+void untrack_temporary(int slot) {
+  if (slot < 0 || slot >= kTempSlots) return;
+  SignalsBlocked blocked;
+  g_temp_used[slot] = 0;
 }
 
 void remove_temporaries_on_signals() {

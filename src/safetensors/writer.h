@@ -29,6 +29,7 @@ Result<std::vector<uint8_t>> serialize(const std::vector<TensorToWrite>& tensors
                                        const std::function<void(size_t)>& copied = {});
 
 // Streams the file to a temporary file beside `path`, fsyncs and renames it into place.
+// `path` "-" is refused (kCannotCreate): it means standard output, never a file named "-".
 // Refuses (kCannotCreate) when `path` names the same file as one of `inputs` (compared by
 // device and inode, so links and `./x` spellings are caught). Never leaves a partial file
 // under `path`.
@@ -49,6 +50,12 @@ struct FileToWrite {
   std::span<const uint8_t> bytes;
 };
 Status write_set_atomic(const std::vector<FileToWrite>& files, const std::vector<std::string>& inputs);
+
+// Registers a file to be removed by the signal handlers of remove_temporaries_on_signals()
+// (a scratch file of the caller's); returns a slot for untrack_temporary, or -1 when none
+// is free.
+int track_temporary(const std::string& path);
+void untrack_temporary(int slot);
 
 // Follows symbolic links at `path` to the file they finally name (which may not exist yet):
 // where a write to `path` lands. A relative link target is taken against the link's folder.
