@@ -450,3 +450,21 @@ TEST_F(Cli, DashIsStandardInputAndOutput) {
   EXPECT_EQ(run_io({"-"}, dir_ + "/r.json"), 65);
   EXPECT_NE(slurp(err).find("(standard input): not a safetensors file"), std::string::npos) << slurp(err);
 }
+
+// Reports list modules by block number (double_blocks.2 before double_blocks.10).
+TEST_F(Cli, ReportsListModulesInNaturalOrder) {
+  const std::string full = dir_ + "/full.safetensors";
+  ASSERT_EQ(run_cli({"sample", full, "--rank", "1"}).exit_code, 0);
+  auto r = run_cli({full, "--json", "-"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::vector<std::string> targets;
+  const auto j = nlohmann::json::parse(r.out);
+  for (const auto& m : j["modules"]) targets.push_back(m["target"]);
+  auto pos = [&](const std::string& t) { return std::find(targets.begin(), targets.end(), t) - targets.begin(); };
+  ASSERT_LT(pos("double_blocks.10.img_attn.qkv"), static_cast<long>(targets.size()));
+  EXPECT_LT(pos("double_blocks.2.img_attn.qkv"), pos("double_blocks.10.img_attn.qkv"));
+  EXPECT_LT(pos("double_blocks.9.txt_mod.lin"), pos("double_blocks.10.img_attn.proj"));
+  EXPECT_LT(pos("single_blocks.3.linear1"), pos("single_blocks.20.linear1"));
+  auto md = run_cli({full, "--markdown", "-", "--all"});
+  EXPECT_LT(md.out.find("double_blocks.2.img_attn.qkv"), md.out.find("double_blocks.10.img_attn.qkv"));
+}
