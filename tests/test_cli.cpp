@@ -240,6 +240,7 @@ TEST_F(Cli, OptionsThatDoNotApplyToTheCommandAreUsageErrors) {
                                          {{"compare", sample_, sample_, "--to", "bfl"}, "--to", "compare"},
                                          {{"inspect", sample_, "--style", "kohya"}, "--style", "inspect"},
                                          {{"inspect", sample_, "--all"}, "--all", "inspect"},
+                                         {{"inspect", sample_, "--threads", "2"}, "--threads", "inspect"},
                                          {{"sample", out, "--json", dir_ + "/j.json"}, "--json", "sample"},
                                          {{"sample", out, "--style", "comfy"}, "--style", "sample"},
                                          {{"convert", sample_, "-o", out, "--dialect", "kohya"}, "--dialect", "convert"},
@@ -251,6 +252,9 @@ TEST_F(Cli, OptionsThatDoNotApplyToTheCommandAreUsageErrors) {
     EXPECT_FALSE(std::filesystem::exists(out)) << c.option;
     EXPECT_FALSE(std::filesystem::exists(dir_ + "/j.json"));
   }
+  auto inspect_value = run_cli({"inspect", sample_, "--json=" + out});
+  EXPECT_EQ(inspect_value.exit_code, 64) << inspect_value.err;
+  EXPECT_FALSE(std::filesystem::exists(out));
   // What the commands do use still works.
   EXPECT_EQ(run_cli({"compare", sample_, sample_, "--json", dir_ + "/c.json", "--markdown", dir_ + "/c.md", "--all",
                      "--threads", "1"}).exit_code, 0);

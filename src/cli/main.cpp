@@ -76,12 +76,13 @@ sample options:
 exit codes:
   0   ok: every module equivalent and no error finding (inspect: a valid container)
   1   checks failed: a module differs beyond tolerance, or an error finding
-  64  usage error
+  64  usage error (also: an option the command does not use, an unknown command)
   65  invalid input data (malformed safetensors, not a FLUX.1 LoRA, refused conversion)
   66  cannot open an input file
   70  internal error (a bug in lora-verify; please report it)
   73  cannot create an output file
-  74  I/O error while reading or writing
+  74  I/O error while reading or writing (also: standard output could not be written)
+  130, 143  interrupted by SIGINT or SIGTERM (temporary files removed, outputs unchanged)
 )";
 
 constexpr const char* kVerifyHelp = R"(lora-verify verify — convert in memory, re-read, verify, report
@@ -551,7 +552,8 @@ int cmd_inspect(const Args& a) {
     j["dialect"] = nullptr;
     j["not_a_flux1_lora"] = model.error().message;
   }
-  if (a.values.count("--json") || a.flags.count("--json")) {
+  if (a.values.count("--json")) return usage("inspect --json takes no value: it prints the JSON on standard output");
+  if (a.flags.count("--json")) {
     std::cout << j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
     return 0;
   }
