@@ -8,7 +8,15 @@ bin=./build/lora-verify
 mkdir -p corpus/fuzz_safetensors corpus/fuzz_pipeline corpus/fuzz_header_json corpus/fuzz_keyset
 i=0
 for d in diffusers diffusers-old fal onetrainer kohya comfy ai-toolkit bfl onetrainer-bfl xlabs; do
-  for extra in "" "--no-proj-mlp --bias --alpha 3"; do
+  # The second seed adds what the dialect can hold (sample refuses the rest).
+  case $d in
+    diffusers|fal|onetrainer) more="--no-proj-mlp --bias --alpha 3" ;;
+    kohya|comfy|ai-toolkit|bfl) more="--bias --alpha 3" ;;
+    diffusers-old) more="--no-proj-mlp" ;;
+    onetrainer-bfl) more="--no-proj-mlp --alpha 3" ;;
+    *) more="" ;;
+  esac
+  for extra in "" "$more"; do
     i=$((i + 1))
     # shellcheck disable=SC2086
     "$bin" sample "corpus/fuzz_pipeline/seed-$d-$i.safetensors" --tiny --rank 1 --dtype F16 --seed $i --dialect "$d" $extra >/dev/null

@@ -81,6 +81,12 @@ TEST(SafetensorsParse, AcceptsUnpaddedHeadersAndJsonWhitespace) {
 TEST(SafetensorsParse, RejectsShortFiles) { rejects({1, 0, 0}, "shorter than the 8-byte header length"); }
 TEST(SafetensorsParse, RejectsHeaderLengthThatWraps) { rejects(file_u64len("{}", UINT64_MAX), "exceeds the limit"); }
 TEST(SafetensorsParse, RejectsHeaderLengthOverTheLimit) { rejects(file_u64len("{}", 100'000'001), "exceeds the limit"); }
+TEST(SafetensorsParse, AJsonFileIsNamedAsNotASafetensorsFile) {
+  std::string json = "{\"verdict\": \"pass\", \"modules\": []}\n";
+  rejects(std::vector<uint8_t>(json.begin(), json.end()), "not a safetensors file: it starts with '{' like a JSON file");
+  std::string text = "hello, this is a text file\n";
+  rejects(std::vector<uint8_t>(text.begin(), text.end()), "not a safetensors file: it starts with text");
+}
 TEST(SafetensorsParse, RejectsHeaderRunningPastTheEnd) { rejects(file("{}", 0, false, 40), "runs past the end"); }
 TEST(SafetensorsParse, RejectsBom) { rejects(file("\xef\xbb\xbf{" + kOne + "}", 8), "byte order mark"); }
 TEST(SafetensorsParse, RejectsRawNul) { rejects(file("{" + kOne + "}" + std::string(1, '\0'), 8, false), "NUL"); }
@@ -260,9 +266,64 @@ TEST(SafetensorsWrite, AtomicWriteNeverOverwritesAnInputAndLeavesNoTemporaries) 
   auto bad_dir = write_bytes_atomic(dir + "/no/such/dir/x", b, {});
   ASSERT_FALSE(bad_dir.ok());
   EXPECT_EQ(bad_dir.error().code, lv::ErrorCode::kCannotCreate);
+  // The message names the directory, the reason and the fix.
+  EXPECT_NE(bad_dir.error().message.find("cannot create a temporary file in the directory " + dir + "/no/such/dir: No such file"),
+            std::string::npos) << bad_dir.error().message;
+  EXPECT_NE(bad_dir.error().message.find("must exist and be writable"), std::string::npos) << bad_dir.error().message;
   int files = 0;
   for (const auto& e : std::filesystem::directory_iterator(dir)) files += e.path().string().find(".tmp.") == std::string::npos;
   EXPECT_EQ(files, 2);
+  for (const auto& e : std::filesystem::directory_iterator(dir)) EXPECT_EQ(e.path().string().find(".tmp."), std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(SafetensorsWrite, ReplacingAFileKeepsItsMode) {
+  std::string dir = lv::test::temp_dir();
+  std::vector<uint8_t> b(4, 7);
+  const std::string path = dir + "/out.bin";
+  ASSERT_TRUE(write_bytes_atomic(path, b, {}).ok());
+  std::filesystem::permissions(path, std::filesystem::perms(0640));
+  ASSERT_TRUE(write_bytes_atomic(path, b, {}).ok());
+  EXPECT_EQ(static_cast<int>(std::filesystem::status(path).permissions()), 0640);
+  std::filesystem::permissions(path, std::filesystem::perms(0600));
+  ASSERT_TRUE(write_file(path, {{"a", DType::kF32, {1}, b}}, {}, {}).ok());
+  EXPECT_EQ(static_cast<int>(std::filesystem::status(path).permissions()), 0600);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(SafetensorsWrite, ASymlinkedOutputIsWrittenThroughTheLink) {
+  std::string dir = lv::test::temp_dir();
+  std::filesystem::create_directory(dir + "/real");
+  const std::string target = dir + "/real/out.bin", link = dir + "/link.bin";
+  { std::ofstream(target, std::ios::binary) << "old"; }
+  std::filesystem::create_symlink("real/out.bin", link);  // relative to the link's directory
+  std::vector<uint8_t> b = {'n', 'e', 'w'};
+  ASSERT_TRUE(write_bytes_atomic(link, b, {}).ok());
+  EXPECT_TRUE(std::filesystem::is_symlink(link));
+  EXPECT_EQ(lv::test::read_file(target), "new");
+  // A dangling link creates its target.
+  std::filesystem::create_symlink(dir + "/real/fresh.bin", dir + "/dangling.bin");
+  ASSERT_TRUE(write_bytes_atomic(dir + "/dangling.bin", b, {}).ok());
+  EXPECT_TRUE(std::filesystem::is_symlink(dir + "/dangling.bin"));
+  EXPECT_EQ(lv::test::read_file(dir + "/real/fresh.bin"), "new");
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir))
+    EXPECT_EQ(e.path().string().find(".tmp."), std::string::npos) << e.path();
+  std::filesystem::remove_all(dir);
+}
+
+TEST(SafetensorsWrite, ASetOfFilesIsWrittenWhollyOrNotAtAll) {
+  std::string dir = lv::test::temp_dir();
+  { std::ofstream(dir + "/a.md") << "old a"; }
+  std::filesystem::create_directory(dir + "/b.json");  // cannot be replaced by a file
+  std::vector<uint8_t> b = {'n', 'e', 'w'};
+  auto st = write_set_atomic({{dir + "/a.md", b}, {dir + "/b.json", b}, {dir + "/c.html", b}}, {});
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, lv::ErrorCode::kCannotCreate);
+  EXPECT_EQ(lv::test::read_file(dir + "/a.md"), "old a");
+  EXPECT_FALSE(std::filesystem::exists(dir + "/c.html"));
+  std::filesystem::remove(dir + "/b.json");
+  ASSERT_TRUE(write_set_atomic({{dir + "/a.md", b}, {dir + "/b.json", b}, {dir + "/c.html", b}}, {}).ok());
+  for (const char* f : {"/a.md", "/b.json", "/c.html"}) EXPECT_EQ(lv::test::read_file(dir + f), "new");
   for (const auto& e : std::filesystem::directory_iterator(dir)) EXPECT_EQ(e.path().string().find(".tmp."), std::string::npos);
   std::filesystem::remove_all(dir);
 }

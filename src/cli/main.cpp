@@ -1,10 +1,15 @@
 // The lora-verify command line: parses options, runs a pipeline, renders the report, and
 // maps the outcome to a documented exit code. No logic of its own beyond that.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <iostream>
 #include <map>
@@ -41,7 +46,7 @@ usage:
   lora-verify sample OUT.safetensors [sample options]
                                              write a generated FLUX.1 LoRA (seeded)
   lora-verify matrix [options] [INPUTS...]   the compatibility matrix for release notes
-                                             (see lora-verify matrix --help)
+  lora-verify COMMAND --help                 the options of one command, with an example
 
 options:
   --to bfl|diffusers     output layout (default: diffusers-named inputs go to bfl,
@@ -68,6 +73,8 @@ profiled loaders for this input (kohya when the file has only block modules). Ev
 ends with each loader's verdict on the input and the output (loads, drops, rejects,
 unknown) and, for each loader the input does not serve, the command that writes a file it
 loads.
+  -h, --help             this text (after a command: that command's options)
+  --version              the version
 
 sample options:
   --dialect D            diffusers (default), diffusers-old, fal, onetrainer, kohya, comfy,
@@ -83,13 +90,148 @@ sample options:
 exit codes:
   0   ok: every module equivalent and no error finding (inspect: a valid container)
   1   checks failed: a module differs beyond tolerance, or an error finding
-  64  usage error
+  64  usage error (also: an option the command does not use, an unknown command)
   65  invalid input data (malformed safetensors, not a FLUX.1 LoRA, refused conversion)
   66  cannot open an input file
   70  internal error (a bug in lora-verify; please report it)
   73  cannot create an output file
-  74  I/O error while reading or writing
+  74  I/O error while reading or writing (also: standard output could not be written)
+  130, 143  interrupted by SIGINT or SIGTERM (temporary files removed, outputs unchanged)
 )";
+
+constexpr const char* kVerifyHelp = R"(lora-verify verify — convert in memory, re-read, verify, report
+
+usage:
+  lora-verify IN.safetensors [options]
+  lora-verify verify IN.safetensors [options]
+
+Reads IN, detects its dialect, converts it in memory to the other layout, re-reads the
+converted bytes with the same strict reader and checks module by module that both apply
+the same weight deltas. Nothing is written except the reports asked for.
+
+options:
+  --to bfl|diffusers     output layout (default: diffusers-named inputs go to bfl,
+                         BFL-named inputs go to diffusers)
+  --style S              key style: kohya (default for bfl), comfy, peft, bfl; diffusers
+  --dtype D              output dtype: F32, F64, F16, BF16 (default: the input's)
+  --json FILE            also write the report as JSON ("-": print it instead of text)
+  --markdown FILE        also write the report as Markdown ("-": print it instead of text)
+  --all                  list every module in the text report, not only failing ones
+  --threads N            threads for the equivalence checks (default 2)
+  --no-dense             refuse LoKr/LoHa deltas on fused targets instead of writing
+                         them as dense .diff tensors
+  --for LOADER           check the form LOADER loads completely instead (invokeai,
+                         invokeai-5.1, comfyui, diffusers, sd-scripts, forge, sdcpp); not with
+                         --style or --to
+  --drop-unsupported     with --for: leave out what LOADER cannot take, and report it
+  -h, --help             this text
+
+The report ends with each profiled loader's verdict on the input and on the conversion
+(loads, drops, rejects, unknown) and, for each loader the input does not serve, the command
+that writes a file it loads.
+
+example:
+  lora-verify my_lora.safetensors --style comfy --json report.json
+  lora-verify my_lora.safetensors --for invokeai
+)";
+
+constexpr const char* kConvertHelp = R"(lora-verify convert — convert, write atomically, re-read, verify
+
+usage:
+  lora-verify convert IN.safetensors -o OUT.safetensors [options]
+
+Converts IN, writes OUT atomically (a temporary file beside it, then a rename; never over
+IN; a replaced file keeps its mode; a symbolic link is written through), re-reads the
+written file and verifies it against IN. Without --for, --style or --to, OUT gets the style
+that loads completely in the most profiled loaders for this input (kohya when the file has
+only block modules); the report names the loaders it does not serve.
+
+options:
+  -o, --output FILE      the output file (required)
+  --to bfl|diffusers     output layout (default: diffusers-named inputs go to bfl,
+                         BFL-named inputs go to diffusers)
+  --style S              key style: kohya (default for bfl), comfy, peft, bfl; diffusers
+  --dtype D              output dtype: F32, F64, F16, BF16 (default: the input's)
+  --json FILE            also write the report as JSON ("-": print it instead of text)
+  --markdown FILE        also write the report as Markdown ("-": print it instead of text)
+  --all                  list every module in the text report, not only failing ones
+  --threads N            threads for the equivalence checks (default 2)
+  --no-dense             refuse LoKr/LoHa deltas on fused targets instead of writing
+                         them as dense .diff tensors
+  --for LOADER           write the form LOADER loads completely: invokeai, invokeai-5.1,
+                         comfyui, diffusers, sd-scripts, forge, sdcpp. Tensors LOADER cannot
+                         take in any form it reads are refused (exit 65); not with --style/--to
+  --drop-unsupported     with --for: leave those tensors out instead, and report each with
+                         the share of its target's delta that is lost
+  -h, --help             this text
+
+example:
+  lora-verify convert my_lora.safetensors -o my_lora_comfy.safetensors --style comfy
+  lora-verify convert my_lora.safetensors -o my_lora.invokeai.safetensors --for invokeai
+)";
+
+constexpr const char* kCompareHelp = R"(lora-verify compare — verify a conversion made by any tool
+
+usage:
+  lora-verify compare SOURCE.safetensors CONVERTED.safetensors [options]
+
+Checks module by module that CONVERTED (in any dialect lora-verify reads) applies the same
+weight deltas as SOURCE, to the rounding of the coarser dtype.
+
+options:
+  --json FILE            also write the report as JSON ("-": print it instead of text)
+  --markdown FILE        also write the report as Markdown ("-": print it instead of text)
+  --all                  list every module in the text report, not only failing ones
+  --threads N            threads for the equivalence checks (default 2)
+  -h, --help             this text
+
+example:
+  lora-verify compare original.safetensors someone_elses_conversion.safetensors --all
+)";
+
+constexpr const char* kInspectHelp = R"(lora-verify inspect — container validity, metadata, dtypes, dialect
+
+usage:
+  lora-verify inspect FILE.safetensors [--json]
+
+Validates the container with the strict reader and describes it: tensors and bytes per
+dtype, the metadata, the detected dialect with its evidence, unrecognised tensors.
+
+options:
+  --json                 print the description as JSON
+  -h, --help             this text
+
+example:
+  lora-verify inspect my_lora.safetensors --json
+)";
+
+constexpr const char* kSampleHelp = R"(lora-verify sample — write a generated FLUX.1 LoRA (seeded)
+
+usage:
+  lora-verify sample OUT.safetensors [options]
+
+options:
+  --dialect D            diffusers (default), diffusers-old, fal, onetrainer, kohya, comfy,
+                         ai-toolkit, bfl, onetrainer-bfl, xlabs
+  --rank R               LoRA rank (default 4)
+  --dtype D              F32, F64, F16, BF16 (default BF16)
+  --seed N               random seed (default 1)
+  --alpha A              write .alpha tensors with value A (finite, positive, within F32)
+  --no-proj-mlp          leave out the single blocks' proj_mlp (the historic crash case)
+  --bias                 add bias deltas
+  --tiny                 a tiny FLUX-shaped layout instead of FLUX.1-dev's
+  -h, --help             this text
+
+example:
+  lora-verify sample test.safetensors --dialect kohya --rank 16 --dtype F16
+)";
+
+const std::map<std::string, const char*> kCommandHelp = {
+    {"verify", kVerifyHelp}, {"convert", kConvertHelp}, {"compare", kCompareHelp},
+    {"inspect", kInspectHelp}, {"sample", kSampleHelp},
+};
+
+std::string g_help_hint = "lora-verify --help";  // where usage errors point
 
 int fail(const Error& e) {
   std::fprintf(stderr, "error: %s\n", e.message.c_str());
@@ -97,7 +239,7 @@ int fail(const Error& e) {
 }
 
 int usage(const std::string& msg) {
-  std::fprintf(stderr, "error: %s (see lora-verify --help)\n", msg.c_str());
+  std::fprintf(stderr, "error: %s (see %s)\n", msg.c_str(), g_help_hint.c_str());
   return static_cast<int>(ErrorCode::kUsage);
 }
 
@@ -105,13 +247,14 @@ struct Args {
   std::vector<std::string> positional;
   std::map<std::string, std::string> values;  // options with a value
   std::map<std::string, bool> flags;
+  std::vector<std::pair<std::string, std::string>> given;  // (canonical name, as typed), in order
 };
 
 const std::map<std::string, bool> kOptions = {  // name → takes a value
     {"--to", true},      {"--style", true},  {"--dtype", true},  {"--json", true},    {"--markdown", true},
     {"--threads", true}, {"-o", true},       {"--output", true}, {"--dialect", true}, {"--rank", true},
     {"--seed", true},    {"--alpha", true},  {"--all", false},   {"--no-proj-mlp", false},
-    {"--bias", false},   {"--tiny", false},  {"--no-dense", false},  {"--help", false},  {"--version", false},
+    {"--bias", false},   {"--tiny", false},  {"--no-dense", false},  {"--help", false},  {"-h", false},  {"--version", false},
     {"--for", true},     {"--drop-unsupported", false},
 };
 
@@ -130,20 +273,86 @@ std::optional<std::string> parse_args(int argc, char** argv, Args& a) {
       if (it == kOptions.end()) return "unknown option " + name;
       if (!it->second) {
         if (has_inline) return "option " + name + " takes no value";
+        const std::string typed = name;
+        if (name == "-h") name = "--help";
         a.flags[name] = true;
+        a.given.emplace_back(name, typed);
         continue;
       }
       if (!has_inline) {
         if (i + 1 >= argc) return "option " + name + " needs a value";
         value = argv[++i];
       }
+      const std::string typed = name;
       if (name == "--output") name = "-o";
       if (a.values.count(name)) return "option " + name + " given twice";
       a.values[name] = value;
+      a.given.emplace_back(name, typed);
     } else {
       a.positional.push_back(s);
     }
   }
+  return std::nullopt;
+}
+
+// Which options each command uses; anything else given to it is a usage error, never
+// silently ignored. --help and --version apply everywhere. (--for, --drop-unsupported and
+// --model are listed for the commands they will apply to; an option is accepted only when
+// kOptions knows it too.)
+const std::map<std::string, std::vector<std::string>> kCommandOptions = {
+    {"verify", {"--to", "--style", "--dtype", "--json", "--markdown", "--all", "--threads", "--no-dense", "--for",
+                "--drop-unsupported", "--model"}},
+    {"convert", {"-o", "--to", "--style", "--dtype", "--json", "--markdown", "--all", "--threads", "--no-dense", "--for",
+                 "--drop-unsupported", "--model"}},
+    {"compare", {"--json", "--markdown", "--all", "--threads", "--model"}},
+    {"inspect", {"--json", "--model"}},
+    {"sample", {"--dialect", "--rank", "--dtype", "--seed", "--alpha", "--no-proj-mlp", "--bias", "--tiny"}},
+};
+
+// The options `command` accepts that the parser knows, for messages.
+std::string options_of(const std::string& command) {
+  std::string list;
+  for (const auto& o : kCommandOptions.at(command))
+    if (kOptions.count(o)) list += (list.empty() ? "" : ", ") + o;
+  return list;
+}
+
+// Refuses an option the command does not use.
+std::optional<std::string> check_options_apply(const Args& a, const std::string& command) {
+  const auto& allowed = kCommandOptions.at(command);
+  for (const auto& [name, typed] : a.given) {
+    if (name == "--help" || name == "--version") continue;
+    if (std::find(allowed.begin(), allowed.end(), name) == allowed.end())
+      return "option " + typed + " does not apply to " + command + " (" + command + " takes " + options_of(command) + ")";
+  }
+  return std::nullopt;
+}
+
+// True when `a` and `b` name the same file: the same spelling after resolving symbolic links
+// and `.`/`..`, or the same device and inode.
+bool same_destination(const std::string& a, const std::string& b) {
+  if (a == "-" || b == "-") return a == b;
+  auto ra = lv::st::resolve_links(a), rb = lv::st::resolve_links(b);
+  if (!ra.ok() || !rb.ok()) return false;
+  std::error_code ea, eb;
+  auto ca = std::filesystem::weakly_canonical(std::filesystem::absolute(*ra, ea), ea);
+  auto cb = std::filesystem::weakly_canonical(std::filesystem::absolute(*rb, eb), eb);
+  if (!ea && !eb && ca == cb) return true;
+  std::error_code e;
+  return std::filesystem::equivalent(a, b, e) && !e;
+}
+
+// Refuses two outputs (reports, the converted file) written to one destination.
+std::optional<std::string> check_destinations(const Args& a) {
+  std::vector<std::pair<std::string, std::string>> dests;  // (option, destination)
+  for (const char* opt : {"-o", "--json", "--markdown"})
+    if (auto it = a.values.find(opt); it != a.values.end()) dests.emplace_back(opt, it->second);
+  for (size_t i = 0; i < dests.size(); ++i)
+    for (size_t j = i + 1; j < dests.size(); ++j)
+      if (same_destination(dests[i].second, dests[j].second)) {
+        const std::string where = dests[i].second == "-" ? "standard output" : "the same file " + dests[i].second;
+        return dests[i].first + " and " + dests[j].first + " both write to " + where + "; give each its own destination";
+      }
   return std::nullopt;
 }
 
@@ -192,14 +401,53 @@ std::optional<std::string> pipeline_options(const Args& a, lv::report::PipelineO
   return std::nullopt;
 }
 
+constexpr const char* kStdinName = "(standard input)";
+constexpr const char* kStdoutName = "(standard output)";
+
+// Reads all of standard input (at most Limits::max_stream_bytes: it is held in memory).
+lv::Result<std::vector<uint8_t>> read_stdin() {
+  if (::isatty(0))
+    return lv::make_error(ErrorCode::kUsage, "input '-' is standard input, which is a terminal: pipe a safetensors file "
+                                             "into it (< file.safetensors) or give the file's path");
+  const uint64_t limit = lv::st::kDefaultLimits.max_stream_bytes;
+  std::vector<uint8_t> out;
+  std::vector<uint8_t> buf(1 << 20);
+  for (;;) {
+    ssize_t n = ::read(0, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return lv::make_error(ErrorCode::kIo, std::string(kStdinName) + ": read failed: " + std::strerror(errno));
+    if (n == 0) break;
+    if (out.size() + static_cast<uint64_t>(n) > limit)
+      return lv::make_error(ErrorCode::kBadInput, std::string(kStdinName) + ": more than " + std::to_string(limit) +
+                                                      " bytes, the limit for a file read into memory; give its path instead");
+    out.insert(out.end(), buf.begin(), buf.begin() + n);
+  }
+  return out;
+}
+
+// The paths an output must never replace (standard input is no file).
+std::vector<std::string> guarded(std::vector<std::string> paths) {
+  paths.erase(std::remove(paths.begin(), paths.end(), "-"), paths.end());
+  return paths;
+}
+
 lv::Result<std::shared_ptr<const lv::st::SafetensorsFile>> open_input(const std::string& path) {
+  if (path == "-") {
+    auto bytes = read_stdin();
+    if (!bytes.ok()) return bytes.take_error();
+    auto f = lv::st::SafetensorsFile::from_bytes(std::move(bytes).value(), kStdinName);
+    if (!f.ok()) return f.take_error();
+    return std::make_shared<const lv::st::SafetensorsFile>(std::move(f).value());
+  }
   auto f = lv::st::SafetensorsFile::open(path);
   if (!f.ok()) return f.take_error();
   return std::make_shared<const lv::st::SafetensorsFile>(std::move(f).value());
 }
 
-// Writes the report where asked: text on stdout unless --json - or --markdown - took it.
-int emit(const lv::report::Report& r, const Args& a, const std::vector<std::string>& inputs) {
+// Writes the report where asked: text on `text_to` (stdout) unless --json - or --markdown -
+// took stdout.
+int emit(const lv::report::Report& r, const Args& a, const std::vector<std::string>& paths, FILE* text_to = stdout) {
+  const std::vector<std::string> inputs = guarded(paths);
   bool stdout_taken = false;
   for (const char* opt : {"--json", "--markdown"}) {
     auto it = a.values.find(opt);
@@ -215,9 +463,9 @@ int emit(const lv::report::Report& r, const Args& a, const std::vector<std::stri
   }
   if (!stdout_taken) {
     std::string text = lv::report::render_text(r, a.flags.count("--all") > 0);
-    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fwrite(text.data(), 1, text.size(), text_to);
   }
-  std::fflush(stdout);
+  std::fflush(text_to);
   return r.pass ? 0 : static_cast<int>(ErrorCode::kChecksFailed);
 }
 
@@ -240,11 +488,62 @@ int cmd_convert(const Args& a) {
   lv::report::PipelineOptions o;
   o.default_for_loaders = true;
   if (auto e = pipeline_options(a, o)) return usage(*e);
+  if (out->second == "-" && ::isatty(1))
+    return usage("-o - writes the safetensors file to standard output, which is a terminal: redirect it "
+                 "(> out.safetensors) or give a file");
   auto in = open_input(a.positional[1]);
   if (!in.ok()) return fail(in.error());
-  auto r = lv::report::run_convert(*in, out->second, o);
+  if (out->second != "-") {
+    auto r = lv::report::run_convert(*in, out->second, o);
+    if (!r.ok()) return fail(r.error());
+    return emit(*r, a, {a.positional[1], out->second});
+  }
+  // -o -: convert into a private scratch file (the same write, re-read and verify), stream
+  // it to standard output, remove it; the text report goes to stderr.
+  const char* tmpdir = std::getenv("TMPDIR");
+  std::string tmpl = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/lora-verify-XXXXXX.safetensors";
+  std::vector<char> buf(tmpl.begin(), tmpl.end());
+  buf.push_back('\0');
+  int fd = ::mkstemps(buf.data(), static_cast<int>(std::strlen(".safetensors")));
+  if (fd < 0)
+    return fail({ErrorCode::kCannotCreate, tmpl + ": cannot create a scratch file for -o -: " + std::strerror(errno) +
+                                               " (set TMPDIR to a writable directory)"});
+  ::close(fd);
+  const std::string scratch(buf.data());
+  const int slot = lv::st::track_temporary(scratch);
+  struct Cleanup {
+    std::string path;
+    int slot;
+    ~Cleanup() {
+      ::unlink(path.c_str());
+      lv::st::untrack_temporary(slot);
+    }
+  } cleanup{scratch, slot};
+  auto r = lv::report::run_convert(*in, scratch, o);
   if (!r.ok()) return fail(r.error());
-  return emit(*r, a, {a.positional[1], out->second});
+  r->other = kStdoutName;
+  int rfd = ::open(scratch.c_str(), O_RDONLY | O_CLOEXEC);
+  if (rfd < 0) return fail({ErrorCode::kIo, scratch + ": cannot re-open the scratch file: " + std::strerror(errno)});
+  std::vector<char> chunk(1 << 20);
+  for (;;) {
+    ssize_t n = ::read(rfd, chunk.data(), chunk.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int e = errno;
+      ::close(rfd);
+      return fail({ErrorCode::kIo, scratch + ": read failed: " + std::strerror(e)});
+    }
+    if (n == 0) break;
+    if (std::fwrite(chunk.data(), 1, static_cast<size_t>(n), stdout) != static_cast<size_t>(n)) {
+      const int e = errno;
+      ::close(rfd);
+      return fail({ErrorCode::kIo, std::string("cannot write to standard output: ") + std::strerror(e)});
+    }
+  }
+  ::close(rfd);
+  if (std::fflush(stdout) != 0)
+    return fail({ErrorCode::kIo, std::string("cannot write to standard output: ") + std::strerror(errno)});
+  return emit(*r, a, {a.positional[1]}, stderr);
 }
 
 int cmd_compare(const Args& a) {
@@ -274,7 +573,7 @@ int cmd_inspect(const Args& a) {
   }
   auto model = lv::load_lora(*file);
   nlohmann::ordered_json j;
-  j["file"] = path;
+  j["file"] = f.path();
   j["valid"] = true;
   j["file_bytes"] = f.file_bytes();
   j["header_bytes"] = f.header_bytes();
@@ -300,11 +599,12 @@ int cmd_inspect(const Args& a) {
     loaders.loaders = lv::report::loader_rows(*model, nullptr, "", 2);
     j["loaders"] = lv::report::loaders_json(loaders);
   }
-  if (a.values.count("--json") || a.flags.count("--json")) {
+  if (a.values.count("--json")) return usage("inspect --json takes no value: it prints the JSON on standard output");
+  if (a.flags.count("--json")) {
     std::cout << j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
     return 0;
   }
-  std::cout << path << ": valid safetensors, " << f.tensors().size() << " tensors, " << f.file_bytes()
+  std::cout << f.path() << ": valid safetensors, " << f.tensors().size() << " tensors, " << f.file_bytes()
             << " bytes (header " << f.header_bytes() << ")\n";
   for (const auto& [d, e] : by_dtype) std::cout << "  " << d << ": " << e.first << " tensors, " << e.second << " bytes\n";
   std::cout << "metadata: " << f.metadata().size() << " entries\n";
@@ -323,11 +623,38 @@ int cmd_inspect(const Args& a) {
   return 0;
 }
 
+// What each generator dialect can hold: an option it cannot hold is refused, not ignored.
+struct SampleDialect {
+  const char* name;
+  bool alpha, bias, no_proj_mlp;
+};
+constexpr SampleDialect kSampleDialects[] = {
+    {"diffusers", true, true, true},     {"diffusers-old", false, false, true}, {"fal", true, true, true},
+    {"onetrainer", true, true, true},    {"kohya", true, true, false},          {"comfy", true, true, false},
+    {"ai-toolkit", true, true, false},   {"bfl", true, true, false},            {"onetrainer-bfl", true, false, true},
+    {"xlabs", false, false, false},
+};
+
 int cmd_sample(const Args& a) {
   if (a.positional.size() != 2) return usage("sample takes exactly one output file");
   lv::GenSpec spec;
   if (a.flags.count("--tiny")) spec.layout = lv::flux::Layout::tiny();
   if (auto it = a.values.find("--dialect"); it != a.values.end()) spec.dialect = it->second;
+  const SampleDialect* dialect = nullptr;
+  std::string names;
+  for (const auto& d : kSampleDialects) {
+    names += (names.empty() ? "" : ", ") + std::string(d.name);
+    if (spec.dialect == d.name) dialect = &d;
+  }
+  if (!dialect) return usage("unknown dialect '" + spec.dialect + "'; sample writes " + names);
+  auto cannot_hold = [&](const char* option, const char* what) {
+    return usage("the " + spec.dialect + " dialect cannot hold " + what + ": " + option + " does not apply to --dialect " +
+                 spec.dialect);
+  };
+  if (a.values.count("--alpha") && !dialect->alpha) return cannot_hold("--alpha", ".alpha tensors");
+  if (a.flags.count("--bias") && !dialect->bias) return cannot_hold("--bias", "bias deltas");
+  if (a.flags.count("--no-proj-mlp") && !dialect->no_proj_mlp)
+    return cannot_hold("--no-proj-mlp", "a single block without proj_mlp (its linear1 is one fused module)");
   int64_t n = 0;
   if (auto it = a.values.find("--rank"); it != a.values.end()) {
     if (auto e = parse_int(it->second, 1, 4096, n)) return usage("--rank: " + *e);
@@ -341,9 +668,12 @@ int cmd_sample(const Args& a) {
     try {
       size_t used = 0;
       spec.alpha = std::stod(it->second, &used);
-      if (used != it->second.size() || !(spec.alpha > 0)) throw std::invalid_argument("alpha");
+      // .alpha tensors are F32: the value must survive the rounding, neither inf nor 0.
+      const float f = static_cast<float>(spec.alpha);
+      if (used != it->second.size() || !std::isfinite(spec.alpha) || !(spec.alpha > 0) || !std::isfinite(f) || !(f > 0))
+        throw std::invalid_argument("alpha");
     } catch (...) {
-      return usage("--alpha must be a positive number, got '" + it->second + "'");
+      return usage("--alpha must be a finite positive number that F32 (the dtype of .alpha tensors) holds, about 1.4e-45 to 3.4e38, got '" + it->second + "'");
     }
   }
   if (auto it = a.values.find("--dtype"); it != a.values.end()) {
@@ -355,16 +685,76 @@ int cmd_sample(const Args& a) {
   spec.bias = a.flags.count("--bias") > 0;
   auto bytes = lv::generate_lora(spec);
   if (!bytes.ok()) return fail(bytes.error());
-  auto st = lv::st::write_bytes_atomic(a.positional[1], *bytes, {});
-  if (!st.ok()) return fail(st.error());
-  std::printf("wrote %s: %s FLUX.1 LoRA, rank %lld, %s, %zu bytes\n", a.positional[1].c_str(), spec.dialect.c_str(),
-              static_cast<long long>(spec.rank), std::string(lv::st::dtype_name(spec.dtype)).c_str(), bytes->size());
+  const bool to_stdout = a.positional[1] == "-";
+  if (to_stdout) {
+    if (::isatty(1))
+      return usage("sample - writes the safetensors file to standard output, which is a terminal: redirect it "
+                   "(> out.safetensors) or give a file");
+    if (std::fwrite(bytes->data(), 1, bytes->size(), stdout) != bytes->size() || std::fflush(stdout) != 0)
+      return fail({ErrorCode::kIo, std::string("cannot write to standard output: ") + std::strerror(errno)});
+  } else {
+    auto st = lv::st::write_bytes_atomic(a.positional[1], *bytes, {});
+    if (!st.ok()) return fail(st.error());
+  }
+  std::fprintf(to_stdout ? stderr : stdout, "wrote %s: %s FLUX.1 LoRA, rank %lld, %s, %zu bytes\n",
+               to_stdout ? kStdoutName : a.positional[1].c_str(), spec.dialect.c_str(), static_cast<long long>(spec.rank),
+               std::string(lv::st::dtype_name(spec.dtype)).c_str(), bytes->size());
   return 0;
 }
 
-}  // namespace
+// A first word that names no file and looks like no path is a mistyped command, not an
+// input: no path separator, no extension, and nothing of that name exists.
+bool looks_like_a_command(const std::string& w) {
+  std::error_code ec;
+  if (w.empty() || w == "-" || w.find('/') != std::string::npos || w.find('.') != std::string::npos) return false;
+  return !std::filesystem::exists(std::filesystem::symlink_status(w, ec));
+}
 
-int main(int argc, char** argv) {
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+int unknown_command(const std::string& w) {
+  const char* commands[] = {"verify", "convert", "compare", "inspect", "sample", "matrix"};
+  std::string list, best;
+  size_t best_d = 3;  // suggest only close spellings
+  for (const char* c : commands) {
+    list += (list.empty() ? "" : ", ") + std::string(c);
+    if (size_t d = edit_distance(w, c); d < best_d) best_d = d, best = c;
+  }
+  return usage("unknown command '" + w + "'" + (best.empty() ? "" : " (did you mean " + best + "?)") +
+               "; the commands are " + list + ", and no file of that name exists");
+}
+
+// Flushes and closes standard output: a report that did not reach it is an I/O error (74),
+// never a success.
+int finish_stdout(int rc) {
+  std::cout.flush();
+  bool bad = !std::cout.good();
+  errno = 0;
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) bad = true;
+  int err = errno;
+  if (std::fclose(stdout) != 0 && !bad) {
+    bad = true;
+    err = errno;
+  }
+  if (!bad) return rc;
+  std::fprintf(stderr, "error: cannot write to standard output: %s\n", err ? std::strerror(err) : "write failed");
+  return rc == 0 || rc == static_cast<int>(ErrorCode::kChecksFailed) ? static_cast<int>(ErrorCode::kIo) : rc;
+}
+
+int run(int argc, char** argv) {
   if (argc > 1 && std::strcmp(argv[1], "matrix") == 0)
     return run_matrix_command(std::vector<std::string>(argv + 2, argv + argc));
   Args a;
@@ -381,8 +771,11 @@ int main(int argc, char** argv) {
   }
   if (auto e = parse_args(static_cast<int>(args.size()), args.data(), a)) return usage(*e);
   if (inspect_json) a.flags["--json"] = true;
+  const std::string first = a.positional.empty() ? "" : a.positional[0];
+  if (kCommandHelp.count(first)) g_help_hint = "lora-verify " + first + " --help";
   if (a.flags.count("--help")) {
-    std::fputs(kHelp, stdout);
+    auto it = kCommandHelp.find(first);
+    std::fputs(it != kCommandHelp.end() ? it->second : kHelp, stdout);
     return 0;
   }
   if (a.flags.count("--version")) {
@@ -391,10 +784,23 @@ int main(int argc, char** argv) {
   }
   if (a.positional.empty()) return usage("no input file");
   const std::string& cmd = a.positional[0];
+  const bool named = kCommandOptions.count(cmd) > 0;
+  if (!named && looks_like_a_command(cmd)) return unknown_command(cmd);
+  if (auto e = check_options_apply(a, named ? cmd : "verify")) return usage(*e);
+  if (auto e = check_destinations(a)) return usage(*e);
+  if (std::count(a.positional.begin() + (named ? 1 : 0), a.positional.end(), "-") > 1)
+    return usage("'-' (standard input) is given twice; it can be read only once");
   if (cmd == "verify") return cmd_verify(a, 1);
   if (cmd == "convert") return cmd_convert(a);
   if (cmd == "compare") return cmd_compare(a);
   if (cmd == "inspect") return cmd_inspect(a);
   if (cmd == "sample") return cmd_sample(a);
   return cmd_verify(a, 0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  lv::st::remove_temporaries_on_signals();
+  return finish_stdout(run(argc, argv));
 }

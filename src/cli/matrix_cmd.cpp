@@ -2,7 +2,13 @@
 // baseline, writes compatibility.{md,json,html} atomically, and picks the exit code.
 #include "cli/matrix_cmd.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -44,7 +50,9 @@ options:
 
 exit codes:
   0   every built-in variant equivalent, no regression against the baseline
-  1   a built-in variant is not equivalent, or a cell regressed against the baseline
+  1   a built-in variant is not equivalent, a cell regressed against the baseline, the
+      matrix checked nothing (no rows: nothing is written), or it holds only INPUTS and
+      none of them is equivalent
   64  usage error
   65  a baseline or shard is not a compatibility.json (or shards do not fit together)
   66  an input, baseline or shard cannot be opened
@@ -136,6 +144,7 @@ std::optional<std::string> parse(const std::vector<std::string>& args, MatrixArg
       err = take(seen_out);
       if (!err) {
         if (value.empty()) return "--out needs a directory";
+        if (value == "-") return "--out needs a directory: '-' (standard output) cannot hold three files";
         a.out = value;
       }
     } else if (name == "--baseline") {
@@ -184,12 +193,23 @@ std::optional<std::string> parse(const std::vector<std::string>& args, MatrixArg
 lv::Result<std::string> slurp(const std::string& path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) return lv::make_error(ErrorCode::kCannotOpen, path + ": is a directory");
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return lv::make_error(ErrorCode::kCannotOpen, path + ": cannot open");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  if (f.bad()) return lv::make_error(ErrorCode::kIo, path + ": read failed");
-  return ss.str();
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return lv::make_error(ErrorCode::kCannotOpen, path + ": cannot open: " + std::strerror(errno));
+  std::string out;
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int e = errno;
+      ::close(fd);
+      return lv::make_error(ErrorCode::kIo, path + ": read failed: " + std::strerror(e));
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
 }
 
 lv::Result<rp::MatrixResult> read_json_file(const std::string& path) {
@@ -247,6 +267,20 @@ int run_matrix_command(const std::vector<std::string>& args) {
     regression = m.regressions > 0;
   }
 
+  // A matrix that checked nothing must not pass, nor replace the files of one that did.
+  if (m.rows.empty() && (!a.sharded || m.total_rows == 0)) {  // an empty shard of a real run is fine
+    std::string why = !a.filter.empty() ? "no built-in variant matches --filter '" + a.filter + "'"
+                      : a.sharded      ? "shard " + std::to_string(a.shard_index) + "/" + std::to_string(a.shard_count) +
+                                        " holds no rows"
+                                       : "there are no rows";
+    if (!a.positional.empty() && !a.merge) why += ", and the inputs hold no .safetensors file";
+    std::printf("the matrix checked nothing: %s; nothing written to %s\n", why.c_str(), a.out.c_str());
+    return static_cast<int>(ErrorCode::kChecksFailed);
+  }
+  bool inputs_all_failed = false;  // only inputs, and not one of them converts equivalently
+  if (!m.rows.empty() && std::none_of(m.rows.begin(), m.rows.end(), [](const rp::MatrixRow& r) { return r.builtin; }))
+    inputs_all_failed = std::none_of(m.rows.begin(), m.rows.end(), [](const rp::MatrixRow& r) { return r.equivalent(); });
+
   std::error_code ec;
   std::filesystem::create_directories(a.out, ec);
   if (ec || !std::filesystem::is_directory(a.out, ec))
@@ -254,15 +288,19 @@ int run_matrix_command(const std::vector<std::string>& args) {
   const std::pair<const char*, std::string> files[] = {{"compatibility.md", rp::render_matrix_markdown(m, a.timings)},
                                                        {"compatibility.json", rp::render_matrix_json(m, a.timings)},
                                                        {"compatibility.html", rp::render_matrix_html(m, a.timings)}};
-  for (const auto& [name, body] : files) {
-    const std::string path = (std::filesystem::path(a.out) / name).string();
-    auto st = lv::st::write_bytes_atomic(path, {reinterpret_cast<const uint8_t*>(body.data()), body.size()}, guarded);
-    if (!st.ok()) return fail(st.error());
-  }
+  // All three or none: each is written to a temporary first, then all are renamed.
+  std::vector<lv::st::FileToWrite> set;
+  for (const auto& [name, body] : files)
+    set.push_back({(std::filesystem::path(a.out) / name).string(),
+                   {reinterpret_cast<const uint8_t*>(body.data()), body.size()}});
+  if (auto st = lv::st::write_set_atomic(set, guarded); !st.ok()) return fail(st.error());
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("%lld of %zu variants equivalent; wrote %s/compatibility.{md,json,html} (%.1f s)\n",
               static_cast<long long>(m.equivalent_rows()), m.rows.size(), a.out.c_str(), secs);
   if (regression) std::printf("%lld regression(s) against %s\n", static_cast<long long>(m.regressions), a.baseline->c_str());
   if (m.builtin_failed()) std::printf("a built-in variant is not equivalent (see the matrix)\n");
-  return regression || m.builtin_failed() ? static_cast<int>(ErrorCode::kChecksFailed) : 0;
+  if (inputs_all_failed)
+    std::printf("none of the %zu input%s converts equivalently in every output style (see the matrix)\n", m.rows.size(),
+                m.rows.size() == 1 ? "" : "s");
+  return regression || m.builtin_failed() || inputs_all_failed ? static_cast<int>(ErrorCode::kChecksFailed) : 0;
 }

@@ -145,7 +145,9 @@ Result<std::vector<uint8_t>> generate_lora(const GenSpec& spec) {
       }
     }
   } else {
-    return make_error(ErrorCode::kUsage, "unknown dialect '" + d + "' for the generator");
+    return make_error(ErrorCode::kUsage, "unknown dialect '" + d +
+                                             "' for the generator; it writes diffusers, diffusers-old, fal, onetrainer, "
+                                             "kohya, comfy, ai-toolkit, bfl, onetrainer-bfl, xlabs");
   }
   if (spec.text_encoder) {
     for (int i = 0; i < 2; ++i) {

@@ -503,6 +503,22 @@ Result<MatrixResult> run_matrix(const MatrixOptions& opt) {
   MatrixResult m;
   m.columns = kColumns;
   if (opt.builtin) m.description = builtin_description();
+  if (opt.shard_count > 1) {
+    // FNV-1a over everything that defines the run; every shard of one run shares it.
+    uint64_t h = 0xcbf29ce484222325ull;
+    auto mix = [&](const std::string& s) {
+      for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
+      h = (h ^ 0xff) * 0x100000001b3ull;  // separator
+    };
+    mix(LV_VERSION);
+    mix(opt.builtin ? "builtin" : "no-builtin");
+    mix(opt.filter);
+    mix(std::to_string(opt.shard_count));
+    for (const auto& j : all) mix((j.spec ? "b:" : "i:") + j.name);
+    char hex[17];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+    m.run_fingerprint = hex;
+  }
   m.shard_index = opt.shard_index;
   m.shard_count = opt.shard_count;
   m.total_rows = static_cast<int64_t>(all.size());
@@ -628,7 +644,8 @@ std::string render_matrix_json(const MatrixResult& m, bool timings) {
   j["tool_version"] = LV_VERSION;
   j["description"] = m.description;
   j["summary"] = {{"rows", m.rows.size()}, {"equivalent", m.equivalent_rows()}, {"line", summary_line(m)}};
-  if (m.shard_count > 1) j["shard"] = {{"index", m.shard_index}, {"count", m.shard_count}, {"total_rows", m.total_rows}};
+  if (m.shard_count > 1)
+    j["shard"] = {{"index", m.shard_index}, {"count", m.shard_count}, {"total_rows", m.total_rows}, {"run", m.run_fingerprint}};
   if (m.has_baseline)
     j["baseline"] = {{"regressions", m.regressions}, {"fixes", m.fixes}, {"changes", m.changes}, {"notes", m.baseline_notes}};
   j["columns"] = m.columns;
@@ -793,6 +810,7 @@ Result<MatrixResult> read_matrix_json(const std::string& text, const std::string
     m.shard_count = static_cast<int>(*count);
     m.shard_index = static_cast<int>(*index);
     m.total_rows = *total;
+    m.run_fingerprint = str(*sh, "run").value_or("");
   }
   const auto names = builtin_variant_names();
   const std::set<std::string> builtin_names(names.begin(), names.end());
@@ -841,6 +859,16 @@ Result<MatrixResult> merge_matrices(const std::vector<MatrixResult>& shards) {
     if (s.description != m.description) return make_error(ErrorCode::kBadInput, "shards describe different built-in variants (another lora-verify version?)");
     if (s.shard_count != count || s.total_rows != shards[0].total_rows)
       return make_error(ErrorCode::kBadInput, "shards come from different runs (shard counts or row totals differ)");
+    if (count > 1 && s.run_fingerprint.empty())
+      return make_error(ErrorCode::kBadInput, "shard " + std::to_string(s.shard_index) + "/" + std::to_string(count) +
+                                                  " has no run fingerprint (written by an older lora-verify?): "
+                                                  "re-run the shards to prove they come from one run");
+    if (s.run_fingerprint != shards[0].run_fingerprint)
+      return make_error(ErrorCode::kBadInput, "shards come from different runs: shard " + std::to_string(shards[0].shard_index) +
+                                                  "/" + std::to_string(count) + " has run " + shards[0].run_fingerprint +
+                                                  ", shard " + std::to_string(s.shard_index) + "/" + std::to_string(count) +
+                                                  " has run " + s.run_fingerprint +
+                                                  " (other variants, --filter, --no-builtin, inputs or version)");
     if (count > 1 && !indices.insert(s.shard_index).second)
       return make_error(ErrorCode::kBadInput, "shard " + std::to_string(s.shard_index) + "/" + std::to_string(count) + " is given twice");
     for (const auto& r : s.rows) {

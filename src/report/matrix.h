@@ -66,6 +66,9 @@ struct MatrixResult {
   // Set on shards (--shard i/n): lets a merge prove it has every shard exactly once.
   int shard_index = 0, shard_count = 1;
   int64_t total_rows = 0;  // rows of the unsharded run
+  // Set on shards: a hash of what the run was (lora-verify version, the full variant list
+  // with its options and inputs), so a merge refuses shards of different runs.
+  std::string run_fingerprint;
   // Set by mark_changes: a summary of the baseline comparison, rendered at the top.
   bool has_baseline = false;
   std::vector<std::string> baseline_notes;
@@ -94,8 +97,8 @@ std::string render_matrix_html(const MatrixResult& m, bool timings = false);
 // Reads a compatibility.json (a baseline or a shard). Errors (kBadInput) name the file.
 Result<MatrixResult> read_matrix_json(const std::string& text, const std::string& name);
 // Joins shards into the matrix a single run would have produced (same rows, same order).
-// Errors (kBadInput): different columns or descriptions, a variant in two shards, a shard
-// missing or given twice.
+// Errors (kBadInput): different columns or descriptions, shards of different runs (run
+// fingerprints differ or are absent), a variant in two shards, a shard missing or given twice.
 Result<MatrixResult> merge_matrices(const std::vector<MatrixResult>& shards);
 
 // One cell (or row) whose outcome changed against a baseline.

@@ -2,6 +2,7 @@
 #include "report/pipeline.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <map>
 #include <set>
 
@@ -24,6 +25,33 @@ std::string status_name(verify::ModuleStatus s) {
     case verify::ModuleStatus::kInvalid: return "invalid";
   }
   return "invalid";
+}
+
+// Natural order of names: digit runs compare as numbers ("double_blocks.2" before
+// "double_blocks.10"), everything else bytewise.
+bool natural_less(const std::string& a, const std::string& b) {
+  size_t i = 0, j = 0;
+  auto digit = [](char c) { return c >= '0' && c <= '9'; };
+  while (i < a.size() && j < b.size()) {
+    if (digit(a[i]) && digit(b[j])) {
+      size_t ie = i, je = j;
+      while (ie < a.size() && digit(a[ie])) ++ie;
+      while (je < b.size() && digit(b[je])) ++je;
+      size_t is = i, js = j;  // skip leading zeros, then longer is larger
+      while (is + 1 < ie && a[is] == '0') ++is;
+      while (js + 1 < je && b[js] == '0') ++js;
+      if (ie - is != je - js) return ie - is < je - js;
+      if (int c = a.compare(is, ie - is, b, js, je - js)) return c < 0;
+      if (ie - i != je - j) return ie - i < je - j;  // "01" after "1": still a strict order
+      i = ie;
+      j = je;
+    } else {
+      if (a[i] != b[j]) return static_cast<unsigned char>(a[i]) < static_cast<unsigned char>(b[j]);
+      ++i;
+      ++j;
+    }
+  }
+  return a.size() - i < b.size() - j;
 }
 
 // Builds the report of comparing `in` with `out`. `conversion` is null for compare.
@@ -82,6 +110,8 @@ Report build(const std::string& command, const LoraModel& in, const LoraModel& o
     (m.status == verify::ModuleStatus::kEquivalent ? s.equivalent : s.different)++;
     r.modules.push_back(std::move(row));
   }
+  std::stable_sort(r.modules.begin(), r.modules.end(),
+                   [](const ModuleRow& x, const ModuleRow& y) { return natural_less(x.target, y.target); });
   s.targets = static_cast<int64_t>(r.modules.size());
   s.worst_relative_error = cmp.worst_relative_error;
   r.findings = std::move(findings);
@@ -135,7 +165,7 @@ ConvertOptions resolve_convert_options(const LoraModel& model, const PipelineOpt
   c.style = opt.style.value_or(c.to == OutputLayout::kBfl ? Style::kKohya : Style::kDiffusers);
   c.dtype = opt.dtype;
   c.allow_dense = opt.allow_dense;
-  c.source_name = model.file->path();
+  c.source_name = std::filesystem::path(model.file->path()).filename().string();  // the name, not where it was
   return c;
 }
 

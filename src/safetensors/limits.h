@@ -12,6 +12,7 @@ struct Limits {
   uint64_t max_name_bytes = 4096;           // bytes in a tensor name
   uint64_t max_dims = 16;                   // rank of a tensor shape
   uint64_t max_metadata_entries = 100'000;  // __metadata__ entries
+  uint64_t max_stream_bytes = 64ull << 30;  // a file read from standard input is held in memory
 };
 
 inline constexpr Limits kDefaultLimits{};

@@ -99,10 +99,25 @@ Result<SafetensorsFile> SafetensorsFile::validate(std::shared_ptr<const Backing>
   if (size < 8) return bad("file is " + std::to_string(size) + " bytes, shorter than the 8-byte header length");
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | b[static_cast<size_t>(i)];
+  // A length that cannot be right usually means the file is something else: say what.
+  auto not_safetensors = [&](const std::string& why) {
+    bool text = true;
+    for (int i = 0; i < 8; ++i) text = text && ((b[static_cast<size_t>(i)] >= 0x20 && b[static_cast<size_t>(i)] < 0x7f) ||
+                                                b[static_cast<size_t>(i)] == '\n' || b[static_cast<size_t>(i)] == '\r' ||
+                                                b[static_cast<size_t>(i)] == '\t');
+    if (!text) return bad(why);
+    const char c = static_cast<char>(b[0]);
+    const std::string what = c == '{' || c == '[' ? std::string("it starts with '") + c + "' like a JSON file"
+                                                  : "it starts with text";
+    return bad("not a safetensors file: " + what + ", but a safetensors file starts with an 8-byte little-endian " +
+               "header length (read as one, its " + why + ")");
+  };
   if (n > limits.max_header_bytes)
-    return bad("header length " + std::to_string(n) + " exceeds the limit of " + std::to_string(limits.max_header_bytes) + " bytes");
+    return not_safetensors("header length " + std::to_string(n) + " exceeds the limit of " +
+                           std::to_string(limits.max_header_bytes) + " bytes");
   if (n > size - 8)
-    return bad("header length " + std::to_string(n) + " runs past the end of the file (" + std::to_string(size) + " bytes)");
+    return not_safetensors("header length " + std::to_string(n) + " runs past the end of the file (" +
+                           std::to_string(size) + " bytes)");
 
   // Rules 2-3: UTF-8 and JSON schema.
   std::string_view text(reinterpret_cast<const char*>(b.data() + 8), static_cast<size_t>(n));

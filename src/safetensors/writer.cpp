@@ -8,9 +8,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <set>
 
@@ -123,24 +128,167 @@ bool same_file(const struct stat& a, const std::string& path) {
   return ::stat(path.c_str(), &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
-// Writes through `emit(write_fn)` into a temp file beside `path`, then renames it into
-// place. `write_fn(bytes)` returns false on failure.
-Status write_atomically(const std::string& path, const std::vector<std::string>& inputs,
-                        const std::function<bool(const std::function<bool(std::span<const uint8_t>)>&)>& emit) {
+// Temporary files that exist right now, so that a SIGINT/SIGTERM handler can remove them.
+// The handler may only do async-signal-safe work: it reads these fixed buffers and calls
+// unlink(). Slots are claimed and released with the signals blocked.
+constexpr int kTempSlots = 8;
+constexpr size_t kTempPathMax = 4096;
+char g_temp_paths[kTempSlots][kTempPathMax];
+volatile sig_atomic_t g_temp_used[kTempSlots];
+
+extern "C" void remove_temporaries_and_reraise(int sig) {
+  for (int i = 0; i < kTempSlots; ++i)
+    if (g_temp_used[i]) ::unlink(g_temp_paths[i]);
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);  // delivered with the default disposition once the handler returns
+}
+
+// Blocks SIGINT, SIGTERM and SIGHUP in this thread while alive.
+class SignalsBlocked {
+ public:
+  SignalsBlocked() {
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGINT);
+    sigaddset(&s, SIGTERM);
+    sigaddset(&s, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &s, &old_);
+  }
+  ~SignalsBlocked() { pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
+  SignalsBlocked(const SignalsBlocked&) = delete;
+  SignalsBlocked& operator=(const SignalsBlocked&) = delete;
+
+ private:
+  sigset_t old_;
+};
+
+// Test hook: LV_TEST_WRITE_DELAY_MS=N sleeps N ms after each write to a temporary file, so
+// a test can deliver a signal in the middle of a write. Not meant for anything else.
+int write_delay_ms() {
+  static const int ms = [] {
+    const char* v = std::getenv("LV_TEST_WRITE_DELAY_MS");
+    return v ? std::max(0, std::atoi(v)) : 0;
+  }();
+  return ms;
+}
+
+// A temporary file beside its destination, written and closed, not yet renamed. Removed
+// on destruction unless committed.
+class Staged {
+ public:
+  Staged() = default;
+  Staged(const Staged&) = delete;
+  Staged& operator=(const Staged&) = delete;
+  Staged(Staged&& o) noexcept { *this = std::move(o); }
+  Staged& operator=(Staged&& o) noexcept {
+    std::swap(dest_, o.dest_);
+    std::swap(tmp_, o.tmp_);
+    std::swap(slot_, o.slot_);
+    return *this;
+  }
+  ~Staged() { discard(); }
+
+  // Creates the temporary file for `dest`; returns its descriptor or -1 with errno set.
+  int create(const std::string& dest) {
+    dest_ = dest;
+    std::string tmpl = dest + ".tmp.XXXXXX";
+    if (tmpl.size() >= kTempPathMax) {
+      errno = ENAMETOOLONG;
+      return -1;
+    }
+    SignalsBlocked blocked;
+    for (int i = 0; i < kTempSlots; ++i)
+      if (!g_temp_used[i]) {
+        slot_ = i;
+        break;
+      }
+    std::vector<char> buf(tmpl.begin(), tmpl.end());
+    buf.push_back('\0');
+    int fd = mkstemp(buf.data());
+    if (fd < 0) {
+      slot_ = -1;
+      return -1;
+    }
+    tmp_ = buf.data();
+    if (slot_ >= 0) {
+      std::memcpy(g_temp_paths[slot_], tmp_.c_str(), tmp_.size() + 1);
+      g_temp_used[slot_] = 1;
+    }
+    return fd;
+  }
+
+  // Renames the temporary file onto the destination.
+  Status commit() {
+    SignalsBlocked blocked;
+    if (::rename(tmp_.c_str(), dest_.c_str()) != 0) {
+      int e = errno;
+      discard();
+      return make_error(ErrorCode::kCannotCreate, dest_ + ": cannot rename the temporary file into place: " + std::strerror(e));
+    }
+    release();
+    tmp_.clear();
+    return {};
+  }
+
+  void discard() {
+    if (tmp_.empty()) return;
+    SignalsBlocked blocked;
+    ::unlink(tmp_.c_str());
+    tmp_.clear();
+    release();
+  }
+
+ private:
+  void release() {
+    if (slot_ >= 0) g_temp_used[slot_] = 0;
+    slot_ = -1;
+  }
+  std::string dest_, tmp_;
+  int slot_ = -1;
+};
+
+using Emit = std::function<bool(const std::function<bool(std::span<const uint8_t>)>&)>;
+
+// Writes through `emit(write_fn)` into a temporary file beside `path`, fsyncs and closes
+// it. `write_fn(bytes)` returns false on failure. The result is renamed by commit().
+Result<Staged> stage(const std::string& requested, const std::vector<std::string>& inputs, const Emit& emit) {
+  if (requested == "-")
+    return make_error(ErrorCode::kCannotCreate, "refusing to create a file named '-' (it stands for standard output; "
+                                                "write ./- to mean the file)");
+  // A symlinked output is written through the link: the target is replaced (atomically, in
+  // its own directory) and the link stays a link.
+  auto resolved = resolve_links(requested);
+  if (!resolved.ok()) return resolved.take_error();
+  const std::string& path = *resolved;
+  // A replaced file keeps its permission bits (and, where allowed, its owner); a new file
+  // gets 0666 minus the umask, like any file the user creates.
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  mode_t mode = 0666 & ~mask;
+  bool replacing = false;
   struct stat target {};
   if (::stat(path.c_str(), &target) == 0) {
     for (const auto& in : inputs)
       if (same_file(target, in))
-        return make_error(ErrorCode::kCannotCreate, path + ": refusing to write over the input file " + in);
+        return make_error(ErrorCode::kCannotCreate, requested + ": refusing to write over the input file " + in);
     if (S_ISDIR(target.st_mode)) return make_error(ErrorCode::kCannotCreate, path + ": is a directory");
+    if (S_ISREG(target.st_mode)) {
+      mode = target.st_mode & 07777;
+      replacing = true;
+    }
   }
-  std::string tmpl = path + ".tmp.XXXXXX";
-  std::vector<char> buf(tmpl.begin(), tmpl.end());
-  buf.push_back('\0');
-  int fd = mkstemp(buf.data());
-  if (fd < 0) return make_error(ErrorCode::kCannotCreate, path + ": cannot create a temporary file: " + std::strerror(errno));
-  const std::string tmp(buf.data());
+  Staged staged;
+  int fd = staged.create(path);
+  if (fd < 0) {
+    const int e = errno;
+    std::string dir = std::filesystem::path(path).parent_path().string();
+    if (dir.empty()) dir = ".";
+    return make_error(ErrorCode::kCannotCreate, path + ": cannot create a temporary file in the directory " + dir + ": " +
+                                                    std::strerror(e) +
+                                                    " (the output's directory must exist and be writable; choose another)");
+  }
   int err = 0;
+  const int delay = write_delay_ms();
   auto write_fn = [&](std::span<const uint8_t> bytes) {
     const uint8_t* p = bytes.data();
     size_t left = bytes.size();
@@ -154,25 +302,44 @@ Status write_atomically(const std::string& path, const std::vector<std::string>&
       p += w;
       left -= static_cast<size_t>(w);
     }
+    if (delay > 0) ::usleep(static_cast<useconds_t>(delay) * 1000);
     return true;
   };
   bool ok = emit(write_fn);
-  if (ok && ::fchmod(fd, 0644) != 0) ok = (err = errno, false);
+  if (ok && replacing && (target.st_uid != ::geteuid() || target.st_gid != ::getegid()))
+    (void)!::fchown(fd, target.st_uid, target.st_gid);  // best effort: only root may give files away
+  if (ok && ::fchmod(fd, mode) != 0) ok = (err = errno, false);
   if (ok && ::fsync(fd) != 0) ok = (err = errno, false);
   if (::close(fd) != 0 && ok) ok = (err = errno, false);
-  if (!ok) {
-    ::unlink(tmp.c_str());
-    return make_error(ErrorCode::kIo, path + ": write failed: " + std::strerror(err));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    return make_error(ErrorCode::kCannotCreate, path + ": cannot rename the temporary file into place: " + std::strerror(e));
-  }
-  return {};
+  if (!ok) return make_error(ErrorCode::kIo, path + ": write failed: " + std::strerror(err));
+  return staged;
+}
+
+Status write_atomically(const std::string& path, const std::vector<std::string>& inputs, const Emit& emit) {
+  auto staged = stage(path, inputs, emit);
+  if (!staged.ok()) return staged.take_error();
+  return staged->commit();
 }
 
 }  // namespace
+
+// Follows symbolic links at `path` to the file they finally name (which may not exist yet);
+// a relative link target is taken against the link's directory.
+Result<std::string> resolve_links(const std::string& path) {
+  std::string p = path;
+  for (int hops = 0; hops < 40; ++hops) {
+    struct stat st {};
+    if (::lstat(p.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) return p;
+    std::vector<char> buf(kTempPathMax);
+    ssize_t n = ::readlink(p.c_str(), buf.data(), buf.size());
+    if (n < 0 || static_cast<size_t>(n) >= buf.size())
+      return make_error(ErrorCode::kCannotCreate, path + ": cannot read the symbolic link " + p + ": " +
+                                                      std::strerror(n < 0 ? errno : ENAMETOOLONG));
+    std::filesystem::path target(std::string(buf.data(), static_cast<size_t>(n)));
+    p = target.is_absolute() ? target.string() : (std::filesystem::path(p).parent_path() / target).string();
+  }
+  return make_error(ErrorCode::kCannotCreate, path + ": too many levels of symbolic links");
+}
 
 Result<std::vector<uint8_t>> serialize(const std::vector<TensorToWrite>& tensors, const std::map<std::string, std::string>& metadata,
                                        const std::function<void(size_t)>& copied) {
@@ -211,6 +378,46 @@ Status write_file(const std::string& path, const std::vector<TensorToWrite>& ten
 
 Status write_bytes_atomic(const std::string& path, std::span<const uint8_t> bytes, const std::vector<std::string>& inputs) {
   return write_atomically(path, inputs, [&](const auto& write) { return write(bytes); });
+}
+
+Status write_set_atomic(const std::vector<FileToWrite>& files, const std::vector<std::string>& inputs) {
+  std::vector<Staged> staged;  // destructors remove whatever is not committed
+  for (const auto& f : files) {
+    auto s = stage(f.path, inputs, [&](const auto& write) { return write(f.bytes); });
+    if (!s.ok()) return s.take_error();
+    staged.push_back(std::move(s).value());
+  }
+  for (auto& s : staged) LV_TRY(s.commit());
+  return {};
+}
+
+int track_temporary(const std::string& path) {
+  if (path.size() >= kTempPathMax) return -1;
+  SignalsBlocked blocked;
+  for (int i = 0; i < kTempSlots; ++i)
+    if (!g_temp_used[i]) {
+      std::memcpy(g_temp_paths[i], path.c_str(), path.size() + 1);
+      g_temp_used[i] = 1;
+      return i;
+    }
+  return -1;
+}
+
+void untrack_temporary(int slot) {
+  if (slot < 0 || slot >= kTempSlots) return;
+  SignalsBlocked blocked;
+  g_temp_used[slot] = 0;
+}
+
+void remove_temporaries_on_signals() {
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+    struct sigaction old {};
+    if (sigaction(sig, nullptr, &old) == 0 && old.sa_handler == SIG_IGN) continue;  // e.g. nohup
+    struct sigaction sa {};
+    sa.sa_handler = remove_temporaries_and_reraise;
+    sigemptyset(&sa.sa_mask);
+    sigaction(sig, &sa, nullptr);
+  }
 }
 
 }  // namespace lv::st

@@ -29,6 +29,7 @@ Result<std::vector<uint8_t>> serialize(const std::vector<TensorToWrite>& tensors
                                        const std::function<void(size_t)>& copied = {});
 
 // Streams the file to a temporary file beside `path`, fsyncs and renames it into place.
+// `path` "-" is refused (kCannotCreate): it means standard output, never a file named "-".
 // Refuses (kCannotCreate) when `path` names the same file as one of `inputs` (compared by
 // device and inode, so links and `./x` spellings are caught). Never leaves a partial file
 // under `path`.
@@ -39,5 +40,30 @@ Status write_file(const std::string& path, const std::vector<TensorToWrite>& ten
 // Atomically writes arbitrary bytes (reports) with the same temp+rename and input guard.
 Status write_bytes_atomic(const std::string& path, std::span<const uint8_t> bytes,
                           const std::vector<std::string>& inputs);
+
+// Writes a set of files so that either all are replaced or none: every file is written to
+// its temporary first (with the checks of write_bytes_atomic); only when all are complete
+// are they renamed into place. On any failure every temporary is removed and no
+// destination has changed (short of a rename failing midway, which no full disk causes).
+struct FileToWrite {
+  std::string path;
+  std::span<const uint8_t> bytes;
+};
+Status write_set_atomic(const std::vector<FileToWrite>& files, const std::vector<std::string>& inputs);
+
+// Registers a file to be removed by the signal handlers of remove_temporaries_on_signals()
+// (a scratch file of the caller's); returns a slot for untrack_temporary, or -1 when none
+// is free.
+int track_temporary(const std::string& path);
+void untrack_temporary(int slot);
+
+// Follows symbolic links at `path` to the file they finally name (which may not exist yet):
+// where a write to `path` lands. A relative link target is taken against the link's folder.
+Result<std::string> resolve_links(const std::string& path);
+
+// Installs SIGINT, SIGTERM and SIGHUP handlers (unless the signal is ignored) that remove
+// every temporary file a write of this process has open, then re-raise the signal with its
+// default disposition (exit status 128 + signal). The destination files stay as they were.
+void remove_temporaries_on_signals();
 
 }  // namespace lv::st
