@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "flux/family.h"
 #include "loaders/profile.h"
 #include "lora/generate.h"
 #include "lora/loader.h"
@@ -255,7 +256,7 @@ const std::map<std::string, bool> kOptions = {  // name → takes a value
     {"--threads", true}, {"-o", true},       {"--output", true}, {"--dialect", true}, {"--rank", true},
     {"--seed", true},    {"--alpha", true},  {"--all", false},   {"--no-proj-mlp", false},
     {"--bias", false},   {"--tiny", false},  {"--no-dense", false},  {"--help", false},  {"-h", false},  {"--version", false},
-    {"--for", true},     {"--drop-unsupported", false},
+    {"--for", true},     {"--drop-unsupported", false}, {"--model", true},
 };
 
 std::optional<std::string> parse_args(int argc, char** argv, Args& a) {
@@ -306,7 +307,7 @@ const std::map<std::string, std::vector<std::string>> kCommandOptions = {
                  "--drop-unsupported", "--model"}},
     {"compare", {"--json", "--markdown", "--all", "--threads", "--model"}},
     {"inspect", {"--json", "--model"}},
-    {"sample", {"--dialect", "--rank", "--dtype", "--seed", "--alpha", "--no-proj-mlp", "--bias", "--tiny"}},
+    {"sample", {"--dialect", "--rank", "--dtype", "--seed", "--alpha", "--no-proj-mlp", "--bias", "--tiny", "--model"}},
 };
 
 // The options `command` accepts that the parser knows, for messages.
@@ -368,7 +369,18 @@ std::optional<std::string> parse_int(const std::string& s, int64_t lo, int64_t h
   }
 }
 
+// --model FAMILY, or null.
+std::optional<std::string> model_option(const Args& a, const lv::flux::Family*& family) {
+  family = nullptr;
+  auto it = a.values.find("--model");
+  if (it == a.values.end()) return std::nullopt;
+  family = lv::flux::find_family(it->second);
+  if (!family) return "--model: unknown model family '" + it->second + "' (choose one of " + lv::flux::family_names() + ")";
+  return std::nullopt;
+}
+
 std::optional<std::string> pipeline_options(const Args& a, lv::report::PipelineOptions& o) {
+  if (auto e = model_option(a, o.family)) return e;
   if (auto it = a.values.find("--to"); it != a.values.end()) {
     if (it->second == "bfl") o.to = lv::OutputLayout::kBfl;
     else if (it->second == "diffusers") o.to = lv::OutputLayout::kDiffusers;
@@ -571,7 +583,9 @@ int cmd_inspect(const Args& a) {
     e.first++;
     e.second += t.nbytes;
   }
-  auto model = lv::load_lora(*file);
+  lv::LoadOptions lo;
+  if (auto e = model_option(a, lo.family)) return usage(*e);
+  auto model = lv::load_lora(*file, lo);
   nlohmann::ordered_json j;
   j["file"] = f.path();
   j["valid"] = true;
@@ -639,6 +653,10 @@ int cmd_sample(const Args& a) {
   if (a.positional.size() != 2) return usage("sample takes exactly one output file");
   lv::GenSpec spec;
   if (a.flags.count("--tiny")) spec.layout = lv::flux::Layout::tiny();
+  const lv::flux::Family* family = nullptr;
+  if (auto e = model_option(a, family)) return usage(*e);
+  if (family && a.flags.count("--tiny")) return usage("--tiny and --model both choose the layout: give one");
+  if (family) spec.layout = lv::flux::layout_of(*family);
   if (auto it = a.values.find("--dialect"); it != a.values.end()) spec.dialect = it->second;
   const SampleDialect* dialect = nullptr;
   std::string names;
@@ -696,8 +714,10 @@ int cmd_sample(const Args& a) {
     auto st = lv::st::write_bytes_atomic(a.positional[1], *bytes, {});
     if (!st.ok()) return fail(st.error());
   }
-  std::fprintf(to_stdout ? stderr : stdout, "wrote %s: %s FLUX.1 LoRA, rank %lld, %s, %zu bytes\n",
-               to_stdout ? kStdoutName : a.positional[1].c_str(), spec.dialect.c_str(), static_cast<long long>(spec.rank),
+  const std::string model_name = family ? std::string(family->display) : "FLUX.1";
+  std::fprintf(to_stdout ? stderr : stdout, "wrote %s: %s %s LoRA, rank %lld, %s, %zu bytes\n",
+               to_stdout ? kStdoutName : a.positional[1].c_str(), spec.dialect.c_str(), model_name.c_str(),
+               static_cast<long long>(spec.rank),
                std::string(lv::st::dtype_name(spec.dtype)).c_str(), bytes->size());
   return 0;
 }

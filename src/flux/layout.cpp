@@ -1,4 +1,4 @@
-// The FLUX.1 module tables: BFL targets, their shapes, and the diffusers parts on their rows.
+// The FLUX module tables: BFL targets, their shapes, and the diffusers parts on their rows.
 #include "flux/layout.h"
 
 #include <charconv>
@@ -8,7 +8,7 @@ namespace lv::flux {
 namespace {
 
 // Dimensions a table row refers to; resolved against a Layout.
-enum class Dim { kH, k2H, k3H, k6H, kM, kHpM, k3HpM, kIn, kOut, kCtx, kVec, kTime };
+enum class Dim { kH, k2H, k3H, k6H, kM, k2M, kHpM, k3HpM, k3Hp2M, kIn, kOut, kCtx, kVec, kTime, kApprox, kApproxIn };
 
 int64_t resolve(const Layout& l, Dim d) {
   switch (d) {
@@ -17,6 +17,10 @@ int64_t resolve(const Layout& l, Dim d) {
     case Dim::k3H: return 3 * l.hidden;
     case Dim::k6H: return 6 * l.hidden;
     case Dim::kM: return l.mlp;
+    case Dim::k2M: return 2 * l.mlp;
+    case Dim::k3Hp2M: return 3 * l.hidden + 2 * l.mlp;
+    case Dim::kApprox: return l.approx_hidden;
+    case Dim::kApproxIn: return l.approx_in;
     case Dim::kHpM: return l.hidden + l.mlp;
     case Dim::k3HpM: return 3 * l.hidden + l.mlp;
     case Dim::kIn: return l.in_channels;
@@ -43,39 +47,76 @@ struct TargetRow {
   int part_count;
   bool swap_halves;
   bool needs_guidance;
+  uint8_t arch = kArchFlux1 | kArchChroma;  // architectures that have this module
 };
 
-// FLUX.1 facts (docs/flux-lora-formats.md §1). Block rows are relative to the block prefix.
+constexpr uint8_t kF1 = kArchFlux1;
+constexpr uint8_t kF1C = kArchFlux1 | kArchChroma;
+constexpr uint8_t kAll = kArchFlux1 | kArchChroma | kArchFlux2;
+constexpr uint8_t kF2 = kArchFlux2;
+constexpr uint8_t kC = kArchChroma;
+constexpr uint8_t kF1F2 = kArchFlux1 | kArchFlux2;
+
+// FLUX.1 (docs/flux-lora-formats.md §1), Chroma and FLUX.2 (flux2-and-variants.md §1.2, §5).
+// Block rows are relative to the block prefix. Chroma lacks the per-block modulations,
+// time/vector/guidance embedders and the final adaLN Linear, and adds its approximator.
 constexpr TargetRow kTopTargets[] = {
-    {"img_in", Dim::kH, Dim::kIn, {{"x_embedder", Dim::kH}}, 1, false, false},
-    {"txt_in", Dim::kH, Dim::kCtx, {{"context_embedder", Dim::kH}}, 1, false, false},
-    {"time_in.in_layer", Dim::kH, Dim::kTime, {{"time_text_embed.timestep_embedder.linear_1", Dim::kH}}, 1, false, false},
-    {"time_in.out_layer", Dim::kH, Dim::kH, {{"time_text_embed.timestep_embedder.linear_2", Dim::kH}}, 1, false, false},
-    {"vector_in.in_layer", Dim::kH, Dim::kVec, {{"time_text_embed.text_embedder.linear_1", Dim::kH}}, 1, false, false},
-    {"vector_in.out_layer", Dim::kH, Dim::kH, {{"time_text_embed.text_embedder.linear_2", Dim::kH}}, 1, false, false},
-    {"guidance_in.in_layer", Dim::kH, Dim::kTime, {{"time_text_embed.guidance_embedder.linear_1", Dim::kH}}, 1, false, true},
-    {"guidance_in.out_layer", Dim::kH, Dim::kH, {{"time_text_embed.guidance_embedder.linear_2", Dim::kH}}, 1, false, true},
-    {"final_layer.linear", Dim::kOut, Dim::kH, {{"proj_out", Dim::kOut}}, 1, false, false},
-    {"final_layer.adaLN_modulation.1", Dim::k2H, Dim::kH, {{"norm_out.linear", Dim::k2H}}, 1, true, false},
+    {"img_in", Dim::kH, Dim::kIn, {{"x_embedder", Dim::kH}}, 1, false, false, kAll},
+    {"txt_in", Dim::kH, Dim::kCtx, {{"context_embedder", Dim::kH}}, 1, false, false, kAll},
+    {"time_in.in_layer", Dim::kH, Dim::kTime, {{"time_text_embed.timestep_embedder.linear_1", Dim::kH}}, 1, false, false, kF1},
+    {"time_in.out_layer", Dim::kH, Dim::kH, {{"time_text_embed.timestep_embedder.linear_2", Dim::kH}}, 1, false, false, kF1},
+    {"vector_in.in_layer", Dim::kH, Dim::kVec, {{"time_text_embed.text_embedder.linear_1", Dim::kH}}, 1, false, false, kF1},
+    {"vector_in.out_layer", Dim::kH, Dim::kH, {{"time_text_embed.text_embedder.linear_2", Dim::kH}}, 1, false, false, kF1},
+    {"guidance_in.in_layer", Dim::kH, Dim::kTime, {{"time_text_embed.guidance_embedder.linear_1", Dim::kH}}, 1, false, true, kF1},
+    {"guidance_in.out_layer", Dim::kH, Dim::kH, {{"time_text_embed.guidance_embedder.linear_2", Dim::kH}}, 1, false, true, kF1},
+    {"time_in.in_layer", Dim::kH, Dim::kTime, {{"time_guidance_embed.timestep_embedder.linear_1", Dim::kH}}, 1, false, false, kF2},
+    {"time_in.out_layer", Dim::kH, Dim::kH, {{"time_guidance_embed.timestep_embedder.linear_2", Dim::kH}}, 1, false, false, kF2},
+    {"guidance_in.in_layer", Dim::kH, Dim::kTime, {{"time_guidance_embed.guidance_embedder.linear_1", Dim::kH}}, 1, false, true, kF2},
+    {"guidance_in.out_layer", Dim::kH, Dim::kH, {{"time_guidance_embed.guidance_embedder.linear_2", Dim::kH}}, 1, false, true, kF2},
+    {"double_stream_modulation_img.lin", Dim::k6H, Dim::kH, {{"double_stream_modulation_img.linear", Dim::k6H}}, 1, false, false, kF2},
+    {"double_stream_modulation_txt.lin", Dim::k6H, Dim::kH, {{"double_stream_modulation_txt.linear", Dim::k6H}}, 1, false, false, kF2},
+    {"single_stream_modulation.lin", Dim::k3H, Dim::kH, {{"single_stream_modulation.linear", Dim::k3H}}, 1, false, false, kF2},
+    {"distilled_guidance_layer.in_proj", Dim::kApprox, Dim::kApproxIn, {{"distilled_guidance_layer.in_proj", Dim::kApprox}}, 1, false, false, kC},
+    {"distilled_guidance_layer.layers.0.in_layer", Dim::kApprox, Dim::kApprox, {{"distilled_guidance_layer.layers.0.linear_1", Dim::kApprox}}, 1, false, false, kC},
+    {"distilled_guidance_layer.layers.0.out_layer", Dim::kApprox, Dim::kApprox, {{"distilled_guidance_layer.layers.0.linear_2", Dim::kApprox}}, 1, false, false, kC},
+    {"distilled_guidance_layer.layers.1.in_layer", Dim::kApprox, Dim::kApprox, {{"distilled_guidance_layer.layers.1.linear_1", Dim::kApprox}}, 1, false, false, kC},
+    {"distilled_guidance_layer.layers.1.out_layer", Dim::kApprox, Dim::kApprox, {{"distilled_guidance_layer.layers.1.linear_2", Dim::kApprox}}, 1, false, false, kC},
+    {"distilled_guidance_layer.layers.2.in_layer", Dim::kApprox, Dim::kApprox, {{"distilled_guidance_layer.layers.2.linear_1", Dim::kApprox}}, 1, false, false, kC},
+    {"distilled_guidance_layer.layers.2.out_layer", Dim::kApprox, Dim::kApprox, {{"distilled_guidance_layer.layers.2.linear_2", Dim::kApprox}}, 1, false, false, kC},
+    {"distilled_guidance_layer.layers.3.in_layer", Dim::kApprox, Dim::kApprox, {{"distilled_guidance_layer.layers.3.linear_1", Dim::kApprox}}, 1, false, false, kC},
+    {"distilled_guidance_layer.layers.3.out_layer", Dim::kApprox, Dim::kApprox, {{"distilled_guidance_layer.layers.3.linear_2", Dim::kApprox}}, 1, false, false, kC},
+    {"distilled_guidance_layer.layers.4.in_layer", Dim::kApprox, Dim::kApprox, {{"distilled_guidance_layer.layers.4.linear_1", Dim::kApprox}}, 1, false, false, kC},
+    {"distilled_guidance_layer.layers.4.out_layer", Dim::kApprox, Dim::kApprox, {{"distilled_guidance_layer.layers.4.linear_2", Dim::kApprox}}, 1, false, false, kC},
+    {"distilled_guidance_layer.out_proj", Dim::kH, Dim::kApprox, {{"distilled_guidance_layer.out_proj", Dim::kH}}, 1, false, false, kC},
+    {"final_layer.linear", Dim::kOut, Dim::kH, {{"proj_out", Dim::kOut}}, 1, false, false, kAll},
+    {"final_layer.adaLN_modulation.1", Dim::k2H, Dim::kH, {{"norm_out.linear", Dim::k2H}}, 1, true, false, kF1F2},
 };
 
 constexpr TargetRow kDoubleTargets[] = {
-    {"img_attn.qkv", Dim::k3H, Dim::kH, {{"attn.to_q", Dim::kH}, {"attn.to_k", Dim::kH}, {"attn.to_v", Dim::kH}}, 3, false, false},
-    {"txt_attn.qkv", Dim::k3H, Dim::kH, {{"attn.add_q_proj", Dim::kH}, {"attn.add_k_proj", Dim::kH}, {"attn.add_v_proj", Dim::kH}}, 3, false, false},
-    {"img_attn.proj", Dim::kH, Dim::kH, {{"attn.to_out.0", Dim::kH}}, 1, false, false},
-    {"txt_attn.proj", Dim::kH, Dim::kH, {{"attn.to_add_out", Dim::kH}}, 1, false, false},
-    {"img_mlp.0", Dim::kM, Dim::kH, {{"ff.net.0.proj", Dim::kM}}, 1, false, false},
-    {"img_mlp.2", Dim::kH, Dim::kM, {{"ff.net.2", Dim::kH}}, 1, false, false},
-    {"txt_mlp.0", Dim::kM, Dim::kH, {{"ff_context.net.0.proj", Dim::kM}}, 1, false, false},
-    {"txt_mlp.2", Dim::kH, Dim::kM, {{"ff_context.net.2", Dim::kH}}, 1, false, false},
-    {"img_mod.lin", Dim::k6H, Dim::kH, {{"norm1.linear", Dim::k6H}}, 1, false, false},
-    {"txt_mod.lin", Dim::k6H, Dim::kH, {{"norm1_context.linear", Dim::k6H}}, 1, false, false},
+    {"img_attn.qkv", Dim::k3H, Dim::kH, {{"attn.to_q", Dim::kH}, {"attn.to_k", Dim::kH}, {"attn.to_v", Dim::kH}}, 3, false, false, kAll},
+    {"txt_attn.qkv", Dim::k3H, Dim::kH, {{"attn.add_q_proj", Dim::kH}, {"attn.add_k_proj", Dim::kH}, {"attn.add_v_proj", Dim::kH}}, 3, false, false, kAll},
+    {"img_attn.proj", Dim::kH, Dim::kH, {{"attn.to_out.0", Dim::kH}}, 1, false, false, kAll},
+    {"txt_attn.proj", Dim::kH, Dim::kH, {{"attn.to_add_out", Dim::kH}}, 1, false, false, kAll},
+    {"img_mlp.0", Dim::kM, Dim::kH, {{"ff.net.0.proj", Dim::kM}}, 1, false, false, kF1C},
+    {"img_mlp.2", Dim::kH, Dim::kM, {{"ff.net.2", Dim::kH}}, 1, false, false, kF1C},
+    {"txt_mlp.0", Dim::kM, Dim::kH, {{"ff_context.net.0.proj", Dim::kM}}, 1, false, false, kF1C},
+    {"txt_mlp.2", Dim::kH, Dim::kM, {{"ff_context.net.2", Dim::kH}}, 1, false, false, kF1C},
+    {"img_mod.lin", Dim::k6H, Dim::kH, {{"norm1.linear", Dim::k6H}}, 1, false, false, kF1},
+    {"txt_mod.lin", Dim::k6H, Dim::kH, {{"norm1_context.linear", Dim::k6H}}, 1, false, false, kF1},
+    // FLUX.2: SwiGLU projections, rows [0,M) gate and [M,2M) up in both namings (no reorder).
+    {"img_mlp.0", Dim::k2M, Dim::kH, {{"ff.linear_in", Dim::k2M}}, 1, false, false, kF2},
+    {"img_mlp.2", Dim::kH, Dim::kM, {{"ff.linear_out", Dim::kH}}, 1, false, false, kF2},
+    {"txt_mlp.0", Dim::k2M, Dim::kH, {{"ff_context.linear_in", Dim::k2M}}, 1, false, false, kF2},
+    {"txt_mlp.2", Dim::kH, Dim::kM, {{"ff_context.linear_out", Dim::kH}}, 1, false, false, kF2},
 };
 
 constexpr TargetRow kSingleTargets[] = {
-    {"linear1", Dim::k3HpM, Dim::kH, {{"attn.to_q", Dim::kH}, {"attn.to_k", Dim::kH}, {"attn.to_v", Dim::kH}, {"proj_mlp", Dim::kM}}, 4, false, false},
-    {"linear2", Dim::kH, Dim::kHpM, {{"proj_out", Dim::kH}}, 1, false, false},
-    {"modulation.lin", Dim::k3H, Dim::kH, {{"norm.linear", Dim::k3H}}, 1, false, false},
+    {"linear1", Dim::k3HpM, Dim::kH, {{"attn.to_q", Dim::kH}, {"attn.to_k", Dim::kH}, {"attn.to_v", Dim::kH}, {"proj_mlp", Dim::kM}}, 4, false, false, kF1C},
+    {"linear2", Dim::kH, Dim::kHpM, {{"proj_out", Dim::kH}}, 1, false, false, kF1C},
+    {"modulation.lin", Dim::k3H, Dim::kH, {{"norm.linear", Dim::k3H}}, 1, false, false, kF1},
+    // FLUX.2 keeps linear1 fused in diffusers: q, k, v, mlp gate, mlp up in the same row order.
+    {"linear1", Dim::k3Hp2M, Dim::kH, {{"attn.to_qkv_mlp_proj", Dim::k3Hp2M}}, 1, false, false, kF2},
+    {"linear2", Dim::kH, Dim::kHpM, {{"attn.to_out", Dim::kH}}, 1, false, false, kF2},
 };
 
 constexpr const char* kBflDoublePrefix = "double_blocks.";
@@ -118,22 +159,26 @@ bool split_block(std::string_view name, std::string_view prefix, int64_t& index,
   return true;
 }
 
+bool in_arch(const Layout& l, const TargetRow& r) { return (r.arch & l.arch) != 0; }
+
 template <size_t N>
-const TargetRow* find_bfl_row(const TargetRow (&table)[N], std::string_view rest) {
+const TargetRow* find_bfl_row(const Layout& l, const TargetRow (&table)[N], std::string_view rest) {
   for (const auto& r : table)
-    if (rest == r.bfl) return &r;
+    if (in_arch(l, r) && rest == r.bfl) return &r;
   return nullptr;
 }
 
 template <size_t N>
-std::optional<std::pair<const TargetRow*, int>> find_diff_row(const TargetRow (&table)[N], std::string_view rest) {
+std::optional<std::pair<const TargetRow*, int>> find_diff_row(const Layout& l, const TargetRow (&table)[N],
+                                                              std::string_view rest) {
   for (const auto& r : table)
-    for (int j = 0; j < r.part_count; ++j)
-      if (rest == r.parts[j].diffusers) return std::make_pair(&r, j);
+    if (in_arch(l, r))
+      for (int j = 0; j < r.part_count; ++j)
+        if (rest == r.parts[j].diffusers) return std::make_pair(&r, j);
   return std::nullopt;
 }
 
-bool guidance_ok(const Layout& l, const TargetRow& r) { return l.guidance || !r.needs_guidance; }
+bool guidance_ok(const Layout& l, const TargetRow& r) { return in_arch(l, r) && (l.guidance || !r.needs_guidance); }
 
 std::string underscored(std::string_view s) {
   std::string out(s);
@@ -235,9 +280,11 @@ std::vector<Target> bfl_targets(const Layout& l) {
   for (const auto& r : kTopTargets)
     if (guidance_ok(l, r)) out.push_back(make_target(l, r, r.bfl));
   for (int64_t i = 0; i < l.double_blocks; ++i)
-    for (const auto& r : kDoubleTargets) out.push_back(make_target(l, r, block_name(kBflDoublePrefix, i, r.bfl)));
+    for (const auto& r : kDoubleTargets)
+      if (in_arch(l, r)) out.push_back(make_target(l, r, block_name(kBflDoublePrefix, i, r.bfl)));
   for (int64_t i = 0; i < l.single_blocks; ++i)
-    for (const auto& r : kSingleTargets) out.push_back(make_target(l, r, block_name(kBflSinglePrefix, i, r.bfl)));
+    for (const auto& r : kSingleTargets)
+      if (in_arch(l, r)) out.push_back(make_target(l, r, block_name(kBflSinglePrefix, i, r.bfl)));
   return out;
 }
 
@@ -247,10 +294,12 @@ std::vector<PartMap> diffusers_map(const Layout& l) {
     if (guidance_ok(l, r)) append_parts(l, r, r.bfl, "", out);
   for (int64_t i = 0; i < l.double_blocks; ++i)
     for (const auto& r : kDoubleTargets)
-      append_parts(l, r, block_name(kBflDoublePrefix, i, r.bfl), kDiffDoublePrefix + std::to_string(i) + ".", out);
+      if (in_arch(l, r))
+        append_parts(l, r, block_name(kBflDoublePrefix, i, r.bfl), kDiffDoublePrefix + std::to_string(i) + ".", out);
   for (int64_t i = 0; i < l.single_blocks; ++i)
     for (const auto& r : kSingleTargets)
-      append_parts(l, r, block_name(kBflSinglePrefix, i, r.bfl), kDiffSinglePrefix + std::to_string(i) + ".", out);
+      if (in_arch(l, r))
+        append_parts(l, r, block_name(kBflSinglePrefix, i, r.bfl), kDiffSinglePrefix + std::to_string(i) + ".", out);
   return out;
 }
 
@@ -258,16 +307,16 @@ std::optional<Target> find_target(const Layout& l, std::string_view name) {
   int64_t i = 0;
   std::string_view rest;
   if (split_block(name, kBflDoublePrefix, i, rest)) {
-    const TargetRow* r = find_bfl_row(kDoubleTargets, rest);
+    const TargetRow* r = find_bfl_row(l, kDoubleTargets, rest);
     if (!r || i >= l.double_blocks) return std::nullopt;
     return make_target(l, *r, std::string(name));
   }
   if (split_block(name, kBflSinglePrefix, i, rest)) {
-    const TargetRow* r = find_bfl_row(kSingleTargets, rest);
+    const TargetRow* r = find_bfl_row(l, kSingleTargets, rest);
     if (!r || i >= l.single_blocks) return std::nullopt;
     return make_target(l, *r, std::string(name));
   }
-  const TargetRow* r = find_bfl_row(kTopTargets, name);
+  const TargetRow* r = find_bfl_row(l, kTopTargets, name);
   if (!r || !guidance_ok(l, *r)) return std::nullopt;
   return make_target(l, *r, std::string(name));
 }
@@ -279,17 +328,17 @@ std::optional<PartMap> find_diffusers(const Layout& l, std::string_view name) {
   int part = 0;
   std::string target;
   if (split_block(name, kDiffSinglePrefix, i, rest)) {
-    auto hit = find_diff_row(kSingleTargets, rest);
+    auto hit = find_diff_row(l, kSingleTargets, rest);
     if (!hit || i >= l.single_blocks) return std::nullopt;
     std::tie(row, part) = *hit;
     target = block_name(kBflSinglePrefix, i, row->bfl);
   } else if (split_block(name, kDiffDoublePrefix, i, rest)) {
-    auto hit = find_diff_row(kDoubleTargets, rest);
+    auto hit = find_diff_row(l, kDoubleTargets, rest);
     if (!hit || i >= l.double_blocks) return std::nullopt;
     std::tie(row, part) = *hit;
     target = block_name(kBflDoublePrefix, i, row->bfl);
   } else {
-    auto hit = find_diff_row(kTopTargets, name);
+    auto hit = find_diff_row(l, kTopTargets, name);
     if (!hit || !guidance_ok(l, *hit->first)) return std::nullopt;
     std::tie(row, part) = *hit;
     target = row->bfl;
@@ -305,13 +354,13 @@ std::vector<PartMap> parts_of_target(const Layout& l, std::string_view name) {
   int64_t i = 0;
   std::string_view rest;
   if (split_block(name, kBflDoublePrefix, i, rest)) {
-    const TargetRow* r = find_bfl_row(kDoubleTargets, rest);
+    const TargetRow* r = find_bfl_row(l, kDoubleTargets, rest);
     if (r && i < l.double_blocks) append_parts(l, *r, std::string(name), kDiffDoublePrefix + std::to_string(i) + ".", out);
   } else if (split_block(name, kBflSinglePrefix, i, rest)) {
-    const TargetRow* r = find_bfl_row(kSingleTargets, rest);
+    const TargetRow* r = find_bfl_row(l, kSingleTargets, rest);
     if (r && i < l.single_blocks) append_parts(l, *r, std::string(name), kDiffSinglePrefix + std::to_string(i) + ".", out);
   } else {
-    const TargetRow* r = find_bfl_row(kTopTargets, name);
+    const TargetRow* r = find_bfl_row(l, kTopTargets, name);
     if (r && guidance_ok(l, *r)) append_parts(l, *r, std::string(name), "", out);
   }
   return out;

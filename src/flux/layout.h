@@ -1,5 +1,8 @@
-// The FLUX.1 transformer in BFL naming, parameterised by its dimensions: every Linear
-// target with its shape, and the diffusers modules that map onto its rows.
+// The FLUX transformers in BFL naming, parameterised by their dimensions: every Linear
+// target with its shape, and the diffusers modules that map onto its rows. One table per
+// section (top level, double block, single block); each row names the architectures it
+// belongs to (FLUX.1, Chroma, FLUX.2), so a family is a set of rows plus its dimensions
+// (src/flux/family.*), never a branch.
 #pragma once
 
 #include <cstdint>
@@ -10,7 +13,11 @@
 
 namespace lv::flux {
 
+// Module tables a layout uses (bit flags; kAny for name lookups before the family is known).
+enum Arch : uint8_t { kArchFlux1 = 1, kArchChroma = 2, kArchFlux2 = 4, kArchAny = 7 };
+
 struct Layout {
+  uint8_t arch = kArchFlux1;     // which rows of the tables exist
   int64_t hidden = 3072;         // H
   int64_t mlp = 12288;           // M
   int64_t double_blocks = 19;
@@ -21,6 +28,9 @@ struct Layout {
   int64_t vec = 768;             // pooled text vector
   int64_t time = 256;            // timestep / guidance embedding width
   bool guidance = true;          // dev has guidance_in, schnell does not
+  bool biases = true;            // FLUX.2 has no bias anywhere: bias deltas have no target
+  int64_t approx_hidden = 5120;  // Chroma's distilled_guidance_layer width
+  int64_t approx_in = 64;        // … and its input width
 
   static Layout flux1_dev() { return Layout{}; }
   // A small layout with the same structure, for fast tests and fuzzing.
@@ -29,7 +39,14 @@ struct Layout {
   // before the file's block counts are known.
   static Layout any_blocks() {
     Layout l;
+    l.arch = kArchAny;
     l.double_blocks = l.single_blocks = 1'000'000'000;
+    return l;
+  }
+  // The same, restricted to one architecture's rows.
+  static Layout any_blocks(uint8_t arch) {
+    Layout l = any_blocks();
+    l.arch = arch;
     return l;
   }
 };

@@ -366,6 +366,9 @@ LoraModel without(const LoraModel& model, const std::vector<DroppedTensor>& drop
   LoraModel out;
   out.file = model.file;
   out.layout = model.layout;
+  out.family = model.family;
+  out.family_display = model.family_display;
+  out.family_evidence = model.family_evidence;
   out.dialect = model.dialect;
   out.dialect_counts = model.dialect_counts;
   out.findings = model.findings;

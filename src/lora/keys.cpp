@@ -219,7 +219,11 @@ std::optional<ParsedKey> parse_with_suffix(ParsedKey key, const std::string& nam
         // against the layout inferred from the whole file.
         std::string bfl = module;
         int split = split_index_of(bfl);
-        if (flux::find_target(flux::Layout::any_blocks(), bfl)) {
+        // A name both namings spell alike (Chroma's distilled_guidance_layer.in_proj) is read
+        // in the naming the prefix announces first: diffusers under transformer.
+        const bool same_in_both = split < 0 && !prefix.dialect_diffusers.empty() &&
+                                  flux::find_diffusers(flux::Layout::any_blocks(), module).has_value();
+        if (!same_in_both && flux::find_target(flux::Layout::any_blocks(), bfl)) {
           key.naming = Naming::kBfl;
           key.split_index = split;
           module = bfl;

@@ -11,7 +11,9 @@
 #include <nlohmann/json.hpp>
 
 #include "flux/layout.h"
+#include "lora/detect.h"
 #include "lora/keys.h"
+#include "lora/placement.h"
 
 namespace lv {
 namespace {
@@ -28,14 +30,15 @@ struct ArchSignature {
 };
 
 constexpr ArchSignature kOtherArchitectures[] = {
-    {"FLUX.2", {"double_stream_modulation", "single_stream_modulation", "to_qkv_mlp_proj", "", "", ""}},
     {"Qwen-Image", {"img_mod.1", "txt_mod.1", "img_mlp.net", "txt_mlp.net", "lora_unet_transformer_blocks_", "txt_norm"}},
     {"Anima (Cosmos-style blocks)", {".cross_attn.", "_cross_attn_", ".self_attn.", "_self_attn_", "adaln_modulation", ""}},
     {"Krea 2", {"_attn_wq", "_attn_wk", "_attn_wv", "_attn_wo", "_mlp_gate", "_attn_gate"}},
 };
 
-// Names that only FLUX.1 has: seeing one of these rules the others out.
-bool flux1_only(const ParsedKey& k) {
+// Names no other architecture of kOtherArchitectures shares (BFL names, single blocks, top
+// level): seeing one of these rules the others out. Diffusers double-block names are shared
+// with Qwen-Image, so they are no evidence.
+bool flux_specific(const ParsedKey& k) {
   return k.naming != Naming::kDiffusers || contains(k.module, "single_transformer_blocks.") ||
          !contains(k.module, "transformer_blocks.");
 }
@@ -145,56 +148,6 @@ double scalar_value(const TensorView& t, bool& ok) {
   return v;
 }
 
-// Where a module lands in the BFL layout.
-struct Placement {
-  std::string target;
-  int64_t rows = 0, cols = 0, row_begin = 0, row_end = 0;
-  bool swap = false;
-};
-
-std::optional<Placement> xlabs_placement(const flux::Layout& l, const std::string& module) {
-  size_t at = module.find(".processor.");
-  std::string block = module.substr(0, at);
-  std::string tail = module.substr(at + 11);
-  std::string target;
-  int64_t rows_limit = -1;
-  bool single = block.rfind("single_blocks.", 0) == 0;
-  if (!single && tail == "qkv_lora1") target = block + ".img_attn.qkv";
-  else if (!single && tail == "qkv_lora2") target = block + ".txt_attn.qkv";
-  else if (!single && tail == "proj_lora1") target = block + ".img_attn.proj";
-  else if (!single && tail == "proj_lora2") target = block + ".txt_attn.proj";
-  else if (single && tail == "qkv_lora") {
-    target = block + ".linear1";
-    rows_limit = 3 * l.hidden;  // covers only the q, k, v rows of linear1
-  } else return std::nullopt;
-  auto t = flux::find_target(l, target);
-  if (!t) return std::nullopt;
-  return Placement{t->name, t->rows, t->cols, 0, rows_limit < 0 ? t->rows : rows_limit, false};
-}
-
-std::optional<Placement> place(const flux::Layout& l, const ParsedKey& k) {
-  switch (k.naming) {
-    case Naming::kDiffusers: {
-      auto pm = flux::find_diffusers(l, k.module);
-      auto t = pm ? flux::find_target(l, pm->target) : std::nullopt;
-      if (!pm || !t) return std::nullopt;
-      return Placement{t->name, t->rows, t->cols, pm->row_begin, pm->row_end, pm->swap_halves};
-    }
-    case Naming::kBfl: {
-      auto t = flux::find_target(l, k.module);
-      if (!t) return std::nullopt;
-      if (k.split_index < 0) return Placement{t->name, t->rows, t->cols, 0, t->rows, false};
-      auto parts = flux::parts_of_target(l, t->name);
-      if (k.split_index >= static_cast<int>(parts.size())) return std::nullopt;
-      const auto& pm = parts[static_cast<size_t>(k.split_index)];
-      return Placement{t->name, t->rows, t->cols, pm.row_begin, pm.row_end, false};
-    }
-    case Naming::kXlabs:
-      return xlabs_placement(l, k.module);
-  }
-  return std::nullopt;
-}
-
 bool is_matrix(const TensorView* t) { return t && t->shape.size() == 2; }
 
 }  // namespace
@@ -228,8 +181,8 @@ Result<LoraModel> load_lora(std::shared_ptr<const st::SafetensorsFile> file, con
   }
 
   // 2. Architecture: refuse files that are clearly another model.
-  bool any_flux1_only = std::any_of(keyed.begin(), keyed.end(), [](auto& p) { return flux1_only(p.second); });
-  if (!any_flux1_only) {
+  bool any_flux_specific = std::any_of(keyed.begin(), keyed.end(), [](auto& p) { return flux_specific(p.second); });
+  if (!any_flux_specific) {
     for (const auto& sig : kOtherArchitectures) {
       int64_t hits = 0;
       std::string example;
@@ -248,10 +201,10 @@ Result<LoraModel> load_lora(std::shared_ptr<const st::SafetensorsFile> file, con
           }
       if (hits > 0)
         return make_error(ErrorCode::kBadInput,
-                          path + ": not a FLUX.1 LoRA: it looks like " + std::string(sig.architecture) + " (" +
+                          path + ": not a FLUX LoRA: it looks like " + std::string(sig.architecture) + " (" +
                               std::to_string(hits) + " of " + std::to_string(file->tensors().size()) +
                               " tensors match its key patterns, e.g. '" + example +
-                              "'); lora-verify checks FLUX.1 LoRAs only");
+                              "'); lora-verify checks FLUX LoRAs (FLUX.1, Chroma, Flex.1, FLUX.2) only");
     }
   }
   if (keyed.empty() && options.allow_empty) {
@@ -267,60 +220,24 @@ Result<LoraModel> load_lora(std::shared_ptr<const st::SafetensorsFile> file, con
                                                   std::to_string(model.passthrough.size()) +
                                                   " tensors are text-encoder or norm tensors");
     std::string example = unknown.empty() ? std::string("(no tensors)") : "'" + unknown.front()->name + "'";
-    return make_error(ErrorCode::kBadInput, path + ": not a FLUX.1 LoRA: none of its " +
+    return make_error(ErrorCode::kBadInput, path + ": not a FLUX LoRA: none of its " +
                                                 std::to_string(file->tensors().size()) +
-                                                " tensors names a FLUX.1 module in a known LoRA dialect, e.g. " +
+                                                " tensors names a FLUX module in a known LoRA dialect, e.g. " +
                                                 example);
   }
 
-  // 3. Layout: from the options, or inferred from shapes and block indices.
+  // 3. Family and layout: from the options, or detected from names, widths and block indices.
   flux::Layout layout = options.layout.value_or(flux::Layout::flux1_dev());
   if (!options.layout) {
-    // Hidden size: the input width of the down matrices of H-input modules.
-    std::map<uint64_t, int64_t> widths;
-    for (auto& [t, k] : keyed) {
-      if (k.role != Role::kDown || !is_matrix(t)) continue;
-      auto p = place(flux::Layout::any_blocks(), k);
-      if (p && p->cols == layout.hidden) widths[t->shape[1]]++;
-    }
-    if (!widths.empty()) {
-      auto best = std::max_element(widths.begin(), widths.end(), [](auto& a, auto& b) { return a.second < b.second; });
-      uint64_t h = best->first;
-      if (h == static_cast<uint64_t>(flux::Layout::tiny().hidden)) layout = flux::Layout::tiny();
-      else if (h == 6144)
-        return make_error(ErrorCode::kBadInput, path + ": not a FLUX.1 LoRA: hidden size 6144 (FLUX.2 has 6144, FLUX.1 has 3072); lora-verify checks FLUX.1 LoRAs only");
-      else if (h != 3072)
-        return make_error(ErrorCode::kBadInput, path + ": not a FLUX.1 LoRA: its attention and modulation modules take inputs of width " +
-                                                    std::to_string(h) + ", FLUX.1 has 3072");
-    }
-    // Block counts: at least FLUX.1's, more when the file names more (reported below).
-    int64_t max_double = -1, max_single = -1;
-    for (auto& [t, k] : keyed) {
-      bool single = false;
-      int64_t i = flux::block_index(k.module, single);
-      (single ? max_single : max_double) = std::max(single ? max_single : max_double, i);
-    }
-    const int64_t kMaxBlocks = 4096;  // no FLUX-like model comes near; bounds the layout tables
-    if (max_double >= layout.double_blocks || max_single >= layout.single_blocks) {
-      findings.push_back({"flux.blocks.beyond_layout", Severity::kWarning, "",
-                          "the file names double block " + std::to_string(max_double) + " and single block " +
-                              std::to_string(max_single) + ", FLUX.1 has " + std::to_string(layout.double_blocks) +
-                              " and " + std::to_string(layout.single_blocks) + " (indices from 0)"});
-      layout.double_blocks = std::min(kMaxBlocks, std::max(layout.double_blocks, max_double + 1));
-      layout.single_blocks = std::min(kMaxBlocks, std::max(layout.single_blocks, max_single + 1));
-    }
-    // img_in input width varies by variant (64 dev, 128 Canny/Depth, 384 Fill).
-    for (auto& [t, k] : keyed) {
-      auto p = place(layout, k);
-      if (p && p->target == "img_in" && (k.role == Role::kDown) && is_matrix(t)) {
-        int64_t w = static_cast<int64_t>(std::min<uint64_t>(t->shape[1], 1u << 20));
-        if (w != 64 && w != 128 && w != 384)
-          findings.push_back({"flux.img_in.width", Severity::kWarning, t->name,
-                              "img_in input width " + std::to_string(w) + " is none of FLUX.1's 64, 128 (Canny/Depth) or 384 (Fill)"});
-        layout.in_channels = w;
-        break;
-      }
-    }
+    std::vector<KeyedTensor> kts;
+    kts.reserve(keyed.size());
+    for (auto& [t, k] : keyed) kts.push_back({t, k});
+    LV_TRY_ASSIGN(det, detect_family(kts, path, options.family));
+    layout = det.layout;
+    model.family = std::string(det.family->name);
+    model.family_display = std::string(det.family->display);
+    model.family_evidence = std::move(det.evidence);
+    findings.insert(findings.end(), det.findings.begin(), det.findings.end());
   }
   model.layout = layout;
 
@@ -377,7 +294,8 @@ Result<LoraModel> load_lora(std::shared_ptr<const st::SafetensorsFile> file, con
     auto placement = place(layout, g.key);
     if (!placement) {
       unused("lora.module.unknown", Severity::kWarning,
-             "not used: module '" + g.key.module + "' is not a FLUX.1 Linear module in this layout");
+             "not used: module '" + g.key.module + "' has no target in " +
+                 (model.family_display.empty() ? std::string("this layout") : model.family_display));
       continue;
     }
     auto get = [&](Role r) -> const TensorView* {
@@ -558,6 +476,14 @@ Result<LoraModel> load_lora(std::shared_ptr<const st::SafetensorsFile> file, con
     if (bias && diff_b) {
       unused("lora.key.duplicate", Severity::kError, "not used: module " + name + " has both lora_B.bias and diff_b");
       continue;
+    }
+    if ((bias || diff_b) && !layout.biases) {
+      const TensorView* b = bias ? bias : diff_b;
+      findings.push_back({"lora.bias.no_target", Severity::kError, b->name,
+                          "not used: bias delta " + st::shape_string(b->shape) + " on " + placement->target + ": " +
+                              (model.family_display.empty() ? std::string("this model") : model.family_display) +
+                              " has no biases, so it has no target"});
+      bias = diff_b = nullptr;
     }
     if (bias || diff_b) {
       const TensorView* b = bias ? bias : diff_b;

@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "core/result.h"
+#include "flux/family.h"
 #include "lora/model.h"
 
 namespace lv {
@@ -16,6 +17,9 @@ struct LoadOptions {
   // Read a file with no transformer LoRA tensors as an empty model instead of refusing it
   // (for the converted side of a comparison, where "nothing" is a valid answer).
   bool allow_empty = false;
+  // The model family named with --model: detection then only reads block counts and the
+  // img_in width from the file (src/lora/detect.h).
+  const flux::Family* family = nullptr;
 };
 
 // Errors (kBadInput): the file is not a FLUX.1 LoRA (the message names the architecture it

@@ -80,6 +80,9 @@ struct PassThrough {
 struct LoraModel {
   std::shared_ptr<const st::SafetensorsFile> file;
   flux::Layout layout;
+  std::string family;          // detected or named model family ("flux1", "flux2-klein-4b"; "" when a layout was given)
+  std::string family_display;
+  std::vector<std::string> family_evidence;  // what decided it
   std::string dialect;  // primary dialect detected, e.g. "diffusers", "kohya"
   // Evidence: for each dialect seen, how many tensors were read in it (sorted by name).
   std::vector<std::pair<std::string, int64_t>> dialect_counts;

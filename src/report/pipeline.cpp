@@ -63,6 +63,9 @@ Report build(const std::string& command, const LoraModel& in, const LoraModel& o
   r.input = in.file->path();
   r.dialect = in.dialect;
   r.dialects = in.dialect_counts;
+  r.family = in.family;
+  r.family_display = in.family_display;
+  r.family_evidence = in.family_evidence;
   r.other_dialect = out.dialect;
   Summary& s = r.summary;
   s.tensors = static_cast<int64_t>(in.file->tensors().size());
@@ -145,6 +148,7 @@ void add_output_findings(const LoraModel& out, std::vector<Finding>& findings) {
 Result<LoraModel> load(std::shared_ptr<const st::SafetensorsFile> file, const PipelineOptions& opt) {
   LoadOptions lo;
   lo.layout = opt.layout;
+  lo.family = opt.family;
   return load_lora(std::move(file), lo);
 }
 

@@ -18,6 +18,7 @@ struct PipelineOptions {
   std::optional<Style> style;       // default: kohya for BFL output, diffusers for diffusers output
   std::optional<st::DType> dtype;
   std::optional<flux::Layout> layout;  // default: inferred from the file
+  const flux::Family* family = nullptr;  // --model: the family, instead of detecting it
   bool allow_dense = true;            // LoKr/LoHa on fused targets may become dense .diff
   int threads = 2;
   // Write the form this profiled loader (src/loaders/) reads completely; refuse tensors it

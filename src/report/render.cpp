@@ -44,6 +44,12 @@ std::string dialect_line(const Report& r) {
   return s;
 }
 
+std::string family_line(const Report& r) {
+  std::string s = r.family_display + " (" + r.family + ")";
+  for (size_t i = 0; i < r.family_evidence.size(); ++i) s += (i ? "; " : ": ") + r.family_evidence[i];
+  return s;
+}
+
 bool failing(const ModuleRow& m) { return m.status != "equivalent"; }
 
 // Markdown table cells must not break the table.
@@ -64,6 +70,7 @@ std::string render_text(const Report& r, bool all_modules) {
   o << (r.pass ? "PASS" : "FAIL") << ": " << r.verdict << "\n\n";
   o << "input:        " << r.input << "\n";
   if (!r.other.empty()) o << "converted:    " << r.other << "\n";
+  if (!r.family.empty()) o << "model:        " << family_line(r) << "\n";
   o << "dialect:      " << dialect_line(r) << "\n";
   if (!r.other_dialect.empty()) o << "converted as: " << r.other_dialect << "\n";
   if (!r.layout.empty()) o << "conversion:   to " << r.layout << " layout, " << r.style << " style\n";
@@ -201,6 +208,8 @@ std::string render_json(const Report& r) {
   j["summary_line"] = r.verdict;
   j["input"] = r.input;
   if (!r.other.empty()) j["converted"] = r.other;
+  if (!r.family.empty())
+    j["model"] = {{"family", r.family}, {"display", r.family_display}, {"evidence", r.family_evidence}};
   j["dialect"] = r.dialect;
   ordered_json ev = ordered_json::array();
   for (const auto& [d, n] : r.dialects) ev.push_back({{"dialect", d}, {"tensors", n}});
@@ -268,6 +277,7 @@ std::string render_markdown(const Report& r) {
   o << "| | |\n|---|---|\n";
   o << "| input | `" << cell(r.input) << "` |\n";
   if (!r.other.empty()) o << "| converted | `" << cell(r.other) << "` |\n";
+  if (!r.family.empty()) o << "| model | " << cell(family_line(r)) << " |\n";
   o << "| dialect | " << cell(dialect_line(r)) << " |\n";
   if (!r.layout.empty()) o << "| conversion | to " << r.layout << " layout, " << r.style << " style |\n";
   const Summary& s = r.summary;

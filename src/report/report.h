@@ -78,6 +78,9 @@ struct Report {
   std::string other;     // converted file (compare, convert) or "" (in-memory conversion)
   bool pass = false;
   std::string verdict;   // one line: "equivalent: 314 of 314 modules match" …
+  std::string family;          // model family of the input ("" when a layout was given)
+  std::string family_display;
+  std::vector<std::string> family_evidence;
   std::string dialect;
   std::vector<std::pair<std::string, int64_t>> dialects;  // evidence: tensors per dialect
   std::string other_dialect;
