@@ -84,8 +84,16 @@ bool block_wanted(const GenSpec& spec, const std::string& name) {
 Result<std::vector<uint8_t>> generate_lora(const GenSpec& spec) {
   if (spec.rank < 1 || spec.rank > 4096) return make_error(ErrorCode::kUsage, "rank must be 1..4096, got " + std::to_string(spec.rank));
   if (!st::dtype_is_encodable(spec.dtype)) return make_error(ErrorCode::kUsage, "dtype must be F32, F64, F16 or BF16");
-  Emitter e{spec, std::mt19937_64(spec.seed), {}, {}, 0};
   const std::string& d = spec.dialect;
+  // Dialects whose FLUX.2 spelling no source establishes (flux2-and-variants.md §2) are not
+  // invented, and FLUX.2 has no bias to hold a bias delta.
+  const bool flux1_shaped = (spec.layout.arch & (flux::kArchFlux1 | flux::kArchChroma)) != 0;
+  if (!flux1_shaped && (d == "xlabs" || d == "onetrainer" || d == "onetrainer-bfl" || d == "diffusers-old"))
+    return make_error(ErrorCode::kUsage, "the " + d + " dialect has no established FLUX.2 spelling; FLUX.2 files are "
+                                         "written as diffusers, fal, kohya, comfy, ai-toolkit or bfl");
+  if (spec.bias && !spec.layout.biases)
+    return make_error(ErrorCode::kUsage, "this model has no biases, so a LoRA for it has no bias deltas (--bias)");
+  Emitter e{spec, std::mt19937_64(spec.seed), {}, {}, 0};
   std::map<std::string, std::string> meta;
 
   if (d == "diffusers" || d == "diffusers-old" || d == "fal" || d == "onetrainer") {
