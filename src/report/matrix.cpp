@@ -20,6 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "flux/family.h"
 #include "lora/generate.h"
 #include "report/matrix_loaders.h"
 #include "report/pipeline.h"
@@ -63,9 +64,8 @@ const Dialect kDialects[] = {
 };
 
 // The top-level modules other than norm_out, in both namings (for "norm-out only").
-std::vector<std::string> top_level_except_norm_out() {
+std::vector<std::string> top_level_except_norm_out(const flux::Layout& layout) {
   std::vector<std::string> out;
-  const auto layout = flux::Layout::flux1_dev();
   bool single = false;
   for (const auto& t : flux::bfl_targets(layout))
     if (flux::block_index(t.name, single) < 0 && t.name != "final_layer.adaLN_modulation.1") out.push_back(t.name);
@@ -148,7 +148,7 @@ const std::vector<Structure>& structures() {
       {"norm-out", "only norm_out.linear / final_layer.adaLN_modulation.1 (the row-half swap, Hyper/Turbo LoRAs)",
        [](GenSpec& s) {
          s.blocks = false;
-         s.skip = top_level_except_norm_out();
+         s.skip = top_level_except_norm_out(s.layout);
        },
        [](const Dialect& d) -> std::optional<std::string> {
          if (d.top_level) return std::nullopt;
@@ -175,7 +175,25 @@ const st::DType kDTypes[] = {st::DType::kF32, st::DType::kF16, st::DType::kBF16}
 struct Variant {
   std::string name;
   GenSpec spec;
+  // The family the variant is generated for: named to the pipeline as --model would, since
+  // some structures (norm_out alone) are ambiguous between families by design.
+  const flux::Family* family = nullptr;
 };
+
+// The other families of the family table get rows too (BF16, the dialects their LoRAs are
+// written in); a structure the family's layout cannot hold is n/a, judged from the layout.
+const char* const kFamilyRows[] = {"chroma", "flux2-dev", "flux2-klein-9b", "flux2-klein-4b"};
+const char* const kFamilyDialects[] = {"diffusers", "fal", "kohya", "comfy", "ai-toolkit", "bfl"};
+
+std::optional<std::string> family_not_applicable(const flux::Layout& l, const std::string& structure) {
+  const bool split_mlp = flux::parts_of_target(l, "single_blocks.0.linear1").size() == 4;
+  if ((structure == "no-proj-mlp" || structure == "only-proj-mlp") && !split_mlp)
+    return "linear1 is one module in both namings";
+  if (structure == "bias" && !l.biases) return "the model has no biases";
+  if (structure == "norm-out" && !flux::find_target(l, "final_layer.adaLN_modulation.1"))
+    return "the model has no final adaLN Linear";
+  return std::nullopt;
+}
 
 const std::vector<Variant>& builtin_variants() {
   static const std::vector<Variant> kVariants = [] {
@@ -192,20 +210,50 @@ const std::vector<Variant>& builtin_variants() {
           v.spec.seed = kSeed;
           v.spec.max_double = kBlocks;
           v.spec.max_single = kBlocks;
+          v.family = flux::find_family("flux1");
           s.apply(v.spec);
           out.push_back(std::move(v));
         }
       }
+    for (const char* family : kFamilyRows) {
+      const flux::Family* f = flux::find_family(family);
+      for (const char* dn : kFamilyDialects) {
+        const Dialect* d = nullptr;
+        for (const auto& x : kDialects)
+          if (std::string(x.name) == dn) d = &x;
+        for (const auto& s : structures()) {
+          if (!d || s.not_applicable(*d) || std::string(s.name) == "text-encoder") continue;
+          Variant v;
+          v.spec.layout = flux::layout_of(*f);
+          v.family = f;
+          if (family_not_applicable(v.spec.layout, s.name)) continue;
+          // Named apart from the FLUX.1 rows ("kohya / complete /" filters only those).
+          v.name = std::string(family) + ": " + dn + ", " + s.name + ", BF16";
+          v.spec.dialect = dn;
+          v.spec.rank = kRank;
+          v.spec.dtype = st::DType::kBF16;
+          v.spec.seed = kSeed;
+          v.spec.max_double = kBlocks;
+          v.spec.max_single = kBlocks;
+          s.apply(v.spec);
+          out.push_back(std::move(v));
+        }
+      }
+    }
     return out;
   }();
   return kVariants;
 }
 
 std::string builtin_description() {
+  std::string families;
+  for (const char* f : kFamilyRows) families += (families.empty() ? "" : ", ") + std::string(flux::find_family(f)->display);
   return "Built-in variants are generated in memory, seeded (seed " + std::to_string(kSeed) +
          "), from the FLUX.1-dev layout: real FLUX.1-dev shapes, rank " + std::to_string(kRank) +
          ", double and single blocks 0–" + std::to_string(kBlocks - 1) +
-         " plus the top-level modules (embedders, final layer, norm_out). Each is converted in memory to every "
+         " plus the top-level modules (embedders, final layer, norm_out); rows named 'family: …' do the same with the "
+         "real shapes of " + families + " (BF16; structures the model cannot hold, such as FLUX.2 bias deltas or "
+         "a split linear1, are left out). Each is converted in memory to every "
          "output style, re-read with the same strict reader and verified module by module; the round trip "
          "converts to the other layout and back and compares the result with the source.";
 }
@@ -234,8 +282,10 @@ Result<std::shared_ptr<const st::SafetensorsFile>> reread(const Conversion& c, c
 }
 
 // Converts to the other layout (default style), then back, and compares with the source.
-Result<Report> round_trip(const std::shared_ptr<const st::SafetensorsFile>& src) {
-  LV_TRY_ASSIGN(in, load_lora(src));
+Result<Report> round_trip(const std::shared_ptr<const st::SafetensorsFile>& src, const flux::Family* family) {
+  LoadOptions first;
+  first.family = family;
+  LV_TRY_ASSIGN(in, load_lora(src, first));
   ConvertOptions there = resolve_convert_options(in, PipelineOptions{});
   LV_TRY_ASSIGN(c1, convert(in, there));
   LV_TRY_ASSIGN(f1, reread(c1, "(converted in memory)"));
@@ -250,6 +300,7 @@ Result<Report> round_trip(const std::shared_ptr<const st::SafetensorsFile>& src)
   LV_TRY_ASSIGN(f2, reread(c2, "(converted back in memory)"));
   PipelineOptions cmp;
   cmp.threads = 1;
+  cmp.family = family;
   return run_compare(src, f2, cmp);
 }
 
@@ -264,7 +315,8 @@ const Col kStyleColumns[] = {{"kohya", OutputLayout::kBfl, Style::kKohya},
                              {"bfl", OutputLayout::kBfl, Style::kBfl},
                              {"diffusers", OutputLayout::kDiffusers, Style::kDiffusers}};
 
-MatrixRow run_row(const std::string& name, bool builtin, const std::shared_ptr<const st::SafetensorsFile>& file) {
+MatrixRow run_row(const std::string& name, bool builtin, const std::shared_ptr<const st::SafetensorsFile>& file,
+                  const flux::Family* family) {
   MatrixRow row;
   row.variant = name;
   row.builtin = builtin;
@@ -273,6 +325,7 @@ MatrixRow run_row(const std::string& name, bool builtin, const std::shared_ptr<c
     o.to = col.to;
     o.style = col.style;
     o.threads = 1;  // parallelism is across rows
+    o.family = family;
     auto r = run_verify(file, o);
     if (r.ok() && row.dialect.empty()) {
       row.dialect = r->dialect;
@@ -282,8 +335,8 @@ MatrixRow run_row(const std::string& name, bool builtin, const std::shared_ptr<c
     if (r.ok() && col.to == OutputLayout::kBfl) row.zero_filled = std::max(row.zero_filled, r->summary.zero_filled);
     row.cells.push_back(cell_from(col.name, r));
   }
-  row.cells.push_back(cell_from("round-trip", round_trip(file)));
-  row.loaders = matrix_loader_cells(file);
+  row.cells.push_back(cell_from("round-trip", round_trip(file, family)));
+  row.loaders = matrix_loader_cells(file, family);
   if (row.dialect.empty()) row.dialect = "-";
   if (row.ranks.empty()) row.ranks = "-";
   for (const auto& c : row.cells) row.worst_error = std::max(row.worst_error, c.worst_error);
@@ -469,11 +522,12 @@ Result<MatrixResult> run_matrix(const MatrixOptions& opt) {
     std::string name;
     const GenSpec* spec = nullptr;  // built-in
     std::string path;               // input
+    const flux::Family* family = nullptr;  // built-in: the family it was generated for
   };
   std::vector<Job> all;
   if (opt.builtin)
     for (const auto& v : builtin_variants())
-      if (opt.filter.empty() || v.name.find(opt.filter) != std::string::npos) all.push_back({v.name, &v.spec, ""});
+      if (opt.filter.empty() || v.name.find(opt.filter) != std::string::npos) all.push_back({v.name, &v.spec, "", v.family});
   std::vector<std::string> files;
   for (const auto& in : opt.inputs) {
     namespace fs = std::filesystem;
@@ -547,7 +601,7 @@ Result<MatrixResult> run_matrix(const MatrixOptions& opt) {
         if (f.ok()) file = std::make_shared<const st::SafetensorsFile>(std::move(f).value());
         else err = f.error();
       }
-      m.rows[i] = file ? run_row(j.name, j.spec != nullptr, file) : unreadable_row(j.name, j.spec != nullptr, *err);
+      m.rows[i] = file ? run_row(j.name, j.spec != nullptr, file, j.family) : unreadable_row(j.name, j.spec != nullptr, *err);
       m.rows[i].seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       const size_t d = ++done;
       if (progress) {

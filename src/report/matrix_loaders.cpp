@@ -82,9 +82,12 @@ std::string esc(const std::string& s) {
 
 }  // namespace
 
-std::vector<MatrixLoaderCell> matrix_loader_cells(const std::shared_ptr<const st::SafetensorsFile>& file) {
+std::vector<MatrixLoaderCell> matrix_loader_cells(const std::shared_ptr<const st::SafetensorsFile>& file,
+                                                const flux::Family* family) {
   std::vector<MatrixLoaderCell> cells;
-  auto model = load_lora(file);
+  LoadOptions lo;
+  lo.family = family;
+  auto model = load_lora(file, lo);
   if (!model.ok()) return cells;
   const loaders::Description d = loaders::describe(*model);
   for (const loaders::Profile& p : loaders::profiles()) {

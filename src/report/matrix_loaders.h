@@ -9,13 +9,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "flux/family.h"
 #include "report/matrix.h"
 #include "safetensors/reader.h"
 
 namespace lv::report {
 
 // One loader's cells of a row (empty when the input cannot be read).
-std::vector<MatrixLoaderCell> matrix_loader_cells(const std::shared_ptr<const st::SafetensorsFile>& file);
+std::vector<MatrixLoaderCell> matrix_loader_cells(const std::shared_ptr<const st::SafetensorsFile>& file,
+                                                const flux::Family* family = nullptr);
 
 std::string render_loader_summary_markdown(const MatrixResult& m);
 std::string render_loader_grid_markdown(const MatrixResult& m);
