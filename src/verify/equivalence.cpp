@@ -71,24 +71,11 @@ bool all_finite(const RowMatrix& m) {
   return ok;
 }
 
-// R factor of a thin QR (min(rows, cols) × cols, upper trapezoidal).
+// R factor of a thin Householder QR (min(rows, cols) × cols, upper trapezoidal).
 MatrixXd r_factor(const MatrixXd& m) {
   Eigen::HouseholderQR<MatrixXd> qr(m);
   const Eigen::Index k = std::min(m.rows(), m.cols());
   return qr.matrixQR().topRows(k).triangularView<Eigen::Upper>();
-}
-
-// ‖U Vᵀ‖_F from thin QRs of U and V.
-double product_norm(const MatrixXd& u, const MatrixXd& v) {
-  if (u.cols() == 0 || u.rows() == 0 || v.rows() == 0) return 0.0;
-  return (r_factor(u) * r_factor(v).transpose()).norm();
-}
-
-// ‖U Vᵀ‖_F² from the Gram matrices (for norms of one side: no cancellation concern).
-double product_norm2_gram(const MatrixXd& u, const MatrixXd& v) {
-  if (u.cols() == 0) return 0.0;
-  MatrixXd gu = u.transpose() * u, gv = v.transpose() * v;
-  return std::max(0.0, gu.cwiseProduct(gv).sum());
 }
 
 struct Side {
@@ -225,7 +212,150 @@ std::vector<int64_t> segment_cuts(int64_t rows, const std::vector<const Part*>& 
   return {cuts.begin(), cuts.end()};
 }
 
-// Low-rank targets: per row segment, QR of the stacked factors.
+// ---- The numerical path ----------------------------------------------------------------
+//
+// On a row segment, ΔW_A − ΔW_B = U·Vᵀ where every column of U is a sum of coefficient ×
+// up column (on the segment) and every column of V a sum of coefficient × down row. Terms
+// whose down rows are equal in value share one V column and their up columns are summed
+// in double (shared down: a renamed or split factor, ups rescaled by another tool); terms
+// whose up columns are equal share one U column and their down rows are summed (shared
+// up: scales folded into the downs). The difference of the two sides is then formed
+// elementwise before any product, and U, V have as many columns as one side's rank, not
+// the two sides stacked. Only when neither factor is shared do U and V stack both sides.
+//
+// ‖U Vᵀ‖_F² = Σ (UᵀU) ∘ (VᵀV): two symmetric rank-k updates (BLAS-3), O((q + m)·n²). Its
+// rounding error is at most (q + m + n² + 1)·ε·S², S = Σ_j ‖u_j‖‖v_j‖ (Cauchy–Schwarz on
+// the entries of the computed Grams; any summation order). When that bound is not below
+// 2⁻²⁰ of the value — the sides cancel inside the product, as when nearly equal sides
+// share no factor — the value is recomputed from a thin Householder QR of the factor with
+// fewer rows: ‖U Vᵀ‖ = ‖R·Vᵀ‖ (or ‖U·Rᵀ‖), backward stable like the former QR of both.
+
+// An atom of a column: `coef` × the `len` values at p[0], p[stride], p[2·stride], …
+struct Atom {
+  const double* p;
+  int64_t stride;
+  double coef;
+  auto operator<=>(const Atom&) const = default;
+};
+using Column = std::vector<Atom>;
+
+enum class Kind { kUp, kDown };  // U: len × n (columns strided); V stored as n × len rows
+
+// A factor built from column descriptors: a view of decoded storage when every column is
+// one atom with coefficient 1 at evenly spaced addresses, else formed in double.
+struct Factor {
+  RowMatrix owned;
+  const double* data = nullptr;
+  Eigen::Index rows = 0, cols = 0, outer = 0;
+  Eigen::Map<const RowMatrix, 0, Eigen::OuterStride<>> map() const { return {data, rows, cols, Eigen::OuterStride<>(outer)}; }
+};
+
+Factor build_factor(Kind kind, int64_t len, const std::vector<Column>& cols) {
+  Factor f;
+  const auto n = static_cast<Eigen::Index>(cols.size());
+  bool view = n > 0;
+  for (Eigen::Index j = 0; j < n && view; ++j) {
+    const Column& c = cols[static_cast<size_t>(j)];
+    view = c.size() == 1 && c[0].coef == 1.0 && c[0].stride == cols[0][0].stride &&
+           c[0].p == cols[0][0].p + j * (kind == Kind::kUp ? 1 : len);
+  }
+  if (view && kind == Kind::kUp) {
+    f.data = cols[0][0].p, f.rows = len, f.cols = n, f.outer = cols[0][0].stride;
+    return f;
+  }
+  if (view && kind == Kind::kDown && cols[0][0].stride == 1) {
+    f.data = cols[0][0].p, f.rows = n, f.cols = len, f.outer = len;
+    return f;
+  }
+  if (kind == Kind::kUp) {
+    f.owned = RowMatrix::Zero(len, n);
+    for (Eigen::Index t = 0; t < len; ++t) {
+      double* row = f.owned.row(t).data();
+      for (Eigen::Index j = 0; j < n; ++j) {
+        double x = 0;
+        for (const Atom& a : cols[static_cast<size_t>(j)]) x += a.coef * a.p[t * a.stride];
+        row[j] = x;
+      }
+    }
+  } else {
+    f.owned = RowMatrix::Zero(n, len);
+    for (Eigen::Index j = 0; j < n; ++j) {
+      double* row = f.owned.row(j).data();
+      for (const Atom& a : cols[static_cast<size_t>(j)])
+        for (int64_t k = 0; k < len; ++k) row[k] += a.coef * a.p[k * a.stride];
+    }
+  }
+  f.data = f.owned.data(), f.rows = f.owned.rows(), f.cols = f.owned.cols(), f.outer = f.owned.cols();
+  return f;
+}
+
+// Gram matrices per target, keyed by their column descriptors: a part's down rows serve
+// every segment, and the same columns serve the error and side A's norm.
+class GramCache {
+ public:
+  // (U restricted to the columns)ᵀ·(…) for Kind::kUp, V·Vᵀ of the rows for Kind::kDown.
+  MatrixXd gram(Kind kind, int64_t len, const std::vector<Column>& cols) {
+    // Columns of one atom each are cached with coefficient 1 and scaled afterwards.
+    bool atoms = true;
+    for (const Column& c : cols) atoms &= c.size() == 1;
+    Key key{kind, len, cols};
+    Eigen::VectorXd scale;
+    if (atoms) {
+      scale.resize(static_cast<Eigen::Index>(cols.size()));
+      for (size_t j = 0; j < cols.size(); ++j) {
+        scale(static_cast<Eigen::Index>(j)) = cols[j][0].coef;
+        key.cols[j][0].coef = 1.0;
+      }
+    }
+    auto it = cache_.find(key);
+    if (it == cache_.end()) it = cache_.emplace(key, compute(kind, len, key.cols)).first;
+    if (!atoms) return it->second;
+    return scale.asDiagonal() * it->second * scale.asDiagonal();
+  }
+
+ private:
+  struct Key {
+    Kind kind;
+    int64_t len;
+    std::vector<Column> cols;
+    auto operator<=>(const Key&) const = default;
+  };
+  static MatrixXd compute(Kind kind, int64_t len, const std::vector<Column>& cols) {
+    const auto n = static_cast<Eigen::Index>(cols.size());
+    MatrixXd g = MatrixXd::Zero(n, n);
+    if (n == 0 || len == 0) return g;
+    const Factor f = build_factor(kind, len, cols);
+    if (kind == Kind::kUp) g.selfadjointView<Eigen::Lower>().rankUpdate(f.map().transpose());
+    else g.selfadjointView<Eigen::Lower>().rankUpdate(f.map());
+    g.triangularView<Eigen::StrictlyUpper>() = g.transpose();
+    return g;
+  }
+  std::map<Key, MatrixXd> cache_;
+};
+
+// ‖U Vᵀ‖_F² for U = the up columns on a segment of q rows, V = the down columns (length m).
+double product_norm2(GramCache& cache, int64_t q, int64_t m, const std::vector<Column>& ucols,
+                     const std::vector<Column>& vcols) {
+  if (ucols.empty() || q == 0 || m == 0) return 0.0;
+  const MatrixXd gu = cache.gram(Kind::kUp, q, ucols), gv = cache.gram(Kind::kDown, m, vcols);
+  const double est = gu.cwiseProduct(gv).sum();
+  double s = 0;
+  for (Eigen::Index j = 0; j < gu.rows(); ++j) s += std::sqrt(std::max(0.0, gu(j, j)) * std::max(0.0, gv(j, j)));
+  const auto n = static_cast<double>(ucols.size());
+  const double bound = 1.1 * (static_cast<double>(q + m) + n * n + 1) * std::ldexp(1.0, -53) * s * s;
+  if (bound <= std::ldexp(est, -20)) return est;
+  // Cancellation inside the product: one thin QR, of the factor with fewer rows.
+  const Factor u = build_factor(Kind::kUp, q, ucols), v = build_factor(Kind::kDown, m, vcols);
+  if (q <= m) {
+    const MatrixXd r = r_factor(u.map());
+    return (r * v.map()).squaredNorm();
+  }
+  const MatrixXd r = r_factor(v.map().transpose());
+  return (u.map() * r.transpose()).squaredNorm();
+}
+
+// Low-rank targets: per row segment, the difference of the two sides as U·Vᵀ with shared
+// factors merged, its norm from Grams or (under cancellation) one thin QR.
 bool low_rank_errors(const Side& a, const Side& b, int64_t rows, double& err2, double& norm_a2, double& k_a, double& k_b,
                      std::string& message) {
   for (const Side* s : {&a, &b})
@@ -237,13 +367,12 @@ bool low_rank_errors(const Side& a, const Side& b, int64_t rows, double& err2, d
       const double kk = std::fabs(s->parts[i]->scale) * s->ups[i].norm() * s->downs[i].norm();
       (s == &a ? k_a : k_b) += kk;
     }
-  // Down rows are compared by value: a hash per row, computed once per part.
-  auto row_hash = [](const double* v, int64_t n) {
-    // Four independent lanes (no serial multiply chain), folded at the end.
+  // Four independent lanes (no serial multiply chain), folded at the end.
+  auto hash_values = [](const double* v, int64_t n, int64_t stride) {
     uint64_t h[4] = {0x9e3779b97f4a7c15ull, 0xc2b2ae3d27d4eb4full, 0x165667b19e3779f9ull, 0x27d4eb2f165667c5ull};
     for (int64_t k = 0; k < n; ++k) {
       uint64_t w;
-      std::memcpy(&w, v + k, sizeof w);
+      std::memcpy(&w, v + k * stride, sizeof w);
       uint64_t& x = h[k & 3];
       x = (x ^ w) * 0xff51afd7ed558ccdull;
     }
@@ -251,38 +380,33 @@ bool low_rank_errors(const Side& a, const Side& b, int64_t rows, double& err2, d
     for (uint64_t x : h) out = (out ^ (x ^ (x >> 29))) * 0xc4ceb9fe1a85ec53ull;
     return out;
   };
-  std::vector<std::vector<uint64_t>> hashes[2];
-  for (int side = 0; side < 2; ++side) {
-    const Side& sd = side == 0 ? a : b;
-    for (const RowMatrix& d : sd.downs) {
+  // Down rows are compared by value: a hash per row, computed once per part.
+  std::vector<std::vector<uint64_t>> down_hashes[2];
+  for (int side = 0; side < 2; ++side)
+    for (const RowMatrix& d : (side == 0 ? a : b).downs) {
       std::vector<uint64_t> h(static_cast<size_t>(d.rows()));
-      for (Eigen::Index r = 0; r < d.rows(); ++r) h[static_cast<size_t>(r)] = row_hash(d.row(r).data(), d.cols());
-      hashes[side].push_back(std::move(h));
+      for (Eigen::Index r = 0; r < d.rows(); ++r) h[static_cast<size_t>(r)] = hash_values(d.row(r).data(), d.cols(), 1);
+      down_hashes[side].push_back(std::move(h));
     }
-  }
 
-  // One column of U·Vᵀ: coefficient × column `col` of a part's up rows on the segment,
-  // paired with that part's down row `col`. Columns with bit-identical down rows share
-  // one V column and their U columns add: a split or renamed factor then cancels
-  // exactly, and the QR works at the smaller rank.
+  // One term of U·Vᵀ: coefficient × column `col` of a part's up on the segment, paired
+  // with that part's down row `col`.
   struct Term {
-    const RowMatrix* up;
-    Eigen::Index first_row;  // the part's own row of the segment's first row
-    Eigen::Index col;
+    Atom up;           // coefficient 1; the term's coefficient is `coef`
+    const double* down;
     double coef;
+    uint64_t up_hash, down_hash;
   };
   struct Group {
-    const double* down;  // the shared down row
-    std::vector<Term> terms;
+    std::vector<size_t> terms;
   };
+  GramCache cache;
   const std::vector<int64_t> cut = segment_cuts(rows, a.parts, b.parts);
   for (size_t c = 0; c + 1 < cut.size(); ++c) {
     const int64_t s0 = cut[c], s1 = cut[c + 1], q = s1 - s0;
     int64_t m = -1;
-    std::vector<Group> groups;
-    std::unordered_map<uint64_t, std::vector<size_t>> by_hash;
-    std::vector<Term> a_terms;  // side A's columns alone, for its norm
-    std::vector<const double*> a_downs;
+    std::vector<Term> terms;
+    size_t a_count = 0;  // side A's terms come first
     for (int side = 0; side < 2; ++side) {
       const Side& sd = side == 0 ? a : b;
       const double sign = side == 0 ? 1.0 : -1.0;
@@ -309,59 +433,76 @@ bool low_rank_errors(const Side& a, const Side& b, int64_t rows, double& err2, d
         }
         for (Eigen::Index col = 0; col < r; ++col) {
           if (!live[static_cast<size_t>(col)]) continue;
-          const Term t{&up, r0, col, sign * p.scale};
-          const double* d = down.row(col).data();
-          if (side == 0) {
-            a_terms.push_back(t);
-            a_downs.push_back(d);
-          }
-          const uint64_t h = hashes[side][i][static_cast<size_t>(col)];
-          auto& same = by_hash[h];
-          bool merged = false;
-          for (size_t g : same)
-            if (std::memcmp(groups[g].down, d, static_cast<size_t>(m) * sizeof(double)) == 0) {
-              groups[g].terms.push_back(t);
-              merged = true;
-              break;
-            }
-          if (!merged) {
-            same.push_back(groups.size());
-            groups.push_back({d, {t}});
-          }
+          const double* u0 = up.data() + r0 * r + col;
+          // The hash of an up column covers its first rows; equality is checked in full.
+          terms.push_back({{u0, r, 1.0}, down.row(col).data(), sign * p.scale, hash_values(u0, std::min<int64_t>(q, 32), r),
+                           down_hashes[side][i][static_cast<size_t>(col)]});
         }
       }
+      if (side == 0) a_count = terms.size();
     }
-    if (groups.empty()) continue;
-    auto fill = [q](const Term& t, Eigen::Ref<Eigen::VectorXd> out, bool add) {
-      const auto col = t.up->col(t.col).segment(t.first_row, q);
-      if (add) out += t.coef * col;
-      else out = t.coef * col;
-    };
-    // Side A's own norm, from its columns alone (Gram: a norm has no cancellation issue).
-    if (!a_terms.empty()) {
-      const auto na = static_cast<Eigen::Index>(a_terms.size());
-      MatrixXd ua(q, na), va(m, na);
-      for (Eigen::Index j = 0; j < na; ++j) {
-        fill(a_terms[static_cast<size_t>(j)], ua.col(j), false);
-        va.col(j) = Eigen::Map<const Eigen::VectorXd>(a_downs[static_cast<size_t>(j)], m);
+    if (terms.empty()) continue;
+
+    // Side A's own norm, from its columns alone (no cancellation between sides).
+    if (a_count > 0) {
+      std::vector<Column> ua, va;
+      for (size_t j = 0; j < a_count; ++j) {
+        ua.push_back({{terms[j].up.p, terms[j].up.stride, terms[j].coef}});
+        va.push_back({{terms[j].down, 1, 1.0}});
       }
-      norm_a2 += product_norm2_gram(ua, va);
+      norm_a2 += std::max(0.0, product_norm2(cache, q, m, ua, va));
     }
-    MatrixXd u(q, static_cast<Eigen::Index>(groups.size()));
-    std::vector<size_t> live;
-    for (size_t g = 0; g < groups.size(); ++g) {
-      auto col = u.col(static_cast<Eigen::Index>(live.size()));
-      fill(groups[g].terms[0], col, false);
-      for (size_t k = 1; k < groups[g].terms.size(); ++k) fill(groups[g].terms[k], col, true);
-      if (!col.isZero(0.0)) live.push_back(g);
+
+    // Groups of terms with equal down rows, and of terms with equal up columns.
+    auto group = [&](bool by_up) {
+      std::vector<Group> groups;
+      std::unordered_map<uint64_t, std::vector<size_t>> by_hash;
+      for (size_t k = 0; k < terms.size(); ++k) {
+        const Term& t = terms[k];
+        auto& same = by_hash[by_up ? t.up_hash : t.down_hash];
+        bool merged = false;
+        for (size_t g : same) {
+          const Term& f = terms[groups[g].terms[0]];
+          bool equal = true;
+          if (by_up) {
+            for (int64_t i = 0; i < q && equal; ++i) equal = f.up.p[i * f.up.stride] == t.up.p[i * t.up.stride];
+          } else {
+            equal = std::memcmp(f.down, t.down, static_cast<size_t>(m) * sizeof(double)) == 0;
+          }
+          if (equal) {
+            groups[g].terms.push_back(k);
+            merged = true;
+            break;
+          }
+        }
+        if (!merged) {
+          same.push_back(groups.size());
+          groups.push_back({{k}});
+        }
+      }
+      return groups;
+    };
+    const std::vector<Group> by_down = group(false);
+    const std::vector<Group> by_up = group(true);
+    const bool shared_up = by_up.size() < by_down.size();
+    std::vector<Column> ucols, vcols;
+    for (const Group& g : shared_up ? by_up : by_down) {
+      Column merged;
+      for (size_t k : g.terms) {
+        const Term& t = terms[k];
+        if (shared_up) merged.push_back({t.down, 1, t.coef});
+        else merged.push_back({t.up.p, t.up.stride, t.coef});
+      }
+      const Term& first = terms[g.terms[0]];
+      if (shared_up) {
+        ucols.push_back({first.up});
+        vcols.push_back(std::move(merged));
+      } else {
+        ucols.push_back(std::move(merged));
+        vcols.push_back({{first.down, 1, 1.0}});
+      }
     }
-    if (live.empty()) continue;  // exact cancellation: this segment contributes 0
-    const auto n = static_cast<Eigen::Index>(live.size());
-    MatrixXd v(m, n);
-    for (Eigen::Index j = 0; j < n; ++j)
-      v.col(j) = Eigen::Map<const Eigen::VectorXd>(groups[live[static_cast<size_t>(j)]].down, m);
-    const double e = product_norm(u.leftCols(n), v);
-    err2 += e * e;
+    err2 += std::max(0.0, product_norm2(cache, q, m, ucols, vcols));
   }
   return true;
 }
