@@ -8,6 +8,7 @@
 #include <limits>
 #include <map>
 #include <set>
+#include <span>
 #include <thread>
 #include <unordered_map>
 
@@ -453,9 +454,14 @@ bool low_rank_errors(const Side& a, const Side& b, int64_t rows, double& err2, d
       norm_a2 += std::max(0.0, product_norm2(cache, q, m, ua, va));
     }
 
-    // Groups of terms with equal down rows, and of terms with equal up columns.
+    // Groups of terms with equal down rows, and of terms with equal up columns. Up columns
+    // are matched on their first rows (hash, then values); the rest of every match is
+    // checked in one pass over the segment's rows (row-major: contiguous), and a term
+    // whose column differs there leaves its group.
+    const int64_t prefix = std::min<int64_t>(q, 32);
     auto group = [&](bool by_up) {
       std::vector<Group> groups;
+      std::vector<size_t> group_of(terms.size());
       std::unordered_map<uint64_t, std::vector<size_t>> by_hash;
       for (size_t k = 0; k < terms.size(); ++k) {
         const Term& t = terms[k];
@@ -465,22 +471,41 @@ bool low_rank_errors(const Side& a, const Side& b, int64_t rows, double& err2, d
           const Term& f = terms[groups[g].terms[0]];
           bool equal = true;
           if (by_up) {
-            for (int64_t i = 0; i < q && equal; ++i) equal = f.up.p[i * f.up.stride] == t.up.p[i * t.up.stride];
+            for (int64_t i = 0; i < prefix && equal; ++i) equal = f.up.p[i * f.up.stride] == t.up.p[i * t.up.stride];
           } else {
             equal = std::memcmp(f.down, t.down, static_cast<size_t>(m) * sizeof(double)) == 0;
           }
           if (equal) {
             groups[g].terms.push_back(k);
+            group_of[k] = g;
             merged = true;
             break;
           }
         }
         if (!merged) {
           same.push_back(groups.size());
+          group_of[k] = groups.size();
           groups.push_back({{k}});
         }
       }
-      return groups;
+      if (!by_up || prefix == q || groups.size() == terms.size()) return groups;
+      std::vector<uint8_t> differs(terms.size(), 0);
+      std::vector<std::pair<size_t, size_t>> pairs;  // (term, its group's first term)
+      for (size_t k = 0; k < terms.size(); ++k)
+        if (groups[group_of[k]].terms[0] != k) pairs.emplace_back(k, groups[group_of[k]].terms[0]);
+      for (int64_t i = prefix; i < q; ++i)
+        for (const auto& [k, f] : pairs)
+          differs[k] |= terms[k].up.p[i * terms[k].up.stride] != terms[f].up.p[i * terms[f].up.stride];
+      std::vector<Group> out;
+      for (const Group& g : groups) {
+        Group kept;
+        for (size_t k : g.terms) {
+          if (differs[k]) out.push_back({{k}});
+          else kept.terms.push_back(k);
+        }
+        out.push_back(std::move(kept));
+      }
+      return out;
     };
     const std::vector<Group> by_down = group(false);
     const std::vector<Group> by_up = group(true);
@@ -563,11 +588,24 @@ bool bytes_cancel(const std::vector<const Part*>& pa, const std::vector<const Pa
     size_t down_row_bytes;
     std::vector<uint64_t> down_hash;  // per down row
   };
-  std::vector<PartBytes> sides[2];
+  // A term pairs only with a term of the other side that has the same scale and dtypes: a
+  // part with no such counterpart and a non-zero bit in its up is shown not to cancel before
+  // anything is hashed (a folded scale, another dtype — the common numerical cases).
   for (int side = 0; side < 2; ++side)
     for (const Part* p : side == 0 ? pa : pb) {
       if (p->form == PartForm::kBiasOnly) continue;
       if (p->form != PartForm::kLowRank) return false;
+      const bool counterpart = std::any_of((side == 0 ? pb : pa).begin(), (side == 0 ? pb : pa).end(), [&](const Part* o) {
+        return o->form == PartForm::kLowRank && o->scale == p->scale && o->up->dtype == p->up->dtype &&
+               o->down->dtype == p->down->dtype;
+      });
+      const std::span<const uint8_t> up = p->up->bytes();
+      if (!counterpart && std::any_of(up.begin(), up.end(), [](uint8_t x) { return x != 0; })) return false;
+    }
+  std::vector<PartBytes> sides[2];
+  for (int side = 0; side < 2; ++side)
+    for (const Part* p : side == 0 ? pa : pb) {
+      if (p->form == PartForm::kBiasOnly) continue;
       PartBytes b{p, st::ieee_bits(p->up->dtype), st::ieee_bits(p->down->dtype), 0, {}};
       const uint64_t rank = p->down->shape[0], cols = p->down->shape[1];
       if (!b.up.bytes || !b.down.bytes || rank == 0) return false;
