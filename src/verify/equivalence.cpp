@@ -54,17 +54,29 @@ std::vector<const st::TensorView*> tensors_of(const Part& p) {
 
 using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-// Decoded straight into row-major storage: the tensor's own layout, no reordering.
-RowMatrix to_matrix(const st::TensorView& t) {
+using FactorMap = Eigen::Map<const RowMatrix>;
+
+// Decoded straight into row-major storage (the tensor's own layout, no reordering), in
+// buffers each thread keeps across targets: no fresh pages to fault in per target.
+struct DecodePool {
+  std::vector<std::vector<double>> buffers;
+  size_t next = 0;
+};
+thread_local DecodePool decode_pool;
+
+FactorMap to_matrix(const st::TensorView& t) {
   const int64_t rows = t.shape.empty() ? 1 : static_cast<int64_t>(t.shape[0]);
   const int64_t cols = rows == 0 ? 0 : static_cast<int64_t>(t.numel) / rows;
-  RowMatrix m(rows, cols);
-  st::decode_to_double(t.dtype, t.data, static_cast<size_t>(t.numel), m.data());
-  return m;
+  DecodePool& pool = decode_pool;
+  if (pool.next == pool.buffers.size()) pool.buffers.emplace_back();
+  std::vector<double>& b = pool.buffers[pool.next++];
+  if (b.size() < static_cast<size_t>(t.numel)) b.resize(static_cast<size_t>(t.numel));
+  st::decode_to_double(t.dtype, t.data, static_cast<size_t>(t.numel), b.data());
+  return FactorMap(b.data(), rows, cols);
 }
 
 // Every value finite, in one branch-free pass (NaN fails the comparison).
-bool all_finite(const RowMatrix& m) {
+bool all_finite(const FactorMap& m) {
   const double* d = m.data();
   const Eigen::Index n = m.size();
   bool ok = true;
@@ -81,7 +93,7 @@ MatrixXd r_factor(const MatrixXd& m) {
 
 struct Side {
   std::vector<const Part*> parts;
-  std::vector<RowMatrix> downs, ups;  // decoded low-rank factors, per part
+  std::vector<FactorMap> downs, ups;  // decoded low-rank factors, per part (in decode_pool)
 };
 
 double roundoff(const std::vector<const Part*>& a, const std::vector<const Part*>& b) {
@@ -361,11 +373,13 @@ bool low_rank_errors(const Side& a, const Side& b, int64_t rows, double& err2, d
                      std::string& message) {
   for (const Side* s : {&a, &b})
     for (size_t i = 0; i < s->parts.size(); ++i) {
-      if (!all_finite(s->downs[i]) || !all_finite(s->ups[i])) {
+      // A finite sum of squares shows every value finite in the same pass as the norm.
+      const double nu = s->ups[i].squaredNorm(), nd = s->downs[i].squaredNorm();
+      if ((!std::isfinite(nu) && !all_finite(s->ups[i])) || (!std::isfinite(nd) && !all_finite(s->downs[i]))) {
         message = "non-finite values in " + s->parts[i]->source_module;
         return false;
       }
-      const double kk = std::fabs(s->parts[i]->scale) * s->ups[i].norm() * s->downs[i].norm();
+      const double kk = std::fabs(s->parts[i]->scale) * std::sqrt(nu) * std::sqrt(nd);
       (s == &a ? k_a : k_b) += kk;
     }
   // Four independent lanes (no serial multiply chain), folded at the end.
@@ -381,12 +395,13 @@ bool low_rank_errors(const Side& a, const Side& b, int64_t rows, double& err2, d
     for (uint64_t x : h) out = (out ^ (x ^ (x >> 29))) * 0xc4ceb9fe1a85ec53ull;
     return out;
   };
-  // Down rows are compared by value: a hash per row, computed once per part.
+  // Down rows are compared by value: a hash of each row's first values, computed once per
+  // part; rows with equal hashes are compared in full.
   std::vector<std::vector<uint64_t>> down_hashes[2];
   for (int side = 0; side < 2; ++side)
-    for (const RowMatrix& d : (side == 0 ? a : b).downs) {
+    for (const FactorMap& d : (side == 0 ? a : b).downs) {
       std::vector<uint64_t> h(static_cast<size_t>(d.rows()));
-      for (Eigen::Index r = 0; r < d.rows(); ++r) h[static_cast<size_t>(r)] = hash_values(d.row(r).data(), d.cols(), 1);
+      for (Eigen::Index r = 0; r < d.rows(); ++r) h[static_cast<size_t>(r)] = hash_values(d.row(r).data(), std::min<Eigen::Index>(d.cols(), 64), 1);
       down_hashes[side].push_back(std::move(h));
     }
 
@@ -414,8 +429,8 @@ bool low_rank_errors(const Side& a, const Side& b, int64_t rows, double& err2, d
       for (size_t i = 0; i < sd.parts.size(); ++i) {
         const Part& p = *sd.parts[i];
         if (p.row_end <= s0 || p.row_begin >= s1) continue;
-        const RowMatrix& up = sd.ups[i];
-        const RowMatrix& down = sd.downs[i];
+        const FactorMap& up = sd.ups[i];
+        const FactorMap& down = sd.downs[i];
         m = down.cols();
         // Segments are cut at every part boundary and swap point: the part's rows of
         // this segment are contiguous in its own storage.
@@ -759,6 +774,7 @@ ModuleResult compare_target(const std::string& target, const std::vector<const P
   } else if (opt.exact_bytes_shortcut && bytes_cancel(pa, pb, r.rows)) {
     ok = true;  // exactly zero: relative error 0, tolerance 4u
   } else {
+    decode_pool.next = 0;  // this target's factors reuse the thread's buffers
     Side a, b;
     for (auto [list, side] : {std::pair{&pa, &a}, std::pair{&pb, &b}})
       for (const Part* p : *list) {
