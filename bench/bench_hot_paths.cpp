@@ -71,25 +71,80 @@ void BM_FuseLinear1(benchmark::State& state) {
 }
 BENCHMARK(BM_FuseLinear1)->Arg(16)->Arg(64)->Unit(benchmark::kMillisecond);
 
-// Equivalence of linear1 (21504 × 3072): diffusers parts against the fused, folded
-// conversion (the QR path, no exact cancellation).
+std::shared_ptr<const lv::st::SafetensorsFile> file_of(std::vector<uint8_t> bytes) {
+  return std::make_shared<const lv::st::SafetensorsFile>(std::move(lv::st::SafetensorsFile::from_bytes(std::move(bytes), "b")).value());
+}
+
+// Equivalence of one single block's linear1 (21504 × 3072 from q, k, v, mlp), one thread,
+// on the numerical path, at rank r. Counter "ns_per_elem": time per value of side A's
+// factors, (rows + cols)·r summed over its parts — flat when the cost is linear in it.
+void run_equivalence(benchmark::State& state, const lv::LoraModel& in, const lv::LoraModel& out) {
+  lv::verify::CompareOptions co;
+  co.threads = 1;
+  for (auto _ : state) benchmark::DoNotOptimize(lv::verify::compare(in, out, co));
+  double elems = 0;
+  for (const auto& p : in.parts)
+    if (p.form == lv::PartForm::kLowRank) elems += static_cast<double>(p.down->numel + p.up->numel);
+  state.counters["ns_per_elem"] = benchmark::Counter(elems * 1e-9, benchmark::Counter::kIsIterationInvariantRate | benchmark::Counter::kInvert);
+}
+
+// Shared ups: the fused, folded conversion (diffusers parts → BFL linear1, peft style, F32:
+// scales folded into the stacked downs, ups copied in value).
 void BM_EquivalenceLinear1(benchmark::State& state) {
   auto file = single_block(state.range(0));
   auto in = lv::load_lora(file).value();
   lv::ConvertOptions o;
   o.style = lv::Style::kPeft;
-  o.dtype = lv::st::DType::kF32;  // forces new values: no shared rows to cancel
+  o.dtype = lv::st::DType::kF32;  // forces new values: no shared bytes to cancel
   auto conv = lv::convert(in, o).value();
-  auto bytes = lv::st::serialize(lv::tensors_to_write(conv), conv.metadata).value();
-  auto out_file = std::make_shared<const lv::st::SafetensorsFile>(std::move(lv::st::SafetensorsFile::from_bytes(std::move(bytes), "o")).value());
   lv::LoadOptions lo;
   lo.layout = in.layout;
-  auto out = lv::load_lora(out_file, lo).value();
-  lv::verify::CompareOptions co;
-  co.threads = 1;
-  for (auto _ : state) benchmark::DoNotOptimize(lv::verify::compare(in, out, co));
+  auto out = lv::load_lora(file_of(lv::st::serialize(lv::tensors_to_write(conv), conv.metadata).value()), lo).value();
+  run_equivalence(state, in, out);
 }
-BENCHMARK(BM_EquivalenceLinear1)->Arg(4)->Arg(16)->Arg(64)->Arg(128)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_EquivalenceLinear1)->RangeMultiplier(2)->Range(4, 128)->Unit(benchmark::kMillisecond);
+
+// Shared downs: another tool's conversion of the same parts (F32, scale folded into the ups).
+void BM_EquivalenceLinear1SharedDowns(benchmark::State& state) {
+  auto file = single_block(state.range(0));
+  auto in = lv::load_lora(file).value();
+  std::vector<std::vector<uint8_t>> bufs;
+  std::vector<lv::st::TensorToWrite> ts;
+  std::vector<double> v;
+  auto add = [&](const lv::st::TensorView& t, double scale) {
+    v.resize(static_cast<size_t>(t.numel));
+    lv::st::decode_to_double(t.dtype, t.data, v.size(), v.data());
+    for (double& x : v) x *= scale;
+    bufs.emplace_back(v.size() * 4);
+    lv::st::encode_from_double(lv::st::DType::kF32, v.data(), v.size(), bufs.back().data());
+    ts.push_back({t.name, lv::st::DType::kF32, t.shape, {}});
+  };
+  for (const auto& p : in.parts) {
+    add(*p.down, 1.0);
+    add(*p.up, 0.37 * p.scale);  // a scale no binary float holds exactly
+  }
+  for (size_t i = 0; i < ts.size(); ++i) ts[i].data = bufs[i];
+  auto out = lv::load_lora(file_of(lv::st::serialize(ts, {}).value())).value();
+  for (auto& p : in.parts) p.scale *= 0.37;
+  run_equivalence(state, in, out);
+}
+BENCHMARK(BM_EquivalenceLinear1SharedDowns)->RangeMultiplier(2)->Range(4, 128)->Unit(benchmark::kMillisecond);
+
+// No shared factor, sides far apart (two seeds): U and V stack both sides (2r columns),
+// the Gram value is accepted by its rounding bound.
+void BM_EquivalenceLinear1Stacked(benchmark::State& state) {
+  auto in = lv::load_lora(single_block(state.range(0))).value();
+  lv::GenSpec s;
+  s.rank = state.range(0);
+  s.seed = 99;
+  s.embedders = false;
+  s.max_double = 0;
+  s.max_single = 1;
+  s.skip = {"proj_out", "norm.linear"};
+  auto other = lv::load_lora(file_of(lv::generate_lora(s).value())).value();
+  run_equivalence(state, in, other);
+}
+BENCHMARK(BM_EquivalenceLinear1Stacked)->RangeMultiplier(2)->Range(4, 128)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

@@ -171,3 +171,140 @@ TEST(Equivalence, ByteShortcutDoesNotHideAFlippedBit) {
   for (const auto& m : r->modules)
     EXPECT_EQ(m.status == lv::verify::ModuleStatus::kEquivalent, m.target != "double_blocks.0.img_attn.qkv") << m.target;
 }
+
+namespace {
+
+// Every module of `in` against its conversion `out`: each error agrees with the dense
+// reference ‖ΔW_A − ΔW_B‖_F / ‖ΔW_A‖_F. Returns how many modules had a non-zero error.
+int expect_dense_agreement(const LoraModel& in, const LoraModel& out, double rel) {
+  lv::verify::CompareOptions o;
+  o.exact_bytes_shortcut = false;
+  auto r = lv::verify::compare(in, out, o);
+  EXPECT_TRUE(r.ok());
+  if (!r.ok()) return 0;
+  int nonzero = 0;
+  for (const auto& m : r->modules) {
+    std::vector<const Part*> pa, pb;
+    for (const auto& p : in.parts)
+      if (p.target == m.target) pa.push_back(&p);
+    for (const auto& p : out.parts)
+      if (p.target == m.target) pb.push_back(&p);
+    const Eigen::MatrixXd da = verify::dense_delta(pa, m.rows, m.cols), db = verify::dense_delta(pb, m.rows, m.cols);
+    const double dense = (da - db).norm() / da.norm();
+    EXPECT_NEAR(m.relative_error, dense, rel * dense + 1e-300) << m.target;
+    EXPECT_EQ(m.status, verify::ModuleStatus::kEquivalent) << m.target << " " << m.relative_error << " vs " << m.tolerance;
+    nonzero += m.relative_error > 0;
+  }
+  return nonzero;
+}
+
+double bf16(double x) {
+  uint8_t b[2];
+  st::encode_from_double(st::DType::kBF16, &x, 1, b);
+  st::decode_to_double(st::DType::kBF16, b, 1, &x);
+  return x;
+}
+
+LoraModel convert_and_reread(const LoraModel& in, const lv::ConvertOptions& co) {
+  auto conv = lv::convert(in, co);
+  EXPECT_TRUE(conv.ok()) << conv.error().message;
+  auto bytes = lv::st::serialize(lv::tensors_to_write(*conv), conv->metadata);
+  EXPECT_TRUE(bytes.ok());
+  return test::load_or_die(test::file_from_bytes(std::move(bytes).value()), in.layout);
+}
+
+}  // namespace
+
+// Scales folded into the downs (kohya with alphas → diffusers; diffusers → BFL with per-part
+// alphas): the ups are shared, and the error comes from the downs' difference. It matches
+// the dense reference, in BF16 and F32 output.
+TEST(Equivalence, SharedUpsFoldedScalesAgreeWithTheDenseReference) {
+  for (auto out_dtype : {st::DType::kBF16, st::DType::kF32}) {
+    GenSpec spec;
+    spec.layout = kTiny;
+    spec.dialect = "kohya";
+    spec.rank = 4;
+    spec.alpha = 1.7;  // scale 0.425: not exact in F32 either
+    spec.dtype = st::DType::kBF16;
+    auto in = test::load_or_die(test::generated(spec), kTiny);
+    ConvertOptions co;
+    co.to = OutputLayout::kDiffusers;
+    co.style = Style::kDiffusers;
+    co.dtype = out_dtype;
+    EXPECT_GT(expect_dense_agreement(in, convert_and_reread(in, co), 1e-9), 0);
+
+    GenSpec d;
+    d.layout = kTiny;
+    d.rank = 4;
+    d.alpha = 1.3;
+    d.per_part_alpha = true;
+    auto din = test::load_or_die(test::generated(d), kTiny);
+    ConvertOptions bfl;
+    bfl.style = Style::kPeft;
+    bfl.dtype = out_dtype;
+    EXPECT_GT(expect_dense_agreement(din, convert_and_reread(din, bfl), 1e-9), 0);
+  }
+}
+
+// Another tool's conversion: F32, scales folded into the ups, downs equal in value (F32
+// holds every BF16 exactly): the downs are shared, the error comes from the ups.
+TEST(Equivalence, SharedDownsScalesInTheUpsAgreeWithTheDenseReference) {
+  const double s = 0.37;
+  auto qv_scaled = [&](st::DType dtype, double up_scale) {
+    std::vector<Tensor> ts;
+    for (const char* m : {"to_q", "to_v"}) {
+      const std::string base = std::string("transformer.transformer_blocks.0.attn.") + m;
+      auto a = test::random_values(3 * H, m[3] == 'q' ? 11 : 12), b = test::random_values(3 * H, m[3] == 'q' ? 13 : 14);
+      for (auto& x : a) x = bf16(x);
+      for (auto& x : b) x = bf16(x) * up_scale;
+      ts.push_back({base + ".lora_A.weight", {3, H}, a, dtype});
+      ts.push_back({base + ".lora_B.weight", {H, 3}, b, dtype});
+    }
+    std::map<std::string, std::string> meta;
+    if (up_scale == 1.0) meta["lora_adapter_metadata"] = R"({"r": 3, "lora_alpha": )" + std::to_string(3 * s) + "}";
+    return test::load_or_die(test::file_from_bytes(test::build_file(ts, meta)), kTiny);
+  };
+  auto a = qv_scaled(st::DType::kBF16, 1.0), b = qv_scaled(st::DType::kF32, s);
+  ASSERT_NE(a.parts.at(0).scale, 1.0);
+  EXPECT_EQ(expect_dense_agreement(a, b, 1e-9), 1);
+}
+
+// Nearly equal sides that share no factor (B·M and M⁻¹·A, one entry of A nudged): the
+// Gram formula would lose the error to cancellation; the result still matches the dense
+// reference to many digits (the thin-QR fallback), at every size of the nudge.
+TEST(Equivalence, NearlyEqualSidesWithoutASharedFactorStayAccurate) {
+  const Eigen::Matrix3d mix = (Eigen::Matrix3d() << 2, 1, 0, 0.5, 1.5, 0.25, 0, 0.75, 1).finished();
+  const Eigen::Matrix3d inv = mix.inverse();
+  auto model = [&](bool mixed, double nudge) {
+    std::vector<Tensor> ts;
+    for (const char* m : {"to_q", "to_v"}) {
+      const std::string base = std::string("transformer.transformer_blocks.0.attn.") + m;
+      auto av = test::random_values(3 * H, m[3] == 'q' ? 21 : 22), bv = test::random_values(3 * H, m[3] == 'q' ? 23 : 24);
+      if (mixed) {
+        Eigen::Map<Eigen::Matrix<double, 3, Eigen::Dynamic, Eigen::RowMajor>> a(av.data(), 3, static_cast<Eigen::Index>(H));
+        Eigen::Map<Eigen::Matrix<double, Eigen::Dynamic, 3, Eigen::RowMajor>> b(bv.data(), static_cast<Eigen::Index>(H), 3);
+        Eigen::Matrix<double, 3, Eigen::Dynamic, Eigen::RowMajor> a2 = inv * a;
+        Eigen::Matrix<double, Eigen::Dynamic, 3, Eigen::RowMajor> b2 = b * mix;
+        a = a2;
+        b = b2;
+        if (m[3] == 'q') av[5] += nudge;
+      }
+      ts.push_back({base + ".lora_A.weight", {3, H}, av, st::DType::kF64});
+      ts.push_back({base + ".lora_B.weight", {H, 3}, bv, st::DType::kF64});
+    }
+    return test::load_or_die(test::file_from_bytes(test::build_file(ts)), kTiny);
+  };
+  auto a = model(false, 0);
+  for (double nudge : {1e-3, 1e-7, 1e-10}) {
+    auto b = model(true, nudge);
+    auto m = only(a, b);
+    std::vector<const Part*> pa, pb;
+    for (const auto& p : a.parts) pa.push_back(&p);
+    for (const auto& p : b.parts) pb.push_back(&p);
+    const Eigen::MatrixXd da = verify::dense_delta(pa, m.rows, m.cols), db = verify::dense_delta(pb, m.rows, m.cols);
+    const double dense = (da - db).norm() / da.norm();
+    // The dense reference itself carries ε‖ΔW‖ of rounding: ≈1e-16 / nudge relative.
+    EXPECT_NEAR(m.relative_error, dense, dense * std::max(1e-9, 1e-13 / nudge)) << nudge;
+    EXPECT_GT(m.relative_error, 0.0);
+  }
+}

@@ -21,6 +21,8 @@ enum class Kind {
   kBlockModule,       // LoRA factors on double_blocks.* / single_blocks.* modules
   kTopLevelModule,    // img_in, txt_in, time_in.*, vector_in.*
   kGuidanceIn,        // guidance_in.* (a top-level module; rules for top-level apply unless stated)
+  kTimeEmbedder,      // time_in.* (top-level; stated apart where a loader treats it apart)
+  kSharedModulation,  // FLUX.2 double_stream_modulation_* / single_stream_modulation (top-level)
   kFinalLinear,       // final_layer.linear (diffusers proj_out)
   kFinalModulation,   // final_layer.adaLN_modulation.1 (diffusers norm_out.linear, halves swapped)
   kPartialAttention,  // a diffusers-named fused target with some of q, k, v absent
@@ -81,7 +83,8 @@ struct Profile {
   std::string_view name;         // "invokeai", as given to --for
   std::string_view display;      // "InvokeAI (current)"
   std::string_view established;  // loader version or commit the facts were established at
-  std::span<const StyleSupport> styles;
+  std::span<const StyleSupport> styles;  // FLUX.1-shaped files (FLUX.1, Chroma, Flex.1)
+  std::span<const StyleSupport> flux2_styles;  // FLUX.2 files: only what is established
   // lora-verify output styles this loader reads, best first (docs/loaders.md §3). Empty when
   // no form is established: `--for` then refuses.
   std::span<const Style> forms;

@@ -461,21 +461,83 @@ constexpr std::array kSdcppStyles = {
 };
 constexpr std::array kSdcppForms = {Style::kComfy, Style::kPeft};
 
+// ---- FLUX.2 (flux2-and-variants.md §3, code reading at the commits named there) ----
+constexpr std::string_view kFlux2Doc = "code: flux2-and-variants.md §3";
+constexpr std::array<std::string_view, 2> kAiToolkitOrFal = {"ai-toolkit", "fal-kontext"};
+constexpr std::array<std::string_view, 3> kAnyBflNames = {"kohya", "comfy", "ai-toolkit"};
+
+constexpr std::array kDiffusersF2NonDiffusers = {
+    Rule{K::kBlockModule, T::kApplies, "", kFlux2Doc},
+    Rule{K::kTopLevelModule, T::kApplies, "", kFlux2Doc},
+    Rule{K::kFinalLinear, T::kApplies, "", kFlux2Doc},
+    Rule{K::kFinalModulation, T::kDropsSilently,
+         "renamed to norm_out.linear without swapping its halves (DF-1): shift and scale are exchanged", kFlux2Doc},
+    Rule{K::kAlphaTensor, T::kRejectsFile, "ValueError: original_state_dict should be empty (DF-2)", kFlux2Doc},
+    Rule{K::kNormScale, T::kRejectsFile, "ValueError: original_state_dict should be empty (DF-2)", kFlux2Doc},
+};
+constexpr std::string_view kDiffusersF2Df4 = "not converted by the kohya converter, logged as unsupported (DF-4)";
+constexpr std::array kDiffusersF2Kohya = {
+    Rule{K::kBlockModule, T::kApplies, "", kFlux2Doc},
+    Rule{K::kAlphaTensor, T::kApplies, "", kFlux2Doc},
+    Rule{K::kTopLevelModule, T::kApplies, "", kFlux2Doc},
+    Rule{K::kFinalLinear, T::kApplies, "", kFlux2Doc},
+    Rule{K::kGuidanceIn, T::kDropsWithWarning, kDiffusersF2Df4, kFlux2Doc},
+    Rule{K::kSharedModulation, T::kDropsWithWarning, kDiffusersF2Df4, kFlux2Doc},
+    Rule{K::kFinalModulation, T::kDropsWithWarning, kDiffusersF2Df4, kFlux2Doc},
+};
+constexpr std::array kDiffusersF2Native = {
+    Rule{K::kBlockModule, T::kApplies, "", kFlux2Doc},     Rule{K::kTopLevelModule, T::kApplies, "", kFlux2Doc},
+    Rule{K::kFinalLinear, T::kApplies, "", kFlux2Doc},     Rule{K::kFinalModulation, T::kApplies, "", kFlux2Doc},
+    Rule{K::kPartialAttention, T::kApplies, "", kFlux2Doc}, Rule{K::kMetadataAlpha, T::kApplies, "", kFlux2Doc},
+};
+constexpr std::array kDiffusersF2Styles = {
+    StyleSupport{kAiToolkitOrFal, Recognition::kReads, "", kDiffusersF2NonDiffusers, kFlux2Doc},
+    StyleSupport{kKohya, Recognition::kReads, "", kDiffusersF2Kohya, kFlux2Doc},
+    StyleSupport{kComfy, Recognition::kIgnores,
+                 "every .lora_down.weight file goes to the kohya converter, which reads only lora_unet_* keys: "
+                 "Unsupported keys (DF-3), nothing applied",
+                 {}, kFlux2Doc},
+    StyleSupport{kDiffusers, Recognition::kReads, "", kDiffusersF2Native, kFlux2Doc},
+};
+constexpr std::array kComfyF2Bfl = {
+    Rule{K::kBlockModule, T::kApplies, "", kFlux2Doc},   Rule{K::kTopLevelModule, T::kApplies, "", kFlux2Doc},
+    Rule{K::kFinalLinear, T::kApplies, "", kFlux2Doc},   Rule{K::kFinalModulation, T::kApplies, "", kFlux2Doc},
+    Rule{K::kAlphaTensor, T::kApplies, "", kFlux2Doc},
+};
+constexpr std::string_view kComfyF2Cf1 = "lora key not loaded: the diffusers map has only FLUX.1's top-level names (CF-1)";
+constexpr std::array kComfyF2Diffusers = {
+    Rule{K::kBlockModule, T::kApplies, "", kFlux2Doc},
+    Rule{K::kPartialAttention, T::kApplies, "", kFlux2Doc},
+    Rule{K::kTopLevelModule, T::kApplies, "", kFlux2Doc},
+    Rule{K::kFinalLinear, T::kApplies, "", kFlux2Doc},
+    Rule{K::kFinalModulation, T::kApplies, "", kFlux2Doc},
+    Rule{K::kTimeEmbedder, T::kDropsWithWarning, kComfyF2Cf1, kFlux2Doc},
+    Rule{K::kGuidanceIn, T::kDropsWithWarning, kComfyF2Cf1, kFlux2Doc},
+    Rule{K::kSharedModulation, T::kDropsWithWarning, kComfyF2Cf1, kFlux2Doc},
+    Rule{K::kAlphaTensor, T::kApplies, "", kFlux2Doc},
+    Rule{K::kMetadataAlpha, T::kDropsSilently, kComfyNoMetadata, kComfyCode},
+};
+constexpr std::array kComfyF2Styles = {
+    StyleSupport{kAnyBflNames, Recognition::kReads, "", kComfyF2Bfl, kFlux2Doc},
+    StyleSupport{kBareBfl, Recognition::kReads, "", kComfyF2Bfl, kFlux2Doc},
+    StyleSupport{kDiffusers, Recognition::kReads, "", kComfyF2Diffusers, kFlux2Doc},
+};
+
 constexpr std::array kProfiles = {
-    Profile{"invokeai", "InvokeAI (current)", "invoke-ai/InvokeAI 8e71a8a5 (2026-08)", kInvokeStyles, kInvokeForms,
+    Profile{"invokeai", "InvokeAI (current)", "invoke-ai/InvokeAI 8e71a8a5 (2026-08)", kInvokeStyles, {}, kInvokeForms,
             "reads diffusion_model. + lora_A/lora_B (no .alpha) completely, top-level modules included", -1, ""},
-    Profile{"invokeai-5.1", "InvokeAI 5.1.x", "invoke-ai/InvokeAI v5.1.1 (5806a4bc)", kInvoke51Styles, kInvoke51Forms,
+    Profile{"invokeai-5.1", "InvokeAI 5.1.x", "invoke-ai/InvokeAI v5.1.1 (5806a4bc)", kInvoke51Styles, {}, kInvoke51Forms,
             "the version of the proj_mlp AssertionError; only block modules in kohya files load", -1, ""},
-    Profile{"comfyui", "ComfyUI", "Comfy-Org/ComfyUI a125cd84 (2025-10)", kComfyStyles, kComfyForms, "", -1, ""},
-    Profile{"diffusers", "diffusers", "huggingface/diffusers 58eb52c0 (2026-08)", kDiffusersStyles, kDiffusersForms,
+    Profile{"comfyui", "ComfyUI", "Comfy-Org/ComfyUI a125cd84 (2025-10)", kComfyStyles, kComfyF2Styles, kComfyForms, "", -1, ""},
+    Profile{"diffusers", "diffusers", "huggingface/diffusers 58eb52c0 (2026-08)", kDiffusersStyles, kDiffusersF2Styles, kDiffusersForms,
             "", -1, ""},
-    Profile{"sd-scripts", "sd-scripts", "kohya-ss/sd-scripts 48d368fa (2026-02)", kSdScriptsStyles, kSdScriptsForms,
+    Profile{"sd-scripts", "sd-scripts", "kohya-ss/sd-scripts 48d368fa (2026-02)", kSdScriptsStyles, {}, kSdScriptsForms,
             "networks/convert_flux_lora.py", -1, ""},
     Profile{"forge", "Forge", "lllyasviel/stable-diffusion-webui-forge dfdcbab6 (2025-06, code reading only)",
-            kForgeStyles, kForgeForms, "facts from its code, not measured", 12,
+            kForgeStyles, {}, kForgeForms, "facts from its code, not measured", 12,
             "[LORA] LoRA version mismatch for KModel: <file> (more than 12 tensors not read: the whole LoRA is skipped)"},
     Profile{"sdcpp", "stable-diffusion.cpp", "leejet/stable-diffusion.cpp 97d29908 (2026-08, code reading only)",
-            kSdcppStyles, kSdcppForms, "facts from its code, not measured; releases before 2025-12-18 not covered", -1, ""},
+            kSdcppStyles, {}, kSdcppForms, "facts from its code, not measured; releases before 2025-12-18 not covered", -1, ""},
 };
 
 }  // namespace
@@ -485,6 +547,8 @@ std::string_view kind_name(Kind k) {
     case K::kBlockModule: return "block-module";
     case K::kTopLevelModule: return "top-level-module";
     case K::kGuidanceIn: return "guidance-in";
+    case K::kTimeEmbedder: return "time-embedder";
+    case K::kSharedModulation: return "shared-modulation";
     case K::kFinalLinear: return "final-layer-linear";
     case K::kFinalModulation: return "final-layer-modulation";
     case K::kPartialAttention: return "partial-attention";
@@ -510,8 +574,10 @@ std::string_view kind_name(Kind k) {
 std::string_view kind_description(Kind k) {
   switch (k) {
     case K::kBlockModule: return "block modules";
-    case K::kTopLevelModule: return "top-level modules (img_in, txt_in, time_in, vector_in)";
+    case K::kTopLevelModule: return "top-level modules (img_in, txt_in, vector_in)";
     case K::kGuidanceIn: return "guidance_in modules";
+    case K::kTimeEmbedder: return "time_in modules";
+    case K::kSharedModulation: return "FLUX.2 shared modulations";
     case K::kFinalLinear: return "final_layer.linear (proj_out)";
     case K::kFinalModulation: return "final_layer.adaLN_modulation.1 (norm_out.linear)";
     case K::kPartialAttention: return "fused targets with some of q, k, v absent";
@@ -535,7 +601,7 @@ std::string_view kind_description(Kind k) {
 }
 
 std::optional<Kind> parent_kind(Kind k) {
-  if (k == K::kGuidanceIn) return K::kTopLevelModule;
+  if (k == K::kGuidanceIn || k == K::kTimeEmbedder || k == K::kSharedModulation) return K::kTopLevelModule;
   return std::nullopt;
 }
 

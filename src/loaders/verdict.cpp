@@ -43,6 +43,8 @@ Kind module_kind(std::string_view target) {
   if (target == "final_layer.linear") return Kind::kFinalLinear;
   if (target == "final_layer.adaLN_modulation.1") return Kind::kFinalModulation;
   if (target.rfind("guidance_in.", 0) == 0) return Kind::kGuidanceIn;
+  if (target.rfind("time_in.", 0) == 0) return Kind::kTimeEmbedder;
+  if (target.find("stream_modulation") != std::string_view::npos) return Kind::kSharedModulation;
   return Kind::kTopLevelModule;
 }
 
@@ -133,8 +135,9 @@ int rank_of(Treatment t) {
   return 1;
 }
 
-const StyleSupport* support_for(const Profile& p, std::string_view dialect) {
-  for (const StyleSupport& s : p.styles)
+const StyleSupport* support_for(const Profile& p, const Description& file) {
+  const std::string_view dialect = file.dialect;
+  for (const StyleSupport& s : file.flux2 ? p.flux2_styles : p.styles)
     for (std::string_view d : s.dialects)
       if (d == dialect) return &s;
   return nullptr;
@@ -169,6 +172,7 @@ std::string_view outcome_name(Outcome o) {
 Description describe(const LoraModel& model) {
   Description d;
   d.dialect = base_dialect(model.dialect);
+  d.flux2 = (model.layout.arch & flux::kArchFlux2) != 0;
   auto partial = partial_targets(model);
   for (size_t i = 0; i < model.parts.size(); ++i) {
     const Part& p = model.parts[i];
@@ -194,6 +198,7 @@ Description describe_output(const LoraModel& model, Style style) {
   const OutputForm& form = form_of(style);
   Description d;
   d.dialect = std::string(form.dialect);
+  d.flux2 = (model.layout.arch & flux::kArchFlux2) != 0;
   // A BFL output zero-fills the parts a fused target lacks; a diffusers output keeps the gap.
   auto partial = form.bfl_layout ? std::map<std::string, std::vector<Kind>>{} : partial_targets(model);
   for (size_t i = 0; i < model.parts.size(); ++i) {
@@ -246,10 +251,11 @@ Description describe_output(const LoraModel& model, Style style) {
 
 Verdict evaluate(const Profile& profile, const Description& file) {
   Verdict v;
-  const StyleSupport* s = support_for(profile, file.dialect);
+  const StyleSupport* s = support_for(profile, file);
   if (!s) {
     v.outcome = Outcome::kUnknown;
-    v.message = "how " + std::string(profile.display) + " reads " + file.dialect + " files is not established";
+    v.message = "how " + std::string(profile.display) + " reads " + file.dialect + (file.flux2 ? " FLUX.2" : "") +
+                " files is not established";
     return v;
   }
   if (s->recognition == Recognition::kRejects) {

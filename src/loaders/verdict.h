@@ -25,6 +25,7 @@ struct Item {
 
 struct Description {
   std::string dialect;  // the file's key style (base dialect id)
+  bool flux2 = false;   // a FLUX.2 file: the loaders' FLUX.2 entries apply
   std::vector<Item> items;
 };
 

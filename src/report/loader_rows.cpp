@@ -1,6 +1,7 @@
 // Builds the loaders section of a report from the profile table (src/loaders/).
 #include "report/loader_rows.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -19,13 +20,14 @@ std::string shell_quote(const std::string& s) {
   return q + "'";
 }
 
-LoaderOutcome view(const loaders::Verdict& v, const LoraModel& model, int threads) {
+// `model` null: the lost shares are filled in by the caller.
+LoaderOutcome view(const loaders::Verdict& v, const LoraModel* model, int threads) {
   LoaderOutcome o;
   o.outcome = std::string(loaders::outcome_name(v.outcome));
   o.message = v.message;
   for (const auto& d : v.dropped) o.dropped.push_back(d.tensor);
   for (loaders::Kind k : v.unknown) o.unknown.emplace_back(loaders::kind_name(k));
-  if (v.outcome == loaders::Outcome::kDrops) o.lost = lost_delta(model, v.dropped, threads);
+  if (model && v.outcome == loaders::Outcome::kDrops) o.lost = lost_delta(*model, v.dropped, threads);
   return o;
 }
 
@@ -101,19 +103,46 @@ std::string convert_command(const std::string& input, std::string_view loader, b
   return cmd;
 }
 
-std::vector<LoaderRow> loader_rows(const LoraModel& in, const LoraModel* out, const std::string& output_path,
+void append_output_side(OutputSide& side, const LoraModel& out, int threads) {
+  loaders::Description d = loaders::describe(out);
+  // The dialect is the first group's that holds deltas; pass-through-only groups have none.
+  if (side.description.dialect.empty() || (side.description.dialect == "none" && !out.parts.empty()))
+    side.description.dialect = d.dialect;
+  const bool had_metadata = std::any_of(side.description.items.begin(), side.description.items.end(),
+                                        [](const loaders::Item& i) { return i.piece == loaders::Item::Piece::kMetadata; });
+  for (auto& item : d.items) {
+    if (item.piece == loaders::Item::Piece::kMetadata && had_metadata) continue;
+    side.description.items.push_back(item);
+  }
+  // What each loader loses of this group's deltas; the group's parts are alive only now.
+  for (const loaders::Profile& p : loaders::profiles()) {
+    loaders::Verdict v = loaders::evaluate(p, d);
+    if (v.outcome != loaders::Outcome::kDrops) continue;
+    auto lost = lost_delta(out, v.dropped, threads);
+    auto& acc = side.lost[std::string(p.name)];
+    acc.insert(acc.end(), lost.begin(), lost.end());
+  }
+  side.any = true;
+}
+
+std::vector<LoaderRow> loader_rows(const LoraModel& in, const OutputSide* out, const std::string& output_path,
                                    int threads) {
   std::vector<LoaderRow> rows;
   const loaders::Description din = loaders::describe(in);
-  const loaders::Description dout = out ? loaders::describe(*out) : loaders::Description{};
   for (const loaders::Profile& p : loaders::profiles()) {
     LoaderRow row;
     row.loader = std::string(p.name);
     row.display = std::string(p.display);
     row.established = std::string(p.established);
     const loaders::Verdict vin = loaders::evaluate(p, din);
-    row.input = view(vin, in, threads);
-    if (out) row.output = view(loaders::evaluate(p, dout), *out, threads);
+    row.input = view(vin, &in, threads);
+    if (out && out->any) {
+      LoaderOutcome o = view(loaders::evaluate(p, out->description), nullptr, threads);
+      if (o.outcome == "drops")
+        if (auto it = out->lost.find(std::string(p.name)); it != out->lost.end()) o.lost = it->second;
+      std::sort(o.lost.begin(), o.lost.end(), [](const auto& a, const auto& b) { return a.target < b.target; });
+      row.output = std::move(o);
+    }
     if (vin.outcome != loaders::Outcome::kLoads) {
       if (row.output && row.output->outcome == "loads" && !output_path.empty()) {
         row.advice = "the converted file " + output_path + " loads completely";

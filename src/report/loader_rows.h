@@ -2,6 +2,7 @@
 // the converted side, the size of what it would lose, and what to run when it does not load.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -15,9 +16,18 @@ namespace lv::report {
 std::vector<LoaderOutcome::Lost> lost_delta(const LoraModel& model, const std::vector<loaders::DroppedTensor>& dropped,
                                             int threads);
 
+// The converted side as the loaders see it: its description, and per loader what it would
+// lose. Gathered group by group when the output is verified in pieces (run_verify streams).
+struct OutputSide {
+  loaders::Description description;
+  std::map<std::string, std::vector<LoaderOutcome::Lost>> lost;  // loader → targets
+  bool any = false;
+};
+void append_output_side(OutputSide& side, const LoraModel& out, int threads);
+
 // One row per profiled loader. `out` (may be null) is the converted side; `output_path` its
 // file name ("" for an in-memory conversion).
-std::vector<LoaderRow> loader_rows(const LoraModel& in, const LoraModel* out, const std::string& output_path,
+std::vector<LoaderRow> loader_rows(const LoraModel& in, const OutputSide* out, const std::string& output_path,
                                    int threads);
 
 // The exact command that writes a file `loader` loads from `input`.

@@ -2,7 +2,9 @@
 #include "report/pipeline.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
+#include <optional>
 #include <map>
 #include <set>
 
@@ -176,6 +178,34 @@ ConvertOptions resolve_convert_options(const LoraModel& model, const PipelineOpt
 namespace {
 
 // Reads a converted file back with the same reader and verifies it against the input.
+void add_dropped_findings(const ConversionPlan& plan, const PipelineOptions& opt, std::vector<Finding>& findings) {
+  for (const DroppedRow& d : plan.dropped)
+    findings.push_back({"convert.dropped_for_loader", Severity::kWarning, d.tensor,
+                        "left out for " + opt.for_loader + " (--drop-unsupported): " + d.why});
+}
+
+// The loaders section and the choice of form, for every pipeline that converts.
+void attach_loaders(Report& r, const LoraModel& original, const OutputSide& side, const std::string& output_path,
+                    const ConversionPlan& plan, const PipelineOptions& opt) {
+  r.loaders = loader_rows(original, &side, output_path, opt.threads);
+  r.for_loader = opt.for_loader;
+  r.style_reason = plan.reason;
+  r.not_served = plan.not_served;
+  r.dropped_for = plan.dropped;
+}
+
+// A model with `in`'s file, layout and dialect and no parts: one group of a streamed verify.
+LoraModel empty_like(const LoraModel& in) {
+  LoraModel m;
+  m.file = in.file;
+  m.layout = in.layout;
+  m.family = in.family;
+  m.family_display = in.family_display;
+  m.dialect = in.dialect;
+  m.dialect_counts = in.dialect_counts;
+  return m;
+}
+
 Result<Report> verify_conversion(const std::string& command, const LoraModel& original, const ConversionPlan& plan,
                                  const Conversion& conv, std::shared_ptr<const st::SafetensorsFile> out_file,
                                  const PipelineOptions& opt, const std::string& output_path) {
@@ -189,17 +219,13 @@ Result<Report> verify_conversion(const std::string& command, const LoraModel& or
   auto findings = input_findings(in);
   findings.insert(findings.end(), conv.notes.begin(), conv.notes.end());
   add_output_findings(*out, findings);
-  for (const DroppedRow& d : plan.dropped)
-    findings.push_back({"convert.dropped_for_loader", Severity::kWarning, d.tensor,
-                        "left out for " + opt.for_loader + " (--drop-unsupported): " + d.why});
+  add_dropped_findings(plan, opt, findings);
   Report r = build(command, in, *out, cmp, &conv, std::move(findings));
   r.layout = std::string(layout_name(co.to));
   r.style = std::string(style_name(co.style));
-  r.loaders = loader_rows(original, &*out, output_path, opt.threads);
-  r.for_loader = opt.for_loader;
-  r.style_reason = plan.reason;
-  r.not_served = plan.not_served;
-  r.dropped_for = plan.dropped;
+  OutputSide side;
+  append_output_side(side, *out, opt.threads);
+  attach_loaders(r, original, side, output_path, plan, opt);
   return r;
 }
 
@@ -269,20 +295,99 @@ Result<ConversionPlan> plan_conversion(const LoraModel& model, const PipelineOpt
   return plan;
 }
 
+// run_verify converts and verifies a group of targets at a time (the pass-through tensors
+// after them), so only one group's conversion buffers and serialized bytes are alive at
+// once; an input up to this size is one group, as before.
+constexpr uint64_t kVerifyGroupBytes = uint64_t{96} << 20;
+
 Result<Report> run_verify(std::shared_ptr<const st::SafetensorsFile> input, const PipelineOptions& opt) {
   LV_TRY_ASSIGN(original, load(input, opt));
   LV_TRY_ASSIGN(plan, plan_conversion(original, opt));
   const LoraModel& in = plan.kept ? *plan.kept : original;
   const ConvertOptions& co = plan.options;
-  LV_TRY_ASSIGN(conv, convert(in, co));
-  const uint64_t output_bytes = conv.bytes();
-  LV_TRY_ASSIGN(bytes, st::serialize(tensors_to_write(conv), conv.metadata,
-                                     [&](size_t i) { release(conv.tensors[i]); }));
-  auto reread = st::SafetensorsFile::from_bytes(std::move(bytes), "(converted in memory)");
-  if (!reread.ok()) return internal_error("the converter wrote an invalid file: " + reread.error().message);
-  auto r = verify_conversion("verify", original, plan, conv,
-                             std::make_shared<const st::SafetensorsFile>(std::move(reread).value()), opt, "");
-  if (r.ok()) r->summary.output_bytes = output_bytes;
+  // Groups: whole targets (every part of a target converts and compares together), in the
+  // converter's order, then the pass-through tensors, cut at kVerifyGroupBytes of input.
+  auto bytes_of = [](const Part& p) {
+    uint64_t n = 0;
+    for (const st::TensorView* t : {p.down, p.up, p.diff, p.w1, p.w1_a, p.w1_b, p.w2, p.w2_a, p.w2_b, p.hada_w1_a,
+                                    p.hada_w1_b, p.hada_w2_a, p.hada_w2_b, p.bias, p.magnitude})
+      if (t) n += t->nbytes;
+    return n;
+  };
+  std::map<std::string, std::vector<const Part*>> by_target;
+  for (const Part& p : in.parts) by_target[p.target].push_back(&p);
+  std::vector<LoraModel> groups;
+  uint64_t group_bytes = kVerifyGroupBytes;
+  auto next_group = [&](uint64_t bytes) -> LoraModel& {
+    if (groups.empty() || group_bytes + bytes > kVerifyGroupBytes) {
+      groups.push_back(empty_like(in));
+      group_bytes = 0;
+    }
+    group_bytes += bytes;
+    return groups.back();
+  };
+  for (const auto& [target, ps] : by_target) {
+    uint64_t n = 0;
+    for (const Part* p : ps) n += bytes_of(*p);
+    LoraModel& g = next_group(n);
+    for (const Part* p : ps) g.parts.push_back(*p);
+  }
+  for (const PassThrough& pt : in.passthrough) {
+    const st::TensorView* t = in.file->find(pt.tensor);
+    next_group(t ? t->nbytes : 0).passthrough.push_back(pt);
+  }
+  if (groups.empty()) groups.push_back(empty_like(in));
+
+  Conversion all;
+  OutputSide output_side;  // what each loader does with the output, gathered group by group
+  std::optional<LoraModel> first_out;
+  std::vector<Finding> out_findings;
+  verify::CompareResult cmp;
+  uint64_t output_bytes = 0;
+  auto add_unique = [](std::vector<Finding>& to, const Finding& f) {
+    for (const Finding& e : to)
+      if (e.id == f.id && e.tensor == f.tensor && e.message == f.message) return;
+    to.push_back(f);
+  };
+  for (LoraModel& g : groups) {
+    LV_TRY_ASSIGN(conv, convert(g, co));
+    output_bytes += conv.bytes();
+    LV_TRY_ASSIGN(bytes, st::serialize(tensors_to_write(conv), conv.metadata,
+                                       [&](size_t i) { release(conv.tensors[i]); }));
+    auto reread = st::SafetensorsFile::from_bytes(std::move(bytes), "(converted in memory)");
+    if (!reread.ok()) return internal_error("the converter wrote an invalid file: " + reread.error().message);
+    auto out = load_output(std::make_shared<const st::SafetensorsFile>(std::move(reread).value()), in);
+    if (!out.ok()) return internal_error("the converter's output does not read back: " + out.error().message);
+    verify::CompareOptions vo;
+    vo.threads = opt.threads;
+    LV_TRY_ASSIGN(part_cmp, verify::compare_parts(g.parts, out->parts, vo));
+    for (auto& m : part_cmp.modules) cmp.modules.push_back(std::move(m));
+    for (const Finding& f : conv.notes) add_unique(all.notes, f);
+    for (Finding f : out->findings)
+      if (f.severity != Severity::kInfo) add_unique(out_findings, {f.id, f.severity, f.tensor, "in the output: " + f.message});
+    all.modules.insert(all.modules.end(), conv.modules.begin(), conv.modules.end());
+    append_output_side(output_side, *out, opt.threads);
+    all.passthrough += conv.passthrough;
+    if (!first_out || (first_out->parts.empty() && !out->parts.empty())) {
+      out->parts.clear();  // only its dialect is reported: the group's bytes need not stay
+      out->file.reset();
+      first_out = std::move(out).value();
+    }
+  }
+  std::sort(cmp.modules.begin(), cmp.modules.end(), [](const auto& x, const auto& y) { return x.target < y.target; });
+  for (const auto& m : cmp.modules) {
+    if (m.status != verify::ModuleStatus::kEquivalent) cmp.all_equivalent = false;
+    if (!std::isnan(m.relative_error)) cmp.worst_relative_error = std::max(cmp.worst_relative_error, m.relative_error);
+  }
+  auto findings = input_findings(in);
+  findings.insert(findings.end(), all.notes.begin(), all.notes.end());
+  findings.insert(findings.end(), out_findings.begin(), out_findings.end());
+  add_dropped_findings(plan, opt, findings);
+  Report r = build("verify", in, *first_out, cmp, &all, std::move(findings));
+  r.layout = std::string(layout_name(co.to));
+  r.style = std::string(style_name(co.style));
+  r.summary.output_bytes = output_bytes;
+  attach_loaders(r, original, output_side, "", plan, opt);
   return r;
 }
 
@@ -299,7 +404,9 @@ Result<Report> run_compare(std::shared_ptr<const st::SafetensorsFile> source,
     if (f.severity != Severity::kInfo) findings.push_back({f.id, f.severity, f.tensor, "in the output: " + f.message});
   Report r = build("compare", in, out, cmp, nullptr, std::move(findings));
   r.other = converted->path();
-  r.loaders = loader_rows(in, &out, converted->path(), opt.threads);
+  OutputSide side;
+  append_output_side(side, out, opt.threads);
+  r.loaders = loader_rows(in, &side, converted->path(), opt.threads);
   return r;
 }
 

@@ -8,6 +8,7 @@
 #include <limits>
 #include <map>
 #include <set>
+#include <span>
 #include <thread>
 #include <unordered_map>
 
@@ -53,17 +54,29 @@ std::vector<const st::TensorView*> tensors_of(const Part& p) {
 
 using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-// Decoded straight into row-major storage: the tensor's own layout, no reordering.
-RowMatrix to_matrix(const st::TensorView& t) {
+using FactorMap = Eigen::Map<const RowMatrix>;
+
+// Decoded straight into row-major storage (the tensor's own layout, no reordering), in
+// buffers each thread keeps across targets: no fresh pages to fault in per target.
+struct DecodePool {
+  std::vector<std::vector<double>> buffers;
+  size_t next = 0;
+};
+thread_local DecodePool decode_pool;
+
+FactorMap to_matrix(const st::TensorView& t) {
   const int64_t rows = t.shape.empty() ? 1 : static_cast<int64_t>(t.shape[0]);
   const int64_t cols = rows == 0 ? 0 : static_cast<int64_t>(t.numel) / rows;
-  RowMatrix m(rows, cols);
-  st::decode_to_double(t.dtype, t.data, static_cast<size_t>(t.numel), m.data());
-  return m;
+  DecodePool& pool = decode_pool;
+  if (pool.next == pool.buffers.size()) pool.buffers.emplace_back();
+  std::vector<double>& b = pool.buffers[pool.next++];
+  if (b.size() < static_cast<size_t>(t.numel)) b.resize(static_cast<size_t>(t.numel));
+  st::decode_to_double(t.dtype, t.data, static_cast<size_t>(t.numel), b.data());
+  return FactorMap(b.data(), rows, cols);
 }
 
 // Every value finite, in one branch-free pass (NaN fails the comparison).
-bool all_finite(const RowMatrix& m) {
+bool all_finite(const FactorMap& m) {
   const double* d = m.data();
   const Eigen::Index n = m.size();
   bool ok = true;
@@ -71,29 +84,16 @@ bool all_finite(const RowMatrix& m) {
   return ok;
 }
 
-// R factor of a thin QR (min(rows, cols) × cols, upper trapezoidal).
+// R factor of a thin Householder QR (min(rows, cols) × cols, upper trapezoidal).
 MatrixXd r_factor(const MatrixXd& m) {
   Eigen::HouseholderQR<MatrixXd> qr(m);
   const Eigen::Index k = std::min(m.rows(), m.cols());
   return qr.matrixQR().topRows(k).triangularView<Eigen::Upper>();
 }
 
-// ‖U Vᵀ‖_F from thin QRs of U and V.
-double product_norm(const MatrixXd& u, const MatrixXd& v) {
-  if (u.cols() == 0 || u.rows() == 0 || v.rows() == 0) return 0.0;
-  return (r_factor(u) * r_factor(v).transpose()).norm();
-}
-
-// ‖U Vᵀ‖_F² from the Gram matrices (for norms of one side: no cancellation concern).
-double product_norm2_gram(const MatrixXd& u, const MatrixXd& v) {
-  if (u.cols() == 0) return 0.0;
-  MatrixXd gu = u.transpose() * u, gv = v.transpose() * v;
-  return std::max(0.0, gu.cwiseProduct(gv).sum());
-}
-
 struct Side {
   std::vector<const Part*> parts;
-  std::vector<RowMatrix> downs, ups;  // decoded low-rank factors, per part
+  std::vector<FactorMap> downs, ups;  // decoded low-rank factors, per part (in decode_pool)
 };
 
 double roundoff(const std::vector<const Part*>& a, const std::vector<const Part*>& b) {
@@ -225,25 +225,187 @@ std::vector<int64_t> segment_cuts(int64_t rows, const std::vector<const Part*>& 
   return {cuts.begin(), cuts.end()};
 }
 
-// Low-rank targets: per row segment, QR of the stacked factors.
+// ---- The numerical path ----------------------------------------------------------------
+//
+// On a row segment, ΔW_A − ΔW_B = U·Vᵀ where every column of U is a sum of coefficient ×
+// up column (on the segment) and every column of V a sum of coefficient × down row. Terms
+// whose down rows are equal in value share one V column and their up columns are summed
+// in double (shared down: a renamed or split factor, ups rescaled by another tool); terms
+// whose up columns are equal share one U column and their down rows are summed (shared
+// up: scales folded into the downs). The difference of the two sides is then formed
+// elementwise before any product, and U, V have as many columns as one side's rank, not
+// the two sides stacked. Only when neither factor is shared do U and V stack both sides.
+//
+// ‖U Vᵀ‖_F² = Σ (UᵀU) ∘ (VᵀV): two symmetric rank-k updates (BLAS-3), O((q + m)·n²). Its
+// rounding error is at most (q + m + n² + 1)·ε·S², S = Σ_j ‖u_j‖‖v_j‖ (Cauchy–Schwarz on
+// the entries of the computed Grams; any summation order). When that bound is not below
+// 2⁻²⁰ of the value — the sides cancel inside the product, as when nearly equal sides
+// share no factor — the value is recomputed from a thin Householder QR of the factor with
+// fewer rows: ‖U Vᵀ‖ = ‖R·Vᵀ‖ (or ‖U·Rᵀ‖), backward stable like the former QR of both.
+
+// An atom of a column: `coef` × the `len` values at p[0], p[stride], p[2·stride], …
+struct Atom {
+  const double* p;
+  int64_t stride;
+  double coef;
+  auto operator<=>(const Atom&) const = default;
+};
+using Column = std::vector<Atom>;
+
+enum class Kind { kUp, kDown };  // U: len × n (columns strided); V stored as n × len rows
+
+// A factor built from column descriptors: a view of decoded storage when every column is
+// one atom with coefficient 1 at evenly spaced addresses, else formed in double.
+struct Factor {
+  RowMatrix owned;
+  const double* data = nullptr;
+  Eigen::Index rows = 0, cols = 0, outer = 0;
+  Eigen::Map<const RowMatrix, 0, Eigen::OuterStride<>> map() const { return {data, rows, cols, Eigen::OuterStride<>(outer)}; }
+};
+
+Factor build_factor(Kind kind, int64_t len, const std::vector<Column>& cols) {
+  Factor f;
+  const auto n = static_cast<Eigen::Index>(cols.size());
+  bool view = n > 0;
+  for (Eigen::Index j = 0; j < n && view; ++j) {
+    const Column& c = cols[static_cast<size_t>(j)];
+    view = c.size() == 1 && c[0].coef == 1.0 && c[0].stride == cols[0][0].stride &&
+           c[0].p == cols[0][0].p + j * (kind == Kind::kUp ? 1 : len);
+  }
+  if (view && kind == Kind::kUp) {
+    f.data = cols[0][0].p, f.rows = len, f.cols = n, f.outer = cols[0][0].stride;
+    return f;
+  }
+  if (view && kind == Kind::kDown && cols[0][0].stride == 1) {
+    f.data = cols[0][0].p, f.rows = n, f.cols = len, f.outer = len;
+    return f;
+  }
+  if (kind == Kind::kUp) {
+    // Row by row (each row of every source up is contiguous); columns of two atoms, the
+    // usual difference of the two sides, without the inner loop.
+    f.owned.resize(len, n);
+    std::vector<const double*> p0(static_cast<size_t>(n)), p1(static_cast<size_t>(n));
+    std::vector<int64_t> s0(static_cast<size_t>(n)), s1(static_cast<size_t>(n));
+    std::vector<double> c0(static_cast<size_t>(n)), c1(static_cast<size_t>(n));
+    bool pairs = true;
+    for (Eigen::Index j = 0; j < n; ++j) {
+      const Column& c = cols[static_cast<size_t>(j)];
+      pairs &= c.size() <= 2;
+      const size_t k = static_cast<size_t>(j);
+      p0[k] = c[0].p, s0[k] = c[0].stride, c0[k] = c[0].coef;
+      p1[k] = c.size() > 1 ? c[1].p : c[0].p, s1[k] = c.size() > 1 ? c[1].stride : c[0].stride;
+      c1[k] = c.size() > 1 ? c[1].coef : 0.0;
+    }
+    for (Eigen::Index t = 0; t < len; ++t) {
+      double* row = f.owned.row(t).data();
+      if (pairs) {
+        for (size_t j = 0; j < static_cast<size_t>(n); ++j) row[j] = c0[j] * p0[j][t * s0[j]] + c1[j] * p1[j][t * s1[j]];
+        continue;
+      }
+      for (Eigen::Index j = 0; j < n; ++j) {
+        double x = 0;
+        for (const Atom& a : cols[static_cast<size_t>(j)]) x += a.coef * a.p[t * a.stride];
+        row[j] = x;
+      }
+    }
+  } else {
+    f.owned = RowMatrix::Zero(n, len);
+    for (Eigen::Index j = 0; j < n; ++j) {
+      double* row = f.owned.row(j).data();
+      for (const Atom& a : cols[static_cast<size_t>(j)])
+        for (int64_t k = 0; k < len; ++k) row[k] += a.coef * a.p[k * a.stride];
+    }
+  }
+  f.data = f.owned.data(), f.rows = f.owned.rows(), f.cols = f.owned.cols(), f.outer = f.owned.cols();
+  return f;
+}
+
+// Gram matrices per target, keyed by their column descriptors: a part's down rows serve
+// every segment, and the same columns serve the error and side A's norm.
+class GramCache {
+ public:
+  // (U restricted to the columns)ᵀ·(…) for Kind::kUp, V·Vᵀ of the rows for Kind::kDown.
+  MatrixXd gram(Kind kind, int64_t len, const std::vector<Column>& cols) {
+    // Columns of one atom each are cached with coefficient 1 and scaled afterwards.
+    bool atoms = true;
+    for (const Column& c : cols) atoms &= c.size() == 1;
+    Key key{kind, len, cols};
+    Eigen::VectorXd scale;
+    if (atoms) {
+      scale.resize(static_cast<Eigen::Index>(cols.size()));
+      for (size_t j = 0; j < cols.size(); ++j) {
+        scale(static_cast<Eigen::Index>(j)) = cols[j][0].coef;
+        key.cols[j][0].coef = 1.0;
+      }
+    }
+    auto it = cache_.find(key);
+    if (it == cache_.end()) it = cache_.emplace(key, compute(kind, len, key.cols)).first;
+    if (!atoms) return it->second;
+    return scale.asDiagonal() * it->second * scale.asDiagonal();
+  }
+
+ private:
+  struct Key {
+    Kind kind;
+    int64_t len;
+    std::vector<Column> cols;
+    auto operator<=>(const Key&) const = default;
+  };
+  static MatrixXd compute(Kind kind, int64_t len, const std::vector<Column>& cols) {
+    const auto n = static_cast<Eigen::Index>(cols.size());
+    MatrixXd g = MatrixXd::Zero(n, n);
+    if (n == 0 || len == 0) return g;
+    const Factor f = build_factor(kind, len, cols);
+    if (kind == Kind::kUp) g.selfadjointView<Eigen::Lower>().rankUpdate(f.map().transpose());
+    else g.selfadjointView<Eigen::Lower>().rankUpdate(f.map());
+    g.triangularView<Eigen::StrictlyUpper>() = g.transpose();
+    return g;
+  }
+  std::map<Key, MatrixXd> cache_;
+};
+
+// ‖U Vᵀ‖_F² for U = the up columns on a segment of q rows, V = the down columns (length m).
+double product_norm2(GramCache& cache, int64_t q, int64_t m, const std::vector<Column>& ucols,
+                     const std::vector<Column>& vcols) {
+  if (ucols.empty() || q == 0 || m == 0) return 0.0;
+  const MatrixXd gu = cache.gram(Kind::kUp, q, ucols), gv = cache.gram(Kind::kDown, m, vcols);
+  const double est = gu.cwiseProduct(gv).sum();
+  double s = 0;
+  for (Eigen::Index j = 0; j < gu.rows(); ++j) s += std::sqrt(std::max(0.0, gu(j, j)) * std::max(0.0, gv(j, j)));
+  const auto n = static_cast<double>(ucols.size());
+  const double bound = 1.1 * (static_cast<double>(q + m) + n * n + 1) * std::ldexp(1.0, -53) * s * s;
+  if (bound <= std::ldexp(est, -20)) return est;
+  // Cancellation inside the product: one thin QR, of the factor with fewer rows.
+  const Factor u = build_factor(Kind::kUp, q, ucols), v = build_factor(Kind::kDown, m, vcols);
+  if (q <= m) {
+    const MatrixXd r = r_factor(u.map());
+    return (r * v.map()).squaredNorm();
+  }
+  const MatrixXd r = r_factor(v.map().transpose());
+  return (u.map() * r.transpose()).squaredNorm();
+}
+
+// Low-rank targets: per row segment, the difference of the two sides as U·Vᵀ with shared
+// factors merged, its norm from Grams or (under cancellation) one thin QR.
 bool low_rank_errors(const Side& a, const Side& b, int64_t rows, double& err2, double& norm_a2, double& k_a, double& k_b,
                      std::string& message) {
   for (const Side* s : {&a, &b})
     for (size_t i = 0; i < s->parts.size(); ++i) {
-      if (!all_finite(s->downs[i]) || !all_finite(s->ups[i])) {
+      // A finite sum of squares shows every value finite in the same pass as the norm.
+      const double nu = s->ups[i].squaredNorm(), nd = s->downs[i].squaredNorm();
+      if ((!std::isfinite(nu) && !all_finite(s->ups[i])) || (!std::isfinite(nd) && !all_finite(s->downs[i]))) {
         message = "non-finite values in " + s->parts[i]->source_module;
         return false;
       }
-      const double kk = std::fabs(s->parts[i]->scale) * s->ups[i].norm() * s->downs[i].norm();
+      const double kk = std::fabs(s->parts[i]->scale) * std::sqrt(nu) * std::sqrt(nd);
       (s == &a ? k_a : k_b) += kk;
     }
-  // Down rows are compared by value: a hash per row, computed once per part.
-  auto row_hash = [](const double* v, int64_t n) {
-    // Four independent lanes (no serial multiply chain), folded at the end.
+  // Four independent lanes (no serial multiply chain), folded at the end.
+  auto hash_values = [](const double* v, int64_t n, int64_t stride) {
     uint64_t h[4] = {0x9e3779b97f4a7c15ull, 0xc2b2ae3d27d4eb4full, 0x165667b19e3779f9ull, 0x27d4eb2f165667c5ull};
     for (int64_t k = 0; k < n; ++k) {
       uint64_t w;
-      std::memcpy(&w, v + k, sizeof w);
+      std::memcpy(&w, v + k * stride, sizeof w);
       uint64_t& x = h[k & 3];
       x = (x ^ w) * 0xff51afd7ed558ccdull;
     }
@@ -251,46 +413,42 @@ bool low_rank_errors(const Side& a, const Side& b, int64_t rows, double& err2, d
     for (uint64_t x : h) out = (out ^ (x ^ (x >> 29))) * 0xc4ceb9fe1a85ec53ull;
     return out;
   };
-  std::vector<std::vector<uint64_t>> hashes[2];
-  for (int side = 0; side < 2; ++side) {
-    const Side& sd = side == 0 ? a : b;
-    for (const RowMatrix& d : sd.downs) {
+  // Down rows are compared by value: a hash of each row's first values, computed once per
+  // part; rows with equal hashes are compared in full.
+  std::vector<std::vector<uint64_t>> down_hashes[2];
+  for (int side = 0; side < 2; ++side)
+    for (const FactorMap& d : (side == 0 ? a : b).downs) {
       std::vector<uint64_t> h(static_cast<size_t>(d.rows()));
-      for (Eigen::Index r = 0; r < d.rows(); ++r) h[static_cast<size_t>(r)] = row_hash(d.row(r).data(), d.cols());
-      hashes[side].push_back(std::move(h));
+      for (Eigen::Index r = 0; r < d.rows(); ++r) h[static_cast<size_t>(r)] = hash_values(d.row(r).data(), std::min<Eigen::Index>(d.cols(), 64), 1);
+      down_hashes[side].push_back(std::move(h));
     }
-  }
 
-  // One column of U·Vᵀ: coefficient × column `col` of a part's up rows on the segment,
-  // paired with that part's down row `col`. Columns with bit-identical down rows share
-  // one V column and their U columns add: a split or renamed factor then cancels
-  // exactly, and the QR works at the smaller rank.
+  // One term of U·Vᵀ: coefficient × column `col` of a part's up on the segment, paired
+  // with that part's down row `col`.
   struct Term {
-    const RowMatrix* up;
-    Eigen::Index first_row;  // the part's own row of the segment's first row
-    Eigen::Index col;
+    Atom up;           // coefficient 1; the term's coefficient is `coef`
+    const double* down;
     double coef;
+    uint64_t up_hash, down_hash;
   };
   struct Group {
-    const double* down;  // the shared down row
-    std::vector<Term> terms;
+    std::vector<size_t> terms;
   };
+  GramCache cache;
   const std::vector<int64_t> cut = segment_cuts(rows, a.parts, b.parts);
   for (size_t c = 0; c + 1 < cut.size(); ++c) {
     const int64_t s0 = cut[c], s1 = cut[c + 1], q = s1 - s0;
     int64_t m = -1;
-    std::vector<Group> groups;
-    std::unordered_map<uint64_t, std::vector<size_t>> by_hash;
-    std::vector<Term> a_terms;  // side A's columns alone, for its norm
-    std::vector<const double*> a_downs;
+    std::vector<Term> terms;
+    size_t a_count = 0;  // side A's terms come first
     for (int side = 0; side < 2; ++side) {
       const Side& sd = side == 0 ? a : b;
       const double sign = side == 0 ? 1.0 : -1.0;
       for (size_t i = 0; i < sd.parts.size(); ++i) {
         const Part& p = *sd.parts[i];
         if (p.row_end <= s0 || p.row_begin >= s1) continue;
-        const RowMatrix& up = sd.ups[i];
-        const RowMatrix& down = sd.downs[i];
+        const FactorMap& up = sd.ups[i];
+        const FactorMap& down = sd.downs[i];
         m = down.cols();
         // Segments are cut at every part boundary and swap point: the part's rows of
         // this segment are contiguous in its own storage.
@@ -309,59 +467,100 @@ bool low_rank_errors(const Side& a, const Side& b, int64_t rows, double& err2, d
         }
         for (Eigen::Index col = 0; col < r; ++col) {
           if (!live[static_cast<size_t>(col)]) continue;
-          const Term t{&up, r0, col, sign * p.scale};
-          const double* d = down.row(col).data();
-          if (side == 0) {
-            a_terms.push_back(t);
-            a_downs.push_back(d);
-          }
-          const uint64_t h = hashes[side][i][static_cast<size_t>(col)];
-          auto& same = by_hash[h];
-          bool merged = false;
-          for (size_t g : same)
-            if (std::memcmp(groups[g].down, d, static_cast<size_t>(m) * sizeof(double)) == 0) {
-              groups[g].terms.push_back(t);
-              merged = true;
-              break;
-            }
-          if (!merged) {
-            same.push_back(groups.size());
-            groups.push_back({d, {t}});
-          }
+          const double* u0 = up.data() + r0 * r + col;
+          // The hash of an up column covers its first rows; equality is checked in full.
+          terms.push_back({{u0, r, 1.0}, down.row(col).data(), sign * p.scale, hash_values(u0, std::min<int64_t>(q, 32), r),
+                           down_hashes[side][i][static_cast<size_t>(col)]});
         }
       }
+      if (side == 0) a_count = terms.size();
     }
-    if (groups.empty()) continue;
-    auto fill = [q](const Term& t, Eigen::Ref<Eigen::VectorXd> out, bool add) {
-      const auto col = t.up->col(t.col).segment(t.first_row, q);
-      if (add) out += t.coef * col;
-      else out = t.coef * col;
-    };
-    // Side A's own norm, from its columns alone (Gram: a norm has no cancellation issue).
-    if (!a_terms.empty()) {
-      const auto na = static_cast<Eigen::Index>(a_terms.size());
-      MatrixXd ua(q, na), va(m, na);
-      for (Eigen::Index j = 0; j < na; ++j) {
-        fill(a_terms[static_cast<size_t>(j)], ua.col(j), false);
-        va.col(j) = Eigen::Map<const Eigen::VectorXd>(a_downs[static_cast<size_t>(j)], m);
+    if (terms.empty()) continue;
+
+    // Side A's own norm, from its columns alone (no cancellation between sides).
+    if (a_count > 0) {
+      std::vector<Column> ua, va;
+      for (size_t j = 0; j < a_count; ++j) {
+        ua.push_back({{terms[j].up.p, terms[j].up.stride, terms[j].coef}});
+        va.push_back({{terms[j].down, 1, 1.0}});
       }
-      norm_a2 += product_norm2_gram(ua, va);
+      norm_a2 += std::max(0.0, product_norm2(cache, q, m, ua, va));
     }
-    MatrixXd u(q, static_cast<Eigen::Index>(groups.size()));
-    std::vector<size_t> live;
-    for (size_t g = 0; g < groups.size(); ++g) {
-      auto col = u.col(static_cast<Eigen::Index>(live.size()));
-      fill(groups[g].terms[0], col, false);
-      for (size_t k = 1; k < groups[g].terms.size(); ++k) fill(groups[g].terms[k], col, true);
-      if (!col.isZero(0.0)) live.push_back(g);
+
+    // Groups of terms with equal down rows, and of terms with equal up columns. Up columns
+    // are matched on their first rows (hash, then values); the rest of every match is
+    // checked in one pass over the segment's rows (row-major: contiguous), and a term
+    // whose column differs there leaves its group.
+    const int64_t prefix = std::min<int64_t>(q, 32);
+    auto group = [&](bool by_up) {
+      std::vector<Group> groups;
+      std::vector<size_t> group_of(terms.size());
+      std::unordered_map<uint64_t, std::vector<size_t>> by_hash;
+      for (size_t k = 0; k < terms.size(); ++k) {
+        const Term& t = terms[k];
+        auto& same = by_hash[by_up ? t.up_hash : t.down_hash];
+        bool merged = false;
+        for (size_t g : same) {
+          const Term& f = terms[groups[g].terms[0]];
+          bool equal = true;
+          if (by_up) {
+            for (int64_t i = 0; i < prefix && equal; ++i) equal = f.up.p[i * f.up.stride] == t.up.p[i * t.up.stride];
+          } else {
+            equal = std::memcmp(f.down, t.down, static_cast<size_t>(m) * sizeof(double)) == 0;
+          }
+          if (equal) {
+            groups[g].terms.push_back(k);
+            group_of[k] = g;
+            merged = true;
+            break;
+          }
+        }
+        if (!merged) {
+          same.push_back(groups.size());
+          group_of[k] = groups.size();
+          groups.push_back({{k}});
+        }
+      }
+      if (!by_up || prefix == q || groups.size() == terms.size()) return groups;
+      std::vector<uint8_t> differs(terms.size(), 0);
+      std::vector<std::pair<size_t, size_t>> pairs;  // (term, its group's first term)
+      for (size_t k = 0; k < terms.size(); ++k)
+        if (groups[group_of[k]].terms[0] != k) pairs.emplace_back(k, groups[group_of[k]].terms[0]);
+      for (int64_t i = prefix; i < q; ++i)
+        for (const auto& [k, f] : pairs)
+          differs[k] |= terms[k].up.p[i * terms[k].up.stride] != terms[f].up.p[i * terms[f].up.stride];
+      std::vector<Group> out;
+      for (const Group& g : groups) {
+        Group kept;
+        for (size_t k : g.terms) {
+          if (differs[k]) out.push_back({{k}});
+          else kept.terms.push_back(k);
+        }
+        out.push_back(std::move(kept));
+      }
+      return out;
+    };
+    const std::vector<Group> by_down = group(false);
+    const std::vector<Group> by_up = group(true);
+    const bool shared_up = by_up.size() < by_down.size();
+    std::vector<Column> ucols, vcols;
+    for (const Group& g : shared_up ? by_up : by_down) {
+      Column merged;
+      for (size_t k : g.terms) {
+        const Term& t = terms[k];
+        if (shared_up) merged.push_back({t.down, 1, t.coef});
+        else merged.push_back({t.up.p, t.up.stride, t.coef});
+      }
+      const Term& first = terms[g.terms[0]];
+      if (shared_up) {
+        ucols.push_back({first.up});
+        vcols.push_back(std::move(merged));
+      } else {
+        ucols.push_back(std::move(merged));
+        vcols.push_back({{first.down, 1, 1.0}});
+      }
     }
-    if (live.empty()) continue;  // exact cancellation: this segment contributes 0
-    const auto n = static_cast<Eigen::Index>(live.size());
-    MatrixXd v(m, n);
-    for (Eigen::Index j = 0; j < n; ++j)
-      v.col(j) = Eigen::Map<const Eigen::VectorXd>(groups[live[static_cast<size_t>(j)]].down, m);
-    const double e = product_norm(u.leftCols(n), v);
-    err2 += e * e;
+    err2 += std::max(0.0, product_norm2(cache, q, m, ucols, vcols));
   }
   return true;
 }
@@ -422,11 +621,24 @@ bool bytes_cancel(const std::vector<const Part*>& pa, const std::vector<const Pa
     size_t down_row_bytes;
     std::vector<uint64_t> down_hash;  // per down row
   };
-  std::vector<PartBytes> sides[2];
+  // A term pairs only with a term of the other side that has the same scale and dtypes: a
+  // part with no such counterpart and a non-zero bit in its up is shown not to cancel before
+  // anything is hashed (a folded scale, another dtype — the common numerical cases).
   for (int side = 0; side < 2; ++side)
     for (const Part* p : side == 0 ? pa : pb) {
       if (p->form == PartForm::kBiasOnly) continue;
       if (p->form != PartForm::kLowRank) return false;
+      const bool counterpart = std::any_of((side == 0 ? pb : pa).begin(), (side == 0 ? pb : pa).end(), [&](const Part* o) {
+        return o->form == PartForm::kLowRank && o->scale == p->scale && o->up->dtype == p->up->dtype &&
+               o->down->dtype == p->down->dtype;
+      });
+      const std::span<const uint8_t> up = p->up->bytes();
+      if (!counterpart && std::any_of(up.begin(), up.end(), [](uint8_t x) { return x != 0; })) return false;
+    }
+  std::vector<PartBytes> sides[2];
+  for (int side = 0; side < 2; ++side)
+    for (const Part* p : side == 0 ? pa : pb) {
+      if (p->form == PartForm::kBiasOnly) continue;
       PartBytes b{p, st::ieee_bits(p->up->dtype), st::ieee_bits(p->down->dtype), 0, {}};
       const uint64_t rank = p->down->shape[0], cols = p->down->shape[1];
       if (!b.up.bytes || !b.down.bytes || rank == 0) return false;
@@ -580,6 +792,7 @@ ModuleResult compare_target(const std::string& target, const std::vector<const P
   } else if (opt.exact_bytes_shortcut && bytes_cancel(pa, pb, r.rows)) {
     ok = true;  // exactly zero: relative error 0, tolerance 4u
   } else {
+    decode_pool.next = 0;  // this target's factors reuse the thread's buffers
     Side a, b;
     for (auto [list, side] : {std::pair{&pa, &a}, std::pair{&pb, &b}})
       for (const Part* p : *list) {

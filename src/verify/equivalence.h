@@ -5,14 +5,23 @@
 // Method. On each row segment of a target (the row ranges where the set of parts covering
 // the rows is constant), the difference ΔW_A − ΔW_B restricted to those rows is U·Vᵀ with
 // U = [s·B_rows of A's parts, −s·B_rows of B's parts] (all-zero columns dropped) and
-// V = [the matching downs, transposed]. With thin Householder QRs U = Q_U R_U and
-// V = Q_V R_V, ‖U Vᵀ‖_F = ‖R_U R_Vᵀ‖_F: cost O((rows + cols)·r²) per segment, backward
-// stable, so nearly equal sides give a small, accurate error (the Gram-trace formula
-// would lose everything below √ε ≈ 1e-8 to cancellation). Sides whose parts are bit for
-// bit identical report exactly 0, and so do targets whose factor columns cancel byte for
-// byte (the usual bit-exact conversion: nothing is decoded); both report the tolerance
-// 4·u. LoKr, LoHa and dense-diff parts have no factors: a target holding one is evaluated
-// densely, row by row.
+// V = [the matching downs, transposed]. Terms whose down rows are equal in value share one
+// V column and their up columns are summed in double; terms whose up columns are equal
+// share one U column and their down rows are summed (the shared-factor cases: a factor
+// copied, split, or converted to a wider dtype, the scale folded into the other one). The
+// difference of the two sides is thus formed elementwise before any product, and U, V
+// carry one side's rank; only when no factor is shared do they stack both sides.
+// ‖U Vᵀ‖_F² = Σ (UᵀU) ∘ (VᵀV) from two symmetric rank-k updates, O((q + m)·n²), cached per
+// target (a part's downs serve every segment, and the same columns serve side A's norm).
+// The value is kept when its rounding bound (q + m + n² + 1)·ε·(Σ_j ‖u_j‖‖v_j‖)² is below
+// 2⁻²⁰ of it; otherwise — the sides cancel inside the product, as nearly equal sides that
+// share no factor do — it is recomputed from one thin Householder QR of the factor with
+// fewer rows, ‖R·Vᵀ‖ or ‖U·Rᵀ‖: backward stable, so nearly equal sides give a small,
+// accurate error (the Gram formula alone would lose everything below √ε ≈ 1e-8 there).
+// Sides whose parts are bit for bit identical report exactly 0, and so do targets whose
+// factor columns cancel byte for byte (the usual bit-exact conversion: nothing is decoded);
+// both report the tolerance 4·u. LoKr, LoHa and dense-diff parts have no factors: a target
+// holding one is evaluated densely, row by row.
 //
 // Tolerance. Rounding every factor entry to a dtype with unit roundoff u changes
 // s·B·A by at most about 2u·|s|·‖B‖_F‖A‖_F, which exceeds 2u·‖ΔW‖_F when B·A cancels. So

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -111,7 +112,8 @@ std::vector<uint64_t> inferred_shape(const std::string& name, int64_t rank) {
 
 }  // namespace
 
-std::vector<uint8_t> fixture_file(const std::string& fixture_name, uint64_t seed, st::DType dtype, int64_t rank) {
+std::vector<uint8_t> fixture_file(const std::string& fixture_name, uint64_t seed, st::DType dtype, int64_t rank,
+                                  int64_t max_rank) {
   std::ifstream in(fixtures_dir() + "/" + fixture_name + ".json");
   if (!in) {
     ADD_FAILURE() << "cannot read fixture " << fixture_name;
@@ -128,6 +130,15 @@ std::vector<uint8_t> fixture_file(const std::string& fixture_name, uint64_t seed
     st::TensorToWrite t;
     t.name = name;
     t.shape = shape_json.is_array() ? shape_json.get<std::vector<uint64_t>>() : inferred_shape(name, rank);
+    auto ends_with = [&](const char* suffix) {
+      const std::string x(suffix);
+      return name.size() >= x.size() && name.compare(name.size() - x.size(), x.size(), x) == 0;
+    };
+    if (max_rank > 0 && t.shape.size() == 2) {
+      const uint64_t cap = static_cast<uint64_t>(max_rank);
+      if (ends_with("lora_down.weight") || ends_with("lora_A.weight")) t.shape[0] = std::min(t.shape[0], cap);
+      if (ends_with("lora_up.weight") || ends_with("lora_B.weight")) t.shape[1] = std::min(t.shape[1], cap);
+    }
     uint64_t n = 1;
     for (auto d : t.shape) n *= d;
     const bool is_alpha = name.size() > 6 && name.compare(name.size() - 6, 6, ".alpha") == 0;

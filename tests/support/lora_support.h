@@ -34,9 +34,11 @@ std::vector<double> random_values(size_t n, uint64_t seed, double amplitude = 1.
 std::string fixtures_dir();
 bool fixtures_present();
 // A safetensors file with the fixture's names and shapes and seeded random values. Names
-// without recorded shapes get FLUX.1 shapes at `rank`.
+// without recorded shapes get FLUX.1 shapes at `rank`. `max_rank` > 0 caps the rank
+// dimension of recorded LoRA factors (lora_down/lora_A rows, lora_up/lora_B columns): the
+// same names, modules and paths, fewer bytes.
 std::vector<uint8_t> fixture_file(const std::string& fixture_name, uint64_t seed, st::DType dtype = st::DType::kBF16,
-                                  int64_t rank = 16);
+                                  int64_t rank = 16, int64_t max_rank = 0);
 
 // Runs the lora-verify binary; returns its exit code and output.
 struct CliResult {
