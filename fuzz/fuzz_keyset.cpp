@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "flux/family.h"
 #include "lora/converter.h"
 #include "lora/loader.h"
 #include "safetensors/writer.h"
@@ -61,7 +62,11 @@ const lv::st::DType kDtypes[] = {lv::st::DType::kF32, lv::st::DType::kF16, lv::s
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace lv;
   Bytes in(data, size);
-  const flux::Layout layout = flux::Layout::tiny();
+  // The last byte picks the family's tables (FLUX.1 or FLUX.2, tiny) and whether the loader is
+  // told the layout or must detect the family itself; the rest of the input keeps its meaning.
+  const uint8_t tail = size ? data[size - 1] : 0;
+  const flux::Layout layout = tail % 4 == 3 ? flux::layout_of(*flux::find_family("flux2-tiny")) : flux::Layout::tiny();
+  const bool detect = tail % 8 >= 4;
   const auto diff_map = flux::diffusers_map(layout);
   const auto targets = flux::bfl_targets(layout);
   const char* prefixes_diff[] = {"transformer.", "base_model.model.", "", "lora_transformer_"};
@@ -151,7 +156,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto file = st::SafetensorsFile::from_bytes(std::move(bytes).value(), "fuzz-keyset.safetensors");
   if (!file.ok()) die("the writer produced an invalid file: " + file.error().message);
   LoadOptions lo;
-  lo.layout = layout;
+  if (!detect) lo.layout = layout;
   auto model = load_lora(std::make_shared<const st::SafetensorsFile>(std::move(file).value()), lo);
   if (!model.ok()) return 0;
   bool finite = true;

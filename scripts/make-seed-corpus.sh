@@ -22,6 +22,12 @@ for d in diffusers diffusers-old fal onetrainer kohya comfy ai-toolkit bfl onetr
     "$bin" sample "corpus/fuzz_pipeline/seed-$d-$i.safetensors" --tiny --rank 1 --dtype F16 --seed $i --dialect "$d" $extra >/dev/null
   done
 done
+# FLUX.2 (tiny layout of the FLUX.2 tables) in every dialect it is written in.
+for d in diffusers fal kohya comfy ai-toolkit bfl; do
+  i=$((i + 1))
+  "$bin" sample "corpus/fuzz_pipeline/seed-flux2-$d-$i.safetensors" --model flux2-tiny --rank 1 --dtype F16 --seed $i \
+    --dialect "$d" >/dev/null
+done
 python3 - <<'PY'
 import json, os, struct
 out_st = "corpus/fuzz_safetensors"
