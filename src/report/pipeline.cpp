@@ -54,6 +54,51 @@ bool natural_less(const std::string& a, const std::string& b) {
   return a.size() - i < b.size() - j;
 }
 
+// The loader reports an unusable module once per tensor, with the same id and message:
+// one finding per module, listing its tensors.
+std::vector<Finding> group_findings(std::vector<Finding> in) {
+  std::vector<Finding> out;
+  for (Finding& f : in) {
+    if (!out.empty() && !f.tensor.empty() && !out.back().tensor.empty() && out.back().id == f.id &&
+        out.back().severity == f.severity && out.back().message == f.message) {
+      Finding& g = out.back();
+      if (g.tensors.empty()) g.tensors.push_back(g.tensor);
+      g.tensors.push_back(std::move(f.tensor));
+      continue;
+    }
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+// Why nothing could be checked, from the findings on tensors not used: "18 tensors
+// unusable — shape mismatch" (the reasons by count when there are several).
+std::string nothing_checked(const std::vector<Finding>& findings, int64_t unused) {
+  static const std::map<std::string, std::string> kWhy = {
+      {"lora.shape.mismatch", "shape mismatch"},   {"lora.rank.mismatch", "rank mismatch"},
+      {"lora.factor.missing", "missing factor"},   {"lora.key.duplicate", "duplicate tensors"},
+      {"lora.alpha.invalid", "invalid alpha"},     {"lora.alpha.nonfinite", "non-finite alpha"},
+      {"lora.dtype.unsupported", "unsupported dtype"}, {"lora.lokr.tucker", "LoKr Tucker core"},
+      {"lora.tensor.unknown", "unknown name"},     {"lora.module.unknown", "module outside FLUX.1"},
+      {"lora.tensor.unused", "no usable delta"},
+  };
+  std::map<std::string, int64_t> count;
+  std::vector<std::string> order;
+  for (const auto& f : findings) {
+    if (f.tensor.empty() || f.message.rfind("not used", 0) != 0) continue;
+    auto it = kWhy.find(f.id);
+    std::string why = it != kWhy.end() ? it->second : f.id;
+    if (!count.count(why)) order.push_back(why);
+    count[why]++;
+  }
+  if (unused <= 0 || order.empty()) return "nothing converted: no module of the input could be checked, see findings";
+  std::stable_sort(order.begin(), order.end(), [&](const auto& a, const auto& b) { return count[a] > count[b]; });
+  std::string s = "nothing converted: " + std::to_string(unused) + " tensor" + (unused == 1 ? "" : "s") + " unusable — ";
+  for (size_t i = 0; i < order.size(); ++i)
+    s += (i ? ", " : "") + order[i] + (order.size() > 1 ? " (" + std::to_string(count[order[i]]) + ")" : "");
+  return s + ", see findings";
+}
+
 // Builds the report of comparing `in` with `out`. `conversion` is null for compare.
 Report build(const std::string& command, const LoraModel& in, const LoraModel& out, const verify::CompareResult& cmp,
              const Conversion* conversion, std::vector<Finding> findings) {
@@ -114,9 +159,14 @@ Report build(const std::string& command, const LoraModel& in, const LoraModel& o
                    [](const ModuleRow& x, const ModuleRow& y) { return natural_less(x.target, y.target); });
   s.targets = static_cast<int64_t>(r.modules.size());
   s.worst_relative_error = cmp.worst_relative_error;
-  r.findings = std::move(findings);
+  const std::string nothing = s.targets == 0 ? nothing_checked(findings, s.unused) : "";
+  r.findings = group_findings(std::move(findings));
   int64_t errors = std::count_if(r.findings.begin(), r.findings.end(), [](const Finding& f) { return f.severity == Severity::kError; });
-  r.pass = s.different == 0 && errors == 0;
+  r.pass = s.different == 0 && errors == 0 && s.targets > 0;  // nothing checked is no pass
+  if (s.targets == 0) {
+    r.verdict = nothing;
+    return r;
+  }
   if (s.different > 0)
     r.verdict = "not equivalent: " + std::to_string(s.different) + " of " + std::to_string(s.targets) +
                 " modules differ beyond tolerance";
