@@ -2,6 +2,7 @@
 // one finding per module, untrained LoRAs, inspect's modules, --quiet/--verbose/--progress.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <sstream>
 #include <string>
@@ -75,4 +76,68 @@ TEST_F(CliRest, NothingCheckedSaysWhyAndFindingsAreOnePerModule) {
     ASSERT_EQ(f["tensors"].size(), 3u);
     EXPECT_EQ(f["tensor"], f["tensors"][0]);
   }
+}
+
+namespace {
+
+// Two kohya modules of FLUX.1-dev's double block 0 (rank 2); `zero_ups` leaves their ups
+// zero as an untrained LoRA has them; `nan` puts a NaN into the first down.
+std::vector<uint8_t> two_modules(bool zero_ups, bool nan = false) {
+  std::vector<lv::test::Tensor> t;
+  const std::pair<const char*, uint64_t> modules[] = {{"img_attn_qkv", 9216}, {"img_attn_proj", 3072}};
+  double alpha = 2;
+  for (const auto& [m, rows] : modules) {
+    const std::string base = std::string("lora_unet_double_blocks_0_") + m;
+    auto down = lv::test::random_values(2 * 3072, 3);
+    if (nan && alpha == 2) down[5] = std::nan("");
+    t.push_back({base + ".lora_down.weight", {2, 3072}, down});
+    t.push_back({base + ".lora_up.weight", {rows, 2}, zero_ups ? std::vector<double>(rows * 2, 0.0) : lv::test::random_values(rows * 2, 4)});
+    t.push_back({base + ".alpha", {}, {alpha}});
+    alpha *= 2;
+  }
+  return lv::test::build_file(t);
+}
+
+}  // namespace
+
+// Every up zero: one file-level warning that the LoRA has no effect, not one per module.
+TEST_F(CliRest, AnUntrainedLoraIsOneWarningForTheFile) {
+  const std::string in = write("untrained.safetensors", two_modules(true));
+  auto r = run_cli({in});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(lines_with(r.out, "warning lora.delta.untrained: every up factor of its 2 modules is zero: this LoRA has no effect"), 1)
+      << r.out;
+  EXPECT_EQ(lines_with(r.out, "lora.delta.zero"), 0) << r.out;
+  auto j = nlohmann::json::parse(run_cli({in, "--json", "-"}).out);
+  int untrained = 0;
+  for (const auto& f : j["findings"]) untrained += f["id"] == "lora.delta.untrained" && f["tensor"] == "";
+  EXPECT_EQ(untrained, 1) << j["findings"].dump();
+  // A trained file is not flagged.
+  auto trained = run_cli({write("trained.safetensors", two_modules(false))});
+  EXPECT_EQ(trained.exit_code, 0) << trained.out;
+  EXPECT_EQ(trained.out.find("untrained"), std::string::npos) << trained.out;
+  // inspect says it too.
+  EXPECT_EQ(lines_with(run_cli({"inspect", in}).out, "lora.delta.untrained"), 1);
+}
+
+// inspect shows the modules, ranks and alphas, and flags NaN/Inf, in text and JSON.
+TEST_F(CliRest, InspectShowsModulesRanksAlphasAndNonFiniteValues) {
+  const std::string in = write("nan.safetensors", two_modules(false, true));
+  auto r = run_cli({"inspect", in});
+  EXPECT_EQ(r.exit_code, 0) << r.err;  // a valid container
+  EXPECT_EQ(lines_with(r.out, "modules: 2 (on 2 BFL targets); ranks 2..2; alphas 2, 4"), 1) << r.out;
+  EXPECT_EQ(lines_with(r.out, "non-finite values: 1 tensors"), 1) << r.out;
+  EXPECT_EQ(lines_with(r.out, "error lora.value.nonfinite lora_unet_double_blocks_0_img_attn_qkv.lora_down.weight: 1 of 6144 values"), 1)
+      << r.out;
+  auto jr = run_cli({"inspect", in, "--json"});
+  ASSERT_EQ(jr.exit_code, 0) << jr.err;
+  const auto j = nlohmann::json::parse(jr.out);
+  EXPECT_EQ(j["modules"], 2);
+  EXPECT_EQ(j["targets"], 2);
+  EXPECT_EQ(j["ranks"]["min"], 2);
+  EXPECT_EQ(j["ranks"]["max"], 2);
+  EXPECT_EQ(j["alphas"], nlohmann::json::array({2.0, 4.0}));
+  EXPECT_EQ(j["nonfinite_tensors"], nlohmann::json::array({"lora_unet_double_blocks_0_img_attn_qkv.lora_down.weight"}));
+  ASSERT_FALSE(j["findings"].empty());
+  EXPECT_EQ(j["findings"][0]["id"], "lora.value.nonfinite");
 }

@@ -14,6 +14,7 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -195,7 +196,9 @@ usage:
   lora-verify inspect FILE.safetensors [--json]
 
 Validates the container with the strict reader and describes it: tensors and bytes per
-dtype, the metadata, the detected dialect with its evidence, unrecognised tensors.
+dtype, the metadata, the detected dialect with its evidence, unrecognised tensors, the
+modules with their ranks and alphas, tensors holding NaN or Inf, an untrained LoRA (every
+up factor zero) and the other findings. Exit 0 for a valid container whatever it holds.
 
 options:
   --json                 print the description as JSON
@@ -590,6 +593,41 @@ int cmd_inspect(const Args& a) {
     for (const auto& fd : model->findings)
       if (fd.id == "lora.tensor.unknown" || fd.id == "lora.module.unknown") unknown.push_back(fd.tensor);
     j["unrecognised_tensors"] = unknown;
+    // Modules, ranks and alphas as the file holds them; the value checks (NaN/Inf, zero deltas).
+    std::set<std::string> modules, targets;
+    std::set<double> alphas;
+    int64_t rank_min = 0, rank_max = 0;
+    for (const auto& p : model->parts) {
+      modules.insert(p.source_module);
+      targets.insert(p.target);
+      if (p.form == lv::PartForm::kLowRank) {
+        rank_min = rank_min ? std::min(rank_min, p.rank()) : p.rank();
+        rank_max = std::max(rank_max, p.rank());
+      }
+      for (const auto& name : p.source_tensors) {
+        const auto* t = f.find(name);
+        if (!t || name.size() < 6 || name.compare(name.size() - 6, 6, ".alpha") != 0 || t->numel != 1 ||
+            !lv::st::dtype_is_decodable(t->dtype))
+          continue;
+        double v = 0;
+        lv::st::decode_to_double(t->dtype, t->data, 1, &v);
+        alphas.insert(v);
+      }
+    }
+    j["modules"] = modules.size();
+    j["targets"] = targets.size();
+    j["ranks"] = rank_max ? nlohmann::ordered_json{{"min", rank_min}, {"max", rank_max}} : nlohmann::ordered_json();
+    j["alphas"] = std::vector<double>(alphas.begin(), alphas.end());
+    nlohmann::ordered_json nonfinite = nlohmann::ordered_json::array(), fs = nlohmann::ordered_json::array();
+    for (const auto& fd : lv::report::input_findings(*model)) {
+      if (fd.severity == lv::Severity::kInfo || fd.id == "lora.tensor.unknown" || fd.id == "lora.module.unknown")
+        continue;
+      if (fd.id == "lora.value.nonfinite") nonfinite.push_back(fd.tensor);
+      fs.push_back({{"id", fd.id}, {"severity", lv::severity_name(fd.severity)}, {"tensor", fd.tensor},
+                    {"message", fd.message}});
+    }
+    j["nonfinite_tensors"] = std::move(nonfinite);
+    j["findings"] = std::move(fs);
   } else {
     j["dialect"] = nullptr;
     j["not_a_flux1_lora"] = model.error().message;
@@ -616,6 +654,26 @@ int cmd_inspect(const Args& a) {
       std::cout << (i ? ", " : "") << model->dialect_counts[i].first << ": " << model->dialect_counts[i].second << " tensors";
     std::cout << "); " << model->parts.size() << " deltas, " << model->passthrough.size() << " passed through\n";
     for (const auto& u : j["unrecognised_tensors"]) std::cout << "  unrecognised: " << u.get<std::string>() << "\n";
+    std::cout << "modules: " << j["modules"].get<size_t>() << " (on " << j["targets"].get<size_t>() << " BFL targets)";
+    if (!j["ranks"].is_null())
+      std::cout << "; ranks " << j["ranks"]["min"].get<int64_t>() << ".." << j["ranks"]["max"].get<int64_t>();
+    std::cout << "; alphas ";
+    if (j["alphas"].empty()) std::cout << "none (no .alpha tensors)";
+    for (size_t i = 0; i < j["alphas"].size(); ++i) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.6g", j["alphas"][i].get<double>());
+      std::cout << (i ? ", " : "") << buf;
+    }
+    std::cout << "\nnon-finite values: ";
+    if (j["nonfinite_tensors"].empty()) std::cout << "none\n";
+    else std::cout << j["nonfinite_tensors"].size() << " tensors\n";
+    if (!j["findings"].empty()) std::cout << "findings:\n";
+    for (const auto& fd : j["findings"]) {
+      const std::string tensor = fd["tensor"].get<std::string>();
+      std::cout << "  " << fd["severity"].get<std::string>() << " " << fd["id"].get<std::string>();
+      if (!tensor.empty()) std::cout << " " << tensor;
+      std::cout << ": " << fd["message"].get<std::string>() << "\n";
+    }
     std::cout << lv::report::render_loaders_text(loaders);
   } else {
     std::cout << "dialect: none (" << model.error().message << ")\n";

@@ -176,13 +176,6 @@ Report build(const std::string& command, const LoraModel& in, const LoraModel& o
   return r;
 }
 
-std::vector<Finding> input_findings(const LoraModel& in) {
-  std::vector<Finding> f = in.findings;
-  auto v = verify::check_values(in);
-  f.insert(f.end(), v.begin(), v.end());
-  return f;
-}
-
 // Findings of a re-read or foreign output: kept, marked as about the output.
 void add_output_findings(const LoraModel& out, std::vector<Finding>& findings) {
   for (Finding f : out.findings) {
@@ -208,6 +201,31 @@ Result<LoraModel> load_output(std::shared_ptr<const st::SafetensorsFile> file, c
 }
 
 }  // namespace
+
+std::vector<Finding> input_findings(const LoraModel& in) {
+  std::vector<Finding> f = in.findings;
+  auto v = verify::check_values(in);
+  // Untrained (every part a low-rank delta whose up is all zero, with no bias or DoRA
+  // magnitude to change anything): one finding for the file instead of one per module.
+  std::set<std::string> zero_ups;
+  for (const auto& x : v)
+    if (x.id == "lora.delta.zero") zero_ups.insert(x.tensor);
+  const bool untrained =
+      !in.parts.empty() && std::all_of(in.parts.begin(), in.parts.end(), [&](const Part& p) {
+        return p.form == PartForm::kLowRank && p.up && !p.bias && !p.magnitude && zero_ups.count(p.up->name);
+      });
+  if (untrained) {
+    std::set<std::string> modules;
+    for (const auto& p : in.parts) modules.insert(p.source_module);
+    v.erase(std::remove_if(v.begin(), v.end(), [](const Finding& x) { return x.id == "lora.delta.zero"; }), v.end());
+    v.push_back({"lora.delta.untrained", Severity::kWarning, "",
+                 "every up factor of its " + std::to_string(modules.size()) + " module" +
+                     (modules.size() == 1 ? "" : "s") +
+                     " is zero: this LoRA has no effect (untrained, or saved before its first step)"});
+  }
+  f.insert(f.end(), v.begin(), v.end());
+  return f;
+}
 
 ConvertOptions resolve_convert_options(const LoraModel& model, const PipelineOptions& opt) {
   ConvertOptions c;

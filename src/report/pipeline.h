@@ -40,6 +40,10 @@ struct ConversionPlan {
 };
 Result<ConversionPlan> plan_conversion(const LoraModel& model, const PipelineOptions& opt);
 
+// The findings on an input: the loader's, then the value checks (NaN/Inf, all-zero
+// deltas; an untrained LoRA is one file-level lora.delta.untrained warning).
+std::vector<Finding> input_findings(const LoraModel& in);
+
 // Resolves the defaults of `opt` for a loaded model.
 ConvertOptions resolve_convert_options(const LoraModel& model, const PipelineOptions& opt);
 
