@@ -141,3 +141,59 @@ TEST_F(CliRest, InspectShowsModulesRanksAlphasAndNonFiniteValues) {
   ASSERT_FALSE(j["findings"].empty());
   EXPECT_EQ(j["findings"][0]["id"], "lora.value.nonfinite");
 }
+
+// --progress: progress lines on stderr even when it is no terminal; --verbose: each phase's
+// time; --quiet: nothing but errors, the exit code tells (report files still written).
+TEST_F(CliRest, ProgressVerboseAndQuiet) {
+  const std::string in = dir_ + "/in.safetensors";
+  ASSERT_EQ(run_cli({"sample", in, "--tiny", "--rank", "2"}).exit_code, 0);
+  auto p = run_cli({in, "--progress"});
+  EXPECT_EQ(p.exit_code, 0) << p.err;
+  for (const char* phase : {"reading", "converting", "serializing", "re-reading", "verifying", "loaders"})
+    EXPECT_EQ(lines_with(p.err, std::string("% ") + phase), 1) << phase << "\n" << p.err;
+  EXPECT_EQ(lines_with(p.err, "lora-verify:   0% reading"), 1) << p.err;
+  EXPECT_EQ(p.out.rfind("PASS: ", 0), 0u);
+  EXPECT_EQ(run_cli({in}).err, "");  // stderr is no terminal here: no progress unless asked
+  auto c = run_cli({"convert", in, "-o", dir_ + "/out.safetensors", "--progress"});
+  EXPECT_EQ(c.exit_code, 0) << c.err;
+  EXPECT_EQ(lines_with(c.err, "% writing"), 1) << c.err;
+  auto s = run_cli({"sample", dir_ + "/s.safetensors", "--tiny", "--progress"});
+  EXPECT_EQ(lines_with(s.err, "% generating"), 1) << s.err;
+
+  auto v = run_cli({"compare", in, dir_ + "/out.safetensors", "--verbose"});
+  EXPECT_EQ(v.exit_code, 0) << v.err;
+  EXPECT_EQ(lines_with(v.err, "lora-verify: verifying took "), 1) << v.err;
+  EXPECT_EQ(lines_with(v.err, " s in all"), 1) << v.err;
+
+  // --quiet: nothing on stdout or stderr for a pass, a failure or a written sample...
+  for (const auto& args : std::vector<std::vector<std::string>>{{in, "--quiet"},
+                                                                {"convert", in, "-o", dir_ + "/q.safetensors", "--quiet"},
+                                                                {"inspect", in, "--quiet"},
+                                                                {"sample", dir_ + "/q2.safetensors", "--tiny", "--quiet"}}) {
+    auto q = run_cli(args);
+    EXPECT_EQ(q.exit_code, 0) << args[0] << q.err;
+    EXPECT_EQ(q.out, "") << args[0];
+    EXPECT_EQ(q.err, "") << args[0];
+  }
+  const std::string bad = write("bad.safetensors", all_shapes_wrong());
+  auto qf = run_cli({bad, "--quiet", "--json", dir_ + "/r.json"});
+  EXPECT_EQ(qf.exit_code, 1);
+  EXPECT_EQ(qf.out + qf.err, "");
+  EXPECT_TRUE(std::filesystem::exists(dir_ + "/r.json"));  // report files are still written
+  // ...a report asked for on stdout is printed, and errors are one line.
+  auto qj = run_cli({in, "--quiet", "--json", "-"});
+  EXPECT_EQ(qj.exit_code, 0);
+  EXPECT_EQ(nlohmann::json::parse(qj.out)["verdict"], "pass");
+  auto qe = run_cli({dir_ + "/missing.safetensors", "--quiet"});
+  EXPECT_EQ(qe.exit_code, 66);
+  EXPECT_EQ(qe.out, "");
+  EXPECT_EQ(lines_with(qe.err, "error: "), 1);
+  EXPECT_EQ(qe.err.rfind("error: ", 0), 0u);
+  // Every command takes them; --quiet with --verbose or --progress is a usage error.
+  EXPECT_EQ(run_cli({in, "--quiet", "--progress"}).exit_code, 64);
+  EXPECT_EQ(run_cli({"compare", in, in, "--quiet", "--verbose"}).exit_code, 64);
+  for (const char* cmd : {"verify", "convert", "compare", "inspect", "sample"}) {
+    auto h = run_cli({cmd, "--help"});
+    for (const char* o : {"--quiet", "--verbose", "--progress"}) EXPECT_NE(h.out.find(o), std::string::npos) << cmd << " " << o;
+  }
+}

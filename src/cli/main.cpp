@@ -23,6 +23,7 @@
 #include "loaders/profile.h"
 #include "lora/generate.h"
 #include "lora/loader.h"
+#include "cli/feedback.h"
 #include "cli/matrix_cmd.h"
 #include "report/loader_rows.h"
 #include "report/pipeline.h"
@@ -74,6 +75,12 @@ profiled loaders for this input (kohya when the file has only block modules). Ev
 ends with each loader's verdict on the input and the output (loads, drops, rejects,
 unknown) and, for each loader the input does not serve, the command that writes a file it
 loads.
+  --quiet                print errors only: no report on standard output unless --json -
+                         or --markdown - asks for one (report files are still written);
+                         the exit code tells the outcome
+  --verbose              print each phase with its time on standard error
+  --progress             a progress line on standard error even when it is not a terminal
+                         (on a terminal it is shown unless --quiet)
   -h, --help             this text (after a command: that command's options)
   --version              the version
 
@@ -125,6 +132,12 @@ options:
                          invokeai-5.1, comfyui, diffusers, sd-scripts, forge, sdcpp); not with
                          --style or --to
   --drop-unsupported     with --for: leave out what LOADER cannot take, and report it
+  --quiet                print errors only: no report on standard output unless --json -
+                         or --markdown - asks for one (report files are still written);
+                         the exit code tells the outcome
+  --verbose              print each phase with its time on standard error
+  --progress             a progress line on standard error even when it is not a terminal
+                         (on a terminal it is shown unless --quiet)
   -h, --help             this text
 
 The report ends with each profiled loader's verdict on the input and on the conversion
@@ -164,6 +177,12 @@ options:
                          take in any form it reads are refused (exit 65); not with --style/--to
   --drop-unsupported     with --for: leave those tensors out instead, and report each with
                          the share of its target's delta that is lost
+  --quiet                print errors only: no report on standard output unless --json -
+                         or --markdown - asks for one (report files are still written);
+                         the exit code tells the outcome
+  --verbose              print each phase with its time on standard error
+  --progress             a progress line on standard error even when it is not a terminal
+                         (on a terminal it is shown unless --quiet)
   -h, --help             this text
 
 example:
@@ -184,6 +203,12 @@ options:
   --markdown FILE        also write the report as Markdown ("-": print it instead of text)
   --all                  list every module in the text report, not only failing ones
   --threads N            threads for the equivalence checks (default 2)
+  --quiet                print errors only: no report on standard output unless --json -
+                         or --markdown - asks for one (report files are still written);
+                         the exit code tells the outcome
+  --verbose              print each phase with its time on standard error
+  --progress             a progress line on standard error even when it is not a terminal
+                         (on a terminal it is shown unless --quiet)
   -h, --help             this text
 
 example:
@@ -202,6 +227,12 @@ up factor zero) and the other findings. Exit 0 for a valid container whatever it
 
 options:
   --json                 print the description as JSON
+  --quiet                print errors only: no report on standard output unless --json -
+                         or --markdown - asks for one (report files are still written);
+                         the exit code tells the outcome
+  --verbose              print each phase with its time on standard error
+  --progress             a progress line on standard error even when it is not a terminal
+                         (on a terminal it is shown unless --quiet)
   -h, --help             this text
 
 example:
@@ -223,6 +254,12 @@ options:
   --no-proj-mlp          leave out the single blocks' proj_mlp (the historic crash case)
   --bias                 add bias deltas
   --tiny                 a tiny FLUX-shaped layout instead of FLUX.1-dev's
+  --quiet                print errors only: no report on standard output unless --json -
+                         or --markdown - asks for one (report files are still written);
+                         the exit code tells the outcome
+  --verbose              print each phase with its time on standard error
+  --progress             a progress line on standard error even when it is not a terminal
+                         (on a terminal it is shown unless --quiet)
   -h, --help             this text
 
 example:
@@ -235,13 +272,17 @@ const std::map<std::string, const char*> kCommandHelp = {
 };
 
 std::string g_help_hint = "lora-verify --help";  // where usage errors point
+lv::cli::Feedback g_feedback;  // progress and phase times on stderr
+bool g_quiet = false;          // --quiet: errors only
 
 int fail(const Error& e) {
+  g_feedback.finish();
   std::fprintf(stderr, "error: %s\n", e.message.c_str());
   return static_cast<int>(e.code);
 }
 
 int usage(const std::string& msg) {
+  g_feedback.finish();
   std::fprintf(stderr, "error: %s (see %s)\n", msg.c_str(), g_help_hint.c_str());
   return static_cast<int>(ErrorCode::kUsage);
 }
@@ -258,7 +299,8 @@ const std::map<std::string, bool> kOptions = {  // name → takes a value
     {"--threads", true}, {"-o", true},       {"--output", true}, {"--dialect", true}, {"--rank", true},
     {"--seed", true},    {"--alpha", true},  {"--all", false},   {"--no-proj-mlp", false},
     {"--bias", false},   {"--tiny", false},  {"--no-dense", false},  {"--help", false},  {"-h", false},  {"--version", false},
-    {"--for", true},     {"--drop-unsupported", false},
+    {"--for", true},     {"--drop-unsupported", false},  {"--quiet", false},  {"--verbose", false},
+    {"--progress", false},
 };
 
 std::optional<std::string> parse_args(int argc, char** argv, Args& a) {
@@ -304,12 +346,13 @@ std::optional<std::string> parse_args(int argc, char** argv, Args& a) {
 // kOptions knows it too.)
 const std::map<std::string, std::vector<std::string>> kCommandOptions = {
     {"verify", {"--to", "--style", "--dtype", "--json", "--markdown", "--all", "--threads", "--no-dense", "--for",
-                "--drop-unsupported", "--model"}},
+                "--drop-unsupported", "--model", "--quiet", "--verbose", "--progress"}},
     {"convert", {"-o", "--to", "--style", "--dtype", "--json", "--markdown", "--all", "--threads", "--no-dense", "--for",
-                 "--drop-unsupported", "--model"}},
-    {"compare", {"--json", "--markdown", "--all", "--threads", "--model"}},
-    {"inspect", {"--json", "--model"}},
-    {"sample", {"--dialect", "--rank", "--dtype", "--seed", "--alpha", "--no-proj-mlp", "--bias", "--tiny"}},
+                 "--drop-unsupported", "--model", "--quiet", "--verbose", "--progress"}},
+    {"compare", {"--json", "--markdown", "--all", "--threads", "--model", "--quiet", "--verbose", "--progress"}},
+    {"inspect", {"--json", "--model", "--quiet", "--verbose", "--progress"}},
+    {"sample", {"--dialect", "--rank", "--dtype", "--seed", "--alpha", "--no-proj-mlp", "--bias", "--tiny", "--quiet",
+                "--verbose", "--progress"}},
 };
 
 // The options `command` accepts that the parser knows, for messages.
@@ -401,6 +444,7 @@ std::optional<std::string> pipeline_options(const Args& a, lv::report::PipelineO
     if (auto e = parse_int(it->second, 1, 256, n)) return "--threads: " + *e;
     o.threads = static_cast<int>(n);
   }
+  o.progress = [](std::string_view phase, double fraction) { g_feedback(phase, fraction); };
   return std::nullopt;
 }
 
@@ -450,6 +494,7 @@ lv::Result<std::shared_ptr<const lv::st::SafetensorsFile>> open_input(const std:
 // Writes the report where asked: text on `text_to` (stdout) unless --json - or --markdown -
 // took stdout.
 int emit(const lv::report::Report& r, const Args& a, const std::vector<std::string>& paths, FILE* text_to = stdout) {
+  g_feedback.finish();
   const std::vector<std::string> inputs = guarded(paths);
   bool stdout_taken = false;
   for (const char* opt : {"--json", "--markdown"}) {
@@ -464,7 +509,7 @@ int emit(const lv::report::Report& r, const Args& a, const std::vector<std::stri
     auto st = lv::st::write_bytes_atomic(it->second, {reinterpret_cast<const uint8_t*>(body.data()), body.size()}, inputs);
     if (!st.ok()) return fail(st.error());
   }
-  if (!stdout_taken) {
+  if (!stdout_taken && !g_quiet) {  // --quiet: the exit code tells
     std::string text = lv::report::render_text(r, a.flags.count("--all") > 0);
     std::fwrite(text.data(), 1, text.size(), text_to);
   }
@@ -642,6 +687,7 @@ int cmd_inspect(const Args& a) {
     std::cout << j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
     return 0;
   }
+  if (g_quiet) return 0;  // a valid container; the exit code tells
   std::cout << f.path() << ": valid safetensors, " << f.tensors().size() << " tensors, " << f.file_bytes()
             << " bytes (header " << f.header_bytes() << ")\n";
   for (const auto& [d, e] : by_dtype) std::cout << "  " << d << ": " << e.first << " tensors, " << e.second << " bytes\n";
@@ -741,8 +787,10 @@ int cmd_sample(const Args& a) {
   }
   spec.proj_mlp = !a.flags.count("--no-proj-mlp");
   spec.bias = a.flags.count("--bias") > 0;
+  g_feedback("generating", 0);
   auto bytes = lv::generate_lora(spec);
   if (!bytes.ok()) return fail(bytes.error());
+  g_feedback("writing", 0.5);
   const bool to_stdout = a.positional[1] == "-";
   if (to_stdout) {
     if (::isatty(1))
@@ -754,6 +802,9 @@ int cmd_sample(const Args& a) {
     auto st = lv::st::write_bytes_atomic(a.positional[1], *bytes, {});
     if (!st.ok()) return fail(st.error());
   }
+  g_feedback("done", 1);
+  g_feedback.finish();
+  if (g_quiet) return 0;
   std::fprintf(to_stdout ? stderr : stdout, "wrote %s: %s FLUX.1 LoRA, rank %lld, %s, %zu bytes\n",
                to_stdout ? kStdoutName : a.positional[1].c_str(), spec.dialect.c_str(), static_cast<long long>(spec.rank),
                std::string(lv::st::dtype_name(spec.dtype)).c_str(), bytes->size());
@@ -845,6 +896,11 @@ int run(int argc, char** argv) {
   const bool named = kCommandOptions.count(cmd) > 0;
   if (!named && looks_like_a_command(cmd)) return unknown_command(cmd);
   if (auto e = check_options_apply(a, named ? cmd : "verify")) return usage(*e);
+  g_quiet = a.flags.count("--quiet") > 0;
+  if (g_quiet && (a.flags.count("--verbose") || a.flags.count("--progress")))
+    return usage(std::string("--quiet prints errors only: not with ") + (a.flags.count("--verbose") ? "--verbose" : "--progress"));
+  g_feedback.configure(a.flags.count("--progress") > 0 || (!g_quiet && ::isatty(2)), ::isatty(2) != 0,
+                       a.flags.count("--verbose") > 0);
   if (auto e = check_destinations(a)) return usage(*e);
   if (std::count(a.positional.begin() + (named ? 1 : 0), a.positional.end(), "-") > 1)
     return usage("'-' (standard input) is given twice; it can be read only once");

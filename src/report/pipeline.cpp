@@ -185,6 +185,11 @@ void add_output_findings(const LoraModel& out, std::vector<Finding>& findings) {
   }
 }
 
+// Reports the start of phase `index` of `count` (index == count: all done).
+void step(const PipelineOptions& opt, std::string_view phase, int index, int count) {
+  if (opt.progress) opt.progress(phase, static_cast<double>(index) / count);
+}
+
 Result<LoraModel> load(std::shared_ptr<const st::SafetensorsFile> file, const PipelineOptions& opt) {
   LoadOptions lo;
   lo.layout = opt.layout;
@@ -245,10 +250,12 @@ Result<Report> verify_conversion(const std::string& command, const LoraModel& or
                                  const PipelineOptions& opt, const std::string& output_path) {
   const LoraModel& in = plan.kept ? *plan.kept : original;
   const ConvertOptions& co = plan.options;
+  step(opt, "re-reading", 3, 6);
   auto out = load_output(out_file, in);
   if (!out.ok()) return internal_error("the converter's output does not read back: " + out.error().message);
   verify::CompareOptions vo;
   vo.threads = opt.threads;
+  step(opt, "verifying", 4, 6);
   LV_TRY_ASSIGN(cmp, verify::compare(in, *out, vo));
   auto findings = input_findings(in);
   findings.insert(findings.end(), conv.notes.begin(), conv.notes.end());
@@ -259,7 +266,9 @@ Result<Report> verify_conversion(const std::string& command, const LoraModel& or
   Report r = build(command, in, *out, cmp, &conv, std::move(findings));
   r.layout = std::string(layout_name(co.to));
   r.style = std::string(style_name(co.style));
+  step(opt, "loaders", 5, 6);
   r.loaders = loader_rows(original, &*out, output_path, opt.threads);
+  step(opt, "done", 6, 6);
   r.for_loader = opt.for_loader;
   r.style_reason = plan.reason;
   r.not_served = plan.not_served;
@@ -334,12 +343,15 @@ Result<ConversionPlan> plan_conversion(const LoraModel& model, const PipelineOpt
 }
 
 Result<Report> run_verify(std::shared_ptr<const st::SafetensorsFile> input, const PipelineOptions& opt) {
+  step(opt, "reading", 0, 6);
   LV_TRY_ASSIGN(original, load(input, opt));
   LV_TRY_ASSIGN(plan, plan_conversion(original, opt));
   const LoraModel& in = plan.kept ? *plan.kept : original;
   const ConvertOptions& co = plan.options;
+  step(opt, "converting", 1, 6);
   LV_TRY_ASSIGN(conv, convert(in, co));
   const uint64_t output_bytes = conv.bytes();
+  step(opt, "serializing", 2, 6);
   LV_TRY_ASSIGN(bytes, st::serialize(tensors_to_write(conv), conv.metadata,
                                      [&](size_t i) { release(conv.tensors[i]); }));
   auto reread = st::SafetensorsFile::from_bytes(std::move(bytes), "(converted in memory)");
@@ -352,10 +364,13 @@ Result<Report> run_verify(std::shared_ptr<const st::SafetensorsFile> input, cons
 
 Result<Report> run_compare(std::shared_ptr<const st::SafetensorsFile> source,
                            std::shared_ptr<const st::SafetensorsFile> converted, const PipelineOptions& opt) {
+  step(opt, "reading", 0, 4);
   LV_TRY_ASSIGN(in, load(source, opt));
+  step(opt, "reading the conversion", 1, 4);
   LV_TRY_ASSIGN(out, load_output(converted, in));
   verify::CompareOptions vo;
   vo.threads = opt.threads;
+  step(opt, "verifying", 2, 4);
   LV_TRY_ASSIGN(cmp, verify::compare(in, out, vo));
   auto findings = input_findings(in);
   add_output_findings(out, findings);
@@ -363,17 +378,22 @@ Result<Report> run_compare(std::shared_ptr<const st::SafetensorsFile> source,
     if (f.severity != Severity::kInfo) findings.push_back({f.id, f.severity, f.tensor, "in the output: " + f.message});
   Report r = build("compare", in, out, cmp, nullptr, std::move(findings));
   r.other = converted->path();
+  step(opt, "loaders", 3, 4);
   r.loaders = loader_rows(in, &out, converted->path(), opt.threads);
+  step(opt, "done", 4, 4);
   return r;
 }
 
 Result<Report> run_convert(std::shared_ptr<const st::SafetensorsFile> input, const std::string& output,
                            const PipelineOptions& opt) {
+  step(opt, "reading", 0, 6);
   LV_TRY_ASSIGN(original, load(input, opt));
   LV_TRY_ASSIGN(plan, plan_conversion(original, opt));
   const LoraModel& in = plan.kept ? *plan.kept : original;
   const ConvertOptions& co = plan.options;
+  step(opt, "converting", 1, 6);
   LV_TRY_ASSIGN(conv, convert(in, co));
+  step(opt, "writing", 2, 6);
   LV_TRY(st::write_file(output, tensors_to_write(conv), conv.metadata, {input->path()}));
   const uint64_t output_bytes = conv.bytes();
   for (OutTensor& t : conv.tensors) release(t);
