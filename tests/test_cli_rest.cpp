@@ -197,3 +197,18 @@ TEST_F(CliRest, ProgressVerboseAndQuiet) {
     for (const char* o : {"--quiet", "--verbose", "--progress"}) EXPECT_NE(h.out.find(o), std::string::npos) << cmd << " " << o;
   }
 }
+
+// matrix takes --quiet and --verbose too.
+TEST_F(CliRest, MatrixQuietAndVerbose) {
+  const std::string in = dir_ + "/in.safetensors";
+  ASSERT_EQ(run_cli({"sample", in, "--tiny", "--rank", "2"}).exit_code, 0);
+  auto q = run_cli({"matrix", "--no-builtin", "--out", dir_ + "/q", "--quiet", in});
+  EXPECT_EQ(q.exit_code, 0) << q.err;
+  EXPECT_EQ(q.out + q.err, "");
+  EXPECT_TRUE(std::filesystem::exists(dir_ + "/q/compatibility.json"));
+  auto v = run_cli({"matrix", "--no-builtin", "--out", dir_ + "/v", "--verbose", in});
+  EXPECT_EQ(v.exit_code, 0) << v.err;
+  EXPECT_EQ(lines_with(v.err, "in.safetensors: equivalent ("), 1) << v.err;
+  EXPECT_EQ(lines_with(v.out, "variants equivalent"), 1) << v.out;
+  EXPECT_EQ(run_cli({"matrix", "--quiet", "--verbose"}).exit_code, 64);
+}
