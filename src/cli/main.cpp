@@ -97,7 +97,8 @@ sample options:
 
 exit codes:
   0   ok: every module equivalent and no error finding (inspect: a valid container)
-  1   checks failed: a module differs beyond tolerance, or an error finding
+  1   checks failed: a module differs beyond tolerance, an error finding, or no module
+      could be checked ("nothing converted: ...")
   64  usage error (also: an option the command does not use, an unknown command)
   65  invalid input data (malformed safetensors, not a FLUX.1 LoRA, refused conversion)
   66  cannot open an input file
