@@ -2,6 +2,7 @@
 // one finding per module, untrained LoRAs, inspect's modules, --quiet/--verbose/--progress.
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <sstream>
@@ -211,4 +212,27 @@ TEST_F(CliRest, MatrixQuietAndVerbose) {
   EXPECT_EQ(lines_with(v.err, "in.safetensors: equivalent ("), 1) << v.err;
   EXPECT_EQ(lines_with(v.out, "variants equivalent"), 1) << v.out;
   EXPECT_EQ(run_cli({"matrix", "--quiet", "--verbose"}).exit_code, 64);
+}
+
+// The README's exit-code table lists the codes --help lists, and the options --help gives
+// every command are documented in the README.
+TEST_F(CliRest, ReadmeExitCodesAndOptionsMatchTheHelp) {
+  const std::string readme = lv::test::read_file(std::string(LV_SOURCE_DIR) + "/README.md");
+  ASSERT_FALSE(readme.empty());
+  const std::string help = run_cli({"--help"}).out;
+  std::vector<std::string> from_readme, from_help;
+  std::istringstream r(readme.substr(readme.find("### Exit codes")));
+  for (std::string line; std::getline(r, line) && (line.empty() || line[0] != '#' || from_readme.empty());) {
+    if (line.rfind("| ", 0) == 0 && line.size() > 2 && std::isdigit(static_cast<unsigned char>(line[2])))
+      from_readme.push_back(line.substr(2, line.find(" |", 2) - 2));
+    if (!from_readme.empty() && line.empty()) break;
+  }
+  std::istringstream h(help.substr(help.find("exit codes:")));
+  for (std::string line; std::getline(h, line);)
+    if (line.rfind("  ", 0) == 0 && line.size() > 2 && std::isdigit(static_cast<unsigned char>(line[2])))
+      from_help.push_back(line.substr(2, line.find("  ", 2) - 2));
+  EXPECT_EQ(from_readme, from_help);
+  EXPECT_EQ(from_help, (std::vector<std::string>{"0", "1", "64", "65", "66", "70", "73", "74", "130, 143"}));
+  for (const char* o : {"--quiet", "--verbose", "--progress", "cmake --install", "cpack -G DEB", "bash-completion"})
+    EXPECT_NE(readme.find(o), std::string::npos) << o;
 }
