@@ -160,6 +160,8 @@ TEST_F(CliRest, ProgressVerboseAndQuiet) {
   EXPECT_EQ(lines_with(c.err, "% writing"), 1) << c.err;
   auto s = run_cli({"sample", dir_ + "/s.safetensors", "--tiny", "--progress"});
   EXPECT_EQ(lines_with(s.err, "% generating"), 1) << s.err;
+  auto i = run_cli({"inspect", in, "--progress"});
+  EXPECT_EQ(lines_with(i.err, "% checking values"), 1) << i.err;
 
   auto v = run_cli({"compare", in, dir_ + "/out.safetensors", "--verbose"});
   EXPECT_EQ(v.exit_code, 0) << v.err;

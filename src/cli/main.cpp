@@ -620,6 +620,7 @@ int cmd_inspect(const Args& a) {
     e.first++;
     e.second += t.nbytes;
   }
+  g_feedback("reading", 0);
   auto model = lv::load_lora(*file);
   nlohmann::ordered_json j;
   j["file"] = f.path();
@@ -665,6 +666,7 @@ int cmd_inspect(const Args& a) {
     j["ranks"] = rank_max ? nlohmann::ordered_json{{"min", rank_min}, {"max", rank_max}} : nlohmann::ordered_json();
     j["alphas"] = std::vector<double>(alphas.begin(), alphas.end());
     nlohmann::ordered_json nonfinite = nlohmann::ordered_json::array(), fs = nlohmann::ordered_json::array();
+    g_feedback("checking values", 0.33);
     for (const auto& fd : lv::report::input_findings(*model)) {
       if (fd.severity == lv::Severity::kInfo || fd.id == "lora.tensor.unknown" || fd.id == "lora.module.unknown")
         continue;
@@ -680,9 +682,12 @@ int cmd_inspect(const Args& a) {
   }
   lv::report::Report loaders;  // only its loaders section is rendered
   if (model.ok()) {
+    g_feedback("loaders", 0.67);
     loaders.loaders = lv::report::loader_rows(*model, nullptr, "", 2);
     j["loaders"] = lv::report::loaders_json(loaders);
   }
+  g_feedback("done", 1);
+  g_feedback.finish();
   if (a.values.count("--json")) return usage("inspect --json takes no value: it prints the JSON on standard output");
   if (a.flags.count("--json")) {
     std::cout << j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
