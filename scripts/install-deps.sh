@@ -13,6 +13,8 @@ packages=(
   clang-14          # libFuzzer builds of the fuzz harnesses
   libclang-rt-14-dev # sanitizer and libFuzzer runtimes for clang 14
   python3           # helper scripts (report regeneration, timing)
+  help2man          # the manual page, generated from --help at build time (optional:
+                    # without it the committed packaging/lora-verify.1 is installed)
 )
 
 missing=()

@@ -372,3 +372,23 @@ TEST(Families, Flex1TakesItsSingleBlockCountFromTheFile) {
   for (const auto& f : more->findings) reported |= f.id == "lora.module.unknown" && f.tensor.find("double_blocks_9") != std::string::npos;
   EXPECT_TRUE(reported);
 }
+
+// The loaders' view of a FLUX.2 output uses their FLUX.2 facts (and says unknown where there
+// are none), also when the in-memory check verifies the output group by group.
+TEST(Families, LoaderVerdictsOnFlux2OutputsUseTheFlux2Facts) {
+  auto r = verify_as(test::generated(tiny2("ai-toolkit")), Style::kKohya);
+  ASSERT_FALSE(r.loaders.empty());
+  for (const auto& l : r.loaders) {
+    ASSERT_TRUE(l.output) << l.loader;
+    if (l.loader == "diffusers") {
+      EXPECT_EQ(l.input.outcome, "drops") << l.input.message;  // DF-1: norm_out renamed without the swap
+      EXPECT_NE(l.input.message.find("final_layer.adaLN_modulation.1"), std::string::npos) << l.input.message;
+      EXPECT_EQ(l.output->outcome, "drops") << l.output->message;  // DF-4: kohya converter lacks rows
+    } else if (l.loader == "comfyui") {
+      EXPECT_EQ(l.output->outcome, "loads") << l.output->message;
+    } else if (l.loader == "sd-scripts" || l.loader == "invokeai" || l.loader == "forge") {
+      EXPECT_EQ(l.output->outcome, "unknown") << l.loader << ": " << l.output->message;
+      EXPECT_NE(l.output->message.find("FLUX.2"), std::string::npos) << l.output->message;
+    }
+  }
+}

@@ -21,7 +21,7 @@ struct FixtureCase {
 const FixtureCase kCases[] = {
     {"flux_lora_diffusers_format", Expect::kEquivalent, "diffusers", ""},
     {"flux_lora_diffusers_no_proj_mlp_format", Expect::kEquivalent, "diffusers", ""},
-    {"flux_lora_diffusers_base_model_format", Expect::kEquivalent, "diffusers", ""},
+    {"flux_lora_diffusers_base_model_format", Expect::kEquivalent, "fal", ""},
     {"flux_lora_diffusers_with_norm_out_format", Expect::kEquivalent, "diffusers", ""},
     {"flux_lora_diffusers_v2_format", Expect::kEquivalent, "diffusers-old", ""},
     {"flux_lora_kohya_format", Expect::kEquivalent, "kohya", ""},

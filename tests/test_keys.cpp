@@ -17,7 +17,7 @@ TEST(KeyParse, EveryDialectSpelling) {
   const KeyCase cases[] = {
       {"transformer.single_transformer_blocks.0.attn.to_q.lora_A.weight", "diffusers", "single_transformer_blocks.0.attn.to_q", Role::kDown, -1},
       {"transformer.single_transformer_blocks.0.attn.to_q.lora_B.default.weight", "diffusers", "single_transformer_blocks.0.attn.to_q", Role::kUp, -1},
-      {"base_model.model.proj_out.lora_A.weight", "diffusers", "proj_out", Role::kDown, -1},
+      {"base_model.model.proj_out.lora_A.weight", "fal", "proj_out", Role::kDown, -1},
       {"single_transformer_blocks.3.proj_mlp.lora_B.weight", "diffusers", "single_transformer_blocks.3.proj_mlp", Role::kUp, -1},
       {"transformer.transformer_blocks.0.attn.to_k.lora.down.weight", "diffusers-old", "transformer_blocks.0.attn.to_k", Role::kDown, -1},
       {"transformer.transformer_blocks.0.attn.to_k_lora.up.weight", "diffusers-old", "transformer_blocks.0.attn.to_k", Role::kUp, -1},
@@ -82,5 +82,5 @@ TEST(KeyParse, TextEncodersArePassedThrough) {
 TEST(KeyParse, BflNamedDialectsGoToDiffusersByDefault) {
   for (const char* d : {"kohya", "comfy", "ai-toolkit", "bfl", "fal-kontext", "onetrainer-bfl", "xlabs", "comfy+lycoris"})
     EXPECT_TRUE(dialect_is_bfl_named(d)) << d;
-  for (const char* d : {"diffusers", "diffusers-old", "onetrainer", "lycoris"}) EXPECT_FALSE(dialect_is_bfl_named(d)) << d;
+  for (const char* d : {"diffusers", "diffusers-old", "fal", "onetrainer", "lycoris"}) EXPECT_FALSE(dialect_is_bfl_named(d)) << d;
 }

@@ -14,6 +14,7 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,7 @@
 #include "loaders/profile.h"
 #include "lora/generate.h"
 #include "lora/loader.h"
+#include "cli/feedback.h"
 #include "cli/matrix_cmd.h"
 #include "report/loader_rows.h"
 #include "report/pipeline.h"
@@ -74,6 +76,12 @@ profiled loaders for this input (kohya when the file has only block modules). Ev
 ends with each loader's verdict on the input and the output (loads, drops, rejects,
 unknown) and, for each loader the input does not serve, the command that writes a file it
 loads.
+  --quiet                print errors only: no report on standard output unless --json -
+                         or --markdown - asks for one (report files are still written);
+                         the exit code tells the outcome
+  --verbose              print each phase with its time on standard error
+  --progress             a progress line on standard error even when it is not a terminal
+                         (on a terminal it is shown unless --quiet)
   -h, --help             this text (after a command: that command's options)
   --version              the version
 
@@ -90,7 +98,8 @@ sample options:
 
 exit codes:
   0   ok: every module equivalent and no error finding (inspect: a valid container)
-  1   checks failed: a module differs beyond tolerance, or an error finding
+  1   checks failed: a module differs beyond tolerance, an error finding, or no module
+      could be checked ("nothing converted: ...")
   64  usage error (also: an option the command does not use, an unknown command)
   65  invalid input data (malformed safetensors, not a FLUX.1 LoRA, refused conversion)
   66  cannot open an input file
@@ -125,6 +134,12 @@ options:
                          invokeai-5.1, comfyui, diffusers, sd-scripts, forge, sdcpp); not with
                          --style or --to
   --drop-unsupported     with --for: leave out what LOADER cannot take, and report it
+  --quiet                print errors only: no report on standard output unless --json -
+                         or --markdown - asks for one (report files are still written);
+                         the exit code tells the outcome
+  --verbose              print each phase with its time on standard error
+  --progress             a progress line on standard error even when it is not a terminal
+                         (on a terminal it is shown unless --quiet)
   -h, --help             this text
 
 The report ends with each profiled loader's verdict on the input and on the conversion
@@ -164,6 +179,12 @@ options:
                          take in any form it reads are refused (exit 65); not with --style/--to
   --drop-unsupported     with --for: leave those tensors out instead, and report each with
                          the share of its target's delta that is lost
+  --quiet                print errors only: no report on standard output unless --json -
+                         or --markdown - asks for one (report files are still written);
+                         the exit code tells the outcome
+  --verbose              print each phase with its time on standard error
+  --progress             a progress line on standard error even when it is not a terminal
+                         (on a terminal it is shown unless --quiet)
   -h, --help             this text
 
 example:
@@ -184,6 +205,12 @@ options:
   --markdown FILE        also write the report as Markdown ("-": print it instead of text)
   --all                  list every module in the text report, not only failing ones
   --threads N            threads for the equivalence checks (default 2)
+  --quiet                print errors only: no report on standard output unless --json -
+                         or --markdown - asks for one (report files are still written);
+                         the exit code tells the outcome
+  --verbose              print each phase with its time on standard error
+  --progress             a progress line on standard error even when it is not a terminal
+                         (on a terminal it is shown unless --quiet)
   -h, --help             this text
 
 example:
@@ -196,10 +223,18 @@ usage:
   lora-verify inspect FILE.safetensors [--json]
 
 Validates the container with the strict reader and describes it: tensors and bytes per
-dtype, the metadata, the detected dialect with its evidence, unrecognised tensors.
+dtype, the metadata, the detected dialect with its evidence, unrecognised tensors, the
+modules with their ranks and alphas, tensors holding NaN or Inf, an untrained LoRA (every
+up factor zero) and the other findings. Exit 0 for a valid container whatever it holds.
 
 options:
   --json                 print the description as JSON
+  --quiet                print errors only: no report on standard output unless --json -
+                         or --markdown - asks for one (report files are still written);
+                         the exit code tells the outcome
+  --verbose              print each phase with its time on standard error
+  --progress             a progress line on standard error even when it is not a terminal
+                         (on a terminal it is shown unless --quiet)
   -h, --help             this text
 
 example:
@@ -221,6 +256,12 @@ options:
   --no-proj-mlp          leave out the single blocks' proj_mlp (the historic crash case)
   --bias                 add bias deltas
   --tiny                 a tiny FLUX-shaped layout instead of FLUX.1-dev's
+  --quiet                print errors only: no report on standard output unless --json -
+                         or --markdown - asks for one (report files are still written);
+                         the exit code tells the outcome
+  --verbose              print each phase with its time on standard error
+  --progress             a progress line on standard error even when it is not a terminal
+                         (on a terminal it is shown unless --quiet)
   -h, --help             this text
 
 example:
@@ -233,13 +274,17 @@ const std::map<std::string, const char*> kCommandHelp = {
 };
 
 std::string g_help_hint = "lora-verify --help";  // where usage errors point
+lv::cli::Feedback g_feedback;  // progress and phase times on stderr
+bool g_quiet = false;          // --quiet: errors only
 
 int fail(const Error& e) {
+  g_feedback.finish();
   std::fprintf(stderr, "error: %s\n", e.message.c_str());
   return static_cast<int>(e.code);
 }
 
 int usage(const std::string& msg) {
+  g_feedback.finish();
   std::fprintf(stderr, "error: %s (see %s)\n", msg.c_str(), g_help_hint.c_str());
   return static_cast<int>(ErrorCode::kUsage);
 }
@@ -256,7 +301,8 @@ const std::map<std::string, bool> kOptions = {  // name → takes a value
     {"--threads", true}, {"-o", true},       {"--output", true}, {"--dialect", true}, {"--rank", true},
     {"--seed", true},    {"--alpha", true},  {"--all", false},   {"--no-proj-mlp", false},
     {"--bias", false},   {"--tiny", false},  {"--no-dense", false},  {"--help", false},  {"-h", false},  {"--version", false},
-    {"--for", true},     {"--drop-unsupported", false}, {"--model", true},
+    {"--for", true},     {"--drop-unsupported", false}, {"--model", true},  {"--quiet", false},  {"--verbose", false},
+    {"--progress", false},
 };
 
 std::optional<std::string> parse_args(int argc, char** argv, Args& a) {
@@ -302,12 +348,13 @@ std::optional<std::string> parse_args(int argc, char** argv, Args& a) {
 // kOptions knows it too.)
 const std::map<std::string, std::vector<std::string>> kCommandOptions = {
     {"verify", {"--to", "--style", "--dtype", "--json", "--markdown", "--all", "--threads", "--no-dense", "--for",
-                "--drop-unsupported", "--model"}},
+                "--drop-unsupported", "--model", "--quiet", "--verbose", "--progress"}},
     {"convert", {"-o", "--to", "--style", "--dtype", "--json", "--markdown", "--all", "--threads", "--no-dense", "--for",
-                 "--drop-unsupported", "--model"}},
-    {"compare", {"--json", "--markdown", "--all", "--threads", "--model"}},
-    {"inspect", {"--json", "--model"}},
-    {"sample", {"--dialect", "--rank", "--dtype", "--seed", "--alpha", "--no-proj-mlp", "--bias", "--tiny", "--model"}},
+                 "--drop-unsupported", "--model", "--quiet", "--verbose", "--progress"}},
+    {"compare", {"--json", "--markdown", "--all", "--threads", "--model", "--quiet", "--verbose", "--progress"}},
+    {"inspect", {"--json", "--model", "--quiet", "--verbose", "--progress"}},
+    {"sample", {"--dialect", "--rank", "--dtype", "--seed", "--alpha", "--no-proj-mlp", "--bias", "--tiny", "--model",
+                "--quiet", "--verbose", "--progress"}},
 };
 
 // The options `command` accepts that the parser knows, for messages.
@@ -410,6 +457,7 @@ std::optional<std::string> pipeline_options(const Args& a, lv::report::PipelineO
     if (auto e = parse_int(it->second, 1, 256, n)) return "--threads: " + *e;
     o.threads = static_cast<int>(n);
   }
+  o.progress = [](std::string_view phase, double fraction) { g_feedback(phase, fraction); };
   return std::nullopt;
 }
 
@@ -459,6 +507,7 @@ lv::Result<std::shared_ptr<const lv::st::SafetensorsFile>> open_input(const std:
 // Writes the report where asked: text on `text_to` (stdout) unless --json - or --markdown -
 // took stdout.
 int emit(const lv::report::Report& r, const Args& a, const std::vector<std::string>& paths, FILE* text_to = stdout) {
+  g_feedback.finish();
   const std::vector<std::string> inputs = guarded(paths);
   bool stdout_taken = false;
   for (const char* opt : {"--json", "--markdown"}) {
@@ -473,7 +522,7 @@ int emit(const lv::report::Report& r, const Args& a, const std::vector<std::stri
     auto st = lv::st::write_bytes_atomic(it->second, {reinterpret_cast<const uint8_t*>(body.data()), body.size()}, inputs);
     if (!st.ok()) return fail(st.error());
   }
-  if (!stdout_taken) {
+  if (!stdout_taken && !g_quiet) {  // --quiet: the exit code tells
     std::string text = lv::report::render_text(r, a.flags.count("--all") > 0);
     std::fwrite(text.data(), 1, text.size(), text_to);
   }
@@ -583,6 +632,7 @@ int cmd_inspect(const Args& a) {
     e.first++;
     e.second += t.nbytes;
   }
+  g_feedback("reading", 0);
   lv::LoadOptions lo;
   if (auto e = model_option(a, lo.family)) return usage(*e);
   auto model = lv::load_lora(*file, lo);
@@ -604,20 +654,60 @@ int cmd_inspect(const Args& a) {
     for (const auto& fd : model->findings)
       if (fd.id == "lora.tensor.unknown" || fd.id == "lora.module.unknown") unknown.push_back(fd.tensor);
     j["unrecognised_tensors"] = unknown;
+    // Modules, ranks and alphas as the file holds them; the value checks (NaN/Inf, zero deltas).
+    std::set<std::string> modules, targets;
+    std::set<double> alphas;
+    int64_t rank_min = 0, rank_max = 0;
+    for (const auto& p : model->parts) {
+      modules.insert(p.source_module);
+      targets.insert(p.target);
+      if (p.form == lv::PartForm::kLowRank) {
+        rank_min = rank_min ? std::min(rank_min, p.rank()) : p.rank();
+        rank_max = std::max(rank_max, p.rank());
+      }
+      for (const auto& name : p.source_tensors) {
+        const auto* t = f.find(name);
+        if (!t || name.size() < 6 || name.compare(name.size() - 6, 6, ".alpha") != 0 || t->numel != 1 ||
+            !lv::st::dtype_is_decodable(t->dtype))
+          continue;
+        double v = 0;
+        lv::st::decode_to_double(t->dtype, t->data, 1, &v);
+        alphas.insert(v);
+      }
+    }
+    j["modules"] = modules.size();
+    j["targets"] = targets.size();
+    j["ranks"] = rank_max ? nlohmann::ordered_json{{"min", rank_min}, {"max", rank_max}} : nlohmann::ordered_json();
+    j["alphas"] = std::vector<double>(alphas.begin(), alphas.end());
+    nlohmann::ordered_json nonfinite = nlohmann::ordered_json::array(), fs = nlohmann::ordered_json::array();
+    g_feedback("checking values", 0.33);
+    for (const auto& fd : lv::report::input_findings(*model)) {
+      if (fd.severity == lv::Severity::kInfo || fd.id == "lora.tensor.unknown" || fd.id == "lora.module.unknown")
+        continue;
+      if (fd.id == "lora.value.nonfinite") nonfinite.push_back(fd.tensor);
+      fs.push_back({{"id", fd.id}, {"severity", lv::severity_name(fd.severity)}, {"tensor", fd.tensor},
+                    {"message", fd.message}});
+    }
+    j["nonfinite_tensors"] = std::move(nonfinite);
+    j["findings"] = std::move(fs);
   } else {
     j["dialect"] = nullptr;
     j["not_a_flux1_lora"] = model.error().message;
   }
   lv::report::Report loaders;  // only its loaders section is rendered
   if (model.ok()) {
+    g_feedback("loaders", 0.67);
     loaders.loaders = lv::report::loader_rows(*model, nullptr, "", 2);
     j["loaders"] = lv::report::loaders_json(loaders);
   }
+  g_feedback("done", 1);
+  g_feedback.finish();
   if (a.values.count("--json")) return usage("inspect --json takes no value: it prints the JSON on standard output");
   if (a.flags.count("--json")) {
     std::cout << j.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
     return 0;
   }
+  if (g_quiet) return 0;  // a valid container; the exit code tells
   std::cout << f.path() << ": valid safetensors, " << f.tensors().size() << " tensors, " << f.file_bytes()
             << " bytes (header " << f.header_bytes() << ")\n";
   for (const auto& [d, e] : by_dtype) std::cout << "  " << d << ": " << e.first << " tensors, " << e.second << " bytes\n";
@@ -630,6 +720,26 @@ int cmd_inspect(const Args& a) {
       std::cout << (i ? ", " : "") << model->dialect_counts[i].first << ": " << model->dialect_counts[i].second << " tensors";
     std::cout << "); " << model->parts.size() << " deltas, " << model->passthrough.size() << " passed through\n";
     for (const auto& u : j["unrecognised_tensors"]) std::cout << "  unrecognised: " << u.get<std::string>() << "\n";
+    std::cout << "modules: " << j["modules"].get<size_t>() << " (on " << j["targets"].get<size_t>() << " BFL targets)";
+    if (!j["ranks"].is_null())
+      std::cout << "; ranks " << j["ranks"]["min"].get<int64_t>() << ".." << j["ranks"]["max"].get<int64_t>();
+    std::cout << "; alphas ";
+    if (j["alphas"].empty()) std::cout << "none (no .alpha tensors)";
+    for (size_t i = 0; i < j["alphas"].size(); ++i) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.6g", j["alphas"][i].get<double>());
+      std::cout << (i ? ", " : "") << buf;
+    }
+    std::cout << "\nnon-finite values: ";
+    if (j["nonfinite_tensors"].empty()) std::cout << "none\n";
+    else std::cout << j["nonfinite_tensors"].size() << " tensors\n";
+    if (!j["findings"].empty()) std::cout << "findings:\n";
+    for (const auto& fd : j["findings"]) {
+      const std::string tensor = fd["tensor"].get<std::string>();
+      std::cout << "  " << fd["severity"].get<std::string>() << " " << fd["id"].get<std::string>();
+      if (!tensor.empty()) std::cout << " " << tensor;
+      std::cout << ": " << fd["message"].get<std::string>() << "\n";
+    }
     std::cout << lv::report::render_loaders_text(loaders);
   } else {
     std::cout << "dialect: none (" << model.error().message << ")\n";
@@ -701,8 +811,10 @@ int cmd_sample(const Args& a) {
   }
   spec.proj_mlp = !a.flags.count("--no-proj-mlp");
   spec.bias = a.flags.count("--bias") > 0;
+  g_feedback("generating", 0);
   auto bytes = lv::generate_lora(spec);
   if (!bytes.ok()) return fail(bytes.error());
+  g_feedback("writing", 0.5);
   const bool to_stdout = a.positional[1] == "-";
   if (to_stdout) {
     if (::isatty(1))
@@ -714,6 +826,9 @@ int cmd_sample(const Args& a) {
     auto st = lv::st::write_bytes_atomic(a.positional[1], *bytes, {});
     if (!st.ok()) return fail(st.error());
   }
+  g_feedback("done", 1);
+  g_feedback.finish();
+  if (g_quiet) return 0;
   const std::string model_name = family ? std::string(family->display) : "FLUX.1";
   std::fprintf(to_stdout ? stderr : stdout, "wrote %s: %s %s LoRA, rank %lld, %s, %zu bytes\n",
                to_stdout ? kStdoutName : a.positional[1].c_str(), spec.dialect.c_str(), model_name.c_str(),
@@ -807,6 +922,11 @@ int run(int argc, char** argv) {
   const bool named = kCommandOptions.count(cmd) > 0;
   if (!named && looks_like_a_command(cmd)) return unknown_command(cmd);
   if (auto e = check_options_apply(a, named ? cmd : "verify")) return usage(*e);
+  g_quiet = a.flags.count("--quiet") > 0;
+  if (g_quiet && (a.flags.count("--verbose") || a.flags.count("--progress")))
+    return usage(std::string("--quiet prints errors only: not with ") + (a.flags.count("--verbose") ? "--verbose" : "--progress"));
+  g_feedback.configure(a.flags.count("--progress") > 0 || (!g_quiet && ::isatty(2)), ::isatty(2) != 0,
+                       a.flags.count("--verbose") > 0);
   if (auto e = check_destinations(a)) return usage(*e);
   if (std::count(a.positional.begin() + (named ? 1 : 0), a.positional.end(), "-") > 1)
     return usage("'-' (standard input) is given twice; it can be read only once");

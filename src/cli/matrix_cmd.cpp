@@ -46,6 +46,8 @@ options:
   --filter TEXT          only built-in variants whose name contains TEXT
   --no-builtin           only the INPUTS
   --timings              add per-row times (the files are then not byte-stable)
+  --quiet                print errors only (no progress, no summary; the exit code tells)
+  --verbose              also list every row with its outcome and time on standard error
   -h, --help             this text
 
 exit codes:
@@ -69,6 +71,7 @@ struct MatrixArgs {
   std::string filter;
   bool builtin = true;
   bool timings = false;
+  bool quiet = false, verbose = false;
   bool help = false;
   std::vector<std::string> positional;
 };
@@ -136,6 +139,10 @@ std::optional<std::string> parse(const std::vector<std::string>& args, MatrixArg
       err = flag(a.merge);
     } else if (name == "--timings") {
       err = flag(a.timings);
+    } else if (name == "--quiet") {
+      err = flag(a.quiet);
+    } else if (name == "--verbose") {
+      err = flag(a.verbose);
     } else if (name == "--no-builtin") {
       bool no = false;
       err = flag(no);
@@ -179,6 +186,7 @@ std::optional<std::string> parse(const std::vector<std::string>& args, MatrixArg
     }
     if (err) return err;
   }
+  if (a.quiet && a.verbose) return "--quiet prints errors only: not with --verbose";
   if (a.merge) {
     if (a.positional.empty()) return "--merge needs the shard JSON files";
     if (a.sharded || !a.filter.empty() || !a.builtin || a.jobs)
@@ -220,6 +228,14 @@ lv::Result<rp::MatrixResult> read_json_file(const std::string& path) {
 
 }  // namespace
 
+static bool g_quiet = false;  // --quiet: the summary lines are not printed
+
+// A summary line on stdout, unless --quiet.
+template <typename... T>
+static void say(const char* format, T... values) {
+  if (!g_quiet) std::printf(format, values...);
+}
+
 int run_matrix_command(const std::vector<std::string>& args) {
   MatrixArgs a;
   if (auto e = parse(args, a)) return usage(*e);
@@ -227,6 +243,7 @@ int run_matrix_command(const std::vector<std::string>& args) {
     std::fputs(kMatrixHelp, stdout);
     return 0;
   }
+  g_quiet = a.quiet;
   const auto start = std::chrono::steady_clock::now();
   rp::MatrixResult m;
   std::vector<std::string> guarded;  // files the output must never replace
@@ -248,7 +265,7 @@ int run_matrix_command(const std::vector<std::string>& args) {
     o.jobs = a.jobs > 0 ? a.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     o.shard_index = a.shard_index;
     o.shard_count = a.shard_count;
-    o.progress = true;  // shown only when stderr is a terminal
+    o.progress = !a.quiet;  // shown only when stderr is a terminal
     auto r = rp::run_matrix(o);
     if (!r.ok()) return fail(r.error());
     m = std::move(r).value();
@@ -263,7 +280,7 @@ int run_matrix_command(const std::vector<std::string>& args) {
     const bool partial = !a.filter.empty() || !a.builtin || a.sharded;
     auto changes = rp::diff_against_baseline(*base, m, partial);
     rp::mark_changes(m, changes);
-    for (const auto& n : m.baseline_notes) std::printf("%s\n", n.c_str());
+    for (const auto& n : m.baseline_notes) say("%s\n", n.c_str());
     regression = m.regressions > 0;
   }
 
@@ -274,7 +291,7 @@ int run_matrix_command(const std::vector<std::string>& args) {
                                         " holds no rows"
                                        : "there are no rows";
     if (!a.positional.empty() && !a.merge) why += ", and the inputs hold no .safetensors file";
-    std::printf("the matrix checked nothing: %s; nothing written to %s\n", why.c_str(), a.out.c_str());
+    say("the matrix checked nothing: %s; nothing written to %s\n", why.c_str(), a.out.c_str());
     return static_cast<int>(ErrorCode::kChecksFailed);
   }
   bool inputs_all_failed = false;  // only inputs, and not one of them converts equivalently
@@ -295,12 +312,16 @@ int run_matrix_command(const std::vector<std::string>& args) {
                    {reinterpret_cast<const uint8_t*>(body.data()), body.size()}});
   if (auto st = lv::st::write_set_atomic(set, guarded); !st.ok()) return fail(st.error());
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("%lld of %zu variants equivalent; wrote %s/compatibility.{md,json,html} (%.1f s)\n",
+  if (a.verbose)
+    for (const auto& r : m.rows)
+      std::fprintf(stderr, "lora-verify: %s: %s (%.2f s)\n", r.variant.c_str(), r.equivalent() ? "equivalent" : "not equivalent",
+                   r.seconds);
+  say("%lld of %zu variants equivalent; wrote %s/compatibility.{md,json,html} (%.1f s)\n",
               static_cast<long long>(m.equivalent_rows()), m.rows.size(), a.out.c_str(), secs);
-  if (regression) std::printf("%lld regression(s) against %s\n", static_cast<long long>(m.regressions), a.baseline->c_str());
-  if (m.builtin_failed()) std::printf("a built-in variant is not equivalent (see the matrix)\n");
+  if (regression) say("%lld regression(s) against %s\n", static_cast<long long>(m.regressions), a.baseline->c_str());
+  if (m.builtin_failed()) say("a built-in variant is not equivalent (see the matrix)\n");
   if (inputs_all_failed)
-    std::printf("none of the %zu input%s converts equivalently in every output style (see the matrix)\n", m.rows.size(),
+    say("none of the %zu input%s converts equivalently in every output style (see the matrix)\n", m.rows.size(),
                 m.rows.size() == 1 ? "" : "s");
   return regression || m.builtin_failed() || inputs_all_failed ? static_cast<int>(ErrorCode::kChecksFailed) : 0;
 }

@@ -3,6 +3,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace lv {
 
@@ -22,6 +23,9 @@ struct Finding {
   Severity severity = Severity::kWarning;
   std::string tensor;   // tensor or module the finding is about ("" for the file)
   std::string message;  // lower-case, names the numbers
+  // When one finding covers several tensors of a module (reports group the loader's
+  // per-tensor findings): all of them, `tensor` being the first. Empty otherwise.
+  std::vector<std::string> tensors{};
 };
 
 }  // namespace lv

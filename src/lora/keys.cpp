@@ -72,7 +72,7 @@ constexpr std::array kPrefixes = {
     PrefixRow{"lycoris_", Spelling::kDiffusersUnderscore, "lycoris", ""},
     PrefixRow{"diffusion_model.", Spelling::kDotted, "", "comfy"},
     PrefixRow{"transformer.", Spelling::kDotted, "diffusers", "onetrainer-bfl"},
-    PrefixRow{"base_model.model.", Spelling::kDotted, "diffusers", "fal-kontext"},
+    PrefixRow{"base_model.model.", Spelling::kDotted, "fal", "fal-kontext"},  // fal trainer (PEFT base_model wrapper)
     PrefixRow{"", Spelling::kDotted, "diffusers", "bfl"},
 };
 

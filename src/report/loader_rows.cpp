@@ -108,6 +108,7 @@ void append_output_side(OutputSide& side, const LoraModel& out, int threads) {
   // The dialect is the first group's that holds deltas; pass-through-only groups have none.
   if (side.description.dialect.empty() || (side.description.dialect == "none" && !out.parts.empty()))
     side.description.dialect = d.dialect;
+  side.description.flux2 = side.description.flux2 || d.flux2;
   const bool had_metadata = std::any_of(side.description.items.begin(), side.description.items.end(),
                                         [](const loaders::Item& i) { return i.piece == loaders::Item::Piece::kMetadata; });
   for (auto& item : d.items) {

@@ -56,6 +56,51 @@ bool natural_less(const std::string& a, const std::string& b) {
   return a.size() - i < b.size() - j;
 }
 
+// The loader reports an unusable module once per tensor, with the same id and message:
+// one finding per module, listing its tensors.
+std::vector<Finding> group_findings(std::vector<Finding> in) {
+  std::vector<Finding> out;
+  for (Finding& f : in) {
+    if (!out.empty() && !f.tensor.empty() && !out.back().tensor.empty() && out.back().id == f.id &&
+        out.back().severity == f.severity && out.back().message == f.message) {
+      Finding& g = out.back();
+      if (g.tensors.empty()) g.tensors.push_back(g.tensor);
+      g.tensors.push_back(std::move(f.tensor));
+      continue;
+    }
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+// Why nothing could be checked, from the findings on tensors not used: "18 tensors
+// unusable — shape mismatch" (the reasons by count when there are several).
+std::string nothing_checked(const std::vector<Finding>& findings, int64_t unused) {
+  static const std::map<std::string, std::string> kWhy = {
+      {"lora.shape.mismatch", "shape mismatch"},   {"lora.rank.mismatch", "rank mismatch"},
+      {"lora.factor.missing", "missing factor"},   {"lora.key.duplicate", "duplicate tensors"},
+      {"lora.alpha.invalid", "invalid alpha"},     {"lora.alpha.nonfinite", "non-finite alpha"},
+      {"lora.dtype.unsupported", "unsupported dtype"}, {"lora.lokr.tucker", "LoKr Tucker core"},
+      {"lora.tensor.unknown", "unknown name"},     {"lora.module.unknown", "module outside FLUX.1"},
+      {"lora.tensor.unused", "no usable delta"},
+  };
+  std::map<std::string, int64_t> count;
+  std::vector<std::string> order;
+  for (const auto& f : findings) {
+    if (f.tensor.empty() || f.message.rfind("not used", 0) != 0) continue;
+    auto it = kWhy.find(f.id);
+    std::string why = it != kWhy.end() ? it->second : f.id;
+    if (!count.count(why)) order.push_back(why);
+    count[why]++;
+  }
+  if (unused <= 0 || order.empty()) return "nothing converted: no module of the input could be checked, see findings";
+  std::stable_sort(order.begin(), order.end(), [&](const auto& a, const auto& b) { return count[a] > count[b]; });
+  std::string s = "nothing converted: " + std::to_string(unused) + " tensor" + (unused == 1 ? "" : "s") + " unusable — ";
+  for (size_t i = 0; i < order.size(); ++i)
+    s += (i ? ", " : "") + order[i] + (order.size() > 1 ? " (" + std::to_string(count[order[i]]) + ")" : "");
+  return s + ", see findings";
+}
+
 // Builds the report of comparing `in` with `out`. `conversion` is null for compare.
 Report build(const std::string& command, const LoraModel& in, const LoraModel& out, const verify::CompareResult& cmp,
              const Conversion* conversion, std::vector<Finding> findings) {
@@ -119,9 +164,14 @@ Report build(const std::string& command, const LoraModel& in, const LoraModel& o
                    [](const ModuleRow& x, const ModuleRow& y) { return natural_less(x.target, y.target); });
   s.targets = static_cast<int64_t>(r.modules.size());
   s.worst_relative_error = cmp.worst_relative_error;
-  r.findings = std::move(findings);
+  const std::string nothing = s.targets == 0 ? nothing_checked(findings, s.unused) : "";
+  r.findings = group_findings(std::move(findings));
   int64_t errors = std::count_if(r.findings.begin(), r.findings.end(), [](const Finding& f) { return f.severity == Severity::kError; });
-  r.pass = s.different == 0 && errors == 0;
+  r.pass = s.different == 0 && errors == 0 && s.targets > 0;  // nothing checked is no pass
+  if (s.targets == 0) {
+    r.verdict = nothing;
+    return r;
+  }
   if (s.different > 0)
     r.verdict = "not equivalent: " + std::to_string(s.different) + " of " + std::to_string(s.targets) +
                 " modules differ beyond tolerance";
@@ -131,13 +181,6 @@ Report build(const std::string& command, const LoraModel& in, const LoraModel& o
   return r;
 }
 
-std::vector<Finding> input_findings(const LoraModel& in) {
-  std::vector<Finding> f = in.findings;
-  auto v = verify::check_values(in);
-  f.insert(f.end(), v.begin(), v.end());
-  return f;
-}
-
 // Findings of a re-read or foreign output: kept, marked as about the output.
 void add_output_findings(const LoraModel& out, std::vector<Finding>& findings) {
   for (Finding f : out.findings) {
@@ -145,6 +188,11 @@ void add_output_findings(const LoraModel& out, std::vector<Finding>& findings) {
     f.message = "in the output: " + f.message;
     findings.push_back(std::move(f));
   }
+}
+
+// Reports the start of phase `index` of `count` (index == count: all done).
+void step(const PipelineOptions& opt, std::string_view phase, int index, int count) {
+  if (opt.progress) opt.progress(phase, static_cast<double>(index) / count);
 }
 
 Result<LoraModel> load(std::shared_ptr<const st::SafetensorsFile> file, const PipelineOptions& opt) {
@@ -164,6 +212,31 @@ Result<LoraModel> load_output(std::shared_ptr<const st::SafetensorsFile> file, c
 }
 
 }  // namespace
+
+std::vector<Finding> input_findings(const LoraModel& in) {
+  std::vector<Finding> f = in.findings;
+  auto v = verify::check_values(in);
+  // Untrained (every part a low-rank delta whose up is all zero, with no bias or DoRA
+  // magnitude to change anything): one finding for the file instead of one per module.
+  std::set<std::string> zero_ups;
+  for (const auto& x : v)
+    if (x.id == "lora.delta.zero") zero_ups.insert(x.tensor);
+  const bool untrained =
+      !in.parts.empty() && std::all_of(in.parts.begin(), in.parts.end(), [&](const Part& p) {
+        return p.form == PartForm::kLowRank && p.up && !p.bias && !p.magnitude && zero_ups.count(p.up->name);
+      });
+  if (untrained) {
+    std::set<std::string> modules;
+    for (const auto& p : in.parts) modules.insert(p.source_module);
+    v.erase(std::remove_if(v.begin(), v.end(), [](const Finding& x) { return x.id == "lora.delta.zero"; }), v.end());
+    v.push_back({"lora.delta.untrained", Severity::kWarning, "",
+                 "every up factor of its " + std::to_string(modules.size()) + " module" +
+                     (modules.size() == 1 ? "" : "s") +
+                     " is zero: this LoRA has no effect (untrained, or saved before its first step)"});
+  }
+  f.insert(f.end(), v.begin(), v.end());
+  return f;
+}
 
 ConvertOptions resolve_convert_options(const LoraModel& model, const PipelineOptions& opt) {
   ConvertOptions c;
@@ -211,10 +284,12 @@ Result<Report> verify_conversion(const std::string& command, const LoraModel& or
                                  const PipelineOptions& opt, const std::string& output_path) {
   const LoraModel& in = plan.kept ? *plan.kept : original;
   const ConvertOptions& co = plan.options;
+  step(opt, "re-reading", 3, 6);
   auto out = load_output(out_file, in);
   if (!out.ok()) return internal_error("the converter's output does not read back: " + out.error().message);
   verify::CompareOptions vo;
   vo.threads = opt.threads;
+  step(opt, "verifying", 4, 6);
   LV_TRY_ASSIGN(cmp, verify::compare(in, *out, vo));
   auto findings = input_findings(in);
   findings.insert(findings.end(), conv.notes.begin(), conv.notes.end());
@@ -223,9 +298,11 @@ Result<Report> verify_conversion(const std::string& command, const LoraModel& or
   Report r = build(command, in, *out, cmp, &conv, std::move(findings));
   r.layout = std::string(layout_name(co.to));
   r.style = std::string(style_name(co.style));
+  step(opt, "loaders", 5, 6);
   OutputSide side;
   append_output_side(side, *out, opt.threads);
   attach_loaders(r, original, side, output_path, plan, opt);
+  step(opt, "done", 6, 6);
   return r;
 }
 
@@ -301,6 +378,7 @@ Result<ConversionPlan> plan_conversion(const LoraModel& model, const PipelineOpt
 constexpr uint64_t kVerifyGroupBytes = uint64_t{96} << 20;
 
 Result<Report> run_verify(std::shared_ptr<const st::SafetensorsFile> input, const PipelineOptions& opt) {
+  step(opt, "reading", 0, 6);
   LV_TRY_ASSIGN(original, load(input, opt));
   LV_TRY_ASSIGN(plan, plan_conversion(original, opt));
   const LoraModel& in = plan.kept ? *plan.kept : original;
@@ -349,18 +427,29 @@ Result<Report> run_verify(std::shared_ptr<const st::SafetensorsFile> input, cons
       if (e.id == f.id && e.tensor == f.tensor && e.message == f.message) return;
     to.push_back(f);
   };
+  size_t group_no = 0;
   for (LoraModel& g : groups) {
+    // One group: the phases as convert names them; several: the same, numbered.
+    const std::string of = groups.size() == 1 ? std::string()
+                                              : " (group " + std::to_string(group_no + 1) + " of " +
+                                                    std::to_string(groups.size()) + ")";
+    auto at = [&](int k) { return static_cast<int>((group_no * 4 + static_cast<size_t>(k)) / groups.size()) + 1; };
+    step(opt, "converting" + of, at(0), 6);
     LV_TRY_ASSIGN(conv, convert(g, co));
     output_bytes += conv.bytes();
+    step(opt, "serializing" + of, at(1), 6);
     LV_TRY_ASSIGN(bytes, st::serialize(tensors_to_write(conv), conv.metadata,
                                        [&](size_t i) { release(conv.tensors[i]); }));
     auto reread = st::SafetensorsFile::from_bytes(std::move(bytes), "(converted in memory)");
     if (!reread.ok()) return internal_error("the converter wrote an invalid file: " + reread.error().message);
+    step(opt, "re-reading" + of, at(2), 6);
     auto out = load_output(std::make_shared<const st::SafetensorsFile>(std::move(reread).value()), in);
     if (!out.ok()) return internal_error("the converter's output does not read back: " + out.error().message);
+    step(opt, "verifying" + of, at(3), 6);
     verify::CompareOptions vo;
     vo.threads = opt.threads;
     LV_TRY_ASSIGN(part_cmp, verify::compare_parts(g.parts, out->parts, vo));
+    ++group_no;
     for (auto& m : part_cmp.modules) cmp.modules.push_back(std::move(m));
     for (const Finding& f : conv.notes) add_unique(all.notes, f);
     for (Finding f : out->findings)
@@ -387,16 +476,21 @@ Result<Report> run_verify(std::shared_ptr<const st::SafetensorsFile> input, cons
   r.layout = std::string(layout_name(co.to));
   r.style = std::string(style_name(co.style));
   r.summary.output_bytes = output_bytes;
+  step(opt, "loaders", 5, 6);
   attach_loaders(r, original, output_side, "", plan, opt);
+  step(opt, "done", 6, 6);
   return r;
 }
 
 Result<Report> run_compare(std::shared_ptr<const st::SafetensorsFile> source,
                            std::shared_ptr<const st::SafetensorsFile> converted, const PipelineOptions& opt) {
+  step(opt, "reading", 0, 4);
   LV_TRY_ASSIGN(in, load(source, opt));
+  step(opt, "reading the conversion", 1, 4);
   LV_TRY_ASSIGN(out, load_output(converted, in));
   verify::CompareOptions vo;
   vo.threads = opt.threads;
+  step(opt, "verifying", 2, 4);
   LV_TRY_ASSIGN(cmp, verify::compare(in, out, vo));
   auto findings = input_findings(in);
   add_output_findings(out, findings);
@@ -404,19 +498,24 @@ Result<Report> run_compare(std::shared_ptr<const st::SafetensorsFile> source,
     if (f.severity != Severity::kInfo) findings.push_back({f.id, f.severity, f.tensor, "in the output: " + f.message});
   Report r = build("compare", in, out, cmp, nullptr, std::move(findings));
   r.other = converted->path();
+  step(opt, "loaders", 3, 4);
   OutputSide side;
   append_output_side(side, out, opt.threads);
   r.loaders = loader_rows(in, &side, converted->path(), opt.threads);
+  step(opt, "done", 4, 4);
   return r;
 }
 
 Result<Report> run_convert(std::shared_ptr<const st::SafetensorsFile> input, const std::string& output,
                            const PipelineOptions& opt) {
+  step(opt, "reading", 0, 6);
   LV_TRY_ASSIGN(original, load(input, opt));
   LV_TRY_ASSIGN(plan, plan_conversion(original, opt));
   const LoraModel& in = plan.kept ? *plan.kept : original;
   const ConvertOptions& co = plan.options;
+  step(opt, "converting", 1, 6);
   LV_TRY_ASSIGN(conv, convert(in, co));
+  step(opt, "writing", 2, 6);
   LV_TRY(st::write_file(output, tensors_to_write(conv), conv.metadata, {input->path()}));
   const uint64_t output_bytes = conv.bytes();
   for (OutTensor& t : conv.tensors) release(t);

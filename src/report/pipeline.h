@@ -2,9 +2,11 @@
 // The CLI, the compatibility matrix and the fuzzers all run these.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "core/result.h"
 #include "lora/converter.h"
@@ -28,6 +30,10 @@ struct PipelineOptions {
   // No to/style/for_loader: choose the style that loads completely in the most profiled
   // loaders (convert's default) instead of the other layout (verify's default).
   bool default_for_loaders = false;
+  // Called at each phase boundary ("reading", "converting", "writing", "re-reading",
+  // "verifying", "loaders") with the fraction of the pipeline done (0 at the start of the
+  // first phase, 1 when all are done); may be empty.
+  std::function<void(std::string_view phase, double fraction)> progress;
 };
 
 // How a conversion is made: options, and for --drop-unsupported the model without the
@@ -40,6 +46,10 @@ struct ConversionPlan {
   std::vector<std::string> not_served;
 };
 Result<ConversionPlan> plan_conversion(const LoraModel& model, const PipelineOptions& opt);
+
+// The findings on an input: the loader's, then the value checks (NaN/Inf, all-zero
+// deltas; an untrained LoRA is one file-level lora.delta.untrained warning).
+std::vector<Finding> input_findings(const LoraModel& in);
 
 // Resolves the defaults of `opt` for a loaded model.
 ConvertOptions resolve_convert_options(const LoraModel& model, const PipelineOptions& opt);

@@ -50,6 +50,14 @@ std::string family_line(const Report& r) {
   return s;
 }
 
+// The tensor of a finding, or all the tensors it covers.
+std::string tensors_of(const Finding& f, const char* sep = ", ") {
+  if (f.tensors.empty()) return f.tensor;
+  std::string s;
+  for (size_t i = 0; i < f.tensors.size(); ++i) s += (i ? sep : "") + f.tensors[i];
+  return s;
+}
+
 bool failing(const ModuleRow& m) { return m.status != "equivalent"; }
 
 // Markdown table cells must not break the table.
@@ -102,9 +110,11 @@ std::string render_text(const Report& r, bool all_modules) {
   }
   if (!r.findings.empty()) {
     o << "\nfindings:\n";
-    for (const auto& f : r.findings)
-      o << "  " << severity_name(f.severity) << " " << f.id << (f.tensor.empty() ? "" : " " + f.tensor) << ": "
-        << f.message << "\n";
+    for (const auto& f : r.findings) {
+      o << "  " << severity_name(f.severity) << " " << f.id;
+      if (!f.tensor.empty()) o << ' ' << tensors_of(f);
+      o << ": " << f.message << "\n";
+    }
   }
   o << render_loaders_text(r);
   return o.str();
@@ -250,8 +260,11 @@ std::string render_json(const Report& r) {
   }
   j["modules"] = std::move(mods);
   ordered_json fs = ordered_json::array();
-  for (const auto& f : r.findings)
-    fs.push_back({{"id", f.id}, {"severity", severity_name(f.severity)}, {"tensor", f.tensor}, {"message", f.message}});
+  for (const auto& f : r.findings) {
+    ordered_json o = {{"id", f.id}, {"severity", severity_name(f.severity)}, {"tensor", f.tensor}, {"message", f.message}};
+    if (!f.tensors.empty()) o["tensors"] = f.tensors;
+    fs.push_back(std::move(o));
+  }
   j["findings"] = std::move(fs);
   ordered_json pt = ordered_json::array();
   for (const auto& [t, why] : r.passthrough) pt.push_back({{"tensor", t}, {"reason", why}});
@@ -296,7 +309,7 @@ std::string render_markdown(const Report& r) {
   if (!r.findings.empty()) {
     o << "\n## Findings\n\n| severity | id | tensor | message |\n|---|---|---|---|\n";
     for (const auto& f : r.findings)
-      o << "| " << severity_name(f.severity) << " | `" << f.id << "` | `" << cell(f.tensor) << "` | " << cell(f.message)
+      o << "| " << severity_name(f.severity) << " | `" << f.id << "` | `" << cell(tensors_of(f, "`, `")) << "` | " << cell(f.message)
         << " |\n";
   }
   if (!r.dropped_for.empty()) {
