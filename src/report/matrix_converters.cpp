@@ -398,10 +398,11 @@ MatrixCell run_converter_cell(const MatrixConverter& conv, const ConverterLimits
     } else if (!S_ISREG(st.st_mode)) {
       c.outcome = "unreadable output";
       c.reason = "{out} is not a regular file";
-    } else if (static_cast<uint64_t>(st.st_size) > limits.max_output) {
+    } else if (static_cast<uint64_t>(st.st_size) >= limits.max_output) {
+      // Writes past the limit fail (RLIMIT_FSIZE), so a file at the limit was cut there.
       c.outcome = "unreadable output";
-      c.reason = "{out} has " + std::to_string(st.st_size) + " bytes, more than --converter-max-output " +
-                 std::to_string(limits.max_output);
+      c.reason = "{out} reached the --converter-max-output limit of " + std::to_string(limits.max_output) +
+                 " bytes (writes past it fail)";
     } else {
       const std::string name = "output of " + conv.name;
       auto file = st::SafetensorsFile::open(out);

@@ -1,0 +1,250 @@
+// Converter columns of the matrix (`matrix --converter NAME=CMD`): the peer stand-ins of
+// tests/standins/peer.py (flux-lora-formats.md §7) each get exactly the expected cell on
+// every applicable variant; lora-verify's own convert is equivalent; hangs, missing and
+// garbage outputs are graded without stalling; logs, shards, merges and baselines work.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "report/matrix.h"
+#include "report/matrix_converters.h"
+#include "support/lora_support.h"
+
+using namespace lv::report;
+
+namespace {
+
+const std::string kPeer = std::string(LV_SOURCE_DIR) + "/tests/standins/peer.py";
+
+// The stand-ins and `ours` call `lora-verify` from PATH: this build's.
+void put_build_on_path() {
+  static bool done = [] {
+    const std::string dir = std::filesystem::path(LV_CLI_PATH).parent_path().string();
+    const char* old = std::getenv("PATH");
+    ::setenv("PATH", (dir + ":" + (old ? old : "/usr/bin:/bin")).c_str(), 1);
+    return true;
+  }();
+  (void)done;
+}
+
+MatrixConverter peer(const std::string& mode) { return {mode, "python3 " + kPeer + " " + mode + " {in} {out}"}; }
+
+const MatrixCell& cell(const MatrixRow& r, const std::string& column) {
+  for (const auto& c : r.cells)
+    if (c.column == column) return c;
+  static MatrixCell none;
+  ADD_FAILURE() << r.variant << " has no column " << column;
+  return none;
+}
+
+bool partial(const std::string& structure) {
+  static const std::set<std::string> kPartial = {"no-proj-mlp", "only-proj-mlp", "missing-q", "missing-k", "missing-v"};
+  return kPartial.count(structure) > 0;
+}
+
+}  // namespace
+
+// Each stand-in on every structure of the diffusers dialect (BF16: the dtype does not change
+// what these converters do; the F32/F16 rows would only repeat the cells).
+TEST(MatrixConverters, EveryStandInGetsExactlyItsCatalogedCell) {
+  put_build_on_path();
+  const std::vector<MatrixConverter> convs = {{"ours", "lora-verify convert {in} -o {out}"}, peer("assert-partial"),
+                                              peer("identity-fill"), peer("no-norm-out-swap"), peer("drop-top-level")};
+  size_t checked = 0;
+  for (const auto& structure : builtin_structures()) {
+    MatrixOptions o;
+    o.filter = "diffusers / " + structure + " / BF16";
+    o.styles = std::vector<std::string>{};
+    o.converters = convs;
+    o.jobs = 2;
+    auto m = run_matrix(o);
+    ASSERT_TRUE(m.ok()) << m.error().message;
+    ASSERT_EQ(m->rows.size(), 1u) << o.filter;
+    const MatrixRow& r = m->rows[0];
+    SCOPED_TRACE(r.variant);
+    EXPECT_EQ(m->columns, (std::vector<std::string>{"ours", "assert-partial", "identity-fill", "no-norm-out-swap", "drop-top-level"}));
+    EXPECT_EQ(cell(r, "ours").outcome, "equivalent") << cell(r, "ours").reason;
+
+    const MatrixCell& ap = cell(r, "assert-partial");
+    if (partial(structure)) {
+      EXPECT_EQ(ap.outcome, "failed");
+      EXPECT_EQ(ap.reason.rfind("exit code 1: AssertionError: partial block ", 0), 0u) << ap.reason;
+      EXPECT_EQ(ap.log, "logs/assert-partial/" + variant_slug(r.variant) + ".log");
+      EXPECT_NE(ap.log_text.find("Traceback (most recent call last)"), std::string::npos) << ap.log_text;
+    } else {
+      EXPECT_EQ(ap.outcome, "equivalent") << ap.reason;
+      EXPECT_TRUE(ap.log.empty());
+    }
+
+    const MatrixCell& idf = cell(r, "identity-fill");
+    if (partial(structure)) {
+      EXPECT_EQ(idf.outcome, "not equivalent");
+      const bool mlp_or_qkv = idf.reason.find("linear1 (different") != std::string::npos ||
+                              idf.reason.find("qkv (different") != std::string::npos;
+      EXPECT_TRUE(mlp_or_qkv) << idf.reason;
+    } else {
+      EXPECT_EQ(idf.outcome, "equivalent") << idf.reason;  // nothing is missing, nothing to fill
+    }
+
+    // Every diffusers variant carries norm_out.linear and top-level modules.
+    const MatrixCell& nos = cell(r, "no-norm-out-swap");
+    EXPECT_EQ(nos.outcome, "not equivalent");
+    EXPECT_NE(nos.reason.find("1 of "), std::string::npos) << nos.reason;
+    EXPECT_NE(nos.reason.find("worst: final_layer.adaLN_modulation.1 (different"), std::string::npos) << nos.reason;
+
+    const MatrixCell& dtl = cell(r, "drop-top-level");
+    EXPECT_EQ(dtl.outcome, "not equivalent");
+    EXPECT_NE(dtl.reason.find("final_layer.adaLN_modulation.1 (missing)"), std::string::npos) << dtl.reason;
+    EXPECT_EQ(dtl.reason.find("blocks."), std::string::npos) << "only top-level modules are lost: " << dtl.reason;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 16u);
+}
+
+// The failures that are about the process, not the file, through the command line: a hang is
+// killed at the time limit, no output and garbage are graded, logs are kept only for cells
+// that are not equivalent, and the files are byte-identical between runs.
+TEST(MatrixConvertersCli, HangsMissingAndGarbageOutputsAreGradedWithoutStalling) {
+  put_build_on_path();
+  const std::string dir = lv::test::temp_dir();
+  std::vector<std::string> args = {"matrix", "--filter", "diffusers / complete / BF16", "--styles", "kohya,round-trip",
+                                   "--converter-timeout", "1.5", "--converter", "ours=lora-verify convert {in} -o {out}"};
+  for (const char* mode : {"hang", "no-output", "garbage"}) {
+    args.push_back("--converter");
+    args.push_back(std::string(mode) + "=python3 " + kPeer + " " + mode + " {in} {out}");
+  }
+  // A shell-level hang with a child in the background: the whole group must go.
+  args.push_back("--converter");
+  args.push_back("sleeper=sleep 300 & sleep 300; : {in} {out}");
+  // stdin is /dev/null: a converter reading it gets EOF at once instead of stalling.
+  args.push_back("--converter");
+  args.push_back("reads-stdin=cat > /dev/null && exit 3; : {in} {out}");
+  auto run = [&](const std::string& out) {
+    auto a = args;
+    a.push_back("--out");
+    a.push_back(out);
+    const auto start = std::chrono::steady_clock::now();
+    auto r = lv::test::run_cli(a);
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    EXPECT_LT(secs, 30) << "a hanging converter stalled the matrix";
+    return r;
+  };
+  auto r = run(dir + "/a");
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;  // a built-in row is not equivalent in every column
+  auto m = read_matrix_json(lv::test::read_file(dir + "/a/compatibility.json"), "a");
+  ASSERT_TRUE(m.ok()) << m.error().message;
+  ASSERT_EQ(m->rows.size(), 1u);
+  EXPECT_EQ(m->columns, (std::vector<std::string>{"kohya", "round-trip", "ours", "hang", "no-output", "garbage", "sleeper", "reads-stdin"}));
+  const MatrixRow& row = m->rows[0];
+  EXPECT_EQ(cell(row, "kohya").outcome, "equivalent");
+  EXPECT_EQ(cell(row, "ours").outcome, "equivalent");
+  EXPECT_EQ(cell(row, "hang").outcome, "timed out");
+  EXPECT_EQ(cell(row, "hang").reason, "no result within 1.5 s (--converter-timeout); its process group was killed");
+  EXPECT_EQ(cell(row, "sleeper").outcome, "timed out");
+  EXPECT_EQ(cell(row, "no-output").outcome, "no output");
+  EXPECT_EQ(cell(row, "no-output").reason, "exit code 0, but {out} was not written");
+  EXPECT_EQ(cell(row, "garbage").outcome, "unreadable output");
+  EXPECT_EQ(cell(row, "garbage").reason.rfind("output of garbage: not a safetensors file", 0), 0u) << cell(row, "garbage").reason;
+  EXPECT_EQ(cell(row, "reads-stdin").outcome, "failed");
+  EXPECT_EQ(cell(row, "reads-stdin").reason, "exit code 3");
+  // Logs: one per cell that is not equivalent, none for the equivalent ones.
+  const std::string slug = "diffusers-complete-bf16";
+  EXPECT_FALSE(std::filesystem::exists(dir + "/a/logs/ours"));
+  for (const char* c : {"hang", "no-output", "garbage", "sleeper", "reads-stdin"}) {
+    EXPECT_EQ(cell(row, c).log, std::string("logs/") + c + "/" + slug + ".log");
+    const std::string log = lv::test::read_file(dir + "/a/logs/" + c + "/" + slug + ".log");
+    EXPECT_NE(log.find(std::string("converter: ") + c), std::string::npos) << log;
+    EXPECT_NE(log.find("--- stderr ---"), std::string::npos) << log;
+  }
+  // Reasons and cells render in all three files.
+  const std::string md = lv::test::read_file(dir + "/a/compatibility.md");
+  EXPECT_NE(md.find("| ours | 1 | 0 | 0 | 0 | 0 | 0 | 0 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("timed out: no result within 1.5 s"), std::string::npos) << md;
+  EXPECT_NE(lv::test::read_file(dir + "/a/compatibility.html").find("timed out"), std::string::npos);
+  // Byte-stable: the temporary directories never leak into the files.
+  auto again = run(dir + "/b");
+  EXPECT_EQ(again.exit_code, 1);
+  for (const char* f : {"compatibility.md", "compatibility.json", "compatibility.html"})
+    EXPECT_TRUE(lv::test::read_file(dir + "/a/" + f) == lv::test::read_file(dir + "/b/" + f)) << f;
+  EXPECT_EQ(lv::test::read_file(dir + "/a/compatibility.json").find("lv-cell-"), std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(MatrixConvertersCli, OursIsEquivalentAndShardsMergeAndBaselinesWork) {
+  put_build_on_path();
+  const std::string dir = lv::test::temp_dir();
+  const std::vector<std::string> base = {"matrix", "--filter", "norm-out / F16", "--styles", "none",
+                                         "--converter", "ours=lora-verify convert {in} -o {out}"};
+  auto with = [&](std::vector<std::string> extra) {
+    auto a = base;
+    a.insert(a.end(), extra.begin(), extra.end());
+    return lv::test::run_cli(a);
+  };
+  auto full = with({"--out", dir + "/full"});
+  ASSERT_EQ(full.exit_code, 0) << full.out << full.err;
+  auto m = read_matrix_json(lv::test::read_file(dir + "/full/compatibility.json"), "full");
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->rows.size(), 9u);  // every dialect but xlabs
+  for (const auto& r : m->rows) EXPECT_EQ(cell(r, "ours").outcome, "equivalent") << r.variant << ": " << cell(r, "ours").reason;
+  for (const char* s : {"0/2", "1/2"}) {
+    auto r = with({"--shard", s, "--out", dir + "/s" + std::string(1, s[0])});
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  }
+  auto merged = lv::test::run_cli({"matrix", "--merge", dir + "/s0/compatibility.json", dir + "/s1/compatibility.json", "--out", dir + "/merged"});
+  ASSERT_EQ(merged.exit_code, 0) << merged.out << merged.err;
+  for (const char* f : {"compatibility.md", "compatibility.json", "compatibility.html"})
+    EXPECT_TRUE(lv::test::read_file(dir + "/merged/" + f) == lv::test::read_file(dir + "/full/" + f)) << f;
+  // A shard of another converter command is another run.
+  auto other = lv::test::run_cli({"matrix", "--filter", "norm-out / F16", "--styles", "none", "--converter",
+                                  "ours=lora-verify convert {in} -o {out} --style comfy", "--shard", "1/2", "--out", dir + "/o1"});
+  ASSERT_EQ(other.exit_code, 0) << other.out << other.err;
+  auto mixed = lv::test::run_cli({"matrix", "--merge", dir + "/s0/compatibility.json", dir + "/o1/compatibility.json", "--out", dir + "/mixed"});
+  EXPECT_EQ(mixed.exit_code, 65) << mixed.out << mixed.err;
+  // Against a baseline: a converter that stopped working is a regression (exit 1).
+  auto reg = lv::test::run_cli({"matrix", "--filter", "norm-out / F16", "--styles", "none", "--converter",
+                                "ours=python3 " + kPeer + " no-norm-out-swap {in} {out}", "--baseline",
+                                dir + "/full/compatibility.json", "--out", dir + "/reg"});
+  EXPECT_EQ(reg.exit_code, 1) << reg.out << reg.err;
+  EXPECT_NE(reg.out.find("regression: diffusers / norm-out / F16, ours: equivalent → not equivalent"), std::string::npos) << reg.out;
+  std::filesystem::remove_all(dir);
+}
+
+TEST(MatrixConvertersCli, BadConverterOptionsAreUsageErrors) {
+  for (std::vector<std::string> bad : {
+           std::vector<std::string>{"matrix", "--converter", "noequals"},
+           {"matrix", "--converter", "=cmd {in} {out}"},
+           {"matrix", "--converter", "a b=cmd {in} {out}"},
+           {"matrix", "--converter", "x=cmd {in}"},
+           {"matrix", "--converter", "kohya=cmd {in} {out}"},
+           {"matrix", "--converter", "x=a {in} {out}", "--converter", "x=b {in} {out}"},
+           {"matrix", "--styles", "none"},
+           {"matrix", "--styles", "kohya,nope"},
+           {"matrix", "--converter-timeout", "5"},
+           {"matrix", "--converter", "x=a {in} {out}", "--converter-timeout", "0"},
+           {"matrix", "--converter", "x=a {in} {out}", "--converter-max-output", "12Q"},
+       }) {
+    auto r = lv::test::run_cli(bad);
+    EXPECT_EQ(r.exit_code, 64) << bad.back() << ": " << r.err;
+    EXPECT_NE(r.err.find("error: matrix: "), std::string::npos) << r.err;
+  }
+}
+
+// A converter writing past --converter-max-output is stopped by the file-size limit.
+TEST(MatrixConvertersCli, OutputLargerThanTheLimitFails) {
+  const std::string dir = lv::test::temp_dir();
+  auto r = lv::test::run_cli({"matrix", "--filter", "xlabs / complete / F32", "--styles", "none", "--converter-max-output", "64K",
+                              "--converter", "big=head -c 1000000 /dev/zero > {out}; : {in}", "--out", dir});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  auto m = read_matrix_json(lv::test::read_file(dir + "/compatibility.json"), "m");
+  ASSERT_TRUE(m.ok());
+  const MatrixCell& c = cell(m->rows[0], "big");
+  // head is stopped at the limit (SIGXFSZ); sh goes on and exits 0 with a cut file.
+  EXPECT_EQ(c.outcome, "unreadable output") << c.reason;
+  EXPECT_EQ(c.reason, "{out} reached the --converter-max-output limit of 65536 bytes (writes past it fail)");
+  std::filesystem::remove_all(dir);
+}
