@@ -22,6 +22,7 @@
 #include "loaders/profile.h"
 #include "lora/generate.h"
 #include "lora/loader.h"
+#include "cli/corpus_cmd.h"
 #include "cli/matrix_cmd.h"
 #include "report/loader_rows.h"
 #include "report/pipeline.h"
@@ -46,6 +47,7 @@ usage:
   lora-verify sample OUT.safetensors [sample options]
                                              write a generated FLUX.1 LoRA (seeded)
   lora-verify matrix [options] [INPUTS...]   the compatibility matrix for release notes
+  lora-verify corpus DIR [--filter TEXT]     the matrix's variants as files + manifest.json
   lora-verify COMMAND --help                 the options of one command, with an example
 
 options:
@@ -757,6 +759,8 @@ int finish_stdout(int rc) {
 int run(int argc, char** argv) {
   if (argc > 1 && std::strcmp(argv[1], "matrix") == 0)
     return run_matrix_command(std::vector<std::string>(argv + 2, argv + argc));
+  if (argc > 1 && std::strcmp(argv[1], "corpus") == 0)
+    return run_corpus_command(std::vector<std::string>(argv + 2, argv + argc));
   Args a;
   // `inspect FILE --json` takes --json as a flag; allow it by rewriting before parsing.
   std::vector<char*> args(argv, argv + argc);
