@@ -13,6 +13,9 @@ packages=(
   clang-14          # libFuzzer builds of the fuzz harnesses
   libclang-rt-14-dev # sanitizer and libFuzzer runtimes for clang 14
   python3           # helper scripts (report regeneration, timing)
+  python3-dev       # Python headers for the lora_verify module (pybind11-dev needs them, does not pull them in)
+  pybind11-dev      # the lora_verify Python module (-DLV_PYTHON=ON; scripts/test.sh turns it on when present)
+  python3-pytest    # the module's pytest suite (python/tests), run by ctest; also runs the README's pytest snippet
 )
 
 missing=()

@@ -248,3 +248,19 @@ TEST(MatrixConvertersCli, OutputLargerThanTheLimitFails) {
   EXPECT_EQ(c.reason, "{out} reached the --converter-max-output limit of 65536 bytes (writes past it fail)");
   std::filesystem::remove_all(dir);
 }
+
+// The README's claim: lora-verify's own convert, as a converter column, is equivalent on every
+// built-in variant.
+TEST(MatrixConvertersCli, OursIsEquivalentOnEveryBuiltinVariant) {
+  put_build_on_path();
+  const std::string dir = lv::test::temp_dir();
+  auto r = lv::test::run_cli({"matrix", "--styles", "none", "--converter", "ours=lora-verify convert {in} -o {out}", "--jobs", "2",
+                              "--out", dir});
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto m = read_matrix_json(lv::test::read_file(dir + "/compatibility.json"), "m");
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->rows.size(), builtin_variant_names().size());
+  EXPECT_EQ(m->rows.size(), 318u);
+  for (const auto& row : m->rows) EXPECT_EQ(cell(row, "ours").outcome, "equivalent") << row.variant << ": " << cell(row, "ours").reason;
+  std::filesystem::remove_all(dir);
+}
