@@ -37,9 +37,9 @@ def test_compare_fails_a_wrong_conversion(samples, tmp_path):
     name = next(k for k in sorted(header) if k.endswith("lora_up.weight"))
     begin, _ = header[name]["data_offsets"]
     at = 8 + n + begin
-    data[at:at + 4] = struct.pack("<f", 1000.0) if header[name]["dtype"] == "F32" else data[at:at + 4]
-    if header[name]["dtype"] != "F32":
-        data[at:at + 2] = b"\x7a\x44"  # 1000 in BF16 / a large F16
+    big = {"F32": struct.pack("<f", 1000.0), "F16": struct.pack("<e", 1000.0), "BF16": struct.pack("<f", 1000.0)[2:]}
+    value = big[header[name]["dtype"]]
+    data[at:at + len(value)] = value
     report = lora_verify.compare(samples["source"], bytes(data))
     assert report["verdict"] == "fail"
     assert any(m["status"] == "different" for m in report["modules"])
@@ -101,7 +101,8 @@ def test_the_readme_snippet_runs_as_written(tmp_path, samples):
         f"        subprocess.run([{CLI!r}, 'convert', path, '-o', out], check=True, stdout=subprocess.DEVNULL)\n"
         "        return open(out, 'rb').read()\n")
     (tmp_path / "lora.safetensors").write_bytes(samples["source"].read_bytes())
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    module_dir = os.path.dirname(os.path.abspath(lora_verify.__file__))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), module_dir]))
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_readme_snippet.py"],
                        cwd=tmp_path, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stdout + r.stderr
