@@ -3,13 +3,17 @@
 // every applicable variant; lora-verify's own convert is equivalent; hangs, missing and
 // garbage outputs are graded without stalling; logs, shards, merges and baselines work.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <thread>
 
 #include "report/matrix.h"
 #include "report/matrix_converters.h"
@@ -262,5 +266,87 @@ TEST(MatrixConvertersCli, OursIsEquivalentOnEveryBuiltinVariant) {
   EXPECT_EQ(m->rows.size(), builtin_variant_names().size());
   EXPECT_EQ(m->rows.size(), 318u);
   for (const auto& row : m->rows) EXPECT_EQ(cell(row, "ours").outcome, "equivalent") << row.variant << ": " << cell(row, "ours").reason;
+  std::filesystem::remove_all(dir);
+}
+
+// INPUTS with a converter column: each file is copied for the converter (the original is
+// never handed to it), and a file lora-verify cannot read is a refused row.
+TEST(MatrixConvertersCli, InputFilesGetConverterCellsAndStayUntouched) {
+  put_build_on_path();
+  const std::string dir = lv::test::temp_dir();
+  std::filesystem::create_directories(dir + "/loras");
+  lv::GenSpec spec;
+  spec.layout = lv::flux::Layout::tiny();
+  spec.dialect = "diffusers";
+  spec.proj_mlp = false;
+  auto bytes = lv::generate_lora(spec);
+  ASSERT_TRUE(bytes.ok());
+  const std::string mine = dir + "/loras/mine.safetensors";
+  std::ofstream(mine, std::ios::binary).write(reinterpret_cast<const char*>(bytes->data()), static_cast<std::streamsize>(bytes->size()));
+  std::ofstream(dir + "/loras/broken.safetensors") << "garbage";
+  const std::string before = lv::test::read_file(mine);
+  // "vandal" overwrites its input: only the copy in its temporary directory is hit.
+  auto r = lv::test::run_cli({"matrix", "--no-builtin", "--styles", "none", "--converter", "ours=lora-verify convert {in} -o {out}",
+                              "--converter", "ap=python3 " + kPeer + " assert-partial {in} {out}", "--converter",
+                              "vandal=printf x > {in}; lora-verify convert {in} -o {out}", "--out", dir + "/out", dir + "/loras"});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;  // only inputs, and no row is equivalent in every column
+  auto m = read_matrix_json(lv::test::read_file(dir + "/out/compatibility.json"), "m");
+  ASSERT_TRUE(m.ok());
+  ASSERT_EQ(m->rows.size(), 2u);
+  EXPECT_EQ(m->rows[0].variant, dir + "/loras/broken.safetensors");
+  for (const auto& c : m->rows[0].cells) EXPECT_EQ(c.outcome, "refused") << c.column;
+  EXPECT_EQ(cell(m->rows[1], "ours").outcome, "equivalent") << cell(m->rows[1], "ours").reason;
+  EXPECT_EQ(cell(m->rows[1], "ap").outcome, "failed");
+  EXPECT_EQ(cell(m->rows[1], "ap").reason.rfind("exit code 1: AssertionError: partial block single_transformer_blocks.0", 0), 0u)
+      << cell(m->rows[1], "ap").reason;
+  EXPECT_EQ(cell(m->rows[1], "vandal").outcome, "failed");  // lora-verify refuses the one-byte input
+  EXPECT_TRUE(lv::test::read_file(mine) == before) << "a converter changed the original input";
+  std::filesystem::remove_all(dir);
+}
+
+namespace {
+
+// Processes whose command line starts with `needle` (from /proc).
+int processes_with(const std::string& needle) {
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    const std::string pid = e.path().filename().string();
+    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string cmd = lv::test::read_file(e.path().string() + "/cmdline");
+    for (auto& c : cmd)
+      if (c == '\0') c = ' ';
+    if (cmd.rfind(needle, 0) == 0) ++n;
+  }
+  return n;
+}
+
+}  // namespace
+
+// SIGTERM during a run: lora-verify exits 143 and takes its converters' process groups along.
+TEST(MatrixConvertersCli, ASignalKillsTheRunningConverters) {
+  const std::string dir = lv::test::temp_dir();
+  const std::string marker = "sleep 3" + std::to_string(getpid() % 10000) + "7";
+  pid_t pid = fork();
+  if (pid == 0) {
+    freopen("/dev/null", "w", stdout);
+    freopen("/dev/null", "w", stderr);
+    std::string bin = LV_CLI_PATH;
+    std::vector<std::string> args = {bin, "matrix", "--filter", "complete / F32", "--styles", "none", "--jobs", "2",
+                                      "--converter", "s=" + marker + " & " + marker + "; : {in} {out}", "--out", dir};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(bin.c_str(), argv.data());
+    _exit(127);
+  }
+  for (int i = 0; i < 100 && processes_with(marker) < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_GE(processes_with(marker), 2) << "the converters' sleeps did not start";
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM) << status;
+  for (int i = 0; i < 40 && processes_with(marker) > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(processes_with(marker), 0) << "converters outlived lora-verify";
+  EXPECT_FALSE(std::filesystem::exists(dir + "/compatibility.json"));
   std::filesystem::remove_all(dir);
 }
