@@ -864,6 +864,9 @@ std::string render_matrix_html(const MatrixResult& m, bool timings) {
   o << "<h2>Conversions</h2>\n";
   o << "<p>Columns: kohya, comfy, peft, bfl = converted to the BFL layout in that key style; diffusers = converted to the "
        "diffusers layout; round-trip = to the other layout and back, compared with the source.</p>\n";
+  if (m.columns != kColumns)
+    o << "<p>Any column other than kohya, comfy, peft, bfl, diffusers and round-trip is a converter "
+         "(<code>--converter</code>): failed, timed out, no output and unreadable output are its own outcomes.</p>\n";
   o << "<p class=\"key\"><span class=\"eq\">✓ equivalent</span><span class=\"ne\">✗ not equivalent</span>"
        "<span class=\"rf\">refused</span><span class=\"reg\">regression</span><span class=\"chg\">changed</span>"
        " — a number points to the note below; hover a cell for details.</p>\n";
