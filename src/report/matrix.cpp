@@ -449,7 +449,7 @@ struct Notes {
 std::string cell_note(const MatrixCell& c) {
   std::string s = c.reason;
   if (!is_style_column(c.column) && c.outcome != "equivalent" && c.outcome != "refused")
-    s = (s.rfind(c.outcome, 0) == 0 ? s : c.outcome + (s.empty() ? "" : ": " + s)) + (c.log.empty() ? "" : " (log: " + c.log + ")");
+    s = s.rfind(c.outcome, 0) == 0 ? s : c.outcome + (s.empty() ? "" : ": " + s);
   if (!c.was.empty()) s = std::string(c.regression ? "regression" : "changed") + " (baseline: " + c.was + ")" + (s.empty() ? "" : "; " + s);
   return s;
 }
@@ -718,7 +718,8 @@ std::string render_matrix_markdown(const MatrixResult& m, bool timings) {
          "the diffusers layout; round-trip = to the other layout and back, compared with the source; any other column "
          "is a converter (`--converter`).\n\n";
     o << "✅ equivalent · ❌ not equivalent · ⛔ refused · 💥 failed · ⏱️ timed out · ∅ no output · 🗑️ unreadable output · "
-         "⚠️ changed since the baseline · <sup>n</sup> see note n below the table\n\n";
+         "⚠️ changed since the baseline · <sup>n</sup> see note n below the table. A converter's output for each cell that "
+         "is not equivalent is in `logs/CONVERTER/VARIANT.log` beside this file (the JSON names it per cell).\n\n";
   }
   o << "| variant | dialect | ranks | zero-filled |";
   for (const auto& c : m.columns) o << " " << esc_md(c) << " |";
@@ -866,7 +867,8 @@ std::string render_matrix_html(const MatrixResult& m, bool timings) {
        "diffusers layout; round-trip = to the other layout and back, compared with the source.</p>\n";
   if (m.columns != kColumns)
     o << "<p>Any column other than kohya, comfy, peft, bfl, diffusers and round-trip is a converter "
-         "(<code>--converter</code>): failed, timed out, no output and unreadable output are its own outcomes.</p>\n";
+         "(<code>--converter</code>): failed, timed out, no output and unreadable output are its own outcomes. Its output "
+         "for each cell that is not equivalent is in <code>logs/CONVERTER/VARIANT.log</code> beside this file.</p>\n";
   o << "<p class=\"key\"><span class=\"eq\">✓ equivalent</span><span class=\"ne\">✗ not equivalent</span>"
        "<span class=\"rf\">refused</span><span class=\"reg\">regression</span><span class=\"chg\">changed</span>"
        " — a number points to the note below; hover a cell for details.</p>\n";
