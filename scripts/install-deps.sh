@@ -15,6 +15,9 @@ packages=(
   python3           # helper scripts (report regeneration, timing)
   help2man          # the manual page, generated from --help at build time (optional:
                     # without it the committed packaging/lora-verify.1 is installed)
+  python3-dev       # Python headers for the lora_verify module (pybind11-dev needs them, does not pull them in)
+  pybind11-dev      # the lora_verify Python module (-DLV_PYTHON=ON; scripts/test.sh turns it on when present)
+  python3-pytest    # the module's pytest suite (python/tests), run by ctest; also runs the README's pytest snippet
 )
 
 missing=()

@@ -392,3 +392,27 @@ TEST(Families, LoaderVerdictsOnFlux2OutputsUseTheFlux2Facts) {
     }
   }
 }
+
+// lora-verify records the family it read a file as in its outputs (lora_verify.model): that
+// record settles a choice between families that all fit, and never overrides the shapes.
+TEST(FamilyDetection, TheRecordedFamilySettlesOnlyAChoiceAmongFittingOnes) {
+  auto ts = attention_only(3072, 5);
+  auto with = [&](const std::string& m) { return load(test::file_from_bytes(test::build_file(ts, {{"lora_verify.model", m}}))); };
+  auto k4 = with("flux2-klein-4b");
+  ASSERT_TRUE(k4.ok()) << k4.error().message;
+  EXPECT_EQ(k4->family, "flux2-klein-4b");
+  auto f1 = with("flux1");
+  ASSERT_TRUE(f1.ok());
+  EXPECT_EQ(f1->family, "flux1");
+  EXPECT_FALSE(with("flux2-dev").ok()) << "flux2-dev does not fit width 3072: still ambiguous";
+  // The converter writes the record, so its own outputs read back as the same family.
+  auto in = load(test::file_from_bytes(test::build_file(ts)), flux::find_family("flux2-klein-4b"));
+  ASSERT_TRUE(in.ok());
+  ConvertOptions co;
+  auto conv = convert(*in, co);
+  ASSERT_TRUE(conv.ok());
+  EXPECT_EQ(conv->metadata.at("lora_verify.model"), "flux2-klein-4b");
+  auto back = load(test::file_from_bytes(st::serialize(tensors_to_write(*conv), conv->metadata).value()));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_EQ(back->family, "flux2-klein-4b");
+}

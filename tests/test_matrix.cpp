@@ -88,7 +88,10 @@ TEST(Matrix, IsByteIdenticalBetweenRunsAndJobCounts) {
 
 TEST(Matrix, MarkdownIsAGithubTableWithTheSummaryOnTop) {
   MatrixResult m = run(only("kohya / complete"));
-  m.rows[0].cells[1] = {"comfy", "refused", "a | pipe\nand a newline", 0, "", false};
+  m.rows[0].cells[1] = MatrixCell{};
+  m.rows[0].cells[1].column = "comfy";
+  m.rows[0].cells[1].outcome = "refused";
+  m.rows[0].cells[1].reason = "a | pipe\nand a newline";
   const std::string md = render_matrix_markdown(m);
   std::istringstream in(md);
   std::string line, header;

@@ -24,6 +24,7 @@
 #include "loaders/profile.h"
 #include "lora/generate.h"
 #include "lora/loader.h"
+#include "cli/corpus_cmd.h"
 #include "cli/feedback.h"
 #include "cli/matrix_cmd.h"
 #include "report/loader_rows.h"
@@ -49,6 +50,7 @@ usage:
   lora-verify sample OUT.safetensors [sample options]
                                              write a generated FLUX.1 LoRA (seeded)
   lora-verify matrix [options] [INPUTS...]   the compatibility matrix for release notes
+  lora-verify corpus DIR [--filter TEXT]     the matrix's variants as files + manifest.json
   lora-verify COMMAND --help                 the options of one command, with an example
 
 options:
@@ -766,7 +768,10 @@ int cmd_sample(const Args& a) {
   const lv::flux::Family* family = nullptr;
   if (auto e = model_option(a, family)) return usage(*e);
   if (family && a.flags.count("--tiny")) return usage("--tiny and --model both choose the layout: give one");
-  if (family) spec.layout = lv::flux::layout_of(*family);
+  if (family) {
+    spec.layout = lv::flux::layout_of(*family);
+    spec.family = std::string(family->name);
+  }
   if (auto it = a.values.find("--dialect"); it != a.values.end()) spec.dialect = it->second;
   const SampleDialect* dialect = nullptr;
   std::string names;
@@ -892,6 +897,8 @@ int finish_stdout(int rc) {
 int run(int argc, char** argv) {
   if (argc > 1 && std::strcmp(argv[1], "matrix") == 0)
     return run_matrix_command(std::vector<std::string>(argv + 2, argv + argc));
+  if (argc > 1 && std::strcmp(argv[1], "corpus") == 0)
+    return run_corpus_command(std::vector<std::string>(argv + 2, argv + argc));
   Args a;
   // `inspect FILE --json` takes --json as a flag; allow it by rewriting before parsing.
   std::vector<char*> args(argv, argv + argc);

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <cstdio>
 #include <filesystem>
@@ -17,6 +18,7 @@
 #include <thread>
 
 #include "report/matrix.h"
+#include "report/matrix_converters.h"
 #include "safetensors/writer.h"
 
 namespace {
@@ -48,6 +50,22 @@ options:
   --timings              add per-row times (the files are then not byte-stable)
   --quiet                print errors only (no progress, no summary; the exit code tells)
   --verbose              also list every row with its outcome and time on standard error
+  --styles LIST          built-in columns to run, comma-separated from kohya, comfy,
+                         peft, bfl, diffusers, round-trip; or none (default: all)
+  --converter NAME=CMD   add a column grading any converter (repeatable). CMD runs
+                         through /bin/sh -c in a fresh temporary directory (its cwd:
+                         give absolute paths), stdin /dev/null, with {in} and {out}
+                         replaced by the quoted paths of the input lora-verify writes
+                         and of the output it reads back (any dialect) and compares
+                         with the source as `compare` does. Cells: equivalent, not
+                         equivalent, failed, timed out, no output, unreadable output;
+                         the log of each cell that is not equivalent goes to
+                         DIR/logs/NAME/VARIANT.log
+  --converter-timeout S  seconds per cell before the converter's process group is
+                         killed (default 120)
+  --converter-max-output BYTES
+                         largest {out} (and stdout, stderr) a converter may write; a
+                         K, M or G suffix multiplies by 1024s (default 4G)
   -h, --help             this text
 
 exit codes:
@@ -74,6 +92,9 @@ struct MatrixArgs {
   bool quiet = false, verbose = false;
   bool help = false;
   std::vector<std::string> positional;
+  std::optional<std::vector<std::string>> styles;
+  std::vector<rp::MatrixConverter> converters;
+  rp::ConverterLimits limits;
 };
 
 int usage(const std::string& msg) {
@@ -100,7 +121,7 @@ std::optional<long long> parse_int(const std::string& s, long long lo, long long
 // Returns an error message, or nullopt when the arguments parse.
 std::optional<std::string> parse(const std::vector<std::string>& args, MatrixArgs& a) {
   bool options_done = false;
-  bool seen_out = false, seen_jobs = false, seen_filter = false;
+  bool seen_out = false, seen_jobs = false, seen_filter = false, seen_styles = false, seen_timeout = false, seen_max = false;
   for (size_t i = 0; i < args.size(); ++i) {
     std::string s = args[i];
     if (options_done || s.size() < 2 || s[0] != '-') {
@@ -181,6 +202,56 @@ std::optional<std::string> parse(const std::vector<std::string>& args, MatrixArg
         a.shard_index = static_cast<int>(*idx);
         a.shard_count = static_cast<int>(*cnt);
       }
+    } else if (name == "--styles") {
+      err = take(seen_styles);
+      if (!err) {
+        std::vector<std::string> list;
+        if (value != "none") {
+          std::stringstream ss(value);
+          for (std::string item; std::getline(ss, item, ',');) {
+            const auto& known = rp::style_columns();
+            if (std::find(known.begin(), known.end(), item) == known.end())
+              return "--styles: unknown column '" + item + "' (choose from kohya, comfy, peft, bfl, diffusers, round-trip, or none)";
+            if (std::find(list.begin(), list.end(), item) != list.end()) return "--styles names '" + item + "' twice";
+            list.push_back(item);
+          }
+          if (list.empty()) return "--styles needs a list of columns, or none";
+        }
+        a.styles = list;
+      }
+    } else if (name == "--converter") {
+      bool once = false;
+      err = take(once);
+      if (!err) {
+        rp::MatrixConverter c;
+        if (auto why = rp::parse_converter(value, c)) return *why;
+        for (const auto& other : a.converters)
+          if (other.name == c.name) return "--converter " + c.name + " given twice";
+        a.converters.push_back(std::move(c));
+      }
+    } else if (name == "--converter-timeout") {
+      err = take(seen_timeout);
+      if (!err) {
+        char* end = nullptr;
+        errno = 0;
+        const double t = std::strtod(value.c_str(), &end);
+        if (value.empty() || *end != '\0' || errno != 0 || !(t > 0) || t > 86400 * 7)
+          return "--converter-timeout must be a number of seconds in (0, 604800], got '" + value + "'";
+        a.limits.timeout_seconds = t;
+      }
+    } else if (name == "--converter-max-output") {
+      err = take(seen_max);
+      if (!err) {
+        std::string digits = value;
+        unsigned shift = 0;
+        if (!digits.empty() && (digits.back() == 'K' || digits.back() == 'M' || digits.back() == 'G')) {
+          shift = digits.back() == 'K' ? 10 : digits.back() == 'M' ? 20 : 30;
+          digits.pop_back();
+        }
+        auto n = parse_int(digits, 1, (1ll << 50) >> shift);
+        if (!n) return "--converter-max-output must be a positive number of bytes (K, M, G suffixes allowed, at most 1 PiB), got '" + value + "'";
+        a.limits.max_output = static_cast<uint64_t>(*n) << shift;
+      }
     } else {
       return "unknown option " + name;
     }
@@ -189,11 +260,13 @@ std::optional<std::string> parse(const std::vector<std::string>& args, MatrixArg
   if (a.quiet && a.verbose) return "--quiet prints errors only: not with --verbose";
   if (a.merge) {
     if (a.positional.empty()) return "--merge needs the shard JSON files";
-    if (a.sharded || !a.filter.empty() || !a.builtin || a.jobs)
-      return "--merge joins finished shards; --shard, --filter, --no-builtin and --jobs do not apply";
+    if (a.sharded || !a.filter.empty() || !a.builtin || a.jobs || a.styles || !a.converters.empty() || seen_timeout || seen_max)
+      return "--merge joins finished shards; --shard, --filter, --no-builtin, --jobs, --styles and --converter options do not apply";
   } else if (!a.builtin && a.positional.empty()) {
     return "--no-builtin needs INPUTS";
   }
+  if (a.styles && a.styles->empty() && a.converters.empty()) return "--styles none needs at least one --converter";
+  if ((seen_timeout || seen_max) && a.converters.empty()) return "--converter-timeout and --converter-max-output need a --converter";
   return std::nullopt;
 }
 
@@ -266,6 +339,10 @@ int run_matrix_command(const std::vector<std::string>& args) {
     o.shard_index = a.shard_index;
     o.shard_count = a.shard_count;
     o.progress = !a.quiet;  // shown only when stderr is a terminal
+    o.styles = a.styles;
+    o.converters = a.converters;
+    o.limits = a.limits;
+    if (!o.converters.empty()) rp::kill_converters_on_signals();
     auto r = rp::run_matrix(o);
     if (!r.ok()) return fail(r.error());
     m = std::move(r).value();
@@ -311,6 +388,26 @@ int run_matrix_command(const std::vector<std::string>& args) {
     set.push_back({(std::filesystem::path(a.out) / name).string(),
                    {reinterpret_cast<const uint8_t*>(body.data()), body.size()}});
   if (auto st = lv::st::write_set_atomic(set, guarded); !st.ok()) return fail(st.error());
+  // Converter logs: only for cells that are not equivalent; stale logs of these converters go.
+  size_t logs = 0;
+  for (const auto& col : m.columns) {
+    const auto& styles = rp::style_columns();
+    if (std::find(styles.begin(), styles.end(), col) != styles.end()) continue;
+    const std::filesystem::path dir = std::filesystem::path(a.out) / "logs" / col;
+    if (std::filesystem::is_directory(dir, ec))
+      for (const auto& e : std::filesystem::directory_iterator(dir, ec))
+        if (e.path().extension() == ".log") std::filesystem::remove(e.path(), ec);
+  }
+  for (const auto& r : m.rows)
+    for (const auto& c : r.cells) {
+      if (c.log.empty() || c.log_text.empty()) continue;
+      const std::filesystem::path p = std::filesystem::path(a.out) / c.log;
+      std::filesystem::create_directories(p.parent_path(), ec);
+      auto st = lv::st::write_bytes_atomic(p.string(), {reinterpret_cast<const uint8_t*>(c.log_text.data()), c.log_text.size()}, guarded);
+      if (!st.ok()) return fail(st.error());
+      ++logs;
+    }
+  if (logs) std::printf("wrote %zu converter log%s to %s/logs/\n", logs, logs == 1 ? "" : "s", a.out.c_str());
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (a.verbose)
     for (const auto& r : m.rows)

@@ -36,10 +36,10 @@ constexpr std::array<std::string_view, 1> kOneTrainer = {"onetrainer"};
 constexpr std::array<std::string_view, 1> kOneTrainerBfl = {"onetrainer-bfl"};
 constexpr std::array<std::string_view, 1> kLycoris = {"lycoris"};
 constexpr std::array<std::string_view, 1> kXlabs = {"xlabs"};
-constexpr std::array<std::string_view, 4> kUnmapped = {"bfl", "xlabs", "fal-kontext", "onetrainer-bfl"};
-constexpr std::array<std::string_view, 5> kSdcppUnmapped = {"bfl", "xlabs", "fal-kontext", "onetrainer-bfl", "onetrainer"};
+constexpr std::array<std::string_view, 5> kUnmapped = {"bfl", "xlabs", "fal-kontext", "fal", "onetrainer-bfl"};
+constexpr std::array<std::string_view, 6> kSdcppUnmapped = {"bfl", "xlabs", "fal-kontext", "fal", "onetrainer-bfl", "onetrainer"};
 constexpr std::array<std::string_view, 4> kNotKohya = {"comfy", "ai-toolkit", "bfl", "diffusers"};
-constexpr std::array<std::string_view, 2> kComfyUnmapped = {"bfl", "fal-kontext"};
+constexpr std::array<std::string_view, 3> kComfyUnmapped = {"bfl", "fal-kontext", "fal"};
 
 // ---- InvokeAI (current) ----
 constexpr std::string_view kInvokeUnsupported = "LoRA model is in unsupported FLUX format";

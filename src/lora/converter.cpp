@@ -718,6 +718,9 @@ Result<Conversion> convert(const LoraModel& model, const ConvertOptions& opt) {
   out.metadata["lora_verify.source_dialect"] = model.dialect;
   out.metadata["lora_verify.layout"] = std::string(layout_name(opt.to));
   out.metadata["lora_verify.style"] = std::string(style_name(opt.style));
+  // The model family the file was read as: a later read of this output can tell FLUX.1 from
+  // FLUX.2 [klein] 4B even where its shapes alone cannot (src/lora/detect.cpp).
+  if (!model.family.empty()) out.metadata["lora_verify.model"] = model.family;
   if (!opt.source_name.empty()) out.metadata["lora_verify.source"] = opt.source_name;
   return out;
 }

@@ -167,7 +167,7 @@ void fill_from_file(const flux::Family& f, const std::vector<KeyedTensor>& keyed
 }  // namespace
 
 Result<Detection> detect_family(const std::vector<KeyedTensor>& keyed, const std::string& path,
-                                const flux::Family* forced) {
+                                const flux::Family* forced, const std::string& recorded) {
   Detection d;
   if (forced) {
     d.family = forced;
@@ -232,6 +232,18 @@ Result<Detection> detect_family(const std::vector<KeyedTensor>& keyed, const std
     std::vector<std::string> groups;
     for (const Fit* f : fitting)
       if (std::find(groups.begin(), groups.end(), f->family->group) == groups.end()) groups.emplace_back(f->family->group);
+    // A family recorded by lora-verify in the file settles a choice among fitting ones.
+    const Fit* stamped = nullptr;
+    for (const Fit* f : fitting)
+      if (!recorded.empty() && f->family->name == recorded) stamped = f;
+    if (groups.size() > 1 && stamped) {
+      std::string others;
+      for (const std::string& g : groups)
+        if (g != stamped->family->group) others += (others.empty() ? "" : ", ") + g;
+      d.evidence.push_back("metadata: lora_verify.model = " + recorded + " (the factors also fit " + others + ")");
+      fitting = {stamped};
+      groups = {std::string(stamped->family->group)};
+    }
     if (groups.size() > 1) {
       std::string names, ruled_out;
       for (const std::string& g : groups) {

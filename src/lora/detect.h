@@ -32,7 +32,9 @@ struct Detection {
 // says: block counts where the family takes them from the file, img_in width).
 // Errors (kBadInput): names of two architectures in one file; widths of no known family;
 // evidence consistent with several families (the message names them and what would decide).
+// `recorded`: the lora_verify.model metadata of a file lora-verify wrote (or ""): it settles a
+// choice between families that all fit, never overrides a misfit.
 Result<Detection> detect_family(const std::vector<KeyedTensor>& keyed, const std::string& path,
-                                const flux::Family* forced = nullptr);
+                                const flux::Family* forced = nullptr, const std::string& recorded = "");
 
 }  // namespace lv

@@ -95,6 +95,7 @@ Result<std::vector<uint8_t>> generate_lora(const GenSpec& spec) {
     return make_error(ErrorCode::kUsage, "this model has no biases, so a LoRA for it has no bias deltas (--bias)");
   Emitter e{spec, std::mt19937_64(spec.seed), {}, {}, 0};
   std::map<std::string, std::string> meta;
+  if (!spec.family.empty()) meta["lora_verify.model"] = spec.family;
 
   if (d == "diffusers" || d == "diffusers-old" || d == "fal" || d == "onetrainer") {
     for (const auto& pm : flux::diffusers_map(spec.layout)) {

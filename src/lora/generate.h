@@ -35,6 +35,7 @@ struct GenSpec {
   int64_t max_double = -1;     // include only blocks below these indices (-1: all)
   int64_t max_single = -1;
   bool text_encoder = false;   // add a few lora_te1_ tensors
+  std::string family;          // recorded as lora_verify.model metadata when set ("flux1", …)
 };
 
 // Builds the safetensors bytes of a LoRA following `spec`.

@@ -232,7 +232,9 @@ Result<LoraModel> load_lora(std::shared_ptr<const st::SafetensorsFile> file, con
     std::vector<KeyedTensor> kts;
     kts.reserve(keyed.size());
     for (auto& [t, k] : keyed) kts.push_back({t, k});
-    LV_TRY_ASSIGN(det, detect_family(kts, path, options.family));
+    auto recorded = file->metadata().find("lora_verify.model");
+    LV_TRY_ASSIGN(det, detect_family(kts, path, options.family,
+                                     recorded == file->metadata().end() ? std::string() : recorded->second));
     layout = det.layout;
     model.family = std::string(det.family->name);
     model.family_display = std::string(det.family->display);

@@ -22,6 +22,7 @@
 
 #include "flux/family.h"
 #include "lora/generate.h"
+#include "report/matrix_converters.h"
 #include "report/matrix_loaders.h"
 #include "report/pipeline.h"
 #include "safetensors/writer.h"
@@ -174,6 +175,7 @@ const st::DType kDTypes[] = {st::DType::kF32, st::DType::kF16, st::DType::kBF16}
 
 struct Variant {
   std::string name;
+  std::string dialect, structure, dtype;
   GenSpec spec;
   // The family the variant is generated for: named to the pipeline as --model would, since
   // some structures (norm_out alone) are ambiguous between families by design.
@@ -204,6 +206,9 @@ const std::vector<Variant>& builtin_variants() {
         for (st::DType dt : kDTypes) {
           Variant v;
           v.name = std::string(d.name) + " / " + s.name + " / " + std::string(st::dtype_name(dt));
+          v.dialect = d.name;
+          v.structure = s.name;
+          v.dtype = std::string(st::dtype_name(dt));
           v.spec.dialect = d.name;
           v.spec.rank = kRank;
           v.spec.dtype = dt;
@@ -211,6 +216,7 @@ const std::vector<Variant>& builtin_variants() {
           v.spec.max_double = kBlocks;
           v.spec.max_single = kBlocks;
           v.family = flux::find_family("flux1");
+          v.spec.family = "flux1";
           s.apply(v.spec);
           out.push_back(std::move(v));
         }
@@ -226,9 +232,13 @@ const std::vector<Variant>& builtin_variants() {
           Variant v;
           v.spec.layout = flux::layout_of(*f);
           v.family = f;
+          v.spec.family = f->name;
           if (family_not_applicable(v.spec.layout, s.name)) continue;
           // Named apart from the FLUX.1 rows ("kohya / complete /" filters only those).
           v.name = std::string(family) + ": " + dn + ", " + s.name + ", BF16";
+          v.dialect = dn;
+          v.structure = s.name;
+          v.dtype = "BF16";
           v.spec.dialect = dn;
           v.spec.rank = kRank;
           v.spec.dtype = st::DType::kBF16;
@@ -315,12 +325,19 @@ const Col kStyleColumns[] = {{"kohya", OutputLayout::kBfl, Style::kKohya},
                              {"bfl", OutputLayout::kBfl, Style::kBfl},
                              {"diffusers", OutputLayout::kDiffusers, Style::kDiffusers}};
 
+bool selected(const MatrixOptions& opt, const std::string& column) {
+  return !opt.styles || std::find(opt.styles->begin(), opt.styles->end(), column) != opt.styles->end();
+}
+
 MatrixRow run_row(const std::string& name, bool builtin, const std::shared_ptr<const st::SafetensorsFile>& file,
-                  const flux::Family* family) {
+                  const MatrixOptions& opt, const ConverterInput& input, const flux::Family* family) {
   MatrixRow row;
   row.variant = name;
   row.builtin = builtin;
+  bool bfl_run = false;
   for (const Col& col : kStyleColumns) {
+    if (!selected(opt, col.name)) continue;
+    bfl_run = bfl_run || col.to == OutputLayout::kBfl;
     PipelineOptions o;
     o.to = col.to;
     o.style = col.style;
@@ -335,7 +352,22 @@ MatrixRow run_row(const std::string& name, bool builtin, const std::shared_ptr<c
     if (r.ok() && col.to == OutputLayout::kBfl) row.zero_filled = std::max(row.zero_filled, r->summary.zero_filled);
     row.cells.push_back(cell_from(col.name, r));
   }
-  row.cells.push_back(cell_from("round-trip", round_trip(file, family)));
+  if (selected(opt, "round-trip")) row.cells.push_back(cell_from("round-trip", round_trip(file, family)));
+  if (row.dialect.empty() || !bfl_run) {
+    // No style column told the dialect, ranks and zero-filled parts: one kohya conversion does.
+    PipelineOptions o;
+    o.to = OutputLayout::kBfl;
+    o.style = Style::kKohya;
+    o.threads = 1;
+    o.family = family;
+    auto r = run_verify(file, o);
+    if (r.ok()) {
+      row.dialect = r->dialect;
+      row.ranks = r->summary.rank_max > 0 ? std::to_string(r->summary.rank_min) + ".." + std::to_string(r->summary.rank_max) : "-";
+      row.zero_filled = std::max(row.zero_filled, r->summary.zero_filled);
+    }
+  }
+  for (const auto& conv : opt.converters) row.cells.push_back(run_converter_cell(conv, opt.limits, file, input, name, family));
   row.loaders = matrix_loader_cells(file, family);
   if (row.dialect.empty()) row.dialect = "-";
   if (row.ranks.empty()) row.ranks = "-";
@@ -343,13 +375,13 @@ MatrixRow run_row(const std::string& name, bool builtin, const std::shared_ptr<c
   return row;
 }
 
-MatrixRow unreadable_row(const std::string& name, bool builtin, const Error& e) {
+MatrixRow unreadable_row(const std::string& name, bool builtin, const Error& e, const std::vector<std::string>& columns) {
   MatrixRow row;
   row.variant = name;
   row.builtin = builtin;
   row.dialect = "-";
   row.ranks = "-";
-  for (const auto& c : kColumns) row.cells.push_back({c, "refused", e.message, 0, "", false});
+  for (const auto& c : columns) row.cells.push_back({c, "refused", e.message, 0, "", false, "", ""});
   return row;
 }
 
@@ -379,8 +411,26 @@ std::string fmt_seconds(double s) {
 }
 
 std::string summary_line(const MatrixResult& m) {
-  return std::to_string(m.equivalent_rows()) + " of " + std::to_string(m.rows.size()) +
-         " variants equivalent in every output style and the round trip";
+  return std::to_string(m.equivalent_rows()) + " of " + std::to_string(m.rows.size()) + " variants equivalent " +
+         (m.columns == kColumns ? "in every output style and the round trip" : "in every column");
+}
+
+bool is_style_column(const std::string& c) { return std::find(kColumns.begin(), kColumns.end(), c) != kColumns.end(); }
+
+const char* const kConverterOutcomes[] = {"equivalent", "not equivalent", "failed", "timed out", "no output", "unreadable output", "refused"};
+
+// Per converter column: how many variants had each outcome.
+std::vector<std::pair<std::string, std::map<std::string, int64_t>>> converter_counts(const MatrixResult& m) {
+  std::vector<std::pair<std::string, std::map<std::string, int64_t>>> out;
+  for (const auto& col : m.columns) {
+    if (is_style_column(col)) continue;
+    std::map<std::string, int64_t> n;
+    for (const auto& r : m.rows)
+      for (const auto& c : r.cells)
+        if (c.column == col) n[c.outcome]++;
+    out.emplace_back(col, std::move(n));
+  }
+  return out;
 }
 
 std::string baseline_line(const MatrixResult& m) {
@@ -420,13 +470,19 @@ const char* md_mark(const std::string& outcome) {
   if (outcome == "equivalent") return "✅";
   if (outcome == "not equivalent") return "❌";
   if (outcome == "refused") return "⛔";
+  if (outcome == "failed") return "💥";
+  if (outcome == "timed out") return "⏱️";
+  if (outcome == "no output") return "∅";
+  if (outcome == "unreadable output") return "🗑️";
   return "❔";
 }
 
 const char* html_class(const std::string& outcome) {
   if (outcome == "equivalent") return "eq";
   if (outcome == "not equivalent") return "ne";
-  if (outcome == "refused") return "rf";
+  if (outcome == "refused" || outcome == "failed" || outcome == "timed out" || outcome == "no output" ||
+      outcome == "unreadable output")
+    return "rf";
   return "na";
 }
 
@@ -434,6 +490,10 @@ const char* html_mark(const std::string& outcome) {
   if (outcome == "equivalent") return "✓";
   if (outcome == "not equivalent") return "✗";
   if (outcome == "refused") return "refused";
+  if (outcome == "failed") return "failed";
+  if (outcome == "timed out") return "timed out";
+  if (outcome == "no output") return "no output";
+  if (outcome == "unreadable output") return "unreadable";
   return "?";
 }
 
@@ -450,6 +510,8 @@ struct Notes {
 
 std::string cell_note(const MatrixCell& c) {
   std::string s = c.reason;
+  if (!is_style_column(c.column) && c.outcome != "equivalent" && c.outcome != "refused")
+    s = s.rfind(c.outcome, 0) == 0 ? s : c.outcome + (s.empty() ? "" : ": " + s);
   if (!c.was.empty()) s = std::string(c.regression ? "regression" : "changed") + " (baseline: " + c.was + ")" + (s.empty() ? "" : "; " + s);
   return s;
 }
@@ -482,6 +544,30 @@ int64_t MatrixResult::equivalent_rows() const {
 
 bool MatrixResult::builtin_failed() const {
   return std::any_of(rows.begin(), rows.end(), [](const MatrixRow& r) { return r.builtin && !r.equivalent(); });
+}
+
+const std::vector<std::string>& style_columns() { return kColumns; }
+
+std::vector<BuiltinVariant> builtin_variants_matching(const std::string& filter) {
+  std::vector<BuiltinVariant> out;
+  for (const auto& v : builtin_variants()) {
+    if (!filter.empty() && v.name.find(filter) == std::string::npos) continue;
+    BuiltinVariant b;
+    b.name = v.name;
+    b.dialect = v.dialect;
+    b.structure = v.structure;
+    b.dtype = v.dtype;
+    b.family = v.family;
+    b.file = variant_slug(v.name) + ".safetensors";
+    out.push_back(std::move(b));
+  }
+  return out;
+}
+
+Result<std::vector<uint8_t>> generate_builtin(const std::string& name) {
+  for (const auto& v : builtin_variants())
+    if (v.name == name) return generate_lora(v.spec);
+  return make_error(ErrorCode::kUsage, "no built-in variant is named '" + name + "'");
 }
 
 std::vector<std::string> builtin_variant_names() {
@@ -555,7 +641,22 @@ Result<MatrixResult> run_matrix(const MatrixOptions& opt) {
     if (i % static_cast<size_t>(opt.shard_count) == static_cast<size_t>(opt.shard_index)) jobs.push_back(&all[i]);
 
   MatrixResult m;
-  m.columns = kColumns;
+  if (opt.styles) {
+    for (const auto& c : kColumns)  // grid order, whatever order they were given in
+      if (selected(opt, c)) m.columns.push_back(c);
+    for (const auto& c : *opt.styles)
+      if (!is_style_column(c)) return make_error(ErrorCode::kUsage, "--styles: unknown column '" + c + "'");
+  } else {
+    m.columns = kColumns;
+  }
+  {
+    std::set<std::string> names(m.columns.begin(), m.columns.end());
+    for (const auto& c : opt.converters) {
+      if (!names.insert(c.name).second) return make_error(ErrorCode::kUsage, "--converter " + c.name + " names a column twice");
+      m.columns.push_back(c.name);
+    }
+  }
+  if (m.columns.empty()) return make_error(ErrorCode::kUsage, "no columns: --styles none needs at least one --converter");
   if (opt.builtin) m.description = builtin_description();
   if (opt.shard_count > 1) {
     // FNV-1a over everything that defines the run; every shard of one run shares it.
@@ -569,6 +670,13 @@ Result<MatrixResult> run_matrix(const MatrixOptions& opt) {
     mix(opt.filter);
     mix(std::to_string(opt.shard_count));
     for (const auto& j : all) mix((j.spec ? "b:" : "i:") + j.name);
+    if (m.columns != kColumns) {  // older runs (all style columns, no converter) keep their fingerprint
+      for (const auto& c : m.columns) mix("c:" + c);
+      for (const auto& c : opt.converters) mix("x:" + c.command);
+      char t[64];
+      std::snprintf(t, sizeof t, "t:%g m:%llu", opt.limits.timeout_seconds, static_cast<unsigned long long>(opt.limits.max_output));
+      mix(t);
+    }
     char hex[17];
     std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
     m.run_fingerprint = hex;
@@ -587,21 +695,29 @@ Result<MatrixResult> run_matrix(const MatrixOptions& opt) {
       const auto start = std::chrono::steady_clock::now();
       std::optional<Error> err;
       std::shared_ptr<const st::SafetensorsFile> file;
+      std::vector<uint8_t> copy;  // the generated file, for converters to read
+      ConverterInput input;
       if (j.spec) {
         auto bytes = generate_lora(*j.spec);
         if (!bytes.ok()) {
           err = bytes.error();
         } else {
+          if (!opt.converters.empty()) {
+            copy = *bytes;
+            input.bytes = &copy;
+          }
           auto f = st::SafetensorsFile::from_bytes(std::move(bytes).value(), j.name);
           if (f.ok()) file = std::make_shared<const st::SafetensorsFile>(std::move(f).value());
           else err = f.error();
         }
       } else {
+        input.path = j.path;
         auto f = st::SafetensorsFile::open(j.path);
         if (f.ok()) file = std::make_shared<const st::SafetensorsFile>(std::move(f).value());
         else err = f.error();
       }
-      m.rows[i] = file ? run_row(j.name, j.spec != nullptr, file, j.family) : unreadable_row(j.name, j.spec != nullptr, *err);
+      m.rows[i] = file ? run_row(j.name, j.spec != nullptr, file, opt, input, j.family)
+                       : unreadable_row(j.name, j.spec != nullptr, *err, m.columns);
       m.rows[i].seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       const size_t d = ++done;
       if (progress) {
@@ -636,11 +752,39 @@ std::string render_matrix_markdown(const MatrixResult& m, bool timings) {
       << " rows (`lora-verify matrix --merge` joins the shards).\n\n";
   if (!m.description.empty()) o << m.description << "\n\n";
   o << render_loader_summary_markdown(m);
+  const auto conv = converter_counts(m);
+  if (!conv.empty()) {
+    o << "## Converters\n\nEach converter ran on every variant in a fresh temporary directory; its output was read in "
+         "any dialect lora-verify reads and compared with the source exactly as `lora-verify compare` does.\n\n"
+         "| converter |";
+    for (const char* k : kConverterOutcomes) o << " " << k << " |";
+    o << "\n|---|";
+    for (size_t i = 0; i < std::size(kConverterOutcomes); ++i) o << "--:|";
+    o << "\n";
+    for (const auto& [name, n] : conv) {
+      o << "| " << esc_md(name) << " |";
+      for (const char* k : kConverterOutcomes) {
+        auto it = n.find(k);
+        o << " " << (it == n.end() ? 0 : it->second) << " |";
+      }
+      o << "\n";
+    }
+    o << "\n";
+  }
   o << "## Conversions\n\n";
-  o << "Columns: kohya, comfy, peft, bfl = converted to the BFL layout in that key style; diffusers = converted to "
-       "the diffusers layout; round-trip = to the other layout and back, compared with the source.\n\n";
-  o << "✅ equivalent · ❌ not equivalent · ⛔ refused · ⚠️ changed since the baseline · "
-       "<sup>n</sup> see note n below the table\n\n";
+  if (m.columns == kColumns) {
+    o << "Columns: kohya, comfy, peft, bfl = converted to the BFL layout in that key style; diffusers = converted to "
+         "the diffusers layout; round-trip = to the other layout and back, compared with the source.\n\n";
+    o << "✅ equivalent · ❌ not equivalent · ⛔ refused · ⚠️ changed since the baseline · "
+         "<sup>n</sup> see note n below the table\n\n";
+  } else {
+    o << "Columns: kohya, comfy, peft, bfl = converted to the BFL layout in that key style; diffusers = converted to "
+         "the diffusers layout; round-trip = to the other layout and back, compared with the source; any other column "
+         "is a converter (`--converter`).\n\n";
+    o << "✅ equivalent · ❌ not equivalent · ⛔ refused · 💥 failed · ⏱️ timed out · ∅ no output · 🗑️ unreadable output · "
+         "⚠️ changed since the baseline · <sup>n</sup> see note n below the table. A converter's output for each cell that "
+         "is not equivalent is in `logs/CONVERTER/VARIANT.log` beside this file (the JSON names it per cell).\n\n";
+  }
   o << "| variant | dialect | ranks | zero-filled |";
   for (const auto& c : m.columns) o << " " << esc_md(c) << " |";
   o << " worst rel. error |" << (timings ? " time |" : "") << "\n|---|---|---|--:|";
@@ -716,6 +860,7 @@ std::string render_matrix_json(const MatrixResult& m, bool timings) {
     J cells = J::array();
     for (const auto& c : r.cells) {
       J cell = {{"column", c.column}, {"outcome", c.outcome}, {"reason", c.reason}, {"worst_error", rounded(c.worst_error)}};
+      if (!c.log.empty()) cell["log"] = c.log;
       if (!c.was.empty()) {
         cell["baseline"] = c.was;
         cell["regression"] = c.regression;
@@ -766,9 +911,28 @@ std::string render_matrix_html(const MatrixResult& m, bool timings) {
     o << "<p>Shard " << m.shard_index << "/" << m.shard_count << " of a run of " << m.total_rows << " rows.</p>\n";
   if (!m.description.empty()) o << "<p>" << esc_html(m.description) << "</p>\n";
   o << render_loader_summary_html(m);
+  if (const auto conv = converter_counts(m); !conv.empty()) {
+    o << "<h2>Converters</h2>\n<p>Each converter ran on every variant in a fresh temporary directory; its output was "
+         "compared with the source exactly as <code>lora-verify compare</code> does.</p>\n<table><thead><tr><th>converter</th>";
+    for (const char* k : kConverterOutcomes) o << "<th>" << k << "</th>";
+    o << "</tr></thead><tbody>\n";
+    for (const auto& [name, n] : conv) {
+      o << "<tr><td>" << esc_html(name) << "</td>";
+      for (const char* k : kConverterOutcomes) {
+        auto it = n.find(k);
+        o << "<td class=\"n\">" << (it == n.end() ? 0 : it->second) << "</td>";
+      }
+      o << "</tr>\n";
+    }
+    o << "</tbody></table>\n";
+  }
   o << "<h2>Conversions</h2>\n";
   o << "<p>Columns: kohya, comfy, peft, bfl = converted to the BFL layout in that key style; diffusers = converted to the "
        "diffusers layout; round-trip = to the other layout and back, compared with the source.</p>\n";
+  if (m.columns != kColumns)
+    o << "<p>Any column other than kohya, comfy, peft, bfl, diffusers and round-trip is a converter "
+         "(<code>--converter</code>): failed, timed out, no output and unreadable output are its own outcomes. Its output "
+         "for each cell that is not equivalent is in <code>logs/CONVERTER/VARIANT.log</code> beside this file.</p>\n";
   o << "<p class=\"key\"><span class=\"eq\">✓ equivalent</span><span class=\"ne\">✗ not equivalent</span>"
        "<span class=\"rf\">refused</span><span class=\"reg\">regression</span><span class=\"chg\">changed</span>"
        " — a number points to the note below; hover a cell for details.</p>\n";
@@ -889,7 +1053,8 @@ Result<MatrixResult> read_matrix_json(const std::string& text, const std::string
       auto column = str(c, "column");
       auto outcome = str(c, "outcome");
       if (!column || !outcome) return bad(where + " (" + *variant + "): a cell lacks \"column\" or \"outcome\"");
-      row.cells.push_back({*column, *outcome, str(c, "reason").value_or(""), num(c, "worst_error"), "", false});
+      row.cells.push_back({*column, *outcome, str(c, "reason").value_or(""), num(c, "worst_error"), "", false,
+                           str(c, "log").value_or(""), ""});
     }
     std::string why;
     if (!read_loader_cells(r, row.loaders, why)) return bad(where + " (" + *variant + "): " + why);

@@ -1,0 +1,214 @@
+// `lora-verify corpus DIR`: writes every built-in matrix variant as a .safetensors file and a
+// manifest.json describing each (targets, row ranges, parts present, expected outcome, the
+// profiled loaders' verdicts), so other tools' test suites can use the same grid.
+#include "cli/corpus_cmd.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <optional>
+
+#include <nlohmann/json.hpp>
+
+#include "flux/layout.h"
+#include "loaders/verdict.h"
+#include "lora/loader.h"
+#include "report/matrix.h"
+#include "safetensors/writer.h"
+
+namespace {
+
+namespace rp = lv::report;
+using lv::ErrorCode;
+using J = nlohmann::ordered_json;
+
+constexpr const char* kCorpusHelp = R"(lora-verify corpus — write the built-in matrix variants as files
+
+usage:
+  lora-verify corpus DIR [--filter TEXT]
+
+Writes every built-in variant of `lora-verify matrix` (dialect x structure x dtype,
+FLUX.1-dev shapes, seeded) into DIR as VARIANT.safetensors, and DIR/manifest.json: per
+file its variant, dialect, structure and dtype, the BFL targets it touches with their row
+ranges and which parts are present (a missing part of a fused target must become zero
+rows), the expected outcome of a correct conversion, and what each profiled loader does
+with the file as it is (and with the form `convert --for` writes for it). The bytes are
+identical between runs. Each file is written atomically; manifest.json last.
+
+options:
+  --filter TEXT   only variants whose name contains TEXT
+  -h, --help      this text
+
+exit codes:
+  0   written
+  1   --filter matches no variant (nothing written)
+  64  usage error
+  73  DIR or a file in it cannot be written
+)";
+
+int usage(const std::string& msg) {
+  std::fprintf(stderr, "error: corpus: %s (see lora-verify corpus --help)\n", msg.c_str());
+  return static_cast<int>(ErrorCode::kUsage);
+}
+
+int fail(const lv::Error& e) {
+  std::fprintf(stderr, "error: %s\n", e.message.c_str());
+  return static_cast<int>(e.code);
+}
+
+// The targets of a model: for each, its shape and every part the layout defines for it,
+// with the part's rows and whether the file has it.
+J targets_json(const lv::LoraModel& model) {
+  std::map<std::string, std::vector<const lv::Part*>> by_target;
+  for (const auto& p : model.parts) by_target[p.target].push_back(&p);
+  J out = J::array();
+  for (const auto& [target, parts] : by_target) {
+    J t;
+    t["target"] = target;
+    t["rows"] = parts[0]->target_rows;
+    t["cols"] = parts[0]->target_cols;
+    J list = J::array();
+    auto layout_parts = lv::flux::parts_of_target(model.layout, target);
+    if (layout_parts.empty()) {  // a 1:1 module with no diffusers name
+      lv::flux::PartMap whole;
+      whole.diffusers = "";
+      whole.target = target;
+      whole.row_begin = 0;
+      whole.row_end = parts[0]->target_rows;
+      layout_parts.push_back(whole);
+    }
+    int present = 0;
+    for (const auto& lp : layout_parts) {
+      const lv::Part* found = nullptr;
+      for (const lv::Part* p : parts)
+        if (p->row_begin == lp.row_begin && p->row_end == lp.row_end) found = p;
+      J e;
+      e["part"] = lp.diffusers.empty() ? target : lp.diffusers;
+      e["row_begin"] = lp.row_begin;
+      e["row_end"] = lp.row_end;
+      e["present"] = found != nullptr;
+      if (lp.swap_halves) e["swap_halves"] = true;
+      if (found) {
+        ++present;
+        e["rank"] = found->rank();
+        e["tensors"] = found->source_tensors;
+      }
+      list.push_back(std::move(e));
+    }
+    t["parts"] = std::move(list);
+    t["zero_filled"] = static_cast<int64_t>(layout_parts.size()) - present;
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+J loaders_json(const lv::LoraModel& model) {
+  J out = J::array();
+  const lv::loaders::Description d = lv::loaders::describe(model);
+  for (const lv::loaders::Profile& p : lv::loaders::profiles()) {
+    const lv::loaders::Verdict v = lv::loaders::evaluate(p, d);
+    J e;
+    e["loader"] = std::string(p.name);
+    e["established"] = std::string(p.established);
+    e["input"] = std::string(lv::loaders::outcome_name(v.outcome));
+    e["message"] = v.message;
+    J dropped = J::array();
+    for (const auto& t : v.dropped) dropped.push_back(t.tensor);
+    e["dropped"] = std::move(dropped);
+    if (auto choice = lv::loaders::choose_form(p, model)) {
+      e["form"] = std::string(lv::style_name(choice->style));
+      e["form_outcome"] = std::string(lv::loaders::outcome_name(choice->verdict.outcome));
+    } else {
+      e["form"] = "-";
+      e["form_outcome"] = "-";
+    }
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+}  // namespace
+
+int run_corpus_command(const std::vector<std::string>& args) {
+  std::optional<std::string> dir, filter;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& s = args[i];
+    if (s == "-h" || s == "--help") {
+      std::fputs(kCorpusHelp, stdout);
+      return 0;
+    }
+    if (s == "--filter" || s.rfind("--filter=", 0) == 0) {
+      if (filter) return usage("option --filter given twice");
+      if (s == "--filter") {
+        if (i + 1 >= args.size()) return usage("option --filter needs a value");
+        filter = args[++i];
+      } else {
+        filter = s.substr(9);
+      }
+      continue;
+    }
+    if (s.size() > 1 && s[0] == '-') return usage("unknown option " + s.substr(0, s.find('=')));
+    if (dir) return usage("one DIR only, got '" + *dir + "' and '" + s + "'");
+    dir = s;
+  }
+  if (!dir) return usage("needs the output directory DIR");
+  if (*dir == "-") return usage("DIR cannot be '-' (standard output cannot hold files)");
+
+  const auto variants = rp::builtin_variants_matching(filter.value_or(""));
+  if (variants.empty()) {
+    std::printf("no built-in variant matches --filter '%s'; nothing written to %s\n", filter->c_str(), dir->c_str());
+    return static_cast<int>(ErrorCode::kChecksFailed);
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(*dir, ec);
+  if (ec || !std::filesystem::is_directory(*dir, ec))
+    return fail({ErrorCode::kCannotCreate, *dir + ": cannot create the output directory" + (ec ? ": " + ec.message() : "")});
+
+  J files = J::array();
+  for (const auto& v : variants) {
+    auto bytes = rp::generate_builtin(v.name);
+    if (!bytes.ok()) return fail({ErrorCode::kInternal, v.name + ": " + bytes.error().message});
+    const std::string path = (std::filesystem::path(*dir) / v.file).string();
+    if (auto st = lv::st::write_bytes_atomic(path, {bytes->data(), bytes->size()}, {}); !st.ok()) return fail(st.error());
+    const size_t size = bytes->size();
+    auto file = lv::st::SafetensorsFile::from_bytes(std::move(bytes).value(), v.file);
+    if (!file.ok()) return fail({ErrorCode::kInternal, v.name + ": the generated file does not read back: " + file.error().message});
+    auto shared = std::make_shared<const lv::st::SafetensorsFile>(std::move(file).value());
+    lv::LoadOptions lo;
+    lo.family = v.family;
+    auto model = lv::load_lora(shared, lo);
+    if (!model.ok()) return fail({ErrorCode::kInternal, v.name + ": the generated file does not load: " + model.error().message});
+    J e;
+    e["file"] = v.file;
+    e["variant"] = v.name;
+    e["dialect"] = v.dialect;
+    e["detected_dialect"] = model->dialect;
+    e["structure"] = v.structure;
+    e["dtype"] = v.dtype;
+    if (v.family) e["model"] = v.family->name;
+    e["bytes"] = size;
+    e["tensors"] = shared->tensors().size();
+    e["expected"] = {{"outcome", "equivalent"},
+                     {"meaning", "a correct conversion to any layout or style verifies as equivalent with "
+                                 "`lora-verify compare FILE CONVERTED`; missing parts of fused targets become zero rows"}};
+    e["targets"] = targets_json(*model);
+    J passthrough = J::array();
+    for (const auto& p : model->passthrough) passthrough.push_back({{"tensor", p.tensor}, {"reason", p.reason}});
+    e["passthrough"] = std::move(passthrough);
+    e["loaders"] = loaders_json(*model);
+    files.push_back(std::move(e));
+  }
+  J manifest;
+  manifest["schema"] = "lora-verify.corpus/1";
+  manifest["tool_version"] = LV_VERSION;
+  manifest["filter"] = filter.value_or("");
+  manifest["count"] = files.size();
+  manifest["files"] = std::move(files);
+  const std::string text = manifest.dump(1, ' ', false, J::error_handler_t::replace) + "\n";
+  const std::string mpath = (std::filesystem::path(*dir) / "manifest.json").string();
+  if (auto st = lv::st::write_bytes_atomic(mpath, {reinterpret_cast<const uint8_t*>(text.data()), text.size()}, {}); !st.ok())
+    return fail(st.error());
+  std::printf("wrote %zu variant files and manifest.json to %s\n", variants.size(), dir->c_str());
+  return 0;
+}
