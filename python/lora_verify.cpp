@@ -15,6 +15,7 @@
 
 #include "lora/loader.h"
 #include "report/loader_rows.h"
+#include "report/inspect.h"
 #include "report/pipeline.h"
 #include "report/report.h"
 #include "safetensors/reader.h"
@@ -100,49 +101,19 @@ py::object verify(const py::object& path) {
 // The fields of `lora-verify inspect --json`.
 py::object inspect(const py::object& path) {
   auto file = open_arg(path, "path");
-  nlohmann::ordered_json j;
+  std::string text;
   {
     py::gil_scoped_release nogil;
-    const auto& f = *file;
-    std::map<std::string, std::pair<int64_t, uint64_t>> by_dtype;
-    for (const auto& t : f.tensors()) {
-      auto& e = by_dtype[std::string(lv::st::dtype_name(t.dtype))];
-      e.first++;
-      e.second += t.nbytes;
-    }
     auto model = lv::load_lora(file);
-    j["file"] = f.path();
-    j["valid"] = true;
-    j["file_bytes"] = f.file_bytes();
-    j["header_bytes"] = f.header_bytes();
-    j["tensors"] = f.tensors().size();
-    for (const auto& [d, e] : by_dtype) j["dtypes"][d] = {{"tensors", e.first}, {"bytes", e.second}};
-    j["metadata"] = nlohmann::ordered_json::object();
-    for (const auto& [k, v] : f.metadata()) j["metadata"][k] = v;
-    if (model.ok()) {
-      j["dialect"] = model->dialect;
-      for (const auto& [d, n] : model->dialect_counts) j["dialect_evidence"].push_back({{"dialect", d}, {"tensors", n}});
-      j["deltas"] = model->parts.size();
-      j["passed_through"] = model->passthrough.size();
-      std::vector<std::string> unknown;
-      for (const auto& fd : model->findings)
-        if (fd.id == "lora.tensor.unknown" || fd.id == "lora.module.unknown") unknown.push_back(fd.tensor);
-      j["unrecognised_tensors"] = unknown;
-      lv::report::Report loaders;
-      loaders.loaders = lv::report::loader_rows(*model, nullptr, "", 2);
-      j["loaders"] = lv::report::loaders_json(loaders);
-    } else {
-      j["dialect"] = nullptr;
-      j["not_a_flux1_lora"] = model.error().message;
-    }
+    text = lv::report::inspect(*file, model).json.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
   }
-  return to_python(j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
+  return to_python(text);
 }
 
 }  // namespace
 
 PYBIND11_MODULE(lora_verify, m) {
-  m.doc() = "lora-verify: prove FLUX.1 LoRA conversions correct (compare, verify, inspect).";
+  m.doc() = "lora-verify: prove FLUX LoRA conversions correct (compare, verify, inspect).";
   m.attr("__version__") = LV_VERSION;
   m.attr("Error") = error_type();
   m.def("compare", &compare, py::arg("source"), py::arg("converted"),

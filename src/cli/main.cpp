@@ -27,6 +27,7 @@
 #include "cli/corpus_cmd.h"
 #include "cli/feedback.h"
 #include "cli/matrix_cmd.h"
+#include "report/inspect.h"
 #include "report/loader_rows.h"
 #include "report/pipeline.h"
 #include "safetensors/reader.h"
@@ -638,70 +639,9 @@ int cmd_inspect(const Args& a) {
   lv::LoadOptions lo;
   if (auto e = model_option(a, lo.family)) return usage(*e);
   auto model = lv::load_lora(*file, lo);
-  nlohmann::ordered_json j;
-  j["file"] = f.path();
-  j["valid"] = true;
-  j["file_bytes"] = f.file_bytes();
-  j["header_bytes"] = f.header_bytes();
-  j["tensors"] = f.tensors().size();
-  for (const auto& [d, e] : by_dtype) j["dtypes"][d] = {{"tensors", e.first}, {"bytes", e.second}};
-  j["metadata"] = nlohmann::ordered_json::object();
-  for (const auto& [k, v] : f.metadata()) j["metadata"][k] = v;
-  if (model.ok()) {
-    j["dialect"] = model->dialect;
-    for (const auto& [d, n] : model->dialect_counts) j["dialect_evidence"].push_back({{"dialect", d}, {"tensors", n}});
-    j["deltas"] = model->parts.size();
-    j["passed_through"] = model->passthrough.size();
-    std::vector<std::string> unknown;
-    for (const auto& fd : model->findings)
-      if (fd.id == "lora.tensor.unknown" || fd.id == "lora.module.unknown") unknown.push_back(fd.tensor);
-    j["unrecognised_tensors"] = unknown;
-    // Modules, ranks and alphas as the file holds them; the value checks (NaN/Inf, zero deltas).
-    std::set<std::string> modules, targets;
-    std::set<double> alphas;
-    int64_t rank_min = 0, rank_max = 0;
-    for (const auto& p : model->parts) {
-      modules.insert(p.source_module);
-      targets.insert(p.target);
-      if (p.form == lv::PartForm::kLowRank) {
-        rank_min = rank_min ? std::min(rank_min, p.rank()) : p.rank();
-        rank_max = std::max(rank_max, p.rank());
-      }
-      for (const auto& name : p.source_tensors) {
-        const auto* t = f.find(name);
-        if (!t || name.size() < 6 || name.compare(name.size() - 6, 6, ".alpha") != 0 || t->numel != 1 ||
-            !lv::st::dtype_is_decodable(t->dtype))
-          continue;
-        double v = 0;
-        lv::st::decode_to_double(t->dtype, t->data, 1, &v);
-        alphas.insert(v);
-      }
-    }
-    j["modules"] = modules.size();
-    j["targets"] = targets.size();
-    j["ranks"] = rank_max ? nlohmann::ordered_json{{"min", rank_min}, {"max", rank_max}} : nlohmann::ordered_json();
-    j["alphas"] = std::vector<double>(alphas.begin(), alphas.end());
-    nlohmann::ordered_json nonfinite = nlohmann::ordered_json::array(), fs = nlohmann::ordered_json::array();
-    g_feedback("checking values", 0.33);
-    for (const auto& fd : lv::report::input_findings(*model)) {
-      if (fd.severity == lv::Severity::kInfo || fd.id == "lora.tensor.unknown" || fd.id == "lora.module.unknown")
-        continue;
-      if (fd.id == "lora.value.nonfinite") nonfinite.push_back(fd.tensor);
-      fs.push_back({{"id", fd.id}, {"severity", lv::severity_name(fd.severity)}, {"tensor", fd.tensor},
-                    {"message", fd.message}});
-    }
-    j["nonfinite_tensors"] = std::move(nonfinite);
-    j["findings"] = std::move(fs);
-  } else {
-    j["dialect"] = nullptr;
-    j["not_a_flux1_lora"] = model.error().message;
-  }
-  lv::report::Report loaders;  // only its loaders section is rendered
-  if (model.ok()) {
-    g_feedback("loaders", 0.67);
-    loaders.loaders = lv::report::loader_rows(*model, nullptr, "", 2);
-    j["loaders"] = lv::report::loaders_json(loaders);
-  }
+  auto inspection = lv::report::inspect(f, model, [](const char* phase, double x) { g_feedback(phase, x); });
+  const nlohmann::ordered_json& j = inspection.json;
+  const lv::report::Report& loaders = inspection.loaders;
   g_feedback("done", 1);
   g_feedback.finish();
   if (a.values.count("--json")) return usage("inspect --json takes no value: it prints the JSON on standard output");
@@ -717,6 +657,12 @@ int cmd_inspect(const Args& a) {
   for (const auto& [k, v] : f.metadata())
     std::cout << "  " << k << " = " << (v.size() > 120 ? v.substr(0, 117) + "..." : v) << "\n";
   if (model.ok()) {
+    if (j.contains("model")) {
+      std::cout << "model: " << j["model"]["display"].get<std::string>() << " (" << j["model"]["family"].get<std::string>() << ")";
+      for (size_t i = 0; i < j["model"]["evidence"].size(); ++i)
+        std::cout << (i ? "; " : ": ") << j["model"]["evidence"][i].get<std::string>();
+      std::cout << "\n";
+    }
     std::cout << "dialect: " << model->dialect << " (";
     for (size_t i = 0; i < model->dialect_counts.size(); ++i)
       std::cout << (i ? ", " : "") << model->dialect_counts[i].first << ": " << model->dialect_counts[i].second << " tensors";
