@@ -136,4 +136,15 @@ TEST_F(GoldenReports, ConvertToDiffusersOfAKohyaFile) {
   check("convert-kohya.json", lv::test::read_file(dir_ + "/convert.json"), true);
 }
 
+// FLUX.2 (its tiny test layout): the model line with its evidence, the fused qkv, the 1:1
+// linear1, and the loaders' FLUX.2 facts.
+TEST_F(GoldenReports, VerifyOfAFlux2AiToolkitFile) {
+  const std::string f2 = dir_ + "/flux2.safetensors";
+  ASSERT_EQ(run_cli({"sample", f2, "--model", "flux2-tiny", "--rank", "2", "--seed", "3", "--dialect", "ai-toolkit"}).exit_code, 0);
+  auto r = run_cli({f2, "--to", "diffusers", "--json", dir_ + "/flux2.json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  check("verify-flux2.txt", r.out, false);
+  check("verify-flux2.json", lv::test::read_file(dir_ + "/flux2.json"), true);
+}
+
 }  // namespace
