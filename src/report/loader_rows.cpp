@@ -21,13 +21,30 @@ std::string shell_quote(const std::string& s) {
 }
 
 // `model` null: the lost shares are filled in by the caller.
-LoaderOutcome view(const loaders::Verdict& v, const LoraModel* model, int threads) {
+// Loaders often drop the same tensors (every loader that ignores a style drops them all):
+// each distinct set is measured once per file.
+using LostCache = std::map<std::vector<std::pair<int, size_t>>, std::vector<LoaderOutcome::Lost>>;
+
+const std::vector<LoaderOutcome::Lost>& cached_lost(LostCache& cache, const LoraModel& model,
+                                                    const std::vector<loaders::DroppedTensor>& dropped, int threads) {
+  std::vector<std::pair<int, size_t>> key;
+  key.reserve(dropped.size());
+  for (const auto& d : dropped) key.emplace_back(static_cast<int>(d.piece), d.index);
+  std::sort(key.begin(), key.end());
+  key.erase(std::unique(key.begin(), key.end()), key.end());
+  auto it = cache.find(key);
+  if (it == cache.end()) it = cache.emplace(std::move(key), lost_delta(model, dropped, threads)).first;
+  return it->second;
+}
+
+LoaderOutcome view(const loaders::Verdict& v, const LoraModel* model, int threads, LostCache* cache = nullptr) {
   LoaderOutcome o;
   o.outcome = std::string(loaders::outcome_name(v.outcome));
   o.message = v.message;
   for (const auto& d : v.dropped) o.dropped.push_back(d.tensor);
   for (loaders::Kind k : v.unknown) o.unknown.emplace_back(loaders::kind_name(k));
-  if (model && v.outcome == loaders::Outcome::kDrops) o.lost = lost_delta(*model, v.dropped, threads);
+  if (model && v.outcome == loaders::Outcome::kDrops)
+    o.lost = cache ? cached_lost(*cache, *model, v.dropped, threads) : lost_delta(*model, v.dropped, threads);
   return o;
 }
 
@@ -116,10 +133,11 @@ void append_output_side(OutputSide& side, const LoraModel& out, int threads) {
     side.description.items.push_back(item);
   }
   // What each loader loses of this group's deltas; the group's parts are alive only now.
+  LostCache cache;
   for (const loaders::Profile& p : loaders::profiles()) {
     loaders::Verdict v = loaders::evaluate(p, d);
     if (v.outcome != loaders::Outcome::kDrops) continue;
-    auto lost = lost_delta(out, v.dropped, threads);
+    const auto& lost = cached_lost(cache, out, v.dropped, threads);
     auto& acc = side.lost[std::string(p.name)];
     acc.insert(acc.end(), lost.begin(), lost.end());
   }
@@ -130,13 +148,14 @@ std::vector<LoaderRow> loader_rows(const LoraModel& in, const OutputSide* out, c
                                    int threads) {
   std::vector<LoaderRow> rows;
   const loaders::Description din = loaders::describe(in);
+  LostCache input_cache;
   for (const loaders::Profile& p : loaders::profiles()) {
     LoaderRow row;
     row.loader = std::string(p.name);
     row.display = std::string(p.display);
     row.established = std::string(p.established);
     const loaders::Verdict vin = loaders::evaluate(p, din);
-    row.input = view(vin, &in, threads);
+    row.input = view(vin, &in, threads, &input_cache);
     if (out && out->any) {
       LoaderOutcome o = view(loaders::evaluate(p, out->description), nullptr, threads);
       if (o.outcome == "drops")
