@@ -369,14 +369,7 @@ LoraModel without(const LoraModel& model, const std::vector<DroppedTensor>& drop
       case Item::Piece::kMetadata: break;
     }
   }
-  LoraModel out;
-  out.file = model.file;
-  out.layout = model.layout;
-  out.family = model.family;
-  out.family_display = model.family_display;
-  out.family_evidence = model.family_evidence;
-  out.dialect = model.dialect;
-  out.dialect_counts = model.dialect_counts;
+  LoraModel out = model.empty_copy();
   out.findings = model.findings;
   for (size_t i = 0; i < model.parts.size(); ++i) {
     if (parts.count(i)) continue;

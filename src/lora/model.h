@@ -89,6 +89,20 @@ struct LoraModel {
   std::vector<Part> parts;
   std::vector<PassThrough> passthrough;
   std::vector<Finding> findings;
+
+  // The same file, layout, family and dialect with no parts, pass-through tensors or
+  // findings: the start of a model derived from this one (a subset of its parts).
+  LoraModel empty_copy() const {
+    LoraModel m;
+    m.file = file;
+    m.layout = layout;
+    m.family = family;
+    m.family_display = family_display;
+    m.family_evidence = family_evidence;
+    m.dialect = dialect;
+    m.dialect_counts = dialect_counts;
+    return m;
+  }
 };
 
 }  // namespace lv

@@ -267,18 +267,6 @@ void attach_loaders(Report& r, const LoraModel& original, const OutputSide& side
   r.dropped_for = plan.dropped;
 }
 
-// A model with `in`'s file, layout and dialect and no parts: one group of a streamed verify.
-LoraModel empty_like(const LoraModel& in) {
-  LoraModel m;
-  m.file = in.file;
-  m.layout = in.layout;
-  m.family = in.family;
-  m.family_display = in.family_display;
-  m.dialect = in.dialect;
-  m.dialect_counts = in.dialect_counts;
-  return m;
-}
-
 Result<Report> verify_conversion(const std::string& command, const LoraModel& original, const ConversionPlan& plan,
                                  const Conversion& conv, std::shared_ptr<const st::SafetensorsFile> out_file,
                                  const PipelineOptions& opt, const std::string& output_path) {
@@ -398,7 +386,7 @@ Result<Report> run_verify(std::shared_ptr<const st::SafetensorsFile> input, cons
   uint64_t group_bytes = kVerifyGroupBytes;
   auto next_group = [&](uint64_t bytes) -> LoraModel& {
     if (groups.empty() || group_bytes + bytes > kVerifyGroupBytes) {
-      groups.push_back(empty_like(in));
+      groups.push_back(in.empty_copy());
       group_bytes = 0;
     }
     group_bytes += bytes;
@@ -414,7 +402,7 @@ Result<Report> run_verify(std::shared_ptr<const st::SafetensorsFile> input, cons
     const st::TensorView* t = in.file->find(pt.tensor);
     next_group(t ? t->nbytes : 0).passthrough.push_back(pt);
   }
-  if (groups.empty()) groups.push_back(empty_like(in));
+  if (groups.empty()) groups.push_back(in.empty_copy());
 
   Conversion all;
   OutputSide output_side;  // what each loader does with the output, gathered group by group
