@@ -333,6 +333,7 @@ Result<LoraModel> load_lora(std::shared_ptr<const st::SafetensorsFile> file, con
       if (alpha <= 0)
         findings.push_back({"lora.alpha.nonpositive", Severity::kWarning, alpha_t->name,
                             "alpha " + std::to_string(alpha) + " is not positive"});
+      base.scale_roundoff = st::dtype_unit_roundoff(alpha_t->dtype);
     }
     auto scale_for = [&](int64_t rank) -> double {
       if (alpha_t) return rank > 0 ? alpha / static_cast<double>(rank) : 0.0;

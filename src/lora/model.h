@@ -36,6 +36,9 @@ struct Part {
 
   PartForm form = PartForm::kLowRank;
   double scale = 1.0;  // weight-delta scale (alpha/rank etc.)
+  // Unit roundoff of the dtype the scale was read from (its .alpha tensor's), 0 when it
+  // was not read from a tensor: how far the stored scale may sit from the one meant.
+  double scale_roundoff = 0;
 
   // kLowRank
   const st::TensorView* down = nullptr;  // A: rank × cols

@@ -146,6 +146,12 @@ Report build(const std::string& command, const LoraModel& in, const LoraModel& o
     row.status = status_name(m.status);
     row.relative_error = m.relative_error;
     row.tolerance = m.tolerance;
+    row.gain = m.gain;
+    row.gain_tolerance = m.gain_tolerance;
+    row.resolution = m.resolution;
+    if (m.status == verify::ModuleStatus::kEquivalent) s.resolution = std::max(s.resolution, m.resolution);
+    if (m.scale_error)
+      findings.push_back({"lora.delta.scale", Severity::kWarning, m.target, m.message});
     row.bias_error = m.bias_error;
     if (m.dora) row.magnitude_error = m.magnitude_error;
     row.parts_in = m.parts_a;

@@ -60,6 +60,24 @@ std::string tensors_of(const Finding& f, const char* sep = ", ") {
 
 bool failing(const ModuleRow& m) { return m.status != "equivalent"; }
 
+// The gain is shown where it is not 1 within its tolerance (a module with a delta on both sides).
+bool gain_shown(const ModuleRow& m) { return m.parts_in > 0 && m.parts_out > 0 && std::fabs(m.gain - 1) > m.gain_tolerance; }
+
+// A gain as "1.005×" (four significant digits: a 0.5% scale error shows).
+std::string gain_text(double g) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4g\u00d7", g);
+  return buf;
+}
+
+// "scale errors of 0.41% or more caught in every module", or exact when nothing was rounded.
+std::string resolution_text(double res) {
+  if (res == 0) return "exact: nothing was rounded, any scale error is caught";
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "a scale error of %.2g%% or more in any one module is caught", 100 * res);
+  return buf;
+}
+
 // Markdown table cells must not break the table.
 std::string cell(std::string s) {
   std::string out;
@@ -90,6 +108,7 @@ std::string render_text(const Report& r, bool all_modules) {
     << s.zero_filled << " missing parts zero-filled\n";
   o << "equivalence:  " << s.equivalent << " equivalent, " << s.different << " not; worst relative error "
     << num(s.worst_relative_error) << "\n";
+  if (s.equivalent > 0) o << "resolution:   " << resolution_text(s.resolution) << "\n";
   if (s.output_bytes) o << "output:       " << s.output_bytes << " bytes of tensor data\n";
 
   bool header = false;
@@ -101,6 +120,7 @@ std::string render_text(const Report& r, bool all_modules) {
     }
     o << "  " << m.status << "  " << m.target << "  rel.error " << num(m.relative_error) << " (tolerance "
       << num(m.tolerance) << ")";
+    if (gain_shown(m)) o << "  gain " << gain_text(m.gain) << " (tolerance " << num(m.gain_tolerance) << ")";
     if (m.bias_error != 0) o << "  bias error " << num(m.bias_error);
     if (m.magnitude_error) o << "  DoRA magnitude error " << num(*m.magnitude_error);
     o << "  ranks " << ranks(m.ranks_in) << " -> " << ranks(m.ranks_out);
@@ -239,6 +259,7 @@ std::string render_json(const Report& r) {
                   {"equivalent", s.equivalent},
                   {"not_equivalent", s.different},
                   {"worst_relative_error", s.worst_relative_error},
+                  {"resolution", s.resolution},
                   {"output_bytes", s.output_bytes}};
   ordered_json mods = ordered_json::array();
   for (const auto& m : r.modules) {
@@ -247,6 +268,9 @@ std::string render_json(const Report& r) {
     o["status"] = m.status;
     o["relative_error"] = m.relative_error;  // null when infinite (a delta against zero)
     o["tolerance"] = m.tolerance;
+    o["gain"] = m.gain;
+    o["gain_tolerance"] = m.gain_tolerance;
+    o["resolution"] = m.resolution;
     o["bias_error"] = m.bias_error;
     if (m.magnitude_error) o["magnitude_error"] = *m.magnitude_error;
     o["parts_in"] = m.parts_in;
@@ -299,13 +323,14 @@ std::string render_markdown(const Report& r) {
   o << "| modules | " << s.targets << " targets, " << s.fused_targets << " fused, " << s.zero_filled
     << " missing parts zero-filled |\n";
   o << "| equivalence | " << s.equivalent << " equivalent, " << s.different << " not; worst relative error "
-    << num(s.worst_relative_error) << " |\n\n";
-  o << "## Modules\n\n| target | status | relative error | tolerance | ranks in → out | strategy |\n"
-       "|---|---|---|---|---|---|\n";
+    << num(s.worst_relative_error) << " |\n";
+  if (s.equivalent > 0) o << "| resolution | " << resolution_text(s.resolution) << " |\n";
+  o << "\n## Modules\n\n| target | status | relative error | tolerance | gain | ranks in → out | strategy |\n"
+       "|---|---|---|---|---|---|---|\n";
   for (const auto& m : r.modules)
     o << "| `" << cell(m.target) << "` | " << m.status << " | " << num(m.relative_error) << " | " << num(m.tolerance)
-      << " | " << ranks(m.ranks_in) << " → " << ranks(m.ranks_out) << " | " << (m.strategy.empty() ? "-" : m.strategy)
-      << " |\n";
+      << " | " << (gain_shown(m) ? gain_text(m.gain) : "1") << " | " << ranks(m.ranks_in) << " → " << ranks(m.ranks_out) << " | "
+      << (m.strategy.empty() ? "-" : m.strategy) << " |\n";
   if (!r.findings.empty()) {
     o << "\n## Findings\n\n| severity | id | tensor | message |\n|---|---|---|---|\n";
     for (const auto& f : r.findings)

@@ -19,6 +19,10 @@ struct ModuleRow {
   std::string status;         // "equivalent", "different", "missing", "extra", "invalid"
   double relative_error = 0;  // ‖ΔW_in − ΔW_out‖_F / ‖ΔW_in‖_F
   double tolerance = 0;
+  // ⟨ΔW_out, ΔW_in⟩/‖ΔW_in‖²: how much of the input's delta the output applies, the
+  // tolerance the output's rounding allows it, and the smallest scale error of this module
+  // the check is sure to catch (src/verify/equivalence.h).
+  double gain = 1, gain_tolerance = 0, resolution = 0;
   double bias_error = 0;      // relative error of the bias delta
   std::optional<double> magnitude_error;  // DoRA magnitudes: relative error, when either side has one
   int parts_in = 0, parts_out = 0;
@@ -39,6 +43,7 @@ struct Summary {
   int64_t rank_min = 0, rank_max = 0;
   int64_t equivalent = 0, different = 0;
   double worst_relative_error = 0;
+  double resolution = 0;  // the largest resolution of the equivalent modules
   uint64_t output_bytes = 0;
 };
 

@@ -4,9 +4,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
 #include <span>
 #include <thread>
@@ -325,11 +327,13 @@ Factor build_factor(Kind kind, int64_t len, const std::vector<Column>& cols) {
 class GramCache {
  public:
   // (U restricted to the columns)ᵀ·(…) for Kind::kUp, V·Vᵀ of the rows for Kind::kDown.
-  MatrixXd gram(Kind kind, int64_t len, const std::vector<Column>& cols) {
+  // With `absolute`, the Gram of the factor's absolute values (single-atom columns only;
+  // their coefficients must not be negative).
+  MatrixXd gram(Kind kind, int64_t len, const std::vector<Column>& cols, bool absolute = false) {
     // Columns of one atom each are cached with coefficient 1 and scaled afterwards.
     bool atoms = true;
     for (const Column& c : cols) atoms &= c.size() == 1;
-    Key key{kind, len, cols};
+    Key key{kind, len, absolute, cols};
     Eigen::VectorXd scale;
     if (atoms) {
       scale.resize(static_cast<Eigen::Index>(cols.size()));
@@ -339,7 +343,7 @@ class GramCache {
       }
     }
     auto it = cache_.find(key);
-    if (it == cache_.end()) it = cache_.emplace(key, compute(kind, len, key.cols)).first;
+    if (it == cache_.end()) it = cache_.emplace(key, compute(kind, len, key.cols, absolute)).first;
     if (!atoms) return it->second;
     return scale.asDiagonal() * it->second * scale.asDiagonal();
   }
@@ -348,16 +352,24 @@ class GramCache {
   struct Key {
     Kind kind;
     int64_t len;
+    bool absolute;
     std::vector<Column> cols;
     auto operator<=>(const Key&) const = default;
   };
-  static MatrixXd compute(Kind kind, int64_t len, const std::vector<Column>& cols) {
+  static MatrixXd compute(Kind kind, int64_t len, const std::vector<Column>& cols, bool absolute) {
     const auto n = static_cast<Eigen::Index>(cols.size());
     MatrixXd g = MatrixXd::Zero(n, n);
     if (n == 0 || len == 0) return g;
     const Factor f = build_factor(kind, len, cols);
-    if (kind == Kind::kUp) g.selfadjointView<Eigen::Lower>().rankUpdate(f.map().transpose());
-    else g.selfadjointView<Eigen::Lower>().rankUpdate(f.map());
+    if (absolute) {
+      const RowMatrix a = f.map().cwiseAbs();
+      if (kind == Kind::kUp) g.selfadjointView<Eigen::Lower>().rankUpdate(a.transpose());
+      else g.selfadjointView<Eigen::Lower>().rankUpdate(a);
+    } else if (kind == Kind::kUp) {
+      g.selfadjointView<Eigen::Lower>().rankUpdate(f.map().transpose());
+    } else {
+      g.selfadjointView<Eigen::Lower>().rankUpdate(f.map());
+    }
     g.triangularView<Eigen::StrictlyUpper>() = g.transpose();
     return g;
   }
@@ -365,13 +377,15 @@ class GramCache {
 };
 
 // ‖U Vᵀ‖_F² for U = the up columns on a segment of q rows, V = the down columns (length m).
+// `s_out` (when given) receives S = Σ_j ‖u_j‖‖v_j‖, the scale of the value's rounding error.
 double product_norm2(GramCache& cache, int64_t q, int64_t m, const std::vector<Column>& ucols,
-                     const std::vector<Column>& vcols) {
+                     const std::vector<Column>& vcols, double* s_out = nullptr) {
   if (ucols.empty() || q == 0 || m == 0) return 0.0;
   const MatrixXd gu = cache.gram(Kind::kUp, q, ucols), gv = cache.gram(Kind::kDown, m, vcols);
   const double est = gu.cwiseProduct(gv).sum();
   double s = 0;
   for (Eigen::Index j = 0; j < gu.rows(); ++j) s += std::sqrt(std::max(0.0, gu(j, j)) * std::max(0.0, gv(j, j)));
+  if (s_out) *s_out = s;
   const auto n = static_cast<double>(ucols.size());
   const double bound = 1.1 * (static_cast<double>(q + m) + n * n + 1) * std::ldexp(1.0, -53) * s * s;
   if (bound <= std::ldexp(est, -20)) return est;
@@ -385,182 +399,299 @@ double product_norm2(GramCache& cache, int64_t q, int64_t m, const std::vector<C
   return (u.map() * r.transpose()).squaredNorm();
 }
 
-// Low-rank targets: per row segment, the difference of the two sides as U·Vᵀ with shared
-// factors merged, its norm from Grams or (under cancellation) one thin QR.
-bool low_rank_errors(const Side& a, const Side& b, int64_t rows, double& err2, double& norm_a2, double& k_a, double& k_b,
-                     std::string& message) {
-  for (const Side* s : {&a, &b})
-    for (size_t i = 0; i < s->parts.size(); ++i) {
+// What one target's comparison adds up over its row segments.
+struct Sums {
+  double err2 = 0;     // ‖ΔW_A − ΔW_B‖²
+  double norm_a2 = 0;  // ‖ΔW_A‖²
+  double inner = 0;    // ⟨ΔW_B, ΔW_A⟩
+  // Rounding of side B (see equivalence.h, "Tolerance"): a bound on |⟨E, ΔW_A⟩| (the gain's
+  // numerator), the squared elementwise bound on ‖E‖, and bounds on the double-precision
+  // error of `inner` and of √err2.
+  double gain_bound = 0, round2 = 0, inner_error = 0, err_error = 0;
+  double k_a = 0, k_b = 0;  // Σ|s|‖B‖_F‖A‖_F per side
+};
+
+// One term of U·Vᵀ on a segment: coefficient × column `col` of a part's up, paired with that
+// part's down row `col`. Side B's terms carry the unit roundoffs of their part's up, down
+// and scale (the scale's: its alpha tensor's dtype, at least double's division).
+struct Term {
+  Atom up;  // coefficient 1; the term's coefficient is `coef`
+  const double* down;
+  double coef;  // +scale on side A, −scale on side B
+  uint64_t up_hash, down_hash;
+  double u_up = 0, u_down = 0, u_scale = 0;
+};
+struct Group {
+  std::vector<size_t> terms;
+};
+
+// Four independent lanes (no serial multiply chain), folded at the end.
+uint64_t hash_values(const double* v, int64_t n, int64_t stride) {
+  uint64_t h[4] = {0x9e3779b97f4a7c15ull, 0xc2b2ae3d27d4eb4full, 0x165667b19e3779f9ull, 0x27d4eb2f165667c5ull};
+  for (int64_t k = 0; k < n; ++k) {
+    uint64_t w;
+    std::memcpy(&w, v + k * stride, sizeof w);
+    uint64_t& x = h[k & 3];
+    x = (x ^ w) * 0xff51afd7ed558ccdull;
+  }
+  uint64_t out = static_cast<uint64_t>(n);
+  for (uint64_t x : h) out = (out ^ (x ^ (x >> 29))) * 0xc4ceb9fe1a85ec53ull;
+  return out;
+}
+
+// Every factor finite (else a message naming the module), and Σ|s|‖B‖‖A‖ of each side.
+bool check_factors(const Side& a, const Side& b, Sums& s, std::string& message) {
+  for (const Side* sd : {&a, &b})
+    for (size_t i = 0; i < sd->parts.size(); ++i) {
       // A finite sum of squares shows every value finite in the same pass as the norm.
-      const double nu = s->ups[i].squaredNorm(), nd = s->downs[i].squaredNorm();
-      if ((!std::isfinite(nu) && !all_finite(s->ups[i])) || (!std::isfinite(nd) && !all_finite(s->downs[i]))) {
-        message = "non-finite values in " + s->parts[i]->source_module;
+      const double nu = sd->ups[i].squaredNorm(), nd = sd->downs[i].squaredNorm();
+      if ((!std::isfinite(nu) && !all_finite(sd->ups[i])) || (!std::isfinite(nd) && !all_finite(sd->downs[i]))) {
+        message = "non-finite values in " + sd->parts[i]->source_module;
         return false;
       }
-      const double kk = std::fabs(s->parts[i]->scale) * std::sqrt(nu) * std::sqrt(nd);
-      (s == &a ? k_a : k_b) += kk;
+      (sd == &a ? s.k_a : s.k_b) += std::fabs(sd->parts[i]->scale) * std::sqrt(nu) * std::sqrt(nd);
     }
-  // Four independent lanes (no serial multiply chain), folded at the end.
-  auto hash_values = [](const double* v, int64_t n, int64_t stride) {
-    uint64_t h[4] = {0x9e3779b97f4a7c15ull, 0xc2b2ae3d27d4eb4full, 0x165667b19e3779f9ull, 0x27d4eb2f165667c5ull};
-    for (int64_t k = 0; k < n; ++k) {
-      uint64_t w;
-      std::memcpy(&w, v + k * stride, sizeof w);
-      uint64_t& x = h[k & 3];
-      x = (x ^ w) * 0xff51afd7ed558ccdull;
+  return true;
+}
+
+// The terms of both sides on rows [s0, s1) (side A's first; `a_count` of them): every
+// column of an up that is non-zero there. False on a broken segmentation invariant.
+bool segment_terms(const Side& a, const Side& b, const std::vector<std::vector<uint64_t>> (&down_hashes)[2], int64_t s0,
+                   int64_t s1, std::vector<Term>& terms, size_t& a_count, int64_t& m, std::string& message) {
+  const int64_t q = s1 - s0;
+  terms.clear();
+  m = -1;
+  for (int side = 0; side < 2; ++side) {
+    const Side& sd = side == 0 ? a : b;
+    for (size_t i = 0; i < sd.parts.size(); ++i) {
+      const Part& p = *sd.parts[i];
+      if (p.row_end <= s0 || p.row_begin >= s1) continue;
+      const FactorMap& up = sd.ups[i];
+      const FactorMap& down = sd.downs[i];
+      m = down.cols();
+      // Segments are cut at every part boundary and swap point: the part's rows of this
+      // segment are contiguous in its own storage.
+      const Eigen::Index r0 = local_row(p, s0);
+      if (r0 + q > up.rows() || local_row(p, s1 - 1) != r0 + q - 1) {
+        message = "internal: rows " + std::to_string(s0) + ".." + std::to_string(s1) + " of " + p.source_module +
+                  " are not contiguous";
+        return false;
+      }
+      // Columns of B that are non-zero on the segment, in one pass over its rows.
+      const Eigen::Index r = up.cols();
+      std::vector<uint8_t> live(static_cast<size_t>(r), 0);
+      for (Eigen::Index t = 0; t < q; ++t) {
+        const double* row = up.row(r0 + t).data();
+        for (Eigen::Index col = 0; col < r; ++col) live[static_cast<size_t>(col)] |= row[col] != 0.0;
+      }
+      const double u_up = side == 0 ? 0 : st::dtype_unit_roundoff(p.up->dtype);
+      const double u_down = side == 0 ? 0 : st::dtype_unit_roundoff(p.down->dtype);
+      const double u_scale = side == 0 ? 0 : std::max(p.scale_roundoff, std::ldexp(1.0, -51));
+      for (Eigen::Index col = 0; col < r; ++col) {
+        if (!live[static_cast<size_t>(col)]) continue;
+        const double* u0 = up.data() + r0 * r + col;
+        // The hash of an up column covers its first rows; equality is checked in full.
+        terms.push_back({{u0, r, 1.0}, down.row(col).data(), (side == 0 ? 1.0 : -1.0) * p.scale,
+                         hash_values(u0, std::min<int64_t>(q, 32), r), down_hashes[side][i][static_cast<size_t>(col)],
+                         u_up, u_down, u_scale});
+      }
     }
-    uint64_t out = static_cast<uint64_t>(n);
-    for (uint64_t x : h) out = (out ^ (x ^ (x >> 29))) * 0xc4ceb9fe1a85ec53ull;
-    return out;
-  };
+    if (side == 0) a_count = terms.size();
+  }
+  return true;
+}
+
+// Groups of terms with equal down rows (by_up false) or equal up columns on the segment
+// (by_up true). Up columns are matched on their first rows (hash, then values); the rest of
+// every match is checked in one pass over the segment's rows (row-major: contiguous), and a
+// term whose column differs there leaves its group.
+std::vector<Group> group_terms(const std::vector<Term>& terms, bool by_up, int64_t q, int64_t m) {
+  const int64_t prefix = std::min<int64_t>(q, 32);
+  std::vector<Group> groups;
+  std::vector<size_t> group_of(terms.size());
+  std::unordered_map<uint64_t, std::vector<size_t>> by_hash;
+  for (size_t k = 0; k < terms.size(); ++k) {
+    const Term& t = terms[k];
+    auto& same = by_hash[by_up ? t.up_hash : t.down_hash];
+    bool merged = false;
+    for (size_t g : same) {
+      const Term& f = terms[groups[g].terms[0]];
+      bool equal = true;
+      if (by_up) {
+        for (int64_t i = 0; i < prefix && equal; ++i) equal = f.up.p[i * f.up.stride] == t.up.p[i * t.up.stride];
+      } else {
+        equal = std::memcmp(f.down, t.down, static_cast<size_t>(m) * sizeof(double)) == 0;
+      }
+      if (equal) {
+        groups[g].terms.push_back(k);
+        group_of[k] = g;
+        merged = true;
+        break;
+      }
+    }
+    if (!merged) {
+      same.push_back(groups.size());
+      group_of[k] = groups.size();
+      groups.push_back({{k}});
+    }
+  }
+  if (!by_up || prefix == q || groups.size() == terms.size()) return groups;
+  std::vector<uint8_t> differs(terms.size(), 0);
+  std::vector<std::pair<size_t, size_t>> pairs;  // (term, its group's first term)
+  for (size_t k = 0; k < terms.size(); ++k)
+    if (groups[group_of[k]].terms[0] != k) pairs.emplace_back(k, groups[group_of[k]].terms[0]);
+  for (int64_t i = prefix; i < q; ++i)
+    for (const auto& [k, f] : pairs) differs[k] |= terms[k].up.p[i * terms[k].up.stride] != terms[f].up.p[i * terms[f].up.stride];
+  std::vector<Group> out;
+  for (const Group& g : groups) {
+    Group kept;
+    for (size_t k : g.terms) {
+      if (differs[k]) out.push_back({{k}});
+      else kept.terms.push_back(k);
+    }
+    out.push_back(std::move(kept));
+  }
+  return out;
+}
+
+// For each term, a term of side A (index < a_count) in the same group, or -1.
+std::vector<int64_t> side_a_match(const std::vector<Group>& groups, size_t count, size_t a_count) {
+  std::vector<int64_t> match(count, -1);
+  for (const Group& g : groups) {
+    int64_t a = -1;
+    for (size_t k : g.terms)
+      if (k < a_count) a = static_cast<int64_t>(k);
+    for (size_t k : g.terms) match[k] = a;
+  }
+  return match;
+}
+
+// U, V of ΔW_A − ΔW_B on the segment with the shared factors merged: one column per group
+// of the grouping with fewer groups.
+void merged_difference(const std::vector<Term>& terms, const std::vector<Group>& by_down, const std::vector<Group>& by_up,
+                       std::vector<Column>& ucols, std::vector<Column>& vcols) {
+  const bool shared_up = by_up.size() < by_down.size();
+  for (const Group& g : shared_up ? by_up : by_down) {
+    Column merged;
+    for (size_t k : g.terms) {
+      const Term& t = terms[k];
+      if (shared_up) merged.push_back({t.down, 1, t.coef});
+      else merged.push_back({t.up.p, t.up.stride, t.coef});
+    }
+    const Term& first = terms[g.terms[0]];
+    if (shared_up) {
+      ucols.push_back({first.up});
+      vcols.push_back(std::move(merged));
+    } else {
+      ucols.push_back(std::move(merged));
+      vcols.push_back({{first.down, 1, 1.0}});
+    }
+  }
+}
+
+// Side B's rounding on one segment (method: equivalence.h, "Tolerance"). W = ΔW_A on the
+// segment = U_A·V_A (U_A's columns carry A's scales). For each B term s·ũ·ṽᵀ whose up or
+// down is not bit-for-bit a factor of A (those were not rounded), the entries of ũ and ṽ
+// moved by at most u·|entry|, its scale by u_s·|s|:
+//   |⟨E, W⟩| ≤ Σ |s|(ū_u‖ũ‖‖Wṽ‖ + ū_v‖ṽ‖‖Wᵀũ‖ + ū_uū_v‖ũ‖‖ṽ‖‖W‖ + u_s|ũᵀWṽ|),
+//   |E| ≤ Σ d·|ũ||ṽ|ᵀ elementwise, d = |s|(ū_u + ū_v + ū_uū_v + u_s(1+ū_u)(1+ū_v)),
+// with ‖Wṽ‖² = gᵀ(U_AᵀU_A)g for g = V_A·ṽ (a column of V_A's Gram when ṽ is a down of A),
+// ‖Wᵀũ‖² likewise, and ‖Σ d|ũ||ṽ|ᵀ‖² from the Grams of the absolute factors.
+void segment_bounds(GramCache& cache, const std::vector<Term>& terms, size_t a_count, const std::vector<int64_t>& down_match,
+                    const std::vector<int64_t>& up_match, int64_t q, int64_t m, double norm_seg2, Sums& s) {
+  const size_t na = a_count, nb = terms.size() - a_count;
+  std::vector<Column> ua, va, ub_abs, vb_abs;
+  for (size_t j = 0; j < na; ++j) {
+    ua.push_back({{terms[j].up.p, terms[j].up.stride, terms[j].coef}});
+    va.push_back({{terms[j].down, 1, 1.0}});
+  }
+  const MatrixXd gua = na ? cache.gram(Kind::kUp, q, ua) : MatrixXd(), gva = na ? cache.gram(Kind::kDown, m, va) : MatrixXd();
+  std::optional<Factor> fua, fva;  // built when a B factor has no copy on side A
+  double s_a = 0, s_b = 0;
+  for (size_t j = 0; j < na; ++j) s_a += std::sqrt(std::max(0.0, gua(j, j)) * std::max(0.0, gva(j, j)));
+  const auto ni = static_cast<Eigen::Index>(na);
+  for (size_t k = a_count; k < terms.size(); ++k) {
+    const Term& t = terms[k];
+    const Eigen::Map<const Eigen::VectorXd, 0, Eigen::InnerStride<>> u(t.up.p, q, Eigen::InnerStride<>(t.up.stride));
+    const Eigen::Map<const Eigen::VectorXd> v(t.down, m);
+    const double nu = u.norm(), nv = v.norm(), sc = std::fabs(t.coef);
+    s_b += sc * nu * nv;
+    const double uu = t.u_up > 0 && up_match[k] < 0 ? t.u_up / (1 - t.u_up) : 0.0;
+    const double uv = t.u_down > 0 && down_match[k] < 0 ? t.u_down / (1 - t.u_down) : 0.0;
+    const double d = sc * (uu + uv + uu * uv + t.u_scale * (1 + uu) * (1 + uv));
+    if (d > 0) {
+      ub_abs.push_back({{t.up.p, t.up.stride, d}});
+      vb_abs.push_back({{t.down, 1, 1.0}});
+    }
+    if (na == 0) continue;
+    Eigen::VectorXd g(ni), h(ni);  // g = V_A·ṽ, h = U_Aᵀ·ũ
+    if (down_match[k] >= 0) {
+      g = gva.col(down_match[k]);
+    } else {
+      if (!fva) fva = build_factor(Kind::kDown, m, va);
+      g = fva->map() * v;
+    }
+    const double c = terms[static_cast<size_t>(std::max<int64_t>(up_match[k], 0))].coef;
+    if (up_match[k] >= 0 && c != 0) {
+      h = gua.col(up_match[k]) / c;
+    } else {
+      if (!fua) fua = build_factor(Kind::kUp, q, ua);
+      h = fua->map().transpose() * u;
+    }
+    const double z = h.dot(g);  // ũᵀ·W·ṽ
+    s.inner += -t.coef * z;
+    const double wv = std::sqrt(std::max(0.0, g.dot(gua * g))), wtu = std::sqrt(std::max(0.0, h.dot(gva * h)));
+    s.gain_bound += sc * (uu * nu * wv + uv * nv * wtu + uu * uv * nu * nv * std::sqrt(norm_seg2) + t.u_scale * std::fabs(z));
+  }
+  if (!ub_abs.empty()) s.round2 += std::max(0.0, cache.gram(Kind::kUp, q, ub_abs, true).cwiseProduct(cache.gram(Kind::kDown, m, vb_abs, true)).sum());
+  // Each computed inner product of length q or m carries at most (len + n)·ε of the sums
+  // of absolute products; twice for the two factors of the quadratic forms.
+  s.inner_error += 4.0 * static_cast<double>(q + m + static_cast<int64_t>(na + nb) + 2) * std::ldexp(1.0, -53) * s_a * (s_a + s_b);
+}
+
+// Low-rank targets: per row segment, the difference of the two sides as U·Vᵀ with shared
+// factors merged, its norm from Grams or (under cancellation) one thin QR; side A's norm,
+// the inner product of the sides and the bounds of side B's rounding on the same Grams.
+bool low_rank_errors(const Side& a, const Side& b, int64_t rows, Sums& s, std::string& message) {
+  if (!check_factors(a, b, s, message)) return false;
   // Down rows are compared by value: a hash of each row's first values, computed once per
   // part; rows with equal hashes are compared in full.
   std::vector<std::vector<uint64_t>> down_hashes[2];
   for (int side = 0; side < 2; ++side)
     for (const FactorMap& d : (side == 0 ? a : b).downs) {
       std::vector<uint64_t> h(static_cast<size_t>(d.rows()));
-      for (Eigen::Index r = 0; r < d.rows(); ++r) h[static_cast<size_t>(r)] = hash_values(d.row(r).data(), std::min<Eigen::Index>(d.cols(), 64), 1);
+      for (Eigen::Index r = 0; r < d.rows(); ++r)
+        h[static_cast<size_t>(r)] = hash_values(d.row(r).data(), std::min<Eigen::Index>(d.cols(), 64), 1);
       down_hashes[side].push_back(std::move(h));
     }
-
-  // One term of U·Vᵀ: coefficient × column `col` of a part's up on the segment, paired
-  // with that part's down row `col`.
-  struct Term {
-    Atom up;           // coefficient 1; the term's coefficient is `coef`
-    const double* down;
-    double coef;
-    uint64_t up_hash, down_hash;
-  };
-  struct Group {
-    std::vector<size_t> terms;
-  };
   GramCache cache;
+  std::vector<Term> terms;
   const std::vector<int64_t> cut = segment_cuts(rows, a.parts, b.parts);
   for (size_t c = 0; c + 1 < cut.size(); ++c) {
     const int64_t s0 = cut[c], s1 = cut[c + 1], q = s1 - s0;
+    size_t a_count = 0;
     int64_t m = -1;
-    std::vector<Term> terms;
-    size_t a_count = 0;  // side A's terms come first
-    for (int side = 0; side < 2; ++side) {
-      const Side& sd = side == 0 ? a : b;
-      const double sign = side == 0 ? 1.0 : -1.0;
-      for (size_t i = 0; i < sd.parts.size(); ++i) {
-        const Part& p = *sd.parts[i];
-        if (p.row_end <= s0 || p.row_begin >= s1) continue;
-        const FactorMap& up = sd.ups[i];
-        const FactorMap& down = sd.downs[i];
-        m = down.cols();
-        // Segments are cut at every part boundary and swap point: the part's rows of
-        // this segment are contiguous in its own storage.
-        const Eigen::Index r0 = local_row(p, s0);
-        if (r0 + q > up.rows() || local_row(p, s1 - 1) != r0 + q - 1) {
-          message = "internal: rows " + std::to_string(s0) + ".." + std::to_string(s1) + " of " +
-                    p.source_module + " are not contiguous";
-          return false;
-        }
-        // Columns of B that are non-zero on the segment, in one pass over its rows.
-        const Eigen::Index r = up.cols();
-        std::vector<uint8_t> live(static_cast<size_t>(r), 0);
-        for (Eigen::Index t = 0; t < q; ++t) {
-          const double* row = up.row(r0 + t).data();
-          for (Eigen::Index col = 0; col < r; ++col) live[static_cast<size_t>(col)] |= row[col] != 0.0;
-        }
-        for (Eigen::Index col = 0; col < r; ++col) {
-          if (!live[static_cast<size_t>(col)]) continue;
-          const double* u0 = up.data() + r0 * r + col;
-          // The hash of an up column covers its first rows; equality is checked in full.
-          terms.push_back({{u0, r, 1.0}, down.row(col).data(), sign * p.scale, hash_values(u0, std::min<int64_t>(q, 32), r),
-                           down_hashes[side][i][static_cast<size_t>(col)]});
-        }
-      }
-      if (side == 0) a_count = terms.size();
-    }
+    if (!segment_terms(a, b, down_hashes, s0, s1, terms, a_count, m, message)) return false;
     if (terms.empty()) continue;
-
     // Side A's own norm, from its columns alone (no cancellation between sides).
+    double norm_seg2 = 0;
     if (a_count > 0) {
       std::vector<Column> ua, va;
       for (size_t j = 0; j < a_count; ++j) {
         ua.push_back({{terms[j].up.p, terms[j].up.stride, terms[j].coef}});
         va.push_back({{terms[j].down, 1, 1.0}});
       }
-      norm_a2 += std::max(0.0, product_norm2(cache, q, m, ua, va));
+      norm_seg2 = std::max(0.0, product_norm2(cache, q, m, ua, va));
+      s.norm_a2 += norm_seg2;
     }
-
-    // Groups of terms with equal down rows, and of terms with equal up columns. Up columns
-    // are matched on their first rows (hash, then values); the rest of every match is
-    // checked in one pass over the segment's rows (row-major: contiguous), and a term
-    // whose column differs there leaves its group.
-    const int64_t prefix = std::min<int64_t>(q, 32);
-    auto group = [&](bool by_up) {
-      std::vector<Group> groups;
-      std::vector<size_t> group_of(terms.size());
-      std::unordered_map<uint64_t, std::vector<size_t>> by_hash;
-      for (size_t k = 0; k < terms.size(); ++k) {
-        const Term& t = terms[k];
-        auto& same = by_hash[by_up ? t.up_hash : t.down_hash];
-        bool merged = false;
-        for (size_t g : same) {
-          const Term& f = terms[groups[g].terms[0]];
-          bool equal = true;
-          if (by_up) {
-            for (int64_t i = 0; i < prefix && equal; ++i) equal = f.up.p[i * f.up.stride] == t.up.p[i * t.up.stride];
-          } else {
-            equal = std::memcmp(f.down, t.down, static_cast<size_t>(m) * sizeof(double)) == 0;
-          }
-          if (equal) {
-            groups[g].terms.push_back(k);
-            group_of[k] = g;
-            merged = true;
-            break;
-          }
-        }
-        if (!merged) {
-          same.push_back(groups.size());
-          group_of[k] = groups.size();
-          groups.push_back({{k}});
-        }
-      }
-      if (!by_up || prefix == q || groups.size() == terms.size()) return groups;
-      std::vector<uint8_t> differs(terms.size(), 0);
-      std::vector<std::pair<size_t, size_t>> pairs;  // (term, its group's first term)
-      for (size_t k = 0; k < terms.size(); ++k)
-        if (groups[group_of[k]].terms[0] != k) pairs.emplace_back(k, groups[group_of[k]].terms[0]);
-      for (int64_t i = prefix; i < q; ++i)
-        for (const auto& [k, f] : pairs)
-          differs[k] |= terms[k].up.p[i * terms[k].up.stride] != terms[f].up.p[i * terms[f].up.stride];
-      std::vector<Group> out;
-      for (const Group& g : groups) {
-        Group kept;
-        for (size_t k : g.terms) {
-          if (differs[k]) out.push_back({{k}});
-          else kept.terms.push_back(k);
-        }
-        out.push_back(std::move(kept));
-      }
-      return out;
-    };
-    const std::vector<Group> by_down = group(false);
-    const std::vector<Group> by_up = group(true);
-    const bool shared_up = by_up.size() < by_down.size();
+    const std::vector<Group> by_down = group_terms(terms, false, q, m), by_up = group_terms(terms, true, q, m);
     std::vector<Column> ucols, vcols;
-    for (const Group& g : shared_up ? by_up : by_down) {
-      Column merged;
-      for (size_t k : g.terms) {
-        const Term& t = terms[k];
-        if (shared_up) merged.push_back({t.down, 1, t.coef});
-        else merged.push_back({t.up.p, t.up.stride, t.coef});
-      }
-      const Term& first = terms[g.terms[0]];
-      if (shared_up) {
-        ucols.push_back({first.up});
-        vcols.push_back(std::move(merged));
-      } else {
-        ucols.push_back(std::move(merged));
-        vcols.push_back({{first.down, 1, 1.0}});
-      }
-    }
-    err2 += std::max(0.0, product_norm2(cache, q, m, ucols, vcols));
+    merged_difference(terms, by_down, by_up, ucols, vcols);
+    double s_diff = 0;
+    s.err2 += std::max(0.0, product_norm2(cache, q, m, ucols, vcols, &s_diff));
+    s.err_error += 16.0 * static_cast<double>(q + m + static_cast<int64_t>(ucols.size()) + 1) * std::ldexp(1.0, -53) * s_diff;
+    segment_bounds(cache, terms, a_count, side_a_match(by_down, terms.size(), a_count),
+                   side_a_match(by_up, terms.size(), a_count), q, m, norm_seg2, s);
   }
   return true;
 }
@@ -709,7 +840,8 @@ bool bytes_cancel(const std::vector<const Part*>& pa, const std::vector<const Pa
 
 // Targets with LoKr / LoHa / dense parts: evaluated densely, row by row.
 bool dense_errors(const std::vector<const Part*>& pa, const std::vector<const Part*>& pb, int64_t rows, int64_t cols,
-                  double& err2, double& norm_a2, double& norm_b2, double& k_a, double& k_b, std::string& message) {
+                  Sums& s, std::string& message) {
+  double norm_b2 = 0;
   std::vector<PartRows> ea, eb;
   for (const Part* p : pa) ea.emplace_back(*p);
   for (const Part* p : pb) eb.emplace_back(*p);
@@ -732,15 +864,87 @@ bool dense_errors(const std::vector<const Part*>& pa, const std::vector<const Pa
         message = "non-finite values in the delta of row " + std::to_string(t);
         return false;
       }
-      err2 += (x - y) * (x - y);
-      norm_a2 += x * x;
+      s.err2 += (x - y) * (x - y);
+      s.norm_a2 += x * x;
+      s.inner += x * y;
       norm_b2 += y * y;
     }
   }
   // Dense deltas have no factor norms: K = 1 (rounding of the values themselves).
-  k_a = std::sqrt(norm_a2);
-  k_b = std::sqrt(norm_b2);
+  s.k_a = std::sqrt(s.norm_a2);
+  s.k_b = std::sqrt(norm_b2);
   return true;
+}
+
+// The errors, gain and tolerances of a target from its sums (method: equivalence.h).
+void weigh(ModuleResult& r, const Sums& s, bool dense, bool exact, double u, const CompareOptions& opt) {
+  r.norm_a = std::sqrt(s.norm_a2);
+  r.abs_error = std::sqrt(s.err2);
+  r.relative_error = rel(r.abs_error, r.norm_a);
+  r.gain = r.norm_a > 0 && !exact ? s.inner / s.norm_a2 : 1.0;
+  const double off = r.gain - 1;
+  r.residual = std::isfinite(r.relative_error) ? std::sqrt(std::max(0.0, r.relative_error * r.relative_error - off * off))
+                                               : r.relative_error;
+  if (exact) {
+    r.tolerance = r.gain_tolerance = 0;  // nothing was rounded
+  } else if (dense) {
+    const double k = r.norm_a > 0 ? std::max(s.k_a, s.k_b) / r.norm_a : 1.0;
+    r.tolerance = r.gain_tolerance = 4 * u * std::max(1.0, k);
+  } else if (r.norm_a > 0) {
+    // The Gram path gives err² to 2⁻²⁰ of itself; err_error bounds the QR path's rounding.
+    r.tolerance = (std::sqrt(s.round2) + s.err_error) * (1 + std::ldexp(1.0, -18)) / r.norm_a;
+    r.gain_tolerance = (s.gain_bound + s.inner_error) / s.norm_a2;
+  }
+  if (opt.tolerance_override > 0) r.tolerance = r.gain_tolerance = opt.tolerance_override;
+  // The smallest scale error of this target the check is sure to catch: it moves the gain
+  // past its tolerance, or the error past its.
+  r.resolution = std::min(r.gain_tolerance + std::fabs(off), r.tolerance + r.relative_error);
+}
+
+// Bias deltas: each entry of side B's bias rounded once to its dtype, its scale to its
+// alpha's dtype.
+double bias_tolerance(const std::vector<const Part*>& pb) {
+  double u = 0;
+  for (const Part* p : pb)
+    if (p->bias) u = std::max(u, st::dtype_unit_roundoff(p->bias->dtype) + p->scale_roundoff);
+  return (u + std::ldexp(1.0, -50)) * (1 + std::ldexp(1.0, -6));
+}
+
+std::string gain_text(double g) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4g×", g);
+  return buf;
+}
+
+// A likely cause when a target's gain matches one of the common scale bugs: alpha ignored
+// (a .alpha tensor or the metadata's), the scale applied twice, rsLoRA's alpha/√rank read
+// as alpha/rank or the reverse, a halved or doubled strength, a flipped sign.
+std::string scale_cause(double gain, double gain_tol, const std::vector<const Part*>& pa) {
+  double s = 0;
+  int64_t rank = 0;
+  bool same = true;
+  for (const Part* p : pa) {
+    if (p->form != PartForm::kLowRank) continue;
+    if (rank == 0) s = p->scale, rank = p->rank();
+    else same = same && p->scale == s && p->rank() == rank;
+  }
+  char sv[32];
+  std::snprintf(sv, sizeof sv, "%.4g", s);
+  const std::string rk = std::to_string(rank);
+  std::vector<std::pair<double, std::string>> causes = {
+      {0.5, "half the strength"}, {2.0, "double the strength"}, {-1.0, "the sign flipped"}};
+  if (rank > 0 && same && s != 0 && std::fabs(s - 1) > 1e-6) {
+    causes.emplace_back(1 / s, std::string("alpha ignored: scale 1 instead of alpha/rank = ") + sv);
+    causes.emplace_back(s, std::string("the scale applied twice: alpha/rank = ") + sv + " folded and also kept");
+  }
+  if (rank > 1 && same) {
+    const double rt = std::sqrt(static_cast<double>(rank));
+    causes.emplace_back(1 / rt, "rsLoRA's alpha/sqrt(rank) read as alpha/rank (rank " + rk + ")");
+    causes.emplace_back(rt, "alpha/rank read as rsLoRA's alpha/sqrt(rank) (rank " + rk + ")");
+  }
+  for (const auto& [g, why] : causes)
+    if (std::fabs(gain / g - 1) <= std::max(4 * gain_tol, 1e-3)) return "likely " + why;
+  return "";
 }
 
 ModuleResult compare_target(const std::string& target, const std::vector<const Part*>& pa, const std::vector<const Part*>& pb,
@@ -770,7 +974,7 @@ ModuleResult compare_target(const std::string& target, const std::vector<const P
       return r;
     }
     r.status = ModuleStatus::kEquivalent;
-    r.tolerance = opt.tolerance_override > 0 ? opt.tolerance_override : 4 * u;
+    r.tolerance = r.gain_tolerance = opt.tolerance_override > 0 ? opt.tolerance_override : 0.0;  // nothing rounded
     return r;
   }
 
@@ -783,14 +987,14 @@ ModuleResult compare_target(const std::string& target, const std::vector<const P
         return r;
       }
 
-  double err2 = 0, na2 = 0, nb2 = 0, ka = 0, kb = 0;
-  const bool dense = std::any_of(pa.begin(), pa.end(), [](const Part* p) { return p->form != PartForm::kLowRank && p->form != PartForm::kBiasOnly; }) ||
-                     std::any_of(pb.begin(), pb.end(), [](const Part* p) { return p->form != PartForm::kLowRank && p->form != PartForm::kBiasOnly; });
-  bool ok;
+  Sums sums;
+  const auto not_low_rank = [](const Part* p) { return p->form != PartForm::kLowRank && p->form != PartForm::kBiasOnly; };
+  const bool dense = std::any_of(pa.begin(), pa.end(), not_low_rank) || std::any_of(pb.begin(), pb.end(), not_low_rank);
+  bool ok = true, exact = false;
   if (dense) {
-    ok = dense_errors(pa, pb, r.rows, r.cols, err2, na2, nb2, ka, kb, r.message);
+    ok = dense_errors(pa, pb, r.rows, r.cols, sums, r.message);
   } else if (opt.exact_bytes_shortcut && bytes_cancel(pa, pb, r.rows)) {
-    ok = true;  // exactly zero: relative error 0, tolerance 4u
+    exact = true;  // exactly zero: nothing was rounded, gain exactly 1
   } else {
     decode_pool.next = 0;  // this target's factors reuse the thread's buffers
     Side a, b;
@@ -801,7 +1005,7 @@ ModuleResult compare_target(const std::string& target, const std::vector<const P
         side->downs.push_back(to_matrix(*p->down));
         side->ups.push_back(to_matrix(*p->up));
       }
-    ok = low_rank_errors(a, b, r.rows, err2, na2, ka, kb, r.message);
+    ok = low_rank_errors(a, b, r.rows, sums, r.message);
   }
   bool bias_finite = true;
   Eigen::VectorXd ba = bias_of(pa, r.rows, bias_finite), bb = bias_of(pb, r.rows, bias_finite);
@@ -810,16 +1014,13 @@ ModuleResult compare_target(const std::string& target, const std::vector<const P
     if (r.message.empty()) r.message = "non-finite values in a bias delta";
     return r;
   }
-  r.norm_a = std::sqrt(na2);
-  r.abs_error = std::sqrt(err2);
-  r.relative_error = rel(r.abs_error, r.norm_a);
+  weigh(r, sums, dense, exact, u, opt);
   r.bias_norm_a = ba.norm();
   const double bias_abs = (ba - bb).norm();
   r.bias_error = r.bias_norm_a > 0 ? bias_abs / r.bias_norm_a : bias_abs;
-  const double k = r.norm_a > 0 ? std::max(ka, kb) / r.norm_a : 1.0;
-  r.tolerance = opt.tolerance_override > 0 ? opt.tolerance_override : 4 * u * std::max(1.0, k);
-  const double bias_tol = opt.tolerance_override > 0 ? opt.tolerance_override : 4 * u;
+  const double bias_tol = opt.tolerance_override > 0 ? opt.tolerance_override : bias_tolerance(pb);
   const bool weight_ok = r.norm_a > 0 ? r.relative_error <= r.tolerance : r.abs_error == 0.0;
+  const bool gain_ok = r.norm_a == 0 || std::fabs(r.gain - 1) <= r.gain_tolerance;
   const bool bias_ok = r.bias_norm_a > 0 ? r.bias_error <= bias_tol : bias_abs == 0.0;
   const Magnitudes ma = magnitudes_of(pa, r.rows), mb = magnitudes_of(pb, r.rows);
   r.dora = ma.any || mb.any;
@@ -830,7 +1031,7 @@ ModuleResult compare_target(const std::string& target, const std::vector<const P
     r.message = magnitude_message;
     return r;
   }
-  if (weight_ok && bias_ok && magnitude_ok) {
+  if (weight_ok && gain_ok && bias_ok && magnitude_ok) {
     r.status = ModuleStatus::kEquivalent;
   } else if (pb.empty()) {
     r.status = ModuleStatus::kMissingInB;
@@ -840,9 +1041,17 @@ ModuleResult compare_target(const std::string& target, const std::vector<const P
     r.message = "the converted side changes a module the source does not";
   } else {
     r.status = ModuleStatus::kDifferent;
-    if (!weight_ok && !bias_ok) r.message = "weight and bias deltas differ";
-    else if (!bias_ok) r.message = "bias delta differs (relative error " + std::to_string(r.bias_error) + ")";
-    if (!magnitude_ok) r.message = r.message.empty() ? magnitude_message : r.message + "; " + magnitude_message;
+    // A scale error: the gain is off and what is left beside it is within the rounding.
+    r.scale_error = !gain_ok && r.residual <= r.tolerance;
+    if (r.scale_error) {
+      r.scale_cause = scale_cause(r.gain, r.gain_tolerance, pa);
+      r.message = "applies " + gain_text(r.gain) + " the source's delta" +
+                  (r.scale_cause.empty() ? "" : " (" + r.scale_cause + ")");
+    }
+    const auto add = [&](const std::string& m) { r.message = r.message.empty() ? m : r.message + "; " + m; };
+    if (!weight_ok && !bias_ok) add("weight and bias deltas differ");
+    else if (!bias_ok) add("bias delta differs (relative error " + std::to_string(r.bias_error) + ")");
+    if (!magnitude_ok) add(magnitude_message);
   }
   return r;
 }

@@ -20,16 +20,29 @@
 // accurate error (the Gram formula alone would lose everything below √ε ≈ 1e-8 there).
 // Sides whose parts are bit for bit identical report exactly 0, and so do targets whose
 // factor columns cancel byte for byte (the usual bit-exact conversion: nothing is decoded);
-// both report the tolerance 4·u. LoKr, LoHa and dense-diff parts have no factors: a target
-// holding one is evaluated densely, row by row.
+// nothing was rounded there, so both report the tolerance 0. LoKr, LoHa and dense-diff
+// parts have no factors: a target holding one is evaluated densely, row by row.
 //
-// Tolerance. Rounding every factor entry to a dtype with unit roundoff u changes
-// s·B·A by at most about 2u·|s|·‖B‖_F‖A‖_F, which exceeds 2u·‖ΔW‖_F when B·A cancels. So
-//   tolerance = 4 · u · max(1, K),   K = max over both sides of Σ_j |s_j|‖B_j‖_F‖A_j‖_F / ‖ΔW_A‖_F
-// where u is the largest unit roundoff among the float dtypes of the target's tensors on
-// both sides, and at least F32's 2^-24 (alpha values are commonly stored as F32 scalars).
-// The factor 4 covers the two factors' rounding plus the scale folded in double and
-// rounded once. Bias deltas use 4·u. The sides are equivalent when both errors are within.
+// Tolerance: the rounding that actually happened. Side B (the converted file) is taken as
+// side A's delta written with every factor entry rounded once to its dtype (round to
+// nearest: it moves by at most u·|entry|) and its scale to its alpha tensor's dtype. A B
+// term s·ũ·ṽᵀ whose up column (or down row) equals one of A's bit for bit after widening
+// was not rounded there and contributes nothing; only the re-rounded factors count. With
+// E = ΔW_B − ΔW_A under that model, per term d = |s|(ū_u + ū_v + ū_uū_v + u_s(1+ū_u)(1+ū_v)):
+//   ‖E‖_F ≤ ‖Σ d·|ũ||ṽ|ᵀ‖_F        (from the Grams of the absolute factors),
+//   |⟨E, ΔW_A⟩| ≤ Σ |s|(ū_u‖ũ‖‖ΔW_A ṽ‖ + ū_v‖ṽ‖‖ΔW_Aᵀũ‖ + ū_uū_v‖ũ‖‖ṽ‖‖ΔW_A‖ + u_s|ũᵀΔW_A ṽ|)
+// (the norms from the Grams of A's factors and the cross products V_A·ṽ, U_Aᵀ·ũ, which are
+// columns of A's Grams when the factor is shared). Both bounds are rigorous under the model,
+// plus the double-precision error of computing them. The first bounds the relative error
+// (tolerance); the second bounds how far the gain g = ⟨ΔW_B, ΔW_A⟩/‖ΔW_A‖² may sit from 1
+// (gain_tolerance). The elementwise bound is loose by about √rank·2/π against random
+// rounding (BF16, scale folded into one factor, rank 16: tolerance ≈ 1.2%, error ≈ 0.2%);
+// the gain's is tight when a factor's rows are nearly orthogonal, as trained factors' are
+// (≈ 1.0–1.1 u: 0.39–0.43% at BF16). A scale error moves the gain and leaves the residual
+// ‖ΔW_B − g·ΔW_A‖ small; the module fails with the gain named. The resolution of a target is
+// the smallest scale error it is sure to catch: gain_tolerance + |g − 1| (or the error's
+// margin, if smaller). Bias deltas: each entry rounded once, u of B's bias dtype plus its
+// scale's. Dense targets keep 4·u·max(1, K), K = Σ|s|‖B‖_F‖A‖_F / ‖ΔW_A‖_F, for both.
 //
 // DoRA. The merged weight needs the base weights, so the check covers what the file
 // holds: the factors (as above) and the magnitudes, which must sit on the same rows (per
@@ -61,6 +74,12 @@ struct ModuleResult {
   int64_t rows = 0, cols = 0;
   ModuleStatus status = ModuleStatus::kEquivalent;
   double norm_a = 0, abs_error = 0, relative_error = 0, tolerance = 0;
+  // Gain g = ⟨ΔW_B, ΔW_A⟩/‖ΔW_A‖² (1 when A's delta is zero), its tolerance from B's
+  // rounding, the residual ‖ΔW_B − g·ΔW_A‖/‖ΔW_A‖, and the resolution: the smallest scale
+  // error of this target the check is sure to catch.
+  double gain = 1, gain_tolerance = 0, residual = 0, resolution = 0;
+  bool scale_error = false;  // different, and the difference is the gain alone
+  std::string scale_cause;   // "likely alpha ignored: …" when the gain matches a common bug
   double bias_norm_a = 0, bias_error = 0;  // bias_error is relative (absolute when A's bias is 0)
   // DoRA magnitudes (when either side has one): relative error over the rows (per-row
   // magnitudes) and part row ranges (per-column ones) both sides cover the same way.
