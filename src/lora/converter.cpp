@@ -3,6 +3,9 @@
 #include "lora/converter.h"
 
 #include <algorithm>
+#include <thread>
+#include <optional>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -619,6 +622,137 @@ uint64_t Conversion::bytes() const {
   return n;
 }
 
+namespace {
+
+using TargetParts = std::pair<const std::string, std::vector<const Part*>>;
+
+// Converts one target into `out` (its modules, in the layout's order).
+Status convert_target(const LoraModel& model, const ConvertOptions& opt, const std::string& target,
+                      std::vector<const Part*> parts, ModuleBuilder& builder, Conversion& out) {
+  const bool to_bfl = opt.to == OutputLayout::kBfl;
+  // Row order, so fused factors list q, k, v, mlp as the target does.
+  std::stable_sort(parts.begin(), parts.end(), [](const Part* a, const Part* b) { return a->row_begin < b->row_begin; });
+  const Part& first = *parts.front();
+  auto maps = flux::parts_of_target(model.layout, target);
+  // Output modules of this target: the whole target (BFL) or each diffusers part.
+  struct Module {
+    Spelling sp;
+    int64_t begin, end;
+    bool swap;
+  };
+  std::vector<Module> modules;
+  if (to_bfl) {
+    modules.push_back({spell(opt.style, target, ""), 0, first.target_rows, false});
+  } else {
+    for (const auto& pm : maps) modules.push_back({spell(opt.style, target, pm.diffusers), pm.row_begin, pm.row_end, pm.swap_halves});
+  }
+  if (modules.empty()) return internal_error("target " + target + " has no modules in the layout");
+
+  for (const Module& m : modules) {
+    std::vector<Contribution> contribs;
+    std::vector<const Part*> here, adapters;
+    for (const Part* p : parts) {
+      if (!overlaps(*p, m.begin, m.end)) continue;
+      here.push_back(p);
+      contribs.push_back(contribute(*p, m.begin, m.end, m.swap));
+      if (p->form != PartForm::kLowRank && p->form != PartForm::kBiasOnly) adapters.push_back(p);
+    }
+    // Diffusers parts of this module's rows that the input leaves out: zero delta.
+    int zero_filled = 0;
+    for (const auto& pm : maps) {
+      if (pm.row_end <= m.begin || pm.row_begin >= m.end) continue;
+      bool any = std::any_of(parts.begin(), parts.end(), [&](const Part* p) { return overlaps(*p, pm.row_begin, pm.row_end); });
+      zero_filled += any ? 0 : 1;
+    }
+    LV_TRY(add_magnitude(here, m.sp, opt.style, target, m.begin, m.end, m.swap, out));
+    if (adapters.empty()) {
+      builder.build(m.sp, target, m.end - m.begin, first.target_cols, std::move(contribs), zero_filled);
+      continue;
+    }
+    // One adapter alone on exactly this module: renamed, bit for bit.
+    const bool alone = here.size() == 1 && maps_one_to_one(*adapters[0], m.begin, m.end, m.swap);
+    if (alone) {
+      LV_TRY(rename_adapter(*adapters[0], m.sp, out, *model.file));
+      if (adapters[0]->bias) builder.build(m.sp, target, m.end - m.begin, first.target_cols, std::move(contribs), 0);
+      continue;
+    }
+    if (!opt.allow_dense)
+      return make_error(ErrorCode::kBadInput,
+                        "refused: module " + adapters[0]->source_module + " is a " + std::string(form_name(adapters[0]->form)) +
+                            " delta on rows " + std::to_string(adapters[0]->row_begin) + ".." +
+                            std::to_string(adapters[0]->row_end) + " of " + target + "; output module " + m.sp.module +
+                            " would need a dense .diff of " + std::to_string(m.end - m.begin) + "x" +
+                            std::to_string(first.target_cols) + " values, and dense output is not allowed");
+    builder.build_dense(m.sp, target, m.begin, m.end, m.swap, first.target_cols, here, std::move(contribs), zero_filled);
+  }
+  if (builder.rounder().overflowed())
+    return make_error(ErrorCode::kBadInput, "refused: writing " + target +
+                                                " with its scale folded overflows the output dtype; choose a wider --dtype (F32 or F64)");
+  if (builder.rounder().lost_precision())
+    return make_error(ErrorCode::kBadInput,
+                      "refused: writing " + target +
+                          " with its scale folded pushes its values below the normal range of the output dtype, "
+                          "losing more than rounding; choose a wider --dtype (F32 or F64)");
+  builder.rounder().reset();
+  return {};
+}
+
+// The targets [begin, end) of `work` into one Conversion.
+Result<Conversion> convert_targets(const LoraModel& model, const ConvertOptions& opt, const std::vector<const TargetParts*>& work,
+                                   size_t begin, size_t end) {
+  Conversion out;
+  ModuleBuilder builder(opt, out);
+  for (size_t i = begin; i < end; ++i) LV_TRY(convert_target(model, opt, work[i]->first, work[i]->second, builder, out));
+  return out;
+}
+
+// Every target, in target order, on up to opt.threads threads: contiguous runs of targets
+// balanced by their input bytes, each into its own Conversion, joined in order (the output
+// is the same bytes whatever the thread count; the first error in target order wins).
+Result<Conversion> convert_all_targets(const LoraModel& model, const ConvertOptions& opt) {
+  std::map<std::string, std::vector<const Part*>> by_target;
+  for (const Part& p : model.parts) by_target[p.target].push_back(&p);
+  std::vector<const TargetParts*> work;
+  std::vector<uint64_t> weight;
+  uint64_t total = 0;
+  for (const auto& e : by_target) {
+    work.push_back(&e);
+    uint64_t w = 1;
+    for (const Part* p : e.second)
+      for (const st::TensorView* t : {p->down, p->up, p->diff}) w += t ? t->nbytes : 0;
+    weight.push_back(w);
+    total += w;
+  }
+  const size_t chunks = std::max<size_t>(1, std::min<size_t>(static_cast<size_t>(std::max(1, opt.threads)) * 4, work.size()));
+  std::vector<size_t> cut = {0};
+  uint64_t acc = 0;
+  for (size_t i = 0; i < work.size(); ++i) {
+    acc += weight[i];
+    if (cut.size() < chunks && acc * chunks >= total * cut.size()) cut.push_back(i + 1);
+  }
+  if (cut.back() != work.size()) cut.push_back(work.size());
+  std::vector<std::optional<Result<Conversion>>> parts(cut.size() - 1);
+  std::atomic<size_t> next{0};
+  auto run = [&] {
+    for (size_t c; (c = next.fetch_add(1)) < parts.size();) parts[c] = convert_targets(model, opt, work, cut[c], cut[c + 1]);
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < std::min<int>(opt.threads, static_cast<int>(parts.size())); ++t) pool.emplace_back(run);
+  run();
+  for (auto& t : pool) t.join();
+  Conversion out;
+  for (auto& r : parts) {
+    if (!r->ok()) return r->take_error();
+    Conversion c = std::move(*r).value();
+    for (auto& t : c.tensors) out.tensors.push_back(std::move(t));
+    for (auto& m : c.modules) out.modules.push_back(std::move(m));
+    for (auto& n : c.notes) out.notes.push_back(std::move(n));
+  }
+  return out;
+}
+
+}  // namespace
+
 Result<Conversion> convert(const LoraModel& model, const ConvertOptions& opt) {
   const bool to_bfl = opt.to == OutputLayout::kBfl;
   if (to_bfl == (opt.style == Style::kDiffusers))
@@ -627,78 +761,7 @@ Result<Conversion> convert(const LoraModel& model, const ConvertOptions& opt) {
   if (opt.dtype && !st::dtype_is_encodable(*opt.dtype))
     return make_error(ErrorCode::kUsage, "output dtype " + std::string(st::dtype_name(*opt.dtype)) +
                                              " is not one of F32, F64, F16, BF16");
-  Conversion out;
-  ModuleBuilder builder(opt, out);
-
-  std::map<std::string, std::vector<const Part*>> by_target;
-  for (const Part& p : model.parts) by_target[p.target].push_back(&p);
-
-  for (auto& [target, parts] : by_target) {
-    // Row order, so fused factors list q, k, v, mlp as the target does.
-    std::stable_sort(parts.begin(), parts.end(), [](const Part* a, const Part* b) { return a->row_begin < b->row_begin; });
-    const Part& first = *parts.front();
-    auto maps = flux::parts_of_target(model.layout, target);
-    // Output modules of this target: the whole target (BFL) or each diffusers part.
-    struct Module {
-      Spelling sp;
-      int64_t begin, end;
-      bool swap;
-    };
-    std::vector<Module> modules;
-    if (to_bfl) {
-      modules.push_back({spell(opt.style, target, ""), 0, first.target_rows, false});
-    } else {
-      for (const auto& pm : maps) modules.push_back({spell(opt.style, target, pm.diffusers), pm.row_begin, pm.row_end, pm.swap_halves});
-    }
-    if (modules.empty()) return internal_error("target " + target + " has no modules in the layout");
-
-    for (const Module& m : modules) {
-      std::vector<Contribution> contribs;
-      std::vector<const Part*> here, adapters;
-      for (const Part* p : parts) {
-        if (!overlaps(*p, m.begin, m.end)) continue;
-        here.push_back(p);
-        contribs.push_back(contribute(*p, m.begin, m.end, m.swap));
-        if (p->form != PartForm::kLowRank && p->form != PartForm::kBiasOnly) adapters.push_back(p);
-      }
-      // Diffusers parts of this module's rows that the input leaves out: zero delta.
-      int zero_filled = 0;
-      for (const auto& pm : maps) {
-        if (pm.row_end <= m.begin || pm.row_begin >= m.end) continue;
-        bool any = std::any_of(parts.begin(), parts.end(), [&](const Part* p) { return overlaps(*p, pm.row_begin, pm.row_end); });
-        zero_filled += any ? 0 : 1;
-      }
-      LV_TRY(add_magnitude(here, m.sp, opt.style, target, m.begin, m.end, m.swap, out));
-      if (adapters.empty()) {
-        builder.build(m.sp, target, m.end - m.begin, first.target_cols, std::move(contribs), zero_filled);
-        continue;
-      }
-      // One adapter alone on exactly this module: renamed, bit for bit.
-      const bool alone = here.size() == 1 && maps_one_to_one(*adapters[0], m.begin, m.end, m.swap);
-      if (alone) {
-        LV_TRY(rename_adapter(*adapters[0], m.sp, out, *model.file));
-        if (adapters[0]->bias) builder.build(m.sp, target, m.end - m.begin, first.target_cols, std::move(contribs), 0);
-        continue;
-      }
-      if (!opt.allow_dense)
-        return make_error(ErrorCode::kBadInput,
-                          "refused: module " + adapters[0]->source_module + " is a " + std::string(form_name(adapters[0]->form)) +
-                              " delta on rows " + std::to_string(adapters[0]->row_begin) + ".." +
-                              std::to_string(adapters[0]->row_end) + " of " + target + "; output module " + m.sp.module +
-                              " would need a dense .diff of " + std::to_string(m.end - m.begin) + "x" +
-                              std::to_string(first.target_cols) + " values, and dense output is not allowed");
-      builder.build_dense(m.sp, target, m.begin, m.end, m.swap, first.target_cols, here, std::move(contribs), zero_filled);
-    }
-    if (builder.rounder().overflowed())
-      return make_error(ErrorCode::kBadInput, "refused: writing " + target +
-                                                  " with its scale folded overflows the output dtype; choose a wider --dtype (F32 or F64)");
-    if (builder.rounder().lost_precision())
-      return make_error(ErrorCode::kBadInput,
-                        "refused: writing " + target +
-                            " with its scale folded pushes its values below the normal range of the output dtype, "
-                            "losing more than rounding; choose a wider --dtype (F32 or F64)");
-    builder.rounder().reset();
-  }
+  LV_TRY_ASSIGN(out, convert_all_targets(model, opt));
 
   for (const PassThrough& pt : model.passthrough) {
     const TensorView* t = model.file->find(pt.tensor);

@@ -32,6 +32,7 @@ struct ConvertOptions {
   std::optional<st::DType> dtype;  // output dtype; default: the input's
   bool allow_dense = true;         // may LoKr/LoHa deltas on fused targets become dense .diff?
   std::string source_name;         // recorded in the output metadata
+  int threads = 1;                 // targets are converted on up to this many threads
 };
 
 // How a module was built (docs/flux-lora-formats.md §3).

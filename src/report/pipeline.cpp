@@ -250,6 +250,7 @@ ConvertOptions resolve_convert_options(const LoraModel& model, const PipelineOpt
   c.style = opt.style.value_or(c.to == OutputLayout::kBfl ? Style::kKohya : Style::kDiffusers);
   c.dtype = opt.dtype;
   c.allow_dense = opt.allow_dense;
+  c.threads = opt.threads;
   c.source_name = std::filesystem::path(model.file->path()).filename().string();  // the name, not where it was
   return c;
 }

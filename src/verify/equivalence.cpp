@@ -600,50 +600,53 @@ void merged_difference(const std::vector<Term>& terms, const std::vector<Group>&
 void segment_bounds(GramCache& cache, const std::vector<Term>& terms, size_t a_count, const std::vector<int64_t>& down_match,
                     const std::vector<int64_t>& up_match, int64_t q, int64_t m, double norm_seg2, Sums& s) {
   const size_t na = a_count, nb = terms.size() - a_count;
-  std::vector<Column> ua, va, ub_abs, vb_abs;
-  for (size_t j = 0; j < na; ++j) {
-    ua.push_back({{terms[j].up.p, terms[j].up.stride, terms[j].coef}});
-    va.push_back({{terms[j].down, 1, 1.0}});
+  if (nb == 0) return;
+  std::vector<Column> ua, va, ub, vb;
+  for (size_t j = 0; j < terms.size(); ++j) {
+    (j < na ? ua : ub).push_back({{terms[j].up.p, terms[j].up.stride, j < na ? terms[j].coef : 1.0}});
+    (j < na ? va : vb).push_back({{terms[j].down, 1, 1.0}});
   }
-  const MatrixXd gua = na ? cache.gram(Kind::kUp, q, ua) : MatrixXd(), gva = na ? cache.gram(Kind::kDown, m, va) : MatrixXd();
-  std::optional<Factor> fua, fva;  // built when a B factor has no copy on side A
+  // |ũ|ᵀ|ũ'| and |ṽ|ᵀ|ṽ'| of B's terms (a part's downs are cached across its segments);
+  // their diagonals are ‖ũ‖², ‖ṽ‖².
+  const MatrixXd gub = cache.gram(Kind::kUp, q, ub, true), gvb = cache.gram(Kind::kDown, m, vb, true);
+  Eigen::VectorXd d(static_cast<Eigen::Index>(nb));
+  std::vector<double> uu(nb), uv(nb);
+  bool any_up = false, any_down = false;  // a rounded factor: its cross products are needed
+  for (size_t j = 0; j < nb; ++j) {
+    const Term& t = terms[na + j];
+    uu[j] = t.u_up > 0 && up_match[na + j] < 0 ? t.u_up / (1 - t.u_up) : 0.0;
+    uv[j] = t.u_down > 0 && down_match[na + j] < 0 ? t.u_down / (1 - t.u_down) : 0.0;
+    d(static_cast<Eigen::Index>(j)) = std::fabs(t.coef) * (uu[j] + uv[j] + uu[j] * uv[j] + t.u_scale * (1 + uu[j]) * (1 + uv[j]));
+    any_up = any_up || up_match[na + j] < 0;
+    any_down = any_down || down_match[na + j] < 0;
+  }
+  s.round2 += std::max(0.0, (d.asDiagonal() * gub * d.asDiagonal()).cwiseProduct(gvb).sum());
   double s_a = 0, s_b = 0;
-  for (size_t j = 0; j < na; ++j) s_a += std::sqrt(std::max(0.0, gua(j, j)) * std::max(0.0, gva(j, j)));
-  const auto ni = static_cast<Eigen::Index>(na);
-  for (size_t k = a_count; k < terms.size(); ++k) {
-    const Term& t = terms[k];
-    const Eigen::Map<const Eigen::VectorXd, 0, Eigen::InnerStride<>> u(t.up.p, q, Eigen::InnerStride<>(t.up.stride));
-    const Eigen::Map<const Eigen::VectorXd> v(t.down, m);
-    const double nu = u.norm(), nv = v.norm(), sc = std::fabs(t.coef);
-    s_b += sc * nu * nv;
-    const double uu = t.u_up > 0 && up_match[k] < 0 ? t.u_up / (1 - t.u_up) : 0.0;
-    const double uv = t.u_down > 0 && down_match[k] < 0 ? t.u_down / (1 - t.u_down) : 0.0;
-    const double d = sc * (uu + uv + uu * uv + t.u_scale * (1 + uu) * (1 + uv));
-    if (d > 0) {
-      ub_abs.push_back({{t.up.p, t.up.stride, d}});
-      vb_abs.push_back({{t.down, 1, 1.0}});
+  for (size_t j = 0; j < nb; ++j) s_b += std::fabs(terms[na + j].coef) * std::sqrt(gub(j, j) * gvb(j, j));
+  if (na > 0) {
+    const MatrixXd gua = cache.gram(Kind::kUp, q, ua), gva = cache.gram(Kind::kDown, m, va);
+    for (size_t j = 0; j < na; ++j) s_a += std::sqrt(std::max(0.0, gua(j, j)) * std::max(0.0, gva(j, j)));
+    // V_A·ṽ and U_Aᵀ·ũ for every B term: columns of A's Grams where the factor is A's
+    // own, else one product for all.
+    MatrixXd gv, gu;
+    if (any_down) gv = build_factor(Kind::kDown, m, va).map() * build_factor(Kind::kDown, m, vb).map().transpose();
+    if (any_up) gu = build_factor(Kind::kUp, q, ua).map().transpose() * build_factor(Kind::kUp, q, ub).map();
+    for (size_t j = 0; j < nb; ++j) {
+      const Term& t = terms[na + j];
+      const int64_t dm = down_match[na + j], um = up_match[na + j];
+      const Eigen::VectorXd g = dm >= 0 ? Eigen::VectorXd(gva.col(dm)) : Eigen::VectorXd(gv.col(static_cast<Eigen::Index>(j)));
+      const double c = um >= 0 ? terms[static_cast<size_t>(um)].coef : 0.0;
+      const Eigen::VectorXd h = um >= 0 && c != 0 ? Eigen::VectorXd(gua.col(um) / c)
+                                                  : any_up ? Eigen::VectorXd(gu.col(static_cast<Eigen::Index>(j)))
+                                                           : Eigen::VectorXd(build_factor(Kind::kUp, q, ua).map().transpose() *
+                                                                             build_factor(Kind::kUp, q, {ub[j]}).map());
+      const double z = h.dot(g);  // ũᵀ·W·ṽ
+      s.inner += -t.coef * z;
+      const double nu = std::sqrt(gub(j, j)), nv = std::sqrt(gvb(j, j)), sc = std::fabs(t.coef);
+      const double wv = std::sqrt(std::max(0.0, g.dot(gua * g))), wtu = std::sqrt(std::max(0.0, h.dot(gva * h)));
+      s.gain_bound += sc * (uu[j] * nu * wv + uv[j] * nv * wtu + uu[j] * uv[j] * nu * nv * std::sqrt(norm_seg2) + t.u_scale * std::fabs(z));
     }
-    if (na == 0) continue;
-    Eigen::VectorXd g(ni), h(ni);  // g = V_A·ṽ, h = U_Aᵀ·ũ
-    if (down_match[k] >= 0) {
-      g = gva.col(down_match[k]);
-    } else {
-      if (!fva) fva = build_factor(Kind::kDown, m, va);
-      g = fva->map() * v;
-    }
-    const double c = terms[static_cast<size_t>(std::max<int64_t>(up_match[k], 0))].coef;
-    if (up_match[k] >= 0 && c != 0) {
-      h = gua.col(up_match[k]) / c;
-    } else {
-      if (!fua) fua = build_factor(Kind::kUp, q, ua);
-      h = fua->map().transpose() * u;
-    }
-    const double z = h.dot(g);  // ũᵀ·W·ṽ
-    s.inner += -t.coef * z;
-    const double wv = std::sqrt(std::max(0.0, g.dot(gua * g))), wtu = std::sqrt(std::max(0.0, h.dot(gva * h)));
-    s.gain_bound += sc * (uu * nu * wv + uv * nv * wtu + uu * uv * nu * nv * std::sqrt(norm_seg2) + t.u_scale * std::fabs(z));
   }
-  if (!ub_abs.empty()) s.round2 += std::max(0.0, cache.gram(Kind::kUp, q, ub_abs, true).cwiseProduct(cache.gram(Kind::kDown, m, vb_abs, true)).sum());
   // Each computed inner product of length q or m carries at most (len + n)·ε of the sums
   // of absolute products; twice for the two factors of the quadratic forms.
   s.inner_error += 4.0 * static_cast<double>(q + m + static_cast<int64_t>(na + nb) + 2) * std::ldexp(1.0, -53) * s_a * (s_a + s_b);
