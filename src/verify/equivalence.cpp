@@ -647,6 +647,9 @@ void segment_bounds(GramCache& cache, const std::vector<Term>& terms, size_t a_c
       s.gain_bound += sc * (uu[j] * nu * wv + uv[j] * nv * wtu + uu[j] * uv[j] * nu * nv * std::sqrt(norm_seg2) + t.u_scale * std::fabs(z));
     }
   }
+  // Merging a group's columns sums up to n terms in double (equal terms of the two sides
+  // may leave a residue there): at most (n + 1)·ε of Σ|s|‖u‖‖v‖ over all terms.
+  s.err_error += 4.0 * static_cast<double>(na + nb + 1) * std::ldexp(1.0, -53) * (s_a + s_b);
   // Each computed inner product of length q or m carries at most (len + n)·ε of the sums
   // of absolute products; twice for the two factors of the quadratic forms.
   s.inner_error += 4.0 * static_cast<double>(q + m + static_cast<int64_t>(na + nb) + 2) * std::ldexp(1.0, -53) * s_a * (s_a + s_b);
