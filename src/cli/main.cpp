@@ -44,7 +44,7 @@ usage:
   lora-verify IN.safetensors [options]       convert in memory, verify, report
   lora-verify verify IN.safetensors [options]  (the same, spelled out)
   lora-verify convert IN.safetensors -o OUT.safetensors [options]
-                                             convert, write atomically, re-read, verify
+                                             convert, re-read, verify, then write atomically
   lora-verify compare SOURCE CONVERTED [options]
                                              verify a conversion made by any tool
   lora-verify inspect FILE [--json]          container validity, metadata, dtypes, dialect
@@ -154,16 +154,18 @@ example:
   lora-verify my_lora.safetensors --for invokeai
 )";
 
-constexpr const char* kConvertHelp = R"(lora-verify convert — convert, write atomically, re-read, verify
+constexpr const char* kConvertHelp = R"(lora-verify convert — convert, re-read, verify, then write atomically
 
 usage:
   lora-verify convert IN.safetensors -o OUT.safetensors [options]
 
-Converts IN, writes OUT atomically (a temporary file beside it, then a rename; never over
-IN; a replaced file keeps its mode; a symbolic link is written through), re-reads the
-written file and verifies it against IN. Without --for, --style or --to, OUT gets the style
-that loads completely in the most profiled loaders for this input (kohya when the file has
-only block modules); the report names the loaders it does not serve.
+Converts IN, writes a temporary file beside OUT (never over IN), re-reads it and verifies
+it against IN, and only then renames it onto OUT (a replaced file keeps its mode; a symbolic
+link is written through). On FAIL nothing is written and a previous OUT is unchanged. A
+device or FIFO (and -, standard output) gets the verified file streamed into it.
+Without --for, --style or --to, OUT gets the style that loads completely in the most
+profiled loaders for this input (kohya when the file has only block modules); the report
+names the loaders it does not serve.
 
 options:
   -o, --output FILE      the output file (required)
@@ -557,57 +559,12 @@ int cmd_convert(const Args& a) {
                  "(> out.safetensors) or give a file");
   auto in = open_input(a.positional[1]);
   if (!in.ok()) return fail(in.error());
-  if (out->second != "-") {
-    auto r = lv::report::run_convert(*in, out->second, o);
-    if (!r.ok()) return fail(r.error());
-    return emit(*r, a, {a.positional[1], out->second});
-  }
-  // -o -: convert into a private scratch file (the same write, re-read and verify), stream
-  // it to standard output, remove it; the text report goes to stderr.
-  const char* tmpdir = std::getenv("TMPDIR");
-  std::string tmpl = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/lora-verify-XXXXXX.safetensors";
-  std::vector<char> buf(tmpl.begin(), tmpl.end());
-  buf.push_back('\0');
-  int fd = ::mkstemps(buf.data(), static_cast<int>(std::strlen(".safetensors")));
-  if (fd < 0)
-    return fail({ErrorCode::kCannotCreate, tmpl + ": cannot create a scratch file for -o -: " + std::strerror(errno) +
-                                               " (set TMPDIR to a writable directory)"});
-  ::close(fd);
-  const std::string scratch(buf.data());
-  const int slot = lv::st::track_temporary(scratch);
-  struct Cleanup {
-    std::string path;
-    int slot;
-    ~Cleanup() {
-      ::unlink(path.c_str());
-      lv::st::untrack_temporary(slot);
-    }
-  } cleanup{scratch, slot};
-  auto r = lv::report::run_convert(*in, scratch, o);
+  // -o - (and a device or FIFO): converted into a private scratch file, re-read, verified,
+  // then streamed; the text report goes to stderr so that stdout carries only the file.
+  const bool to_stdout = out->second == "-";
+  auto r = lv::report::run_convert(*in, out->second, o);
   if (!r.ok()) return fail(r.error());
-  r->other = kStdoutName;
-  int rfd = ::open(scratch.c_str(), O_RDONLY | O_CLOEXEC);
-  if (rfd < 0) return fail({ErrorCode::kIo, scratch + ": cannot re-open the scratch file: " + std::strerror(errno)});
-  std::vector<char> chunk(1 << 20);
-  for (;;) {
-    ssize_t n = ::read(rfd, chunk.data(), chunk.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int e = errno;
-      ::close(rfd);
-      return fail({ErrorCode::kIo, scratch + ": read failed: " + std::strerror(e)});
-    }
-    if (n == 0) break;
-    if (std::fwrite(chunk.data(), 1, static_cast<size_t>(n), stdout) != static_cast<size_t>(n)) {
-      const int e = errno;
-      ::close(rfd);
-      return fail({ErrorCode::kIo, std::string("cannot write to standard output: ") + std::strerror(e)});
-    }
-  }
-  ::close(rfd);
-  if (std::fflush(stdout) != 0)
-    return fail({ErrorCode::kIo, std::string("cannot write to standard output: ") + std::strerror(errno)});
-  return emit(*r, a, {a.positional[1]}, stderr);
+  return emit(*r, a, {a.positional[1], out->second}, to_stdout ? stderr : stdout);
 }
 
 int cmd_compare(const Args& a) {

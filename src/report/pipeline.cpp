@@ -504,17 +504,21 @@ Result<Report> run_convert(std::shared_ptr<const st::SafetensorsFile> input, con
   step(opt, "converting", 1, 6);
   LV_TRY_ASSIGN(conv, convert(in, co));
   step(opt, "writing", 2, 6);
-  LV_TRY(st::write_file(output, tensors_to_write(conv), conv.metadata, {input->path()}));
+  // Written to a temporary first; put in place only once it has been re-read and verified.
+  LV_TRY_ASSIGN(pending, st::stage_file(output, tensors_to_write(conv), conv.metadata, {input->path()},
+                                        /*allow_stdout=*/true));
   const uint64_t output_bytes = conv.bytes();
   for (OutTensor& t : conv.tensors) release(t);
-  auto written = st::SafetensorsFile::open(output);
+  auto written = st::SafetensorsFile::open(pending.temporary());
   if (!written.ok()) return make_error(ErrorCode::kIo, "cannot re-read the written file: " + written.error().message);
+  const std::string shown = output == "-" ? std::string(kStandardOutput) : output;
   auto r = verify_conversion("convert", original, plan, conv,
-                             std::make_shared<const st::SafetensorsFile>(std::move(written).value()), opt, output);
-  if (r.ok()) {
-    r->other = output;
-    r->summary.output_bytes = output_bytes;
-  }
+                             std::make_shared<const st::SafetensorsFile>(std::move(written).value()), opt, shown);
+  if (!r.ok()) return r;
+  r->other = shown;
+  r->summary.output_bytes = output_bytes;
+  r->output_written = r->pass;
+  if (r->pass) LV_TRY(pending.commit());  // otherwise the temporary goes, and a previous output stays
   return r;
 }
 

@@ -77,7 +77,9 @@ std::string render_text(const Report& r, bool all_modules) {
   std::ostringstream o;
   o << (r.pass ? "PASS" : "FAIL") << ": " << r.verdict << "\n\n";
   o << "input:        " << r.input << "\n";
-  if (!r.other.empty()) o << "converted:    " << r.other << "\n";
+  if (!r.other.empty())
+    o << "converted:    " << r.other << (r.output_written ? "" : "  (not written: the check failed; a previous file is unchanged)")
+      << "\n";
   if (!r.family.empty()) o << "model:        " << family_line(r) << "\n";
   o << "dialect:      " << dialect_line(r) << "\n";
   if (!r.other_dialect.empty()) o << "converted as: " << r.other_dialect << "\n";
@@ -218,6 +220,7 @@ std::string render_json(const Report& r) {
   j["summary_line"] = r.verdict;
   j["input"] = r.input;
   if (!r.other.empty()) j["converted"] = r.other;
+  if (r.command == "convert") j["output_written"] = r.output_written;
   if (!r.family.empty())
     j["model"] = {{"family", r.family}, {"display", r.family_display}, {"evidence", r.family_evidence}};
   j["dialect"] = r.dialect;

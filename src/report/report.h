@@ -76,6 +76,7 @@ struct Report {
   std::string version;
   std::string input;     // source file
   std::string other;     // converted file (compare, convert) or "" (in-memory conversion)
+  bool output_written = true;  // convert: false when the check failed and nothing was put in place
   bool pass = false;
   std::string verdict;   // one line: "equivalent: 314 of 314 modules match" …
   std::string family;          // model family of the input ("" when a layout was given)
