@@ -30,6 +30,10 @@ struct PipelineOptions {
   // No to/style/for_loader: choose the style that loads completely in the most profiled
   // loaders (convert's default) instead of the other layout (verify's default).
   bool default_for_loaders = false;
+  // Set by the pipelines, not by callers: the default layout was refused (a DoRA magnitude
+  // that cannot be fused without the base weights), so the input's own layout is used, with
+  // this reason.
+  std::string own_layout_because;
   // Called at each phase boundary ("reading", "converting", "writing", "re-reading",
   // "verifying", "loaders") with the fraction of the pipeline done (0 at the start of the
   // first phase, 1 when all are done); may be empty.

@@ -145,8 +145,10 @@ std::string render_loaders_text(const Report& r) {
     // Targets that lose everything, or only their bias delta, are listed together; the others
     // with their fractions.
     auto lost = [&](const LoaderOutcome& x, const char* what) {
-      std::vector<std::string> all, bias, some;
+      std::vector<std::string> all, bias, some, magnitude;
       for (const auto& t : x.lost) {
+        if (t.magnitude) magnitude.push_back(t.target);
+        if (t.magnitude && t.weight == 0 && t.bias == 0) continue;
         if (t.weight >= 1 && (t.bias == 0 || t.bias >= 1)) all.push_back(t.target);
         else if (t.weight == 0 && t.bias > 0) bias.push_back(t.target);
         else some.push_back(num(t.weight) + " of " + t.target + (t.bias != 0 ? " (bias " + num(t.bias) + ")" : ""));
@@ -161,6 +163,7 @@ std::string render_loaders_text(const Report& r) {
       };
       group(all, "all of ");
       group(bias, "the bias delta of ");
+      group(magnitude, "the DoRA magnitude (the merged weight changes; by how much needs the base weights) of ");
       for (const auto& t : some) o << indent << what << " loses " << t << "\n";
     };
     lost(l.input, "input");
@@ -191,7 +194,11 @@ nlohmann::ordered_json loaders_json(const Report& r) {
     o["message"] = x.message;
     o["dropped"] = x.dropped;
     ordered_json lost = ordered_json::array();
-    for (const auto& t : x.lost) lost.push_back({{"target", t.target}, {"weight", t.weight}, {"bias", t.bias}});
+    for (const auto& t : x.lost) {
+      ordered_json l = {{"target", t.target}, {"weight", t.weight}, {"bias", t.bias}};
+      if (t.magnitude) l["magnitude"] = true;
+      lost.push_back(std::move(l));
+    }
     o["lost"] = std::move(lost);
     o["unknown"] = x.unknown;
     return o;
@@ -205,6 +212,7 @@ nlohmann::ordered_json loaders_json(const Report& r) {
     o["input"] = outcome_json(l.input);
     if (l.output) o["output"] = outcome_json(*l.output);
     if (!l.advice.empty()) o["advice"] = l.advice;
+    if (!l.command.empty()) o["command"] = l.command;
     ls.push_back(std::move(o));
   }
   return ls;

@@ -51,6 +51,8 @@ struct LoaderOutcome {
   struct Lost {
     std::string target;
     double weight = 0, bias = 0;
+    bool magnitude = false;  // its DoRA magnitude is not applied: the merged weight changes by an
+                             // amount that needs the base weights (not a share of ΔW)
   };
   std::vector<Lost> lost;
   std::vector<std::string> unknown;  // kinds whose treatment is not established
@@ -63,6 +65,7 @@ struct LoaderRow {
   LoaderOutcome input;
   std::optional<LoaderOutcome> output;
   std::string advice;       // for an input that does not load: what to run, or why nothing helps
+  std::string command;      // the command `advice` names ("" when it names none)
 };
 
 // A tensor `convert --for L --drop-unsupported` left out, with the size of the lost delta.
