@@ -134,20 +134,28 @@ std::string model_option(const LoraModel& in) {
   return "";
 }
 
-// Why `convert --for <profile>` would be refused for `in`, or "" when it is not: the plan
-// (a DoRA magnitude the loader cannot take is never dropped), then the conversion of the
-// targets that can refuse it (those holding a DoRA magnitude, LoKr or LoHa).
-std::string conversion_refusal(const loaders::Profile& p, const LoraModel& in, bool drop, int threads) {
+// Why `convert --for <profile>` would not give a file the loader loads, or "" when it
+// would: the plan (a DoRA magnitude the loader cannot take is never dropped), the verdict on
+// what is left once the tensors it cannot take are left out (names and kinds change with
+// them), then the conversion of the targets that can refuse it (those holding a DoRA
+// magnitude, LoKr or LoHa).
+std::string not_loading(const loaders::Profile& p, const LoraModel& in, Style style, bool drop, int threads) {
   PipelineOptions po;
   po.for_loader = std::string(p.name);
   po.drop_unsupported = drop;
   po.threads = threads;
   auto plan = plan_conversion(in, po);
-  if (!plan.ok()) return plan.error().message;
+  if (!plan.ok()) return "none: " + plan.error().message;
   const LoraModel& kept = plan->kept ? *plan->kept : in;
-  if (kept.parts.empty() && !in.parts.empty())
-    return std::string(p.display) + " takes no delta of this file in any form lora-verify writes: " +
-           "leaving out what it cannot take leaves nothing to convert";
+  if (kept.parts.empty())
+    return "none: " + std::string(p.display) + " takes no delta of this file in any form lora-verify writes";
+  const loaders::Verdict v = loaders::evaluate(p, loaders::describe_output(kept, style));
+  if (v.outcome == loaders::Outcome::kUnknown)
+    return "unknown: once what " + std::string(p.display) + " cannot take is left out, how it reads the rest is " +
+           "not established (" + v.message + ")";
+  if (v.outcome != loaders::Outcome::kLoads)
+    return "none: even without what it cannot take, " + std::string(p.display) + " " +
+           std::string(loaders::outcome_name(v.outcome)) + " the rest (" + v.message + ")";
   std::set<std::string> risky;
   for (const Part& part : kept.parts)
     if (part.magnitude || part.form != PartForm::kLowRank) risky.insert(part.target);
@@ -156,7 +164,7 @@ std::string conversion_refusal(const loaders::Profile& p, const LoraModel& in, b
   for (const Part& part : kept.parts)
     if (risky.count(part.target)) subset.parts.push_back(part);
   auto conv = convert(subset, plan->options);
-  return conv.ok() ? "" : conv.error().message;
+  return conv.ok() ? "" : "none: " + conv.error().message;
 }
 
 // The advice for a loader that does not load the input completely.
@@ -170,6 +178,10 @@ void advise(LoaderRow& row, const loaders::Profile& p, const LoraModel& in, cons
   if (ctx.wrote_file && ctx.for_loader == p.name) {  // the command just run: never advised again
     row.advice = "no better form: this output is the form " + display + " reads most completely" +
                  (row.output && !row.output->message.empty() ? " (" + row.output->message + ")" : "");
+    return;
+  }
+  if (in.parts.empty()) {
+    row.advice = "none: no delta of this file can be converted (see the findings)";
     return;
   }
   auto choice = loaders::choose_form(p, in);
@@ -194,8 +206,8 @@ void advise(LoaderRow& row, const loaders::Profile& p, const LoraModel& in, cons
     return;
   }
   const bool drop = v.outcome != loaders::Outcome::kLoads;  // drops, or rejects for tensors it can leave out
-  if (std::string why = conversion_refusal(p, in, drop, ctx.threads); !why.empty()) {
-    row.advice = "none: " + why;
+  if (std::string why = not_loading(p, in, choice->style, drop, ctx.threads); !why.empty()) {
+    row.advice = why;
     return;
   }
   const std::string input = in.file ? in.file->path() : "IN";
