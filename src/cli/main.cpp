@@ -528,7 +528,7 @@ int emit(const lv::report::Report& r, const Args& a, const std::vector<std::stri
     if (!st.ok()) return fail(st.error());
   }
   if (!stdout_taken && !g_quiet) {  // --quiet: the exit code tells
-    std::string text = lv::report::render_text(r, a.flags.count("--all") > 0);
+    std::string text = lv::report::render_text(r, a.flags.count("--all") > 0, a.flags.count("--verbose") > 0);
     std::fwrite(text.data(), 1, text.size(), text_to);
   }
   std::fflush(text_to);
@@ -616,9 +616,9 @@ int cmd_inspect(const Args& a) {
   if (model.ok()) {
     if (j.contains("model")) {
       std::cout << "model: " << j["model"]["display"].get<std::string>() << " (" << j["model"]["family"].get<std::string>() << ")";
-      for (size_t i = 0; i < j["model"]["evidence"].size(); ++i)
-        std::cout << (i ? "; " : ": ") << j["model"]["evidence"][i].get<std::string>();
       std::cout << "\n";
+      if (a.flags.count("--verbose"))  // the evidence; one short line otherwise
+        for (const auto& e : j["model"]["evidence"]) std::cout << "  " << e.get<std::string>() << "\n";
     }
     std::cout << "dialect: " << model->dialect << " (";
     for (size_t i = 0; i < model->dialect_counts.size(); ++i)

@@ -2,6 +2,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <map>
+#include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -73,14 +75,51 @@ std::string cell(std::string s) {
 
 }  // namespace
 
-std::string render_text(const Report& r, bool all_modules) {
+namespace {
+
+// Without --all, findings of one severity and id beyond this many print as one line with
+// their count, and failing modules beyond this many as a count: a report fits a screen.
+constexpr size_t kFindingsShown = 3;
+constexpr size_t kModulesShown = 20;
+
+void finding_line(std::ostringstream& o, const Finding& f) {
+  o << "  " << severity_name(f.severity) << " " << f.id;
+  if (!f.tensor.empty()) o << ' ' << tensors_of(f);
+  o << ": " << f.message << "\n";
+}
+
+// The findings, each group of more than kFindingsShown with one severity and id as its
+// first finding and a count (all of them with `all`).
+void findings_text(std::ostringstream& o, const std::vector<Finding>& findings, bool all) {
+  std::map<std::pair<Severity, std::string>, size_t> count;
+  for (const auto& f : findings) count[{f.severity, f.id}]++;
+  std::set<std::pair<Severity, std::string>> collapsed;
+  for (const auto& f : findings) {
+    const auto key = std::make_pair(f.severity, f.id);
+    const size_t n = count[key];
+    if (all || n <= kFindingsShown) {
+      finding_line(o, f);
+    } else if (collapsed.insert(key).second) {
+      o << "  " << severity_name(f.severity) << " " << f.id << " ×" << n << ": " << f.message << "  ("
+        << (f.tensor.empty() ? "" : tensors_of(f) + "; ") << n - 1 << " more like it; --all lists them)\n";
+    }
+  }
+}
+
+}  // namespace
+
+std::string render_text(const Report& r, bool all_modules, bool verbose) {
   std::ostringstream o;
   o << (r.pass ? "PASS" : "FAIL") << ": " << r.verdict << "\n\n";
   o << "input:        " << r.input << "\n";
   if (!r.other.empty())
     o << "converted:    " << r.other << (r.output_written ? "" : "  (not written: the check failed; a previous file is unchanged)")
       << "\n";
-  if (!r.family.empty()) o << "model:        " << family_line(r) << "\n";
+  if (!r.family.empty()) {
+    o << "model:        " << r.family_display << " (" << r.family << ")\n";
+    if (verbose || all_modules)
+      for (const auto& e : r.family_evidence) o << "              " << e << "\n";
+  }
   o << "dialect:      " << dialect_line(r) << "\n";
   if (!r.other_dialect.empty()) o << "converted as: " << r.other_dialect << "\n";
   if (!r.layout.empty()) o << "conversion:   to " << r.layout << " layout, " << r.style << " style\n";
@@ -95,8 +134,16 @@ std::string render_text(const Report& r, bool all_modules) {
   if (s.output_bytes) o << "output:       " << s.output_bytes << " bytes of tensor data\n";
 
   bool header = false;
+  size_t shown = 0;
+  const size_t listed = static_cast<size_t>(std::count_if(r.modules.begin(), r.modules.end(), [&](const ModuleRow& m) {
+    return all_modules || failing(m);
+  }));
   for (const auto& m : r.modules) {
     if (!all_modules && !failing(m)) continue;
+    if (!all_modules && shown++ == kModulesShown) {
+      o << "  … " << listed - kModulesShown << " more failing modules (--all lists them)\n";
+      break;
+    }
     if (!header) {
       o << "\n" << (all_modules ? "modules" : "failing modules") << ":\n";
       header = true;
@@ -112,11 +159,7 @@ std::string render_text(const Report& r, bool all_modules) {
   }
   if (!r.findings.empty()) {
     o << "\nfindings:\n";
-    for (const auto& f : r.findings) {
-      o << "  " << severity_name(f.severity) << " " << f.id;
-      if (!f.tensor.empty()) o << ' ' << tensors_of(f);
-      o << ": " << f.message << "\n";
-    }
+    findings_text(o, r.findings, all_modules);
   }
   o << render_loaders_text(r);
   return o.str();

@@ -101,7 +101,10 @@ struct Report {
   std::vector<DroppedRow> dropped_for;  // --drop-unsupported: left out for for_loader
 };
 
-std::string render_text(const Report& r, bool all_modules = false);
+// The text report fits a screen: failing modules past 20 and findings of one kind past 3
+// collapse into a count line, the model line is short. `all_modules` (--all) lists every
+// module, finding and the model's evidence; `verbose` adds the evidence.
+std::string render_text(const Report& r, bool all_modules = false, bool verbose = false);
 std::string render_json(const Report& r);      // schema: docs/report-schema.md
 std::string render_markdown(const Report& r);
 // The loaders section of the text report (also used by `inspect`).
