@@ -14,6 +14,7 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <cctype>
 #include <set>
 #include <string>
 #include <vector>
@@ -38,7 +39,7 @@ namespace {
 using lv::Error;
 using lv::ErrorCode;
 
-constexpr const char* kHelp = R"(lora-verify — proves FLUX.1 LoRA conversions correct
+constexpr const char* kHelp = R"(lora-verify — proves FLUX LoRA conversions correct (FLUX.1, Chroma, Flex.1, FLUX.2)
 
 usage:
   lora-verify IN.safetensors [options]       convert in memory, verify, report
@@ -73,6 +74,11 @@ options:
                          reads are refused (exit 65); not with --style or --to
   --drop-unsupported     with --for: leave those tensors out instead, and report each with
                          the share of its target's delta that is lost
+  --model FAMILY         the model family when the file's evidence does not settle it
+                         (verify, convert, compare, inspect, sample): flux1, chroma, flex1,
+                         flux2-dev, flux2-klein-9b, flux2-klein-4b (see docs/families.md)
+
+Values are matched without regard to case (--dtype bf16, --for ComfyUI).
 
 Without --for, --style or --to, convert writes the style that loads completely in the most
 profiled loaders for this input (kohya when the file has only block modules). Every report
@@ -143,6 +149,8 @@ options:
   --verbose              print each phase with its time on standard error
   --progress             a progress line on standard error even when it is not a terminal
                          (on a terminal it is shown unless --quiet)
+  --model FAMILY         the model family when the evidence does not settle it (flux1,
+                         chroma, flex1, flux2-dev, flux2-klein-9b, flux2-klein-4b)
   -h, --help             this text
 
 The report ends with each profiled loader's verdict on the input and on the conversion
@@ -190,6 +198,8 @@ options:
   --verbose              print each phase with its time on standard error
   --progress             a progress line on standard error even when it is not a terminal
                          (on a terminal it is shown unless --quiet)
+  --model FAMILY         the model family when the evidence does not settle it (flux1,
+                         chroma, flex1, flux2-dev, flux2-klein-9b, flux2-klein-4b)
   -h, --help             this text
 
 example:
@@ -216,6 +226,8 @@ options:
   --verbose              print each phase with its time on standard error
   --progress             a progress line on standard error even when it is not a terminal
                          (on a terminal it is shown unless --quiet)
+  --model FAMILY         the model family when the evidence does not settle it (flux1,
+                         chroma, flex1, flux2-dev, flux2-klein-9b, flux2-klein-4b)
   -h, --help             this text
 
 example:
@@ -240,6 +252,8 @@ options:
   --verbose              print each phase with its time on standard error
   --progress             a progress line on standard error even when it is not a terminal
                          (on a terminal it is shown unless --quiet)
+  --model FAMILY         the model family when the evidence does not settle it (flux1,
+                         chroma, flex1, flux2-dev, flux2-klein-9b, flux2-klein-4b)
   -h, --help             this text
 
 example:
@@ -267,6 +281,8 @@ options:
   --verbose              print each phase with its time on standard error
   --progress             a progress line on standard error even when it is not a terminal
                          (on a terminal it is shown unless --quiet)
+  --model FAMILY         the model family when the evidence does not settle it (flux1,
+                         chroma, flex1, flux2-dev, flux2-klein-9b, flux2-klein-4b)
   -h, --help             this text
 
 example:
@@ -310,6 +326,20 @@ const std::map<std::string, bool> kOptions = {  // name → takes a value
     {"--progress", false},
 };
 
+// Values that name something (a dtype, loader, style, layout, model, dialect) are matched
+// without regard to case: --dtype bf16, --for ComfyUI.
+const std::set<std::string> kCaseless = {"--to", "--style", "--for", "--model", "--dialect"};
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::string upper(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
 std::optional<std::string> parse_args(int argc, char** argv, Args& a) {
   for (int i = 1; i < argc; ++i) {
     std::string s = argv[i];
@@ -338,6 +368,8 @@ std::optional<std::string> parse_args(int argc, char** argv, Args& a) {
       const std::string typed = name;
       if (name == "--output") name = "-o";
       if (a.values.count(name)) return "option " + name + " given twice";
+      if (kCaseless.count(name)) value = lower(value);
+      if (name == "--dtype") value = upper(value);
       a.values[name] = value;
       a.given.emplace_back(name, typed);
     } else {
@@ -769,7 +801,7 @@ size_t edit_distance(const std::string& a, const std::string& b) {
 }
 
 int unknown_command(const std::string& w) {
-  const char* commands[] = {"verify", "convert", "compare", "inspect", "sample", "matrix"};
+  const char* commands[] = {"verify", "convert", "compare", "inspect", "sample", "matrix", "corpus"};
   std::string list, best;
   size_t best_d = 3;  // suggest only close spellings
   for (const char* c : commands) {
