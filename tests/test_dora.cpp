@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -248,3 +250,43 @@ TEST(Dora, VerifyReportsAnEquivalentDoraConversionWithItsMagnitudeError) {
 
 }  // namespace
 }  // namespace lv
+
+// The real DoRA key sets (OneTrainer per-column dora_scale on q, k, v): `lora-verify FILE`
+// gives the whole report in the layout that keeps the magnitudes (the BFL layout would have
+// to fuse them), with the loaders section and what to run; no app is advised that refuses
+// them, no magnitude is dropped, and none is reported as a zero loss.
+TEST(Dora, RealKeySetsGetTheWholeReportAndNoMagnitudeIsEverDropped) {
+  if (!lv::test::fixtures_present()) GTEST_SKIP() << "no ../shared/fixtures (" << lv::test::fixtures_dir() << ")";
+  const std::string dir = lv::test::temp_dir();
+  for (const char* name : {"flux_lora_diffusers_dora_format", "flux_dora_onetrainer_format"}) {
+    const std::string in = dir + "/" + name + ".safetensors";
+    {
+      auto b = lv::test::fixture_file(name, 3, lv::st::DType::kBF16, 4, 4);
+      std::ofstream(in, std::ios::binary).write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
+    }
+    auto r = lv::test::run_cli({in, "--all"});
+    EXPECT_EQ(r.exit_code, 0) << name << r.err;
+    EXPECT_EQ(r.out.rfind("PASS: equivalent", 0), 0u) << r.out;
+    EXPECT_NE(r.out.find("conversion:   to diffusers layout"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("keeps every DoRA magnitude"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("DoRA magnitude error"), std::string::npos) << "the magnitudes are verified";
+    EXPECT_NE(r.out.find("\nloaders (input -> output):"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("\nto load it:"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("loses 0 of"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("never drops one"), std::string::npos) << r.out;
+    // Leaving the magnitudes out is refused, with or without --drop-unsupported.
+    const std::string out = dir + "/out.safetensors";
+    for (const char* loader : {"diffusers", "invokeai-5.1", "sdcpp"}) {
+      auto c = lv::test::run_cli({"convert", in, "-o", out, "--for", loader, "--drop-unsupported"});
+      EXPECT_EQ(c.exit_code, 65) << loader << c.out;
+      EXPECT_NE(c.err.find("never drops one"), std::string::npos) << c.err;
+      EXPECT_FALSE(std::filesystem::exists(out));
+    }
+    // The default convert writes the layout that keeps them, and says so.
+    auto c = lv::test::run_cli({"convert", in, "-o", out});
+    EXPECT_EQ(c.exit_code, 0) << c.err;
+    EXPECT_NE(c.out.find("keeps every DoRA magnitude"), std::string::npos) << c.out;
+    std::filesystem::remove(out);
+  }
+  std::filesystem::remove_all(dir);
+}

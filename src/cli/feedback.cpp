@@ -1,6 +1,10 @@
 #include "cli/feedback.h"
 
+#include <unistd.h>
+
 #include <cstdio>
+#include <algorithm>
+#include <cstdlib>
 
 namespace lv::cli {
 
@@ -11,7 +15,26 @@ void Feedback::configure(bool progress, bool tty, bool verbose) {
   start_ = phase_start_ = std::chrono::steady_clock::now();
 }
 
+namespace {
+
+// Test hook: LV_TEST_PHASE_DELAY_MS=N sleeps N ms as each phase begins (after its progress
+// line), so a test can deliver a signal in any phase. Not meant for anything else.
+void phase_delay() {
+  static const int ms = [] {
+    const char* v = std::getenv("LV_TEST_PHASE_DELAY_MS");
+    return v ? std::max(0, std::atoi(v)) : 0;
+  }();
+  if (ms > 0) ::usleep(static_cast<useconds_t>(ms) * 1000);
+}
+
+}  // namespace
+
 void Feedback::operator()(std::string_view phase, double fraction) {
+  report(phase, fraction);
+  phase_delay();
+}
+
+void Feedback::report(std::string_view phase, double fraction) {
   if (!progress_ && !verbose_) return;
   const auto now = std::chrono::steady_clock::now();
   if (phase != phase_) {

@@ -21,6 +21,7 @@ class Feedback {
   void finish();
 
  private:
+  void report(std::string_view phase, double fraction);
   bool progress_ = false, tty_ = false, verbose_ = false;
   bool line_open_ = false;  // a progress line on the terminal waits to be cleared
   std::string phase_;

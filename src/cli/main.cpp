@@ -14,6 +14,7 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <cctype>
 #include <set>
 #include <string>
 #include <vector>
@@ -38,13 +39,13 @@ namespace {
 using lv::Error;
 using lv::ErrorCode;
 
-constexpr const char* kHelp = R"(lora-verify — proves FLUX.1 LoRA conversions correct
+constexpr const char* kHelp = R"(lora-verify — proves FLUX LoRA conversions correct (FLUX.1, Chroma, Flex.1, FLUX.2)
 
 usage:
   lora-verify IN.safetensors [options]       convert in memory, verify, report
   lora-verify verify IN.safetensors [options]  (the same, spelled out)
   lora-verify convert IN.safetensors -o OUT.safetensors [options]
-                                             convert, write atomically, re-read, verify
+                                             convert, re-read, verify, then write atomically
   lora-verify compare SOURCE CONVERTED [options]
                                              verify a conversion made by any tool
   lora-verify inspect FILE [--json]          container validity, metadata, dtypes, dialect
@@ -73,6 +74,11 @@ options:
                          reads are refused (exit 65); not with --style or --to
   --drop-unsupported     with --for: leave those tensors out instead, and report each with
                          the share of its target's delta that is lost
+  --model FAMILY         the model family when the file's evidence does not settle it
+                         (verify, convert, compare, inspect, sample): flux1, chroma, flex1,
+                         flux2-dev, flux2-klein-9b, flux2-klein-4b (see docs/families.md)
+
+Values are matched without regard to case (--dtype bf16, --for ComfyUI).
 
 Without --for, --style or --to, convert writes the style that loads completely in the most
 profiled loaders for this input (kohya when the file has only block modules). Every report
@@ -143,6 +149,8 @@ options:
   --verbose              print each phase with its time on standard error
   --progress             a progress line on standard error even when it is not a terminal
                          (on a terminal it is shown unless --quiet)
+  --model FAMILY         the model family when the evidence does not settle it (flux1,
+                         chroma, flex1, flux2-dev, flux2-klein-9b, flux2-klein-4b)
   -h, --help             this text
 
 The report ends with each profiled loader's verdict on the input and on the conversion
@@ -154,16 +162,18 @@ example:
   lora-verify my_lora.safetensors --for invokeai
 )";
 
-constexpr const char* kConvertHelp = R"(lora-verify convert — convert, write atomically, re-read, verify
+constexpr const char* kConvertHelp = R"(lora-verify convert — convert, re-read, verify, then write atomically
 
 usage:
   lora-verify convert IN.safetensors -o OUT.safetensors [options]
 
-Converts IN, writes OUT atomically (a temporary file beside it, then a rename; never over
-IN; a replaced file keeps its mode; a symbolic link is written through), re-reads the
-written file and verifies it against IN. Without --for, --style or --to, OUT gets the style
-that loads completely in the most profiled loaders for this input (kohya when the file has
-only block modules); the report names the loaders it does not serve.
+Converts IN, writes a temporary file beside OUT (never over IN), re-reads it and verifies
+it against IN, and only then renames it onto OUT (a replaced file keeps its mode; a symbolic
+link is written through). On FAIL nothing is written and a previous OUT is unchanged. A
+device or FIFO (and -, standard output) gets the verified file streamed into it.
+Without --for, --style or --to, OUT gets the style that loads completely in the most
+profiled loaders for this input (kohya when the file has only block modules); the report
+names the loaders it does not serve.
 
 options:
   -o, --output FILE      the output file (required)
@@ -188,6 +198,8 @@ options:
   --verbose              print each phase with its time on standard error
   --progress             a progress line on standard error even when it is not a terminal
                          (on a terminal it is shown unless --quiet)
+  --model FAMILY         the model family when the evidence does not settle it (flux1,
+                         chroma, flex1, flux2-dev, flux2-klein-9b, flux2-klein-4b)
   -h, --help             this text
 
 example:
@@ -214,6 +226,8 @@ options:
   --verbose              print each phase with its time on standard error
   --progress             a progress line on standard error even when it is not a terminal
                          (on a terminal it is shown unless --quiet)
+  --model FAMILY         the model family when the evidence does not settle it (flux1,
+                         chroma, flex1, flux2-dev, flux2-klein-9b, flux2-klein-4b)
   -h, --help             this text
 
 example:
@@ -238,6 +252,8 @@ options:
   --verbose              print each phase with its time on standard error
   --progress             a progress line on standard error even when it is not a terminal
                          (on a terminal it is shown unless --quiet)
+  --model FAMILY         the model family when the evidence does not settle it (flux1,
+                         chroma, flex1, flux2-dev, flux2-klein-9b, flux2-klein-4b)
   -h, --help             this text
 
 example:
@@ -265,6 +281,8 @@ options:
   --verbose              print each phase with its time on standard error
   --progress             a progress line on standard error even when it is not a terminal
                          (on a terminal it is shown unless --quiet)
+  --model FAMILY         the model family when the evidence does not settle it (flux1,
+                         chroma, flex1, flux2-dev, flux2-klein-9b, flux2-klein-4b)
   -h, --help             this text
 
 example:
@@ -308,6 +326,20 @@ const std::map<std::string, bool> kOptions = {  // name → takes a value
     {"--progress", false},
 };
 
+// Values that name something (a dtype, loader, style, layout, model, dialect) are matched
+// without regard to case: --dtype bf16, --for ComfyUI.
+const std::set<std::string> kCaseless = {"--to", "--style", "--for", "--model", "--dialect"};
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::string upper(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
 std::optional<std::string> parse_args(int argc, char** argv, Args& a) {
   for (int i = 1; i < argc; ++i) {
     std::string s = argv[i];
@@ -336,6 +368,8 @@ std::optional<std::string> parse_args(int argc, char** argv, Args& a) {
       const std::string typed = name;
       if (name == "--output") name = "-o";
       if (a.values.count(name)) return "option " + name + " given twice";
+      if (kCaseless.count(name)) value = lower(value);
+      if (name == "--dtype") value = upper(value);
       a.values[name] = value;
       a.given.emplace_back(name, typed);
     } else {
@@ -526,7 +560,7 @@ int emit(const lv::report::Report& r, const Args& a, const std::vector<std::stri
     if (!st.ok()) return fail(st.error());
   }
   if (!stdout_taken && !g_quiet) {  // --quiet: the exit code tells
-    std::string text = lv::report::render_text(r, a.flags.count("--all") > 0);
+    std::string text = lv::report::render_text(r, a.flags.count("--all") > 0, a.flags.count("--verbose") > 0);
     std::fwrite(text.data(), 1, text.size(), text_to);
   }
   std::fflush(text_to);
@@ -557,57 +591,12 @@ int cmd_convert(const Args& a) {
                  "(> out.safetensors) or give a file");
   auto in = open_input(a.positional[1]);
   if (!in.ok()) return fail(in.error());
-  if (out->second != "-") {
-    auto r = lv::report::run_convert(*in, out->second, o);
-    if (!r.ok()) return fail(r.error());
-    return emit(*r, a, {a.positional[1], out->second});
-  }
-  // -o -: convert into a private scratch file (the same write, re-read and verify), stream
-  // it to standard output, remove it; the text report goes to stderr.
-  const char* tmpdir = std::getenv("TMPDIR");
-  std::string tmpl = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/lora-verify-XXXXXX.safetensors";
-  std::vector<char> buf(tmpl.begin(), tmpl.end());
-  buf.push_back('\0');
-  int fd = ::mkstemps(buf.data(), static_cast<int>(std::strlen(".safetensors")));
-  if (fd < 0)
-    return fail({ErrorCode::kCannotCreate, tmpl + ": cannot create a scratch file for -o -: " + std::strerror(errno) +
-                                               " (set TMPDIR to a writable directory)"});
-  ::close(fd);
-  const std::string scratch(buf.data());
-  const int slot = lv::st::track_temporary(scratch);
-  struct Cleanup {
-    std::string path;
-    int slot;
-    ~Cleanup() {
-      ::unlink(path.c_str());
-      lv::st::untrack_temporary(slot);
-    }
-  } cleanup{scratch, slot};
-  auto r = lv::report::run_convert(*in, scratch, o);
+  // -o - (and a device or FIFO): converted into a private scratch file, re-read, verified,
+  // then streamed; the text report goes to stderr so that stdout carries only the file.
+  const bool to_stdout = out->second == "-";
+  auto r = lv::report::run_convert(*in, out->second, o);
   if (!r.ok()) return fail(r.error());
-  r->other = kStdoutName;
-  int rfd = ::open(scratch.c_str(), O_RDONLY | O_CLOEXEC);
-  if (rfd < 0) return fail({ErrorCode::kIo, scratch + ": cannot re-open the scratch file: " + std::strerror(errno)});
-  std::vector<char> chunk(1 << 20);
-  for (;;) {
-    ssize_t n = ::read(rfd, chunk.data(), chunk.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int e = errno;
-      ::close(rfd);
-      return fail({ErrorCode::kIo, scratch + ": read failed: " + std::strerror(e)});
-    }
-    if (n == 0) break;
-    if (std::fwrite(chunk.data(), 1, static_cast<size_t>(n), stdout) != static_cast<size_t>(n)) {
-      const int e = errno;
-      ::close(rfd);
-      return fail({ErrorCode::kIo, std::string("cannot write to standard output: ") + std::strerror(e)});
-    }
-  }
-  ::close(rfd);
-  if (std::fflush(stdout) != 0)
-    return fail({ErrorCode::kIo, std::string("cannot write to standard output: ") + std::strerror(errno)});
-  return emit(*r, a, {a.positional[1]}, stderr);
+  return emit(*r, a, {a.positional[1], out->second}, to_stdout ? stderr : stdout);
 }
 
 int cmd_compare(const Args& a) {
@@ -659,9 +648,9 @@ int cmd_inspect(const Args& a) {
   if (model.ok()) {
     if (j.contains("model")) {
       std::cout << "model: " << j["model"]["display"].get<std::string>() << " (" << j["model"]["family"].get<std::string>() << ")";
-      for (size_t i = 0; i < j["model"]["evidence"].size(); ++i)
-        std::cout << (i ? "; " : ": ") << j["model"]["evidence"][i].get<std::string>();
       std::cout << "\n";
+      if (a.flags.count("--verbose"))  // the evidence; one short line otherwise
+        for (const auto& e : j["model"]["evidence"]) std::cout << "  " << e.get<std::string>() << "\n";
     }
     std::cout << "dialect: " << model->dialect << " (";
     for (size_t i = 0; i < model->dialect_counts.size(); ++i)
@@ -812,7 +801,7 @@ size_t edit_distance(const std::string& a, const std::string& b) {
 }
 
 int unknown_command(const std::string& w) {
-  const char* commands[] = {"verify", "convert", "compare", "inspect", "sample", "matrix"};
+  const char* commands[] = {"verify", "convert", "compare", "inspect", "sample", "matrix", "corpus"};
   std::string list, best;
   size_t best_d = 3;  // suggest only close spellings
   for (const char* c : commands) {

@@ -309,6 +309,17 @@ static void say(const char* format, T... values) {
   if (!g_quiet) std::printf(format, values...);
 }
 
+namespace {
+
+// The columns of a run, for the summary line.
+std::string columns_list(const rp::MatrixResult& m) {
+  std::string s;
+  for (const auto& c : m.columns) s += (s.empty() ? "" : ", ") + c;
+  return s;
+}
+
+}  // namespace
+
 int run_matrix_command(const std::vector<std::string>& args) {
   MatrixArgs a;
   if (auto e = parse(args, a)) return usage(*e);
@@ -413,10 +424,18 @@ int run_matrix_command(const std::vector<std::string>& args) {
     for (const auto& r : m.rows)
       std::fprintf(stderr, "lora-verify: %s: %s (%.2f s)\n", r.variant.c_str(), r.equivalent() ? "equivalent" : "not equivalent",
                    r.seconds);
-  say("%lld of %zu variants equivalent; wrote %s/compatibility.{md,json,html} (%.1f s)\n",
-              static_cast<long long>(m.equivalent_rows()), m.rows.size(), a.out.c_str(), secs);
+  // The line counts the variants equivalent in every column that ran (the converters'
+  // columns only, with --styles none).
+  say("%lld of %zu variants equivalent in every column (%s); wrote %s/compatibility.{md,json,html} (%.1f s)\n",
+      static_cast<long long>(m.equivalent_rows()), m.rows.size(), columns_list(m).c_str(), a.out.c_str(), secs);
   if (regression) say("%lld regression(s) against %s\n", static_cast<long long>(m.regressions), a.baseline->c_str());
-  if (m.builtin_failed()) say("a built-in variant is not equivalent (see the matrix)\n");
+  if (m.builtin_failed())
+    say("%s\n", std::any_of(m.columns.begin(), m.columns.end(), [](const std::string& c) {
+                 const auto& st = rp::style_columns();
+                 return std::find(st.begin(), st.end(), c) != st.end();
+               })
+                    ? "a built-in variant is not equivalent (see the matrix)"
+                    : "a converter's cell is not equivalent for a built-in variant (see the matrix and logs/)");
   if (inputs_all_failed)
     say("none of the %zu input%s converts equivalently in every output style (see the matrix)\n", m.rows.size(),
                 m.rows.size() == 1 ? "" : "s");

@@ -254,8 +254,10 @@ Verdict evaluate(const Profile& profile, const Description& file) {
   const StyleSupport* s = support_for(profile, file);
   if (!s) {
     v.outcome = Outcome::kUnknown;
-    v.message = "how " + std::string(profile.display) + " reads " + file.dialect + (file.flux2 ? " FLUX.2" : "") +
-                " files is not established";
+    v.message = "how " + std::string(profile.display) + " reads " +
+                (file.dialect == "none" ? std::string("files of no known dialect")
+                                        : file.dialect + (file.flux2 ? " FLUX.2" : "") + " files") +
+                " is not established";
     return v;
   }
   if (s->recognition == Recognition::kRejects) {

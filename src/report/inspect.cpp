@@ -82,7 +82,7 @@ Inspection inspect(const st::SafetensorsFile& f, const Result<LoraModel>& model,
   Report& loaders = out.loaders;
   if (model.ok()) {
     if (progress) progress("loaders", 0.67);
-    loaders.loaders = loader_rows(*model, nullptr, "", 2);
+    loaders.loaders = loader_rows(*model, nullptr, AdviceContext{});
     j["loaders"] = loaders_json(loaders);
   }
   return out;

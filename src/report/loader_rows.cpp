@@ -6,6 +6,8 @@
 #include <map>
 #include <set>
 
+#include "lora/converter.h"
+#include "report/pipeline.h"
 #include "verify/equivalence.h"
 
 namespace lv::report {
@@ -58,11 +60,12 @@ std::vector<LoaderOutcome::Lost> lost_delta(const LoraModel& model, const std::v
                                             int threads) {
   std::vector<LoaderOutcome::Lost> out;
   std::map<std::string, std::set<size_t>> gone, bias_gone;  // target → part indices
+  std::set<std::string> magnitude_gone;
   for (const auto& d : dropped) {
     if (d.target.empty() || d.index >= model.parts.size()) continue;
     if (d.piece == loaders::Item::Piece::kWeights) gone[d.target].insert(d.index);
     else if (d.piece == loaders::Item::Piece::kBias) bias_gone[d.target].insert(d.index);
-    else gone[d.target];  // a magnitude: the target is touched, its delta is not
+    else if (d.piece == loaders::Item::Piece::kMagnitude) gone[d.target], magnitude_gone.insert(d.target);
   }
   for (const auto& [t, _] : bias_gone) gone[t];
   verify::CompareOptions o;
@@ -90,7 +93,7 @@ std::vector<LoaderOutcome::Lost> lost_delta(const LoraModel& model, const std::v
         if (!bias_goes) kept_b.push_back(b);
       }
     }
-    LoaderOutcome::Lost lost{target, 0, 0};
+    LoaderOutcome::Lost lost{target, 0, 0, magnitude_gone.count(target) > 0};
     if (!all_w.empty() && kept_w.size() != all_w.size()) {
       if (kept_w.empty()) {
         lost.weight = 1;
@@ -110,15 +113,110 @@ std::vector<LoaderOutcome::Lost> lost_delta(const LoraModel& model, const std::v
   return out;
 }
 
-std::string convert_command(const std::string& input, std::string_view loader, bool drop_unsupported) {
+std::string convert_command(const std::string& input, std::string_view loader, bool drop_unsupported,
+                            const std::string& model) {
   std::string stem = std::filesystem::path(input).filename().string();
   if (stem.size() > 12 && stem.substr(stem.size() - 12) == ".safetensors") stem.resize(stem.size() - 12);
   if (stem.empty() || stem == "-") stem = "lora";
   std::string cmd = "lora-verify convert " + shell_quote(input) + " -o " + shell_quote(stem + "." + std::string(loader) + ".safetensors") +
                     " --for " + std::string(loader);
+  if (!model.empty()) cmd += " --model " + model;
   if (drop_unsupported) cmd += " --drop-unsupported";
   return cmd;
 }
+
+namespace {
+
+// The family the input was read as, when --model named it: the advised commands need it too.
+std::string model_option(const LoraModel& in) {
+  for (const auto& e : in.family_evidence)
+    if (e.rfind("named with --model ", 0) == 0) return in.family;
+  return "";
+}
+
+// Why `convert --for <profile>` would not give a file the loader loads, or "" when it
+// would: the plan (a DoRA magnitude the loader cannot take is never dropped), the verdict on
+// what is left once the tensors it cannot take are left out (names and kinds change with
+// them), then the conversion of the targets that can refuse it (those holding a DoRA
+// magnitude, LoKr or LoHa).
+std::string not_loading(const loaders::Profile& p, const LoraModel& in, Style style, bool drop, int threads) {
+  PipelineOptions po;
+  po.for_loader = std::string(p.name);
+  po.drop_unsupported = drop;
+  po.threads = threads;
+  auto plan = plan_conversion(in, po);
+  if (!plan.ok()) return "none: " + plan.error().message;
+  const LoraModel& kept = plan->kept ? *plan->kept : in;
+  if (kept.parts.empty())
+    return "none: " + std::string(p.display) + " takes no delta of this file in any form lora-verify writes";
+  const loaders::Verdict v = loaders::evaluate(p, loaders::describe_output(kept, style));
+  if (v.outcome == loaders::Outcome::kUnknown)
+    return "unknown: once what " + std::string(p.display) + " cannot take is left out, how it reads the rest is " +
+           "not established (" + v.message + ")";
+  if (v.outcome != loaders::Outcome::kLoads)
+    return "none: even without what it cannot take, " + std::string(p.display) + " " +
+           std::string(loaders::outcome_name(v.outcome)) + " the rest (" + v.message + ")";
+  std::set<std::string> risky;
+  for (const Part& part : kept.parts)
+    if (part.magnitude || part.form != PartForm::kLowRank) risky.insert(part.target);
+  if (risky.empty()) return "";
+  LoraModel subset = kept.empty_copy();
+  for (const Part& part : kept.parts)
+    if (risky.count(part.target)) subset.parts.push_back(part);
+  auto conv = convert(subset, plan->options);
+  return conv.ok() ? "" : "none: " + conv.error().message;
+}
+
+// The advice for a loader that does not load the input completely.
+void advise(LoaderRow& row, const loaders::Profile& p, const LoraModel& in, const AdviceContext& ctx) {
+  const std::string display(p.display);
+  if (row.output && row.output->outcome == "loads" && ctx.output_written && !ctx.output_path.empty()) {
+    row.advice = ctx.output_path == kStandardOutput ? "the file written to standard output loads completely"
+                                                    : "the converted file " + ctx.output_path + " loads completely";
+    return;
+  }
+  if (ctx.wrote_file && ctx.for_loader == p.name) {  // the command just run: never advised again
+    row.advice = "no better form: this output is the form " + display + " reads most completely" +
+                 (row.output && !row.output->message.empty() ? " (" + row.output->message + ")" : "");
+    return;
+  }
+  if (in.parts.empty()) {
+    row.advice = "none: no delta of this file can be converted (see the findings)";
+    return;
+  }
+  auto choice = loaders::choose_form(p, in);
+  if (!choice) {
+    row.advice = "none: no output form lora-verify writes is established for " + display + " (facts: " +
+                 std::string(p.established) + ")";
+    return;
+  }
+  const loaders::Verdict& v = choice->verdict;
+  if (v.outcome == loaders::Outcome::kUnknown) {
+    row.advice = "unknown: how " + display + " reads the form lora-verify would write for it (" +
+                 std::string(style_name(choice->style)) + ") is not established (" + v.message + ")";
+    return;
+  }
+  const size_t magnitudes = static_cast<size_t>(std::count_if(v.dropped.begin(), v.dropped.end(), [](const auto& d) {
+    return d.piece == loaders::Item::Piece::kMagnitude;
+  }));
+  if (magnitudes > 0) {
+    row.advice = "none: " + display + " cannot take the " + std::to_string(magnitudes) + " DoRA magnitude" +
+                 (magnitudes == 1 ? "" : "s") + " in any form it reads, and lora-verify never drops one (that " +
+                 "changes the merged weight by an amount only the base weights tell)";
+    return;
+  }
+  const bool drop = v.outcome != loaders::Outcome::kLoads;  // drops, or rejects for tensors it can leave out
+  if (std::string why = not_loading(p, in, choice->style, drop, ctx.threads); !why.empty()) {
+    row.advice = why;
+    return;
+  }
+  const std::string input = in.file ? in.file->path() : "IN";
+  row.command = convert_command(input, p.name, drop, model_option(in));
+  row.advice = drop ? row.command + "  (writes a file " + display + " loads without what it cannot take: " + v.message + ")"
+                    : row.command;
+}
+
+}  // namespace
 
 void append_output_side(OutputSide& side, const LoraModel& out, int threads) {
   loaders::Description d = loaders::describe(out);
@@ -144,8 +242,7 @@ void append_output_side(OutputSide& side, const LoraModel& out, int threads) {
   side.any = true;
 }
 
-std::vector<LoaderRow> loader_rows(const LoraModel& in, const OutputSide* out, const std::string& output_path,
-                                   int threads) {
+std::vector<LoaderRow> loader_rows(const LoraModel& in, const OutputSide* out, const AdviceContext& ctx) {
   std::vector<LoaderRow> rows;
   const loaders::Description din = loaders::describe(in);
   LostCache input_cache;
@@ -155,33 +252,15 @@ std::vector<LoaderRow> loader_rows(const LoraModel& in, const OutputSide* out, c
     row.display = std::string(p.display);
     row.established = std::string(p.established);
     const loaders::Verdict vin = loaders::evaluate(p, din);
-    row.input = view(vin, &in, threads, &input_cache);
+    row.input = view(vin, &in, ctx.threads, &input_cache);
     if (out && out->any) {
-      LoaderOutcome o = view(loaders::evaluate(p, out->description), nullptr, threads);
+      LoaderOutcome o = view(loaders::evaluate(p, out->description), nullptr, ctx.threads);
       if (o.outcome == "drops")
         if (auto it = out->lost.find(std::string(p.name)); it != out->lost.end()) o.lost = it->second;
       std::sort(o.lost.begin(), o.lost.end(), [](const auto& a, const auto& b) { return a.target < b.target; });
       row.output = std::move(o);
     }
-    if (vin.outcome != loaders::Outcome::kLoads) {
-      if (row.output && row.output->outcome == "loads" && !output_path.empty()) {
-        row.advice = "the converted file " + output_path + " loads completely";
-      } else if (auto choice = loaders::choose_form(p, in)) {
-        const std::string input = in.file ? in.file->path() : "IN";
-        switch (choice->verdict.outcome) {
-          case loaders::Outcome::kLoads: row.advice = convert_command(input, p.name, false); break;
-          case loaders::Outcome::kUnknown:
-            row.advice = convert_command(input, p.name, false) + "  (" + choice->verdict.message + ")";
-            break;
-          default:
-            row.advice = "no form " + std::string(p.display) + " reads takes everything (" + choice->verdict.message +
-                         "); " + convert_command(input, p.name, true) + " writes a file it loads without those tensors";
-        }
-      } else {
-        row.advice = "none: no output form lora-verify writes is established for " + std::string(p.display) +
-                     " (facts: " + std::string(p.established) + ")";
-      }
-    }
+    if (vin.outcome != loaders::Outcome::kLoads) advise(row, p, in, ctx);
     rows.push_back(std::move(row));
   }
   return rows;

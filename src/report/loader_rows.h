@@ -25,12 +25,24 @@ struct OutputSide {
 };
 void append_output_side(OutputSide& side, const LoraModel& out, int threads);
 
-// One row per profiled loader. `out` (may be null) is the converted side; `output_path` its
-// file name ("" for an in-memory conversion).
-std::vector<LoaderRow> loader_rows(const LoraModel& in, const OutputSide* out, const std::string& output_path,
-                                   int threads);
+// What the advice of a report may point at: the command just run and its output.
+struct AdviceContext {
+  std::string output_path;     // the converted file as the user named it ("" for in memory)
+  bool output_written = false; // it is there (convert, PASS); standard output counts
+  std::string for_loader;      // the command just run was --for this loader
+  bool wrote_file = false;     // the command just run was convert
+  int threads = 2;
+};
 
-// The exact command that writes a file `loader` loads from `input`.
-std::string convert_command(const std::string& input, std::string_view loader, bool drop_unsupported);
+// One row per profiled loader. `out` (may be null) is the converted side. The advice of a
+// loader that does not load the input is a command only when lora-verify has checked it:
+// the form is established, the conversion is not refused (a DoRA magnitude that cannot be
+// fused, or dropped), and it carries --model when the input needed it; otherwise it says why
+// not, plainly. It never repeats the command just run.
+std::vector<LoaderRow> loader_rows(const LoraModel& in, const OutputSide* out, const AdviceContext& ctx);
+
+// The exact command that writes a file `loader` loads from `input` (`model`: --model FAMILY).
+std::string convert_command(const std::string& input, std::string_view loader, bool drop_unsupported,
+                            const std::string& model = "");
 
 }  // namespace lv::report

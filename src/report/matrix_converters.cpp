@@ -370,8 +370,9 @@ MatrixCell run_converter_cell(const MatrixConverter& conv, const ConverterLimits
   // What the converter said, with the cell's paths made stable.
   auto stable = [&](std::string s) { return replace_all(replace_all(replace_all(s, in, "{in}"), out, "{out}"), dir, "{dir}"); };
   uint64_t out_total = 0, err_total = 0;
-  const std::string so = stable(tail(out_log, 32 << 10, &out_total));
-  const std::string se = stable(tail(err_log, 32 << 10, &err_total));
+  const std::string so_raw = tail(out_log, 32 << 10, &out_total), se_raw = tail(err_log, 32 << 10, &err_total);
+  const bool out_cut = out_total > so_raw.size(), err_cut = err_total > se_raw.size();
+  const std::string so = stable(so_raw), se = stable(se_raw);
 
   if (!run.started) {
     c.outcome = "failed";
@@ -437,15 +438,18 @@ MatrixCell run_converter_cell(const MatrixConverter& conv, const ConverterLimits
     c.log = log_rel;
     std::string t;
     t += "converter: " + conv.name + "\ncommand: " + conv.command + "\nvariant: " + variant + "\n";
+    t += "ran: " + cmd + "\n";
+    t += "paths: {dir} is " + dir + " (the converter's temporary directory, removed after the run), {in} is " + in +
+         ", {out} is " + out + "\n";
     t += "outcome: " + c.outcome + (c.reason.empty() ? "" : ": " + c.reason) + "\n";
-    auto section = [&](const char* what, const std::string& text, uint64_t total) {
+    auto section = [&](const char* what, const std::string& text, uint64_t total, bool cut, size_t kept) {
       t += std::string("--- ") + what;
-      if (total > text.size()) t += " (last " + std::to_string(text.size()) + " of " + std::to_string(total) + " bytes)";
+      if (cut) t += " (last " + std::to_string(kept) + " of " + std::to_string(total) + " bytes)";
       t += " ---\n" + text;
       if (!text.empty() && text.back() != '\n') t += "\n";
     };
-    section("stdout", so, out_total);
-    section("stderr", se, err_total);
+    section("stdout", so, out_total, out_cut, so_raw.size());
+    section("stderr", se, err_total, err_cut, se_raw.size());
     c.log_text = std::move(t);
   }
   return c;

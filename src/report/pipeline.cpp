@@ -244,9 +244,33 @@ std::vector<Finding> input_findings(const LoraModel& in) {
   return f;
 }
 
+namespace {
+
+OutputLayout own_layout(const LoraModel& model) {
+  return dialect_is_bfl_named(model.dialect) ? OutputLayout::kBfl : OutputLayout::kDiffusers;
+}
+
+OutputLayout other_layout(const LoraModel& model) {
+  return own_layout(model) == OutputLayout::kBfl ? OutputLayout::kDiffusers : OutputLayout::kBfl;
+}
+
+// No layout, style or loader asked for: the pipeline may choose.
+bool layout_defaulted(const PipelineOptions& opt) {
+  return !opt.to && !opt.style && opt.for_loader.empty() && opt.own_layout_because.empty();
+}
+
+// A conversion refused for a reason the input's own layout does not have (a DoRA magnitude
+// fused with other rows or parts): worth one more try in that layout.
+bool refused_for_layout(const Error& e) {
+  return e.code == ErrorCode::kBadInput && e.message.rfind("refused: ", 0) == 0 &&
+         e.message.find("DoRA") != std::string::npos;
+}
+
+}  // namespace
+
 ConvertOptions resolve_convert_options(const LoraModel& model, const PipelineOptions& opt) {
   ConvertOptions c;
-  c.to = opt.to.value_or(dialect_is_bfl_named(model.dialect) ? OutputLayout::kDiffusers : OutputLayout::kBfl);
+  c.to = opt.to.value_or(opt.own_layout_because.empty() ? other_layout(model) : own_layout(model));
   c.style = opt.style.value_or(c.to == OutputLayout::kBfl ? Style::kKohya : Style::kDiffusers);
   c.dtype = opt.dtype;
   c.allow_dense = opt.allow_dense;
@@ -267,7 +291,13 @@ void add_dropped_findings(const ConversionPlan& plan, const PipelineOptions& opt
 // The loaders section and the choice of form, for every pipeline that converts.
 void attach_loaders(Report& r, const LoraModel& original, const OutputSide& side, const std::string& output_path,
                     const ConversionPlan& plan, const PipelineOptions& opt) {
-  r.loaders = loader_rows(original, &side, output_path, opt.threads);
+  AdviceContext ctx;
+  ctx.output_path = output_path;
+  ctx.output_written = !output_path.empty() && r.pass;  // convert puts only a passing output in place
+  ctx.for_loader = opt.for_loader;
+  ctx.wrote_file = !output_path.empty();
+  ctx.threads = opt.threads;
+  r.loaders = loader_rows(original, &side, ctx);
   r.for_loader = opt.for_loader;
   r.style_reason = plan.reason;
   r.not_served = plan.not_served;
@@ -329,6 +359,18 @@ Result<ConversionPlan> plan_conversion(const LoraModel& model, const PipelineOpt
                   std::string(style_name(choice->style)) + ")";
     if (!choice->verdict.dropped.empty()) {
       const auto& d = choice->verdict.dropped;
+      std::vector<std::string> magnitudes;
+      for (const auto& t : d)
+        if (t.piece == loaders::Item::Piece::kMagnitude) magnitudes.push_back(t.tensor);
+      if (!magnitudes.empty()) {
+        std::string msg = "refused for " + opt.for_loader + ": " + std::string(p->display) + " cannot take " +
+                          std::to_string(magnitudes.size()) + " DoRA magnitude" + (magnitudes.size() == 1 ? "" : "s") +
+                          " of " + model.file->path() + " in any form it reads (" + magnitudes.front() +
+                          (magnitudes.size() > 1 ? ", …" : "") +
+                          "), and leaving a magnitude out changes the merged weight by an amount that needs the base "
+                          "weights: lora-verify never drops one (not even with --drop-unsupported)";
+        return make_error(ErrorCode::kBadInput, msg);
+      }
       if (!opt.drop_unsupported) {
         std::string msg = "refused for " + opt.for_loader + ": " + std::to_string(d.size()) + " tensor" +
                           (d.size() == 1 ? "" : "s") + " of " + model.file->path() + " cannot be loaded by " +
@@ -356,6 +398,16 @@ Result<ConversionPlan> plan_conversion(const LoraModel& model, const PipelineOpt
       }
       plan.kept = loaders::without(model, d);
     }
+  } else if (!opt.own_layout_because.empty() && !opt.to && !opt.style) {
+    o.to = own_layout(model);
+    o.style = o.to == OutputLayout::kBfl ? Style::kKohya : Style::kDiffusers;
+    plan.reason = "the input's own " + std::string(layout_name(*o.to)) + " layout, which keeps every DoRA magnitude (" +
+                  opt.own_layout_because + ")";
+    if (opt.default_for_loaders) {
+      const loaders::Description d = loaders::describe_output(model, *o.style);
+      for (const loaders::Profile& p : loaders::profiles())
+        if (loaders::evaluate(p, d).outcome != loaders::Outcome::kLoads) plan.not_served.emplace_back(p.name);
+    }
   } else if (opt.default_for_loaders && !opt.to && !opt.style) {
     auto def = loaders::default_form(model);
     o.style = def.style;
@@ -372,7 +424,9 @@ Result<ConversionPlan> plan_conversion(const LoraModel& model, const PipelineOpt
 // once; an input up to this size is one group, as before.
 constexpr uint64_t kVerifyGroupBytes = uint64_t{96} << 20;
 
-Result<Report> run_verify(std::shared_ptr<const st::SafetensorsFile> input, const PipelineOptions& opt) {
+namespace {
+
+Result<Report> verify_once(std::shared_ptr<const st::SafetensorsFile> input, const PipelineOptions& opt) {
   step(opt, "reading", 0, 6);
   LV_TRY_ASSIGN(original, load(input, opt));
   LV_TRY_ASSIGN(plan, plan_conversion(original, opt));
@@ -477,6 +531,24 @@ Result<Report> run_verify(std::shared_ptr<const st::SafetensorsFile> input, cons
   return r;
 }
 
+// Runs `once`; when the layout was left to lora-verify and converting to the other layout is
+// refused for a DoRA magnitude, runs it again in the input's own layout, which keeps them.
+template <typename Once>
+Result<Report> with_own_layout_fallback(const PipelineOptions& opt, Once once) {
+  auto r = once(opt);
+  if (r.ok() || !layout_defaulted(opt) || !refused_for_layout(r.error())) return r;
+  PipelineOptions o = opt;
+  o.own_layout_because = "the other layout was " + r.error().message;
+  auto again = once(o);
+  return again.ok() ? std::move(again) : std::move(r);
+}
+
+}  // namespace
+
+Result<Report> run_verify(std::shared_ptr<const st::SafetensorsFile> input, const PipelineOptions& opt) {
+  return with_own_layout_fallback(opt, [&](const PipelineOptions& o) { return verify_once(input, o); });
+}
+
 Result<Report> run_compare(std::shared_ptr<const st::SafetensorsFile> source,
                            std::shared_ptr<const st::SafetensorsFile> converted, const PipelineOptions& opt) {
   step(opt, "reading", 0, 4);
@@ -496,13 +568,19 @@ Result<Report> run_compare(std::shared_ptr<const st::SafetensorsFile> source,
   step(opt, "loaders", 3, 4);
   OutputSide side;
   append_output_side(side, out, opt.threads);
-  r.loaders = loader_rows(in, &side, converted->path(), opt.threads);
+  AdviceContext ctx;
+  ctx.output_path = converted->path();
+  ctx.output_written = true;  // compare: someone else's file, already there
+  ctx.threads = opt.threads;
+  r.loaders = loader_rows(in, &side, ctx);
   step(opt, "done", 4, 4);
   return r;
 }
 
-Result<Report> run_convert(std::shared_ptr<const st::SafetensorsFile> input, const std::string& output,
-                           const PipelineOptions& opt) {
+namespace {
+
+Result<Report> convert_once(std::shared_ptr<const st::SafetensorsFile> input, const std::string& output,
+                            const PipelineOptions& opt) {
   step(opt, "reading", 0, 6);
   LV_TRY_ASSIGN(original, load(input, opt));
   LV_TRY_ASSIGN(plan, plan_conversion(original, opt));
@@ -511,18 +589,29 @@ Result<Report> run_convert(std::shared_ptr<const st::SafetensorsFile> input, con
   step(opt, "converting", 1, 6);
   LV_TRY_ASSIGN(conv, convert(in, co));
   step(opt, "writing", 2, 6);
-  LV_TRY(st::write_file(output, tensors_to_write(conv), conv.metadata, {input->path()}));
+  // Written to a temporary first; put in place only once it has been re-read and verified.
+  LV_TRY_ASSIGN(pending, st::stage_file(output, tensors_to_write(conv), conv.metadata, {input->path()},
+                                        /*allow_stdout=*/true));
   const uint64_t output_bytes = conv.bytes();
   for (OutTensor& t : conv.tensors) release(t);
-  auto written = st::SafetensorsFile::open(output);
+  auto written = st::SafetensorsFile::open(pending.temporary());
   if (!written.ok()) return make_error(ErrorCode::kIo, "cannot re-read the written file: " + written.error().message);
+  const std::string shown = output == "-" ? std::string(kStandardOutput) : output;
   auto r = verify_conversion("convert", original, plan, conv,
-                             std::make_shared<const st::SafetensorsFile>(std::move(written).value()), opt, output);
-  if (r.ok()) {
-    r->other = output;
-    r->summary.output_bytes = output_bytes;
-  }
+                             std::make_shared<const st::SafetensorsFile>(std::move(written).value()), opt, shown);
+  if (!r.ok()) return r;
+  r->other = shown;
+  r->summary.output_bytes = output_bytes;
+  r->output_written = r->pass;
+  if (r->pass) LV_TRY(pending.commit());  // otherwise the temporary goes, and a previous output stays
   return r;
+}
+
+}  // namespace
+
+Result<Report> run_convert(std::shared_ptr<const st::SafetensorsFile> input, const std::string& output,
+                           const PipelineOptions& opt) {
+  return with_own_layout_fallback(opt, [&](const PipelineOptions& o) { return convert_once(input, output, o); });
 }
 
 }  // namespace lv::report

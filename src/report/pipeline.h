@@ -30,6 +30,10 @@ struct PipelineOptions {
   // No to/style/for_loader: choose the style that loads completely in the most profiled
   // loaders (convert's default) instead of the other layout (verify's default).
   bool default_for_loaders = false;
+  // Set by the pipelines, not by callers: the default layout was refused (a DoRA magnitude
+  // that cannot be fused without the base weights), so the input's own layout is used, with
+  // this reason.
+  std::string own_layout_because;
   // Called at each phase boundary ("reading", "converting", "writing", "re-reading",
   // "verifying", "loaders") with the fraction of the pipeline done (0 at the start of the
   // first phase, 1 when all are done); may be empty.
@@ -61,8 +65,13 @@ Result<Report> run_verify(std::shared_ptr<const st::SafetensorsFile> input, cons
 Result<Report> run_compare(std::shared_ptr<const st::SafetensorsFile> source,
                            std::shared_ptr<const st::SafetensorsFile> converted, const PipelineOptions& opt);
 
-// Converts `input`, writes `output` atomically (never over the input), re-reads the written
-// file and verifies it against the input.
+// How a report names standard output (`convert -o -`).
+inline constexpr const char* kStandardOutput = "(standard output)";
+
+// Converts `input`, writes `output` to a temporary (never over the input), re-reads it and
+// verifies it against the input; only a passing output is put in place (renamed onto a
+// regular file, streamed into a device, a FIFO or "-", standard output). On FAIL the report
+// says so (output_written false) and a previous file at `output` is unchanged.
 Result<Report> run_convert(std::shared_ptr<const st::SafetensorsFile> input, const std::string& output,
                            const PipelineOptions& opt);
 

@@ -2,6 +2,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <map>
+#include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -91,12 +93,51 @@ std::string cell(std::string s) {
 
 }  // namespace
 
-std::string render_text(const Report& r, bool all_modules) {
+namespace {
+
+// Without --all, findings of one severity and id beyond this many print as one line with
+// their count, and failing modules beyond this many as a count: a report fits a screen.
+constexpr size_t kFindingsShown = 3;
+constexpr size_t kModulesShown = 20;
+
+void finding_line(std::ostringstream& o, const Finding& f) {
+  o << "  " << severity_name(f.severity) << " " << f.id;
+  if (!f.tensor.empty()) o << ' ' << tensors_of(f);
+  o << ": " << f.message << "\n";
+}
+
+// The findings, each group of more than kFindingsShown with one severity and id as its
+// first finding and a count (all of them with `all`).
+void findings_text(std::ostringstream& o, const std::vector<Finding>& findings, bool all) {
+  std::map<std::pair<Severity, std::string>, size_t> count;
+  for (const auto& f : findings) count[{f.severity, f.id}]++;
+  std::set<std::pair<Severity, std::string>> collapsed;
+  for (const auto& f : findings) {
+    const auto key = std::make_pair(f.severity, f.id);
+    const size_t n = count[key];
+    if (all || n <= kFindingsShown) {
+      finding_line(o, f);
+    } else if (collapsed.insert(key).second) {
+      o << "  " << severity_name(f.severity) << " " << f.id << " ×" << n << ": " << f.message << "  ("
+        << (f.tensor.empty() ? "" : tensors_of(f) + "; ") << n - 1 << " more like it; --all lists them)\n";
+    }
+  }
+}
+
+}  // namespace
+
+std::string render_text(const Report& r, bool all_modules, bool verbose) {
   std::ostringstream o;
   o << (r.pass ? "PASS" : "FAIL") << ": " << r.verdict << "\n\n";
   o << "input:        " << r.input << "\n";
-  if (!r.other.empty()) o << "converted:    " << r.other << "\n";
-  if (!r.family.empty()) o << "model:        " << family_line(r) << "\n";
+  if (!r.other.empty())
+    o << "converted:    " << r.other << (r.output_written ? "" : "  (not written: the check failed; a previous file is unchanged)")
+      << "\n";
+  if (!r.family.empty()) {
+    o << "model:        " << r.family_display << " (" << r.family << ")\n";
+    if (verbose || all_modules)
+      for (const auto& e : r.family_evidence) o << "              " << e << "\n";
+  }
   o << "dialect:      " << dialect_line(r) << "\n";
   if (!r.other_dialect.empty()) o << "converted as: " << r.other_dialect << "\n";
   if (!r.layout.empty()) o << "conversion:   to " << r.layout << " layout, " << r.style << " style\n";
@@ -112,8 +153,16 @@ std::string render_text(const Report& r, bool all_modules) {
   if (s.output_bytes) o << "output:       " << s.output_bytes << " bytes of tensor data\n";
 
   bool header = false;
+  size_t shown = 0;
+  const size_t listed = static_cast<size_t>(std::count_if(r.modules.begin(), r.modules.end(), [&](const ModuleRow& m) {
+    return all_modules || failing(m);
+  }));
   for (const auto& m : r.modules) {
     if (!all_modules && !failing(m)) continue;
+    if (!all_modules && shown++ == kModulesShown) {
+      o << "  … " << listed - kModulesShown << " more failing modules (--all lists them)\n";
+      break;
+    }
     if (!header) {
       o << "\n" << (all_modules ? "modules" : "failing modules") << ":\n";
       header = true;
@@ -130,11 +179,7 @@ std::string render_text(const Report& r, bool all_modules) {
   }
   if (!r.findings.empty()) {
     o << "\nfindings:\n";
-    for (const auto& f : r.findings) {
-      o << "  " << severity_name(f.severity) << " " << f.id;
-      if (!f.tensor.empty()) o << ' ' << tensors_of(f);
-      o << ": " << f.message << "\n";
-    }
+    findings_text(o, r.findings, all_modules);
   }
   o << render_loaders_text(r);
   return o.str();
@@ -163,8 +208,10 @@ std::string render_loaders_text(const Report& r) {
     // Targets that lose everything, or only their bias delta, are listed together; the others
     // with their fractions.
     auto lost = [&](const LoaderOutcome& x, const char* what) {
-      std::vector<std::string> all, bias, some;
+      std::vector<std::string> all, bias, some, magnitude;
       for (const auto& t : x.lost) {
+        if (t.magnitude) magnitude.push_back(t.target);
+        if (t.magnitude && t.weight == 0 && t.bias == 0) continue;
         if (t.weight >= 1 && (t.bias == 0 || t.bias >= 1)) all.push_back(t.target);
         else if (t.weight == 0 && t.bias > 0) bias.push_back(t.target);
         else some.push_back(num(t.weight) + " of " + t.target + (t.bias != 0 ? " (bias " + num(t.bias) + ")" : ""));
@@ -179,6 +226,7 @@ std::string render_loaders_text(const Report& r) {
       };
       group(all, "all of ");
       group(bias, "the bias delta of ");
+      group(magnitude, "the DoRA magnitude (the merged weight changes; by how much needs the base weights) of ");
       for (const auto& t : some) o << indent << what << " loses " << t << "\n";
     };
     lost(l.input, "input");
@@ -209,7 +257,11 @@ nlohmann::ordered_json loaders_json(const Report& r) {
     o["message"] = x.message;
     o["dropped"] = x.dropped;
     ordered_json lost = ordered_json::array();
-    for (const auto& t : x.lost) lost.push_back({{"target", t.target}, {"weight", t.weight}, {"bias", t.bias}});
+    for (const auto& t : x.lost) {
+      ordered_json l = {{"target", t.target}, {"weight", t.weight}, {"bias", t.bias}};
+      if (t.magnitude) l["magnitude"] = true;
+      lost.push_back(std::move(l));
+    }
     o["lost"] = std::move(lost);
     o["unknown"] = x.unknown;
     return o;
@@ -223,6 +275,7 @@ nlohmann::ordered_json loaders_json(const Report& r) {
     o["input"] = outcome_json(l.input);
     if (l.output) o["output"] = outcome_json(*l.output);
     if (!l.advice.empty()) o["advice"] = l.advice;
+    if (!l.command.empty()) o["command"] = l.command;
     ls.push_back(std::move(o));
   }
   return ls;
@@ -238,6 +291,7 @@ std::string render_json(const Report& r) {
   j["summary_line"] = r.verdict;
   j["input"] = r.input;
   if (!r.other.empty()) j["converted"] = r.other;
+  if (r.command == "convert") j["output_written"] = r.output_written;
   if (!r.family.empty())
     j["model"] = {{"family", r.family}, {"display", r.family_display}, {"evidence", r.family_evidence}};
   j["dialect"] = r.dialect;

@@ -56,6 +56,8 @@ struct LoaderOutcome {
   struct Lost {
     std::string target;
     double weight = 0, bias = 0;
+    bool magnitude = false;  // its DoRA magnitude is not applied: the merged weight changes by an
+                             // amount that needs the base weights (not a share of ΔW)
   };
   std::vector<Lost> lost;
   std::vector<std::string> unknown;  // kinds whose treatment is not established
@@ -68,6 +70,7 @@ struct LoaderRow {
   LoaderOutcome input;
   std::optional<LoaderOutcome> output;
   std::string advice;       // for an input that does not load: what to run, or why nothing helps
+  std::string command;      // the command `advice` names ("" when it names none)
 };
 
 // A tensor `convert --for L --drop-unsupported` left out, with the size of the lost delta.
@@ -81,6 +84,7 @@ struct Report {
   std::string version;
   std::string input;     // source file
   std::string other;     // converted file (compare, convert) or "" (in-memory conversion)
+  bool output_written = true;  // convert: false when the check failed and nothing was put in place
   bool pass = false;
   std::string verdict;   // one line: "equivalent: 314 of 314 modules match" …
   std::string family;          // model family of the input ("" when a layout was given)
@@ -102,7 +106,10 @@ struct Report {
   std::vector<DroppedRow> dropped_for;  // --drop-unsupported: left out for for_loader
 };
 
-std::string render_text(const Report& r, bool all_modules = false);
+// The text report fits a screen: failing modules past 20 and findings of one kind past 3
+// collapse into a count line, the model line is short. `all_modules` (--all) lists every
+// module, finding and the model's evidence; `verbose` adds the evidence.
+std::string render_text(const Report& r, bool all_modules = false, bool verbose = false);
 std::string render_json(const Report& r);      // schema: docs/report-schema.md
 std::string render_markdown(const Report& r);
 // The loaders section of the text report (also used by `inspect`).

@@ -172,8 +172,73 @@ int write_delay_ms() {
   return ms;
 }
 
-// A temporary file beside its destination, written and closed, not yet renamed. Removed
-// on destruction unless committed.
+// Writes all of `bytes` to `fd`; false with `err` set on failure.
+bool write_all(int fd, std::span<const uint8_t> bytes, int& err) {
+  const uint8_t* p = bytes.data();
+  size_t left = bytes.size();
+  while (left > 0) {
+    ssize_t w = ::write(fd, p, left);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      err = errno;
+      return false;
+    }
+    p += w;
+    left -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
+// Where an output goes: a regular file (or nothing yet), replaced by a rename; a stream (a
+// character device such as /dev/null, or a FIFO), which is opened and written like a shell
+// redirection would, never replaced; or standard output ("-", when the caller allows it).
+enum class DestKind { kFile, kStream, kStdout };
+
+struct Destination {
+  std::string path;  // links resolved
+  DestKind kind = DestKind::kFile;
+  bool replacing = false;
+  struct stat target {};
+};
+
+Result<Destination> examine(const std::string& requested, const std::vector<std::string>& inputs, bool allow_stdout) {
+  Destination d;
+  if (requested == "-") {
+    if (allow_stdout) {
+      d.path = "-";
+      d.kind = DestKind::kStdout;
+      return d;
+    }
+    return make_error(ErrorCode::kCannotCreate, "refusing to create a file named '-' (it stands for standard output; "
+                                                "write ./- to mean the file)");
+  }
+  // A symlinked output is written through the link: the target is replaced (atomically, in
+  // its own directory) and the link stays a link.
+  auto resolved = resolve_links(requested);
+  if (!resolved.ok()) return resolved.take_error();
+  d.path = *resolved;
+  if (::stat(d.path.c_str(), &d.target) != 0) return d;
+  for (const auto& in : inputs)
+    if (same_file(d.target, in))
+      return make_error(ErrorCode::kCannotCreate, requested + ": refusing to write over the input file " + in);
+  const mode_t m = d.target.st_mode;
+  if (S_ISDIR(m)) return make_error(ErrorCode::kCannotCreate, d.path + ": is a directory");
+  if (S_ISREG(m)) {
+    d.replacing = true;
+  } else if (S_ISCHR(m) || S_ISFIFO(m)) {
+    d.kind = DestKind::kStream;
+  } else {
+    const char* what = S_ISSOCK(m) ? "a socket" : S_ISBLK(m) ? "a block device" : "a special file";
+    return make_error(ErrorCode::kCannotCreate,
+                      d.path + ": is " + what + "; lora-verify writes regular files, character devices (such as "
+                                                "/dev/null) and FIFOs, and never replaces " + what);
+  }
+  return d;
+}
+
+// A temporary file, written and closed, not yet in place: beside its destination (renamed
+// onto it) or, for a stream or standard output, a scratch file in $TMPDIR (copied into it).
+// Removed on destruction unless committed.
 class Staged {
  public:
   Staged() = default;
@@ -184,14 +249,24 @@ class Staged {
     std::swap(dest_, o.dest_);
     std::swap(tmp_, o.tmp_);
     std::swap(slot_, o.slot_);
+    std::swap(kind_, o.kind_);
     return *this;
   }
   ~Staged() { discard(); }
 
   // Creates the temporary file for `dest`; returns its descriptor or -1 with errno set.
-  int create(const std::string& dest) {
-    dest_ = dest;
-    std::string tmpl = dest + ".tmp.XXXXXX";
+  int create(const Destination& dest) {
+    dest_ = dest.path;
+    kind_ = dest.kind;
+    std::string tmpl;
+    int suffix = 0;
+    if (kind_ == DestKind::kFile) {
+      tmpl = dest_ + ".tmp.XXXXXX";
+    } else {
+      const char* tmpdir = std::getenv("TMPDIR");
+      tmpl = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/lora-verify-XXXXXX.safetensors";
+      suffix = static_cast<int>(std::strlen(".safetensors"));
+    }
     if (tmpl.size() >= kTempPathMax) {
       errno = ENAMETOOLONG;
       return -1;
@@ -204,7 +279,7 @@ class Staged {
       }
     std::vector<char> buf(tmpl.begin(), tmpl.end());
     buf.push_back('\0');
-    int fd = mkstemp(buf.data());
+    int fd = ::mkstemps(buf.data(), suffix);
     if (fd < 0) {
       slot_ = -1;
       return -1;
@@ -217,8 +292,16 @@ class Staged {
     return fd;
   }
 
-  // Renames the temporary file onto the destination.
+  const std::string& temporary() const { return tmp_; }
+  bool scratch() const { return kind_ != DestKind::kFile; }
+
+  // Renames the temporary file onto the destination, or streams it into the destination.
   Status commit() {
+    if (kind_ != DestKind::kFile) {
+      Status st = copy_out();
+      discard();
+      return st;
+    }
     SignalsBlocked blocked;
     if (::rename(tmp_.c_str(), dest_.c_str()) != 0) {
       int e = errno;
@@ -239,86 +322,101 @@ class Staged {
   }
 
  private:
+  // Copies the scratch file into the stream (or standard output).
+  Status copy_out() {
+    const bool to_stdout = kind_ == DestKind::kStdout;
+    const std::string name = to_stdout ? "standard output" : dest_;
+    int in = ::open(tmp_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (in < 0) return make_error(ErrorCode::kIo, tmp_ + ": cannot re-open the scratch file: " + std::strerror(errno));
+    int out = to_stdout ? 1 : ::open(dest_.c_str(), O_WRONLY | O_CLOEXEC);
+    if (out < 0) {
+      const int e = errno;
+      ::close(in);
+      return make_error(ErrorCode::kCannotCreate, dest_ + ": cannot open for writing: " + std::strerror(e));
+    }
+    std::vector<uint8_t> chunk(1 << 20);
+    int err = 0;
+    bool ok = true;
+    for (;;) {
+      ssize_t n = ::read(in, chunk.data(), chunk.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        const int e = errno;
+        ::close(in);
+        if (!to_stdout) ::close(out);
+        return make_error(ErrorCode::kIo, tmp_ + ": read failed: " + std::strerror(e));
+      }
+      if (n == 0) break;
+      if (!(ok = write_all(out, {chunk.data(), static_cast<size_t>(n)}, err))) break;
+    }
+    ::close(in);
+    if (!to_stdout && ::close(out) != 0 && ok) ok = (err = errno, false);
+    if (!ok) return make_error(ErrorCode::kIo, "cannot write to " + name + ": " + std::strerror(err));
+    return {};
+  }
+
   void release() {
     if (slot_ >= 0) g_temp_used[slot_] = 0;
     slot_ = -1;
   }
   std::string dest_, tmp_;
   int slot_ = -1;
+  DestKind kind_ = DestKind::kFile;
 };
 
 using Emit = std::function<bool(const std::function<bool(std::span<const uint8_t>)>&)>;
 
-// Writes through `emit(write_fn)` into a temporary file beside `path`, fsyncs and closes
-// it. `write_fn(bytes)` returns false on failure. The result is renamed by commit().
-Result<Staged> stage(const std::string& requested, const std::vector<std::string>& inputs, const Emit& emit) {
-  if (requested == "-")
-    return make_error(ErrorCode::kCannotCreate, "refusing to create a file named '-' (it stands for standard output; "
-                                                "write ./- to mean the file)");
-  // A symlinked output is written through the link: the target is replaced (atomically, in
-  // its own directory) and the link stays a link.
-  auto resolved = resolve_links(requested);
-  if (!resolved.ok()) return resolved.take_error();
-  const std::string& path = *resolved;
+// Writes through `emit(write_fn)` into the temporary file of `dest`, fsyncs and closes it.
+// `write_fn(bytes)` returns false on failure. The result is put in place by commit().
+Result<Staged> stage(const Destination& dest, const Emit& emit) {
+  const std::string& path = dest.path;
   // A replaced file keeps its permission bits (and, where allowed, its owner); a new file
   // gets 0666 minus the umask, like any file the user creates.
   const mode_t mask = ::umask(0);
   ::umask(mask);
   mode_t mode = 0666 & ~mask;
-  bool replacing = false;
-  struct stat target {};
-  if (::stat(path.c_str(), &target) == 0) {
-    for (const auto& in : inputs)
-      if (same_file(target, in))
-        return make_error(ErrorCode::kCannotCreate, requested + ": refusing to write over the input file " + in);
-    if (S_ISDIR(target.st_mode)) return make_error(ErrorCode::kCannotCreate, path + ": is a directory");
-    if (S_ISREG(target.st_mode)) {
-      mode = target.st_mode & 07777;
-      replacing = true;
-    }
-  }
+  if (dest.replacing) mode = dest.target.st_mode & 07777;
   Staged staged;
-  int fd = staged.create(path);
+  int fd = staged.create(dest);
   if (fd < 0) {
     const int e = errno;
-    std::string dir = std::filesystem::path(path).parent_path().string();
+    std::string dir = staged.scratch() ? "$TMPDIR" : std::filesystem::path(path).parent_path().string();
     if (dir.empty()) dir = ".";
     return make_error(ErrorCode::kCannotCreate, path + ": cannot create a temporary file in the directory " + dir + ": " +
                                                     std::strerror(e) +
-                                                    " (the output's directory must exist and be writable; choose another)");
+                                                    (staged.scratch() ? " (set TMPDIR to a writable directory)"
+                                                                      : " (the output's directory must exist and be "
+                                                                        "writable; choose another)"));
   }
   int err = 0;
   const int delay = write_delay_ms();
   auto write_fn = [&](std::span<const uint8_t> bytes) {
-    const uint8_t* p = bytes.data();
-    size_t left = bytes.size();
-    while (left > 0) {
-      ssize_t w = ::write(fd, p, left);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        err = errno;
-        return false;
-      }
-      p += w;
-      left -= static_cast<size_t>(w);
-    }
+    if (!write_all(fd, bytes, err)) return false;
     if (delay > 0) ::usleep(static_cast<useconds_t>(delay) * 1000);
     return true;
   };
   bool ok = emit(write_fn);
-  if (ok && replacing && (target.st_uid != ::geteuid() || target.st_gid != ::getegid()))
-    (void)!::fchown(fd, target.st_uid, target.st_gid);  // best effort: only root may give files away
-  if (ok && ::fchmod(fd, mode) != 0) ok = (err = errno, false);
+  if (!staged.scratch()) {
+    const struct stat& target = dest.target;
+    if (ok && dest.replacing && (target.st_uid != ::geteuid() || target.st_gid != ::getegid()))
+      (void)!::fchown(fd, target.st_uid, target.st_gid);  // best effort: only root may give files away
+    if (ok && ::fchmod(fd, mode) != 0) ok = (err = errno, false);
+  }
   if (ok && ::fsync(fd) != 0) ok = (err = errno, false);
   if (::close(fd) != 0 && ok) ok = (err = errno, false);
   if (!ok) return make_error(ErrorCode::kIo, path + ": write failed: " + std::strerror(err));
   return staged;
 }
 
-Status write_atomically(const std::string& path, const std::vector<std::string>& inputs, const Emit& emit) {
-  auto staged = stage(path, inputs, emit);
-  if (!staged.ok()) return staged.take_error();
-  return staged->commit();
+// Writes bytes into a stream destination (a character device or FIFO) directly.
+Status write_stream(const Destination& dest, std::span<const uint8_t> bytes) {
+  int fd = ::open(dest.path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return make_error(ErrorCode::kCannotCreate, dest.path + ": cannot open for writing: " + std::strerror(errno));
+  int err = 0;
+  bool ok = write_all(fd, bytes, err);
+  if (::close(fd) != 0 && ok) ok = (err = errno, false);
+  if (!ok) return make_error(ErrorCode::kIo, "cannot write to " + dest.path + ": " + std::strerror(err));
+  return {};
 }
 
 }  // namespace
@@ -361,29 +459,72 @@ Result<std::vector<uint8_t>> serialize(const std::vector<TensorToWrite>& tensors
   return out;
 }
 
-Status write_file(const std::string& path, const std::vector<TensorToWrite>& tensors,
-                  const std::map<std::string, std::string>& metadata, const std::vector<std::string>& inputs) {
-  auto p = plan(tensors, metadata);
-  if (!p.ok()) return p.take_error();
-  return write_atomically(path, inputs, [&](const auto& write) {
+namespace {
+
+Emit emit_file(const Plan& p, const std::vector<TensorToWrite>& tensors) {
+  return [&p, &tensors](const auto& write) {
     uint8_t len[8];
-    put_u64(len, p->header.size());
+    put_u64(len, p.header.size());
     if (!write({len, 8})) return false;
-    if (!write({reinterpret_cast<const uint8_t*>(p->header.data()), p->header.size()})) return false;
-    for (size_t i : p->order)
+    if (!write({reinterpret_cast<const uint8_t*>(p.header.data()), p.header.size()})) return false;
+    for (size_t i : p.order)
       if (!write(tensors[i].data)) return false;
     return true;
-  });
+  };
+}
+
+}  // namespace
+
+struct PendingOutput::Impl {
+  Staged staged;
+};
+PendingOutput::PendingOutput() = default;
+PendingOutput::PendingOutput(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+PendingOutput::PendingOutput(PendingOutput&&) noexcept = default;
+PendingOutput& PendingOutput::operator=(PendingOutput&&) noexcept = default;
+PendingOutput::~PendingOutput() = default;
+const std::string& PendingOutput::temporary() const {
+  static const std::string none;
+  return impl_ ? impl_->staged.temporary() : none;
+}
+Status PendingOutput::commit() {
+  if (!impl_) return internal_error("commit of an output that was not staged");
+  return impl_->staged.commit();
+}
+
+Result<PendingOutput> stage_file(const std::string& path, const std::vector<TensorToWrite>& tensors,
+                                 const std::map<std::string, std::string>& metadata,
+                                 const std::vector<std::string>& inputs, bool allow_stdout) {
+  auto p = plan(tensors, metadata);
+  if (!p.ok()) return p.take_error();
+  LV_TRY_ASSIGN(dest, examine(path, inputs, allow_stdout));
+  LV_TRY_ASSIGN(staged, stage(dest, emit_file(*p, tensors)));
+  auto impl = std::make_unique<PendingOutput::Impl>();
+  impl->staged = std::move(staged);
+  return PendingOutput(std::move(impl));
+}
+
+Status write_file(const std::string& path, const std::vector<TensorToWrite>& tensors,
+                  const std::map<std::string, std::string>& metadata, const std::vector<std::string>& inputs) {
+  LV_TRY_ASSIGN(pending, stage_file(path, tensors, metadata, inputs));
+  return pending.commit();
 }
 
 Status write_bytes_atomic(const std::string& path, std::span<const uint8_t> bytes, const std::vector<std::string>& inputs) {
-  return write_atomically(path, inputs, [&](const auto& write) { return write(bytes); });
+  LV_TRY_ASSIGN(dest, examine(path, inputs, false));
+  if (dest.kind == DestKind::kStream) return write_stream(dest, bytes);
+  LV_TRY_ASSIGN(staged, stage(dest, [&](const auto& write) { return write(bytes); }));
+  return staged.commit();
 }
 
 Status write_set_atomic(const std::vector<FileToWrite>& files, const std::vector<std::string>& inputs) {
   std::vector<Staged> staged;  // destructors remove whatever is not committed
   for (const auto& f : files) {
-    auto s = stage(f.path, inputs, [&](const auto& write) { return write(f.bytes); });
+    LV_TRY_ASSIGN(dest, examine(f.path, inputs, false));
+    if (dest.kind != DestKind::kFile)
+      return make_error(ErrorCode::kCannotCreate, dest.path + ": is a device or FIFO; a set of reports is written as "
+                                                              "regular files that replace each other together only");
+    auto s = stage(dest, [&](const auto& write) { return write(f.bytes); });
     if (!s.ok()) return s.take_error();
     staged.push_back(std::move(s).value());
   }

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -37,7 +38,42 @@ Status write_file(const std::string& path, const std::vector<TensorToWrite>& ten
                   const std::map<std::string, std::string>& metadata,
                   const std::vector<std::string>& inputs);
 
+// An output written completely to a temporary file, not yet where it was asked to go, so
+// that it can be re-read and verified first. commit() puts it in place: a regular file (or
+// none yet) is replaced by a rename; a character device or FIFO (and "-", standard output,
+// when stage_file allows it) gets the bytes streamed into it, as a shell redirection would,
+// and is never replaced. Destroyed without commit(), the temporary is removed and the
+// destination is as it was. A signal (remove_temporaries_on_signals) removes it too.
+class PendingOutput {
+ public:
+  PendingOutput();
+  PendingOutput(PendingOutput&&) noexcept;
+  PendingOutput& operator=(PendingOutput&&) noexcept;
+  PendingOutput(const PendingOutput&) = delete;
+  PendingOutput& operator=(const PendingOutput&) = delete;
+  ~PendingOutput();
+  const std::string& temporary() const;  // the written bytes, to re-read
+  Status commit();
+  struct Impl;
+
+ private:
+  explicit PendingOutput(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+  friend Result<PendingOutput> stage_file(const std::string&, const std::vector<TensorToWrite>&,
+                                          const std::map<std::string, std::string>&, const std::vector<std::string>&,
+                                          bool);
+};
+
+// Writes the file to a temporary (beside a regular destination; in $TMPDIR for a device,
+// a FIFO or standard output) and returns it uncommitted. Refuses (kCannotCreate) what
+// write_file refuses, and a socket, block device or other special file as destination.
+// `path` "-" means standard output only when `allow_stdout`.
+Result<PendingOutput> stage_file(const std::string& path, const std::vector<TensorToWrite>& tensors,
+                                 const std::map<std::string, std::string>& metadata,
+                                 const std::vector<std::string>& inputs, bool allow_stdout = false);
+
 // Atomically writes arbitrary bytes (reports) with the same temp+rename and input guard.
+// A character device or FIFO is written directly; it is never replaced.
 Status write_bytes_atomic(const std::string& path, std::span<const uint8_t> bytes,
                           const std::vector<std::string>& inputs);
 
@@ -45,6 +81,7 @@ Status write_bytes_atomic(const std::string& path, std::span<const uint8_t> byte
 // its temporary first (with the checks of write_bytes_atomic); only when all are complete
 // are they renamed into place. On any failure every temporary is removed and no
 // destination has changed (short of a rename failing midway, which no full disk causes).
+// Every destination must be a regular file or absent: a device or FIFO is refused.
 struct FileToWrite {
   std::string path;
   std::span<const uint8_t> bytes;

@@ -126,7 +126,10 @@ std::vector<uint8_t> fixture_file(const std::string& fixture_name, uint64_t seed
   std::mt19937_64 rng(seed);
   uint64_t s = seed;
   std::vector<double> chunk;
-  for (auto& [name, shape_json] : j["keys"].items()) {
+  for (auto& item : j["keys"].items()) {
+    // Named copies, not a structured binding: clang 14 cannot capture one in a lambda.
+    const std::string name = item.key();
+    const nlohmann::json& shape_json = item.value();
     st::TensorToWrite t;
     t.name = name;
     t.shape = shape_json.is_array() ? shape_json.get<std::vector<uint64_t>>() : inferred_shape(name, rank);
