@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "lora/delta.h"
+#include "verify/kernels.h"
 #include "safetensors/values.h"
 
 namespace lv::verify {
@@ -263,7 +264,7 @@ struct Factor {
   Eigen::Map<const RowMatrix, 0, Eigen::OuterStride<>> map() const { return {data, rows, cols, Eigen::OuterStride<>(outer)}; }
 };
 
-Factor build_factor(Kind kind, int64_t len, const std::vector<Column>& cols) {
+LV_CPU_CLONES Factor build_factor(Kind kind, int64_t len, const std::vector<Column>& cols) {
   Factor f;
   const auto n = static_cast<Eigen::Index>(cols.size());
   bool view = n > 0;
@@ -356,9 +357,7 @@ class GramCache {
     MatrixXd g = MatrixXd::Zero(n, n);
     if (n == 0 || len == 0) return g;
     const Factor f = build_factor(kind, len, cols);
-    if (kind == Kind::kUp) g.selfadjointView<Eigen::Lower>().rankUpdate(f.map().transpose());
-    else g.selfadjointView<Eigen::Lower>().rankUpdate(f.map());
-    g.triangularView<Eigen::StrictlyUpper>() = g.transpose();
+    kernels::gram(f.data, f.rows, f.cols, f.outer, kind == Kind::kUp, g.data());  // at the CPU's level
     return g;
   }
   std::map<Key, MatrixXd> cache_;
@@ -387,7 +386,7 @@ double product_norm2(GramCache& cache, int64_t q, int64_t m, const std::vector<C
 
 // Low-rank targets: per row segment, the difference of the two sides as U·Vᵀ with shared
 // factors merged, its norm from Grams or (under cancellation) one thin QR.
-bool low_rank_errors(const Side& a, const Side& b, int64_t rows, double& err2, double& norm_a2, double& k_a, double& k_b,
+LV_CPU_CLONES bool low_rank_errors(const Side& a, const Side& b, int64_t rows, double& err2, double& norm_a2, double& k_a, double& k_b,
                      std::string& message) {
   for (const Side* s : {&a, &b})
     for (size_t i = 0; i < s->parts.size(); ++i) {
