@@ -99,10 +99,10 @@ def test_convert_writes_the_file_the_app_loads_as_the_cli_does(corpus, tmp_path)
     by_cli = tmp_path / "by-cli.safetensors"
     cli("convert", path, "-o", by_cli, "--for", "invokeai", "--model", model)
     assert out.read_bytes() == by_cli.read_bytes()
-    # bytes in, a path out
+    # bytes in, a path out (the header's record of the source names "(source bytes)")
     again = tmp_path / "from-bytes.safetensors"
     assert lora_verify.convert(path.read_bytes(), again, for_app="invokeai", model=model).outcome == "loads"
-    assert again.read_bytes() == by_cli.read_bytes()
+    assert lora_verify.compare(path, again)["verdict"] == "pass"
 
 
 def test_convert_refuses_or_drops_what_the_app_cannot_take(corpus, tmp_path):
@@ -187,20 +187,20 @@ def test_the_readme_install_step_runs_as_written(corpus, tmp_path):
     class InstallError(Exception):
         pass
 
-    def install(name):
-        path, _ = corpus_file(corpus, name)
-        target = tmp_path / name
-        shutil.copyfile(path, target)
-        scope = {"path": str(target), "InstallError": InstallError}
+    def install(source):
+        target = tmp_path / source.name
+        if source != target:
+            shutil.copyfile(source, target)
+        scope = {"lora_verify": lora_verify, "path": str(target), "InstallError": InstallError}
         exec(code, scope)  # noqa: S102 - the README's text
         return scope["path"]
 
-    converted = install(REJECTED_BY_INVOKEAI)
+    converted = install(corpus_file(corpus, REJECTED_BY_INVOKEAI)[0])
     assert converted == str(tmp_path / REJECTED_BY_INVOKEAI.replace(".safetensors", ".invokeai.safetensors"))
     assert lora_verify.check(converted, "invokeai").loads
-    assert install(pathlib.Path(converted).name) == converted  # already loads: unchanged
+    assert install(pathlib.Path(converted)) == converted  # already loads: unchanged
     with pytest.raises(InstallError) as e:
-        install(BIAS_FILE)
+        install(corpus_file(corpus, BIAS_FILE)[0])
     assert "InvokeAI rejects" in str(e.value) and "--drop-unsupported" in str(e.value)
 
 
