@@ -19,7 +19,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir "$work/src"
 if git -C "$src" rev-parse --git-dir >/dev/null 2>&1; then
-  (cd "$src" && git ls-files -z --cached --others --exclude-standard | xargs -0 tar --ignore-failed-read -cf -) | tar -C "$work/src" -xf -
+  (cd "$src" && git ls-files -z --cached --others --exclude-standard | tar --null --ignore-failed-read -T - -cf -) | tar -C "$work/src" -xf -
 else
   tar -C "$src" --exclude='./build*' --exclude=./dist -cf - . | tar -C "$work/src" -xf -
 fi
