@@ -18,6 +18,12 @@ packages=(
   python3-dev       # Python headers for the lora_verify module (pybind11-dev needs them, does not pull them in)
   pybind11-dev      # the lora_verify Python module (-DLV_PYTHON=ON; scripts/test.sh turns it on when present)
   python3-pytest    # the module's pytest suite (python/tests), run by ctest; also runs the README's pytest snippet
+  python3-venv      # the fresh venv ctest python.installed_package installs the package into
+  python3-pip       # pip install . --no-build-isolation --no-index (offline: Debian's build tools only)
+  python3-setuptools # the build backend of pyproject.toml / setup.py (which runs CMake for the module)
+  python3-wheel     # setuptools' bdist_wheel, used by pip install . and python3 -m build
+  python3-build     # python3 -m build --no-isolation --wheel: the wheel ctest checks
+  binutils          # objdump for scripts/check-portable.py (packages hold no -march=native code)
 )
 
 missing=()

@@ -101,8 +101,8 @@ def test_the_readme_snippet_runs_as_written(tmp_path, samples):
         f"        subprocess.run([{CLI!r}, 'convert', path, '-o', out], check=True, stdout=subprocess.DEVNULL)\n"
         "        return open(out, 'rb').read()\n")
     (tmp_path / "lora.safetensors").write_bytes(samples["source"].read_bytes())
-    module_dir = os.path.dirname(os.path.abspath(lora_verify.__file__))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), module_dir]))
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(lora_verify.__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), package_parent]))
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_readme_snippet.py"],
                        cwd=tmp_path, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <limits>
 
+#include "core/cpu_clones.h"
+
 namespace lv::st {
 namespace {
 
@@ -127,7 +129,7 @@ double dtype_unit_roundoff(DType d) {
   }
 }
 
-void decode_to_double(DType d, const uint8_t* p, size_t n, double* out) {
+LV_CPU_CLONES void decode_to_double(DType d, const uint8_t* p, size_t n, double* out) {
   switch (d) {
     case DType::kF32:
       for (size_t i = 0; i < n; ++i) {

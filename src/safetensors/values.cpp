@@ -4,6 +4,8 @@
 #include <cmath>
 #include <limits>
 
+#include "core/cpu_clones.h"
+
 namespace lv::st {
 namespace {
 
@@ -41,7 +43,7 @@ IeeeBits ieee_bits(DType d) {
   }
 }
 
-ValueScan scan_values(const TensorView& t) {
+LV_CPU_CLONES ValueScan scan_values(const TensorView& t) {
   const IeeeBits bits = ieee_bits(t.dtype);
   ValueScan s;
   if (with_bits(bits.bytes, [&](auto u) {

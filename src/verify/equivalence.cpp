@@ -15,6 +15,7 @@
 #include <unordered_map>
 
 #include "lora/delta.h"
+#include "verify/kernels.h"
 #include "safetensors/values.h"
 
 namespace lv::verify {
@@ -265,7 +266,7 @@ struct Factor {
   Eigen::Map<const RowMatrix, 0, Eigen::OuterStride<>> map() const { return {data, rows, cols, Eigen::OuterStride<>(outer)}; }
 };
 
-Factor build_factor(Kind kind, int64_t len, const std::vector<Column>& cols) {
+LV_CPU_CLONES Factor build_factor(Kind kind, int64_t len, const std::vector<Column>& cols) {
   Factor f;
   const auto n = static_cast<Eigen::Index>(cols.size());
   bool view = n > 0;
@@ -363,14 +364,10 @@ class GramCache {
     const Factor f = build_factor(kind, len, cols);
     if (absolute) {
       const RowMatrix a = f.map().cwiseAbs();
-      if (kind == Kind::kUp) g.selfadjointView<Eigen::Lower>().rankUpdate(a.transpose());
-      else g.selfadjointView<Eigen::Lower>().rankUpdate(a);
-    } else if (kind == Kind::kUp) {
-      g.selfadjointView<Eigen::Lower>().rankUpdate(f.map().transpose());
+      kernels::gram(a.data(), a.rows(), a.cols(), a.cols(), kind == Kind::kUp, g.data());
     } else {
-      g.selfadjointView<Eigen::Lower>().rankUpdate(f.map());
+      kernels::gram(f.data, f.rows, f.cols, f.outer, kind == Kind::kUp, g.data());  // at the CPU's level
     }
-    g.triangularView<Eigen::StrictlyUpper>() = g.transpose();
     return g;
   }
   std::map<Key, MatrixXd> cache_;
@@ -456,7 +453,7 @@ bool check_factors(const Side& a, const Side& b, Sums& s, std::string& message) 
 
 // The terms of both sides on rows [s0, s1) (side A's first; `a_count` of them): every
 // column of an up that is non-zero there. False on a broken segmentation invariant.
-bool segment_terms(const Side& a, const Side& b, const std::vector<std::vector<uint64_t>> (&down_hashes)[2], int64_t s0,
+LV_CPU_CLONES bool segment_terms(const Side& a, const Side& b, const std::vector<std::vector<uint64_t>> (&down_hashes)[2], int64_t s0,
                    int64_t s1, std::vector<Term>& terms, size_t& a_count, int64_t& m, std::string& message) {
   const int64_t q = s1 - s0;
   terms.clear();
