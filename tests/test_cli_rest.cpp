@@ -62,11 +62,14 @@ TEST_F(CliRest, NothingCheckedSaysWhyAndFindingsAreOnePerModule) {
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
   EXPECT_EQ(r.out.rfind("FAIL: nothing converted: 18 tensors unusable — shape mismatch, see findings\n", 0), 0u) << r.out;
   EXPECT_EQ(r.out.find("all 0 modules"), std::string::npos) << r.out;
-  EXPECT_EQ(lines_with(r.out, "lora.shape.mismatch"), 6) << r.out;
-  EXPECT_EQ(lines_with(r.out, "lora_unet_double_blocks_0_img_attn_qkv.lora_down.weight, lora_unet_double_blocks_0_img_attn_qkv.lora_up.weight, "
+  // Six findings of one kind: one line with their count; --all lists each.
+  EXPECT_EQ(lines_with(r.out, "lora.shape.mismatch ×6: "), 1) << r.out;
+  auto all = run_cli({in, "--all"});
+  EXPECT_EQ(lines_with(all.out, "lora.shape.mismatch"), 6) << all.out;
+  EXPECT_EQ(lines_with(all.out, "lora_unet_double_blocks_0_img_attn_qkv.lora_down.weight, lora_unet_double_blocks_0_img_attn_qkv.lora_up.weight, "
                          "lora_unet_double_blocks_0_img_attn_qkv.alpha: not used"),
             1)
-      << r.out;
+      << all.out;
   auto j = run_cli({in, "--json", "-"});
   EXPECT_EQ(j.exit_code, 1);
   const auto doc = nlohmann::json::parse(j.out);

@@ -135,18 +135,16 @@ std::string model_option(const LoraModel& in) {
 }
 
 // Why `convert --for <profile>` would not give a file the loader loads, or "" when it
-// would: the plan (a DoRA magnitude the loader cannot take is never dropped), the verdict on
+// would: the verdict on
 // what is left once the tensors it cannot take are left out (names and kinds change with
 // them), then the conversion of the targets that can refuse it (those holding a DoRA
 // magnitude, LoKr or LoHa).
-std::string not_loading(const loaders::Profile& p, const LoraModel& in, Style style, bool drop, int threads) {
-  PipelineOptions po;
-  po.for_loader = std::string(p.name);
-  po.drop_unsupported = drop;
-  po.threads = threads;
-  auto plan = plan_conversion(in, po);
-  if (!plan.ok()) return "none: " + plan.error().message;
-  const LoraModel& kept = plan->kept ? *plan->kept : in;
+std::string not_loading(const loaders::Profile& p, const LoraModel& in, const loaders::FormChoice& choice) {
+  // What `convert --for` keeps (plan_conversion, without measuring the loss).
+  const Style style = choice.style;
+  std::optional<LoraModel> without;
+  if (!choice.verdict.dropped.empty()) without = loaders::without(in, choice.verdict.dropped);
+  const LoraModel& kept = without ? *without : in;
   if (kept.parts.empty())
     return "none: " + std::string(p.display) + " takes no delta of this file in any form lora-verify writes";
   const loaders::Verdict v = loaders::evaluate(p, loaders::describe_output(kept, style));
@@ -163,7 +161,10 @@ std::string not_loading(const loaders::Profile& p, const LoraModel& in, Style st
   LoraModel subset = kept.empty_copy();
   for (const Part& part : kept.parts)
     if (risky.count(part.target)) subset.parts.push_back(part);
-  auto conv = convert(subset, plan->options);
+  PipelineOptions po;
+  po.style = style;
+  po.to = style == Style::kDiffusers ? OutputLayout::kDiffusers : OutputLayout::kBfl;
+  auto conv = convert(subset, resolve_convert_options(kept, po));
   return conv.ok() ? "" : "none: " + conv.error().message;
 }
 
@@ -206,7 +207,7 @@ void advise(LoaderRow& row, const loaders::Profile& p, const LoraModel& in, cons
     return;
   }
   const bool drop = v.outcome != loaders::Outcome::kLoads;  // drops, or rejects for tensors it can leave out
-  if (std::string why = not_loading(p, in, choice->style, drop, ctx.threads); !why.empty()) {
+  if (std::string why = not_loading(p, in, *choice); !why.empty()) {
     row.advice = why;
     return;
   }
