@@ -175,7 +175,7 @@ py::object check(const py::object& path, const std::string& app, const std::opti
       error = m.error();
     } else {
       lv::report::Report r;
-      r.loaders = lv::report::loader_rows(*m, nullptr, "", 2);
+      r.loaders = lv::report::loader_rows(*m, nullptr, lv::report::AdviceContext{});
       nlohmann::ordered_json row;
       for (auto& e : lv::report::loaders_json(r))
         if (e["loader"] == profile.name) row = std::move(e);
