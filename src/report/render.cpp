@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "report/report.h"
+#include "verify/equivalence.h"
 
 namespace lv::report {
 namespace {
@@ -65,12 +66,7 @@ bool failing(const ModuleRow& m) { return m.status != "equivalent"; }
 // The gain is shown where it is not 1 within its tolerance (a module with a delta on both sides).
 bool gain_shown(const ModuleRow& m) { return m.parts_in > 0 && m.parts_out > 0 && std::fabs(m.gain - 1) > m.gain_tolerance; }
 
-// A gain as "1.005×" (four significant digits: a 0.5% scale error shows).
-std::string gain_text(double g) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.4g\u00d7", g);
-  return buf;
-}
+using verify::gain_text;
 
 // "scale errors of 0.41% or more caught in every module", or exact when nothing was rounded.
 std::string resolution_text(double res) {

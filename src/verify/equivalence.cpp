@@ -913,12 +913,6 @@ double bias_tolerance(const std::vector<const Part*>& pb) {
   return (u + std::ldexp(1.0, -50)) * (1 + std::ldexp(1.0, -6));
 }
 
-std::string gain_text(double g) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.4g×", g);
-  return buf;
-}
-
 // A likely cause when a target's gain matches one of the common scale bugs: alpha ignored
 // (a .alpha tensor or the metadata's), the scale applied twice, rsLoRA's alpha/√rank read
 // as alpha/rank or the reverse, a halved or doubled strength, a flipped sign.
@@ -1060,6 +1054,12 @@ ModuleResult compare_target(const std::string& target, const std::vector<const P
 }
 
 }  // namespace
+
+std::string gain_text(double g) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4g\u00d7", g);
+  return buf;
+}
 
 Result<CompareResult> compare_parts(const std::vector<Part>& a, const std::vector<Part>& b, const CompareOptions& opt) {
   std::map<std::string, std::pair<std::vector<const Part*>, std::vector<const Part*>>> by_target;

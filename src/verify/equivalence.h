@@ -96,6 +96,9 @@ struct CompareResult {
   double worst_relative_error = 0;
 };
 
+// A gain as "1.005×" (four significant digits: a 0.5% scale error shows).
+std::string gain_text(double gain);
+
 Result<CompareResult> compare(const LoraModel& a, const LoraModel& b, const CompareOptions& options = {});
 Result<CompareResult> compare_parts(const std::vector<Part>& a, const std::vector<Part>& b, const CompareOptions& options = {});
 
