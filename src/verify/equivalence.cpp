@@ -944,6 +944,34 @@ std::string scale_cause(double gain, double gain_tol, const std::vector<const Pa
   return "";
 }
 
+// The status and message of a target from what held: a scale error is named (with its
+// likely cause), other differences say which delta differs.
+void judge(ModuleResult& r, bool weight_ok, bool gain_ok, bool bias_ok, bool magnitude_ok, const std::string& magnitude_message,
+           const std::vector<const Part*>& pa, const std::vector<const Part*>& pb) {
+  if (weight_ok && gain_ok && bias_ok && magnitude_ok) {
+    r.status = ModuleStatus::kEquivalent;
+  } else if (pb.empty()) {
+    r.status = ModuleStatus::kMissingInB;
+    r.message = "the converted side has no delta for this module";
+  } else if (pa.empty()) {
+    r.status = ModuleStatus::kMissingInA;
+    r.message = "the converted side changes a module the source does not";
+  } else {
+    r.status = ModuleStatus::kDifferent;
+    // A scale error: the gain is off and what is left beside it is within the rounding.
+    r.scale_error = !gain_ok && r.residual <= r.tolerance;
+    if (r.scale_error) {
+      r.scale_cause = scale_cause(r.gain, r.gain_tolerance, pa);
+      r.message = "applies " + gain_text(r.gain) + " the source's delta" +
+                  (r.scale_cause.empty() ? "" : " (" + r.scale_cause + ")");
+    }
+    const auto add = [&](const std::string& m) { r.message = r.message.empty() ? m : r.message + "; " + m; };
+    if (!weight_ok && !bias_ok) add("weight and bias deltas differ");
+    else if (!bias_ok) add("bias delta differs (relative error " + std::to_string(r.bias_error) + ")");
+    if (!magnitude_ok) add(magnitude_message);
+  }
+}
+
 ModuleResult compare_target(const std::string& target, const std::vector<const Part*>& pa, const std::vector<const Part*>& pb,
                             const CompareOptions& opt) {
   ModuleResult r;
@@ -1028,28 +1056,7 @@ ModuleResult compare_target(const std::string& target, const std::vector<const P
     r.message = magnitude_message;
     return r;
   }
-  if (weight_ok && gain_ok && bias_ok && magnitude_ok) {
-    r.status = ModuleStatus::kEquivalent;
-  } else if (pb.empty()) {
-    r.status = ModuleStatus::kMissingInB;
-    r.message = "the converted side has no delta for this module";
-  } else if (pa.empty()) {
-    r.status = ModuleStatus::kMissingInA;
-    r.message = "the converted side changes a module the source does not";
-  } else {
-    r.status = ModuleStatus::kDifferent;
-    // A scale error: the gain is off and what is left beside it is within the rounding.
-    r.scale_error = !gain_ok && r.residual <= r.tolerance;
-    if (r.scale_error) {
-      r.scale_cause = scale_cause(r.gain, r.gain_tolerance, pa);
-      r.message = "applies " + gain_text(r.gain) + " the source's delta" +
-                  (r.scale_cause.empty() ? "" : " (" + r.scale_cause + ")");
-    }
-    const auto add = [&](const std::string& m) { r.message = r.message.empty() ? m : r.message + "; " + m; };
-    if (!weight_ok && !bias_ok) add("weight and bias deltas differ");
-    else if (!bias_ok) add("bias delta differs (relative error " + std::to_string(r.bias_error) + ")");
-    if (!magnitude_ok) add(magnitude_message);
-  }
+  judge(r, weight_ok, gain_ok, bias_ok, magnitude_ok, magnitude_message, pa, pb);
   return r;
 }
 
