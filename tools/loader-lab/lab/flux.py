@@ -47,6 +47,13 @@ def parts(target, rows):
     return [(0, rows)]
 
 
+class _Container(torch.nn.Module):
+    """An inner node of the tree; indexable like the ModuleList it stands for."""
+
+    def __getitem__(self, idx):
+        return getattr(self, str(idx))
+
+
 class StandIn(torch.nn.Module):
     """The FLUX.1 module tree with parameters on the meta device (shapes only). `materialize`
     gives chosen modules real zero weights, so what a loader adds to them is its delta."""
@@ -57,7 +64,7 @@ class StandIn(torch.nn.Module):
             self._put(name, torch.nn.Linear(i, o, bias=True, device="meta"))
         for name, shape in flux1_norms().items():
             mod_name, _, pname = name.rpartition(".")
-            mod = torch.nn.Module()
+            mod = _Container()
             mod.register_parameter(pname, torch.nn.Parameter(torch.empty(shape, device="meta")))
             self._put(mod_name, mod)
 
@@ -66,7 +73,7 @@ class StandIn(torch.nn.Module):
         names = dotted.split(".")
         for n in names[:-1]:
             if not hasattr(parent, n):
-                parent.add_module(n, torch.nn.Module())
+                parent.add_module(n, _Container())
             parent = getattr(parent, n)
         parent.add_module(names[-1], module)
 
@@ -93,3 +100,47 @@ class StandIn(torch.nn.Module):
                 if bool(torch.any(v != 0)):
                     out.setdefault(name, {})[pname if pname == "bias" else "weight"] = v
         return out
+
+
+def diffusers_modules():
+    """FLUX.1 diffusers module name -> (BFL target, row begin, row end, swap halves)."""
+    h, m = HIDDEN, MLP
+    out = {
+        "x_embedder": ("img_in", 0, h, False), "context_embedder": ("txt_in", 0, h, False),
+        "time_text_embed.timestep_embedder.linear_1": ("time_in.in_layer", 0, h, False),
+        "time_text_embed.timestep_embedder.linear_2": ("time_in.out_layer", 0, h, False),
+        "time_text_embed.text_embedder.linear_1": ("vector_in.in_layer", 0, h, False),
+        "time_text_embed.text_embedder.linear_2": ("vector_in.out_layer", 0, h, False),
+        "time_text_embed.guidance_embedder.linear_1": ("guidance_in.in_layer", 0, h, False),
+        "time_text_embed.guidance_embedder.linear_2": ("guidance_in.out_layer", 0, h, False),
+        "norm_out.linear": ("final_layer.adaLN_modulation.1", 0, 2 * h, True),
+        "proj_out": ("final_layer.linear", 0, 64, False),
+    }
+    for i in range(DOUBLE):
+        d, b = f"transformer_blocks.{i}.", f"double_blocks.{i}."
+        out.update({
+            d + "norm1.linear": (b + "img_mod.lin", 0, 6 * h, False),
+            d + "norm1_context.linear": (b + "txt_mod.lin", 0, 6 * h, False),
+            d + "attn.to_q": (b + "img_attn.qkv", 0, h, False), d + "attn.to_k": (b + "img_attn.qkv", h, 2 * h, False),
+            d + "attn.to_v": (b + "img_attn.qkv", 2 * h, 3 * h, False),
+            d + "attn.add_q_proj": (b + "txt_attn.qkv", 0, h, False),
+            d + "attn.add_k_proj": (b + "txt_attn.qkv", h, 2 * h, False),
+            d + "attn.add_v_proj": (b + "txt_attn.qkv", 2 * h, 3 * h, False),
+            d + "attn.to_out.0": (b + "img_attn.proj", 0, h, False), d + "attn.to_add_out": (b + "txt_attn.proj", 0, h, False),
+            d + "ff.net.0.proj": (b + "img_mlp.0", 0, m, False), d + "ff.net.2": (b + "img_mlp.2", 0, h, False),
+            d + "ff_context.net.0.proj": (b + "txt_mlp.0", 0, m, False), d + "ff_context.net.2": (b + "txt_mlp.2", 0, h, False),
+        })
+    for i in range(SINGLE):
+        s, b = f"single_transformer_blocks.{i}.", f"single_blocks.{i}."
+        out.update({
+            s + "attn.to_q": (b + "linear1", 0, h, False), s + "attn.to_k": (b + "linear1", h, 2 * h, False),
+            s + "attn.to_v": (b + "linear1", 2 * h, 3 * h, False), s + "proj_mlp": (b + "linear1", 3 * h, 3 * h + m, False),
+            s + "proj_out": (b + "linear2", 0, h, False), s + "norm.linear": (b + "modulation.lin", 0, 3 * h, False),
+        })
+    return out
+
+
+def diffusers_shapes():
+    """diffusers module -> (out, in), from the BFL shapes and the row ranges."""
+    lin = flux1_linears()
+    return {name: (e - b, lin[t][1]) for name, (t, b, e, _) in diffusers_modules().items()}

@@ -16,6 +16,12 @@ from . import safetensors_io
 DIALECTS = ["diffusers", "diffusers-old", "fal", "onetrainer", "kohya", "comfy", "ai-toolkit", "bfl",
             "onetrainer-bfl", "xlabs"]
 OPTIONS = {"plain": [], "no-proj-mlp": ["--no-proj-mlp"], "bias": ["--bias"], "alpha": ["--alpha", "8"]}
+# Block modules kept: the attention projections, the text MLP's input (its OneTrainer name is one
+# a loader fails on) and the single blocks' linear1/linear2. The modulation and other MLP modules
+# are block modules of the same kind (no loader treats them apart) and cost most of the dense
+# work; they are left out to keep a full measurement short.
+_HEAVY = re.compile(r"(_mod[._]lin|img_mlp|txt_mlp[._]2|modulation[._]lin|norm1[._]linear|norm1_context|ff[._]net|"
+                    r"ff_context[._]net[._]2|[._]norm[._]linear)")
 _BLOCK = re.compile(r"(double_blocks|single_blocks|transformer_blocks|single_transformer_blocks)[._](\d+)[._]")
 
 
@@ -31,7 +37,9 @@ def prune(path, blocks_only):
     keep = {}
     for k, v in sd.items():
         m = _BLOCK.search(k)
-        if (m and int(m.group(2)) == 0) or (not m and not blocks_only):
+        if m and (int(m.group(2)) != 0 or _HEAVY.search(k)):
+            continue
+        if m or not blocks_only:
             keep[k] = v
     safetensors_io.save_file(keep, path, meta or None)
 

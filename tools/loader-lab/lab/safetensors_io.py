@@ -5,6 +5,7 @@ Only what the apps' loading code calls: load_file, load, save_file, save, safe_o
 get_tensor, metadata). The format: 8-byte little-endian header length, a JSON header naming
 each tensor's dtype, shape and byte range, then the raw little-endian data.
 """
+import importlib.machinery
 import json
 import os
 import struct
@@ -82,6 +83,10 @@ def save_file(tensors, path, metadata=None):
     os.replace(tmp, path)
 
 
+class SafetensorError(Exception):
+    pass
+
+
 class safe_open:  # noqa: N801 (the safetensors API's name)
     def __init__(self, path, framework="pt", device="cpu"):
         self._header, self._body = _read(path)
@@ -114,9 +119,12 @@ def install():
         pass
     pkg = types.ModuleType("safetensors")
     pkg.__path__ = []
+    pkg.__spec__ = importlib.machinery.ModuleSpec("safetensors", None, is_package=True)
     pkg.safe_open = safe_open
+    pkg.SafetensorError = SafetensorError
     pkg.__version__ = "0.4.0"
     mod = types.ModuleType("safetensors.torch")
+    mod.__spec__ = importlib.machinery.ModuleSpec("safetensors.torch", None)
     for name in ("load_file", "load", "save_file", "save", "safe_open"):
         setattr(mod, name, globals()[name])
     pkg.torch = mod
