@@ -97,8 +97,14 @@ def main():
     app.setup(os.path.abspath(args.app_dir))
     jobs = json.load(open(args.jobs))
     records = []
+    if os.path.exists(args.out):  # resume: keep what an earlier, interrupted run measured
+        with open(args.out) as f:
+            records = [r for r in json.load(f)["records"] if r["outcome"] != "harness-error"]
+    done = {r["name"] for r in records}
     t0 = time.time()
     for job in jobs:
+        if job["name"] in done:
+            continue
         capture.records.clear()
         start = time.time()
         ref, passthrough = compare.reference(job["ref"]) if job.get("ref") else ({}, [])
@@ -119,9 +125,15 @@ def main():
         rec["seconds"] = round(time.time() - start, 3)
         records.append(rec)
         print(f"{args.app}: {job['name']}: {rec['outcome']} {rec.get('error') or ''}"[:220], file=sys.stderr)
+        write(args, app, records, t0)
+    write(args, app, records, t0)
+
+
+def write(args, app, records, t0):
     out = {"app": args.app, "commit": app_commit(args.app_dir), "stubs": {k: v[0] for k, v in app.STUBS.items()},
            "empty_packages": getattr(app, "EMPTY_PACKAGES", {}),
-           "runs": app.RUNS, "seconds": round(time.time() - t0, 1), "records": records}
+           "runs": app.RUNS, "seconds": round(sum(r["seconds"] for r in records), 1),
+           "records": records}
     with open(args.out + ".tmp", "w") as f:
         json.dump(out, f, indent=1)
     os.replace(args.out + ".tmp", args.out)

@@ -1,0 +1,72 @@
+"""Turns one application's run (runner.py's output) into the committed measurement:
+data/loaders/<profile>-<commit12>.json. Each measured file is recorded with what is needed to
+rebuild it (tensor names, dtypes, shapes, metadata; the values are the test's own) and what the
+application did: loads / drops / rejects, its exact error, and every target part it did not
+apply exactly (missing, or wrong with its relative error).
+
+usage: python3 -m lab.export RESULT.json INPUTS.json PROFILE OUT_DIR"""
+import json
+import os
+import sys
+
+from . import safetensors_io
+
+SCHEMA = "lora-verify.loader-measurement/1"
+
+
+def spec(path):
+    header, _ = safetensors_io._read(path)
+    meta = header.pop("__metadata__", None) or {}
+    return meta, [[k, v["dtype"], v["shape"]] for k, v in sorted(header.items())]
+
+
+def main():
+    result_path, inputs_path, profile, out_dir = sys.argv[1:5]
+    res = json.load(open(result_path))
+    inputs = json.load(open(inputs_path))
+    origin = {i["name"]: i for i in inputs["inputs"] if "path" in i}
+    for o in inputs["for_outputs"]:
+        if "path" in o:
+            origin[o["name"]] = dict(o, origin="for")
+    files = []
+    for rec in res["records"]:
+        src = origin[rec["name"]]
+        meta, tensors = spec(src["path"])
+        entry = {"name": rec["name"], "origin": src.get("origin"), "metadata": meta, "tensors": tensors,
+                 "stage": rec["stage"], "outcome": rec["outcome"]}
+        if src.get("origin") == "for":
+            entry["source"] = src["source"]
+            entry["convert"] = ["--for", src["app"], *src.get("options", [])]
+        if rec.get("error"):
+            entry["error"] = rec["error"]
+        if rec.get("format"):
+            entry["format"] = rec["format"]
+        if "parts" in rec:
+            entry["parts_exact"] = sum(1 for p in rec["parts"] if p["status"] == "exact")
+            entry["not_applied"] = [{k: p[k] for k in ("target", "piece", "rows", "status") if k in p}
+                                    | ({"rel_error": round(p["rel_error"], 6)} if p.get("rel_error") not in (None, 1.0) else {})
+                                    for p in rec["parts"] if p["status"] != "exact"]
+            entry["text_encoders_not_applied"] = sorted(k for k, v in rec["text_encoders"].items() if v != "applied")
+            entry["text_encoders_applied"] = sorted(k for k, v in rec["text_encoders"].items() if v == "applied")
+        warnings = [m["message"] for m in rec.get("messages", []) if m["level"] in ("warning", "error")]
+        if warnings:
+            entry["warnings"] = warnings[:8]
+        files.append(entry)
+    refused = [{"name": o["name"], "source": o["source"], "exit": o["exit"], "message": o["message"],
+                "convert": ["--for", o["app"], *o.get("options", [])]}
+               for o in inputs["for_outputs"] if o["app"] == profile and "path" not in o]
+    out = {"schema": SCHEMA, "profile": profile, "app": res["app"], "commit": res["commit"],
+           "measured_with": "tools/loader-lab (run.sh)", "runs": res["runs"], "stubs": res["stubs"],
+           "empty_packages": res.get("empty_packages", {}), "seconds": res["seconds"],
+           "files": files, "refused_for_outputs": refused}
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, f"{profile}-{res['commit'][:12]}.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(out, f, indent=0, separators=(",", ":"))
+        f.write("\n")
+    os.replace(path + ".tmp", path)
+    print(path)
+
+
+if __name__ == "__main__":
+    main()

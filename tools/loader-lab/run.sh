@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Measures what InvokeAI, ComfyUI, diffusers and sd-scripts do with lora-verify's corpus, its
+# samples in every dialect and every `convert --for APP` output, by running each application's
+# own loading code (see README.md). Writes data/loaders/<app>-<commit>.json.
+#
+#   LV_INVOKEAI=/path/to/InvokeAI LV_COMFYUI=/path/to/ComfyUI LV_DIFFUSERS=/path/to/diffusers \
+#   LV_SDSCRIPTS=/path/to/sd-scripts tools/loader-lab/run.sh [build/lora-verify]
+#
+# Apps whose variable is unset are skipped. Needs Debian's python3-torch (LV_PYTHON, default
+# /usr/bin/python3). LV_LAB_WORK: working folder (default: a temporary one, removed at the end).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+lv="${1:-$repo/build/lora-verify}"
+py="${LV_PYTHON:-/usr/bin/python3}"
+work="${LV_LAB_WORK:-$(mktemp -d)}"
+[ -n "${LV_LAB_WORK:-}" ] || trap 'rm -rf "$work"' EXIT
+export MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736  # reuse freed memory: far fewer page faults
+
+declare -A dirs=([invokeai]="${LV_INVOKEAI:-}" [comfyui]="${LV_COMFYUI:-}" [diffusers]="${LV_DIFFUSERS:-}" [sd-scripts]="${LV_SDSCRIPTS:-}")
+declare -A runner=([invokeai]=invokeai [comfyui]=comfyui [diffusers]=diffusers [sd-scripts]=sdscripts)
+apps=()
+for a in invokeai comfyui diffusers sd-scripts; do [ -n "${dirs[$a]}" ] && apps+=("$a"); done
+[ ${#apps[@]} -gt 0 ] || { echo "set at least one of LV_INVOKEAI, LV_COMFYUI, LV_DIFFUSERS, LV_SDSCRIPTS" >&2; exit 64; }
+
+start=$(date +%s)
+cd "$here"
+"$py" -m lab.prepare "$lv" "$work" "${apps[@]}"
+for a in "${apps[@]}"; do
+  t0=$(date +%s)
+  "$py" -m lab.runner "${runner[$a]}" --app-dir "${dirs[$a]}" --jobs "$work/jobs-$a.json" --out "$work/res-$a.json" 2>"$work/$a.log"
+  "$py" -m lab.export "$work/res-$a.json" "$work/inputs.json" "$a" "$repo/data/loaders"
+  echo "$a: $(( $(date +%s) - t0 )) s" >&2
+done
+echo "full measurement: $(( $(date +%s) - start )) s" >&2
