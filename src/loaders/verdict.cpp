@@ -176,23 +176,24 @@ bool rows_covered(const LoraModel& model, std::string_view target, int64_t begin
   });
 }
 
-void add_conditions(const LoraModel& model, Description& d) {
-  if (model.file && foreign_metadata(model.file->metadata())) d.conditions.emplace_back(kForeignMetadata);
-  if (std::none_of(model.parts.begin(), model.parts.end(),
-                   [](const Part& p) { return parent_kind(module_kind(p.target)).value_or(module_kind(p.target)) == Kind::kBlockModule; }))
-    d.conditions.emplace_back(kNoBlockModules);
-  const auto block = [](const Part& p) { return parent_kind(module_kind(p.target)).value_or(module_kind(p.target)) == Kind::kBlockModule; };
-  if (std::any_of(model.parts.begin(), model.parts.end(), [](const Part& p) { return p.target.rfind("single_blocks.", 0) == 0; }))
+// File-level conditions (profile.h), from the file's metadata and its described items.
+void add_conditions(const LoraModel& model, bool foreign_meta, bool single_suffix_bias, Description& d) {
+  if (foreign_meta) d.conditions.emplace_back(kForeignMetadata);
+  const auto block = [](const Item& it) {
+    return !it.target.empty() && parent_kind(it.kinds.front()).value_or(it.kinds.front()) == Kind::kBlockModule;
+  };
+  if (std::none_of(d.items.begin(), d.items.end(), block)) d.conditions.emplace_back(kNoBlockModules);
+  if (std::any_of(d.items.begin(), d.items.end(), [](const Item& it) { return it.target.rfind("single_blocks.", 0) == 0; }))
     d.conditions.emplace_back(kHasSingleBlocks);
-  for (const Part& p : model.parts)
-    if (!block(p) && std::any_of(p.source_tensors.begin(), p.source_tensors.end(), [](const std::string& n) {
-          for (std::string_view suffix : {".alpha", ".diff", ".diff_b", ".dora_scale"})
-            if (n.ends_with(suffix)) return true;
-          return false;
-        })) {
-      d.conditions.emplace_back(kTopLevelSingleSuffix);
-      break;
-    }
+  if (std::any_of(d.items.begin(), d.items.end(), [&](const Item& it) {
+        if (it.target.empty() || block(it)) return false;
+        for (Kind k : it.kinds)
+          if (k == Kind::kAlphaTensor || k == Kind::kDiff || k == Kind::kDoraColumn || k == Kind::kDoraRow ||
+              (k == Kind::kBiasDelta && single_suffix_bias))
+            return true;
+        return false;
+      }))
+    d.conditions.emplace_back(kTopLevelSingleSuffix);
   const int64_t h = model.layout.hidden;
   if (!rows_covered(model, "double_blocks.0.txt_attn.qkv", 0, h) || !rows_covered(model, "single_blocks.0.linear1", 0, h))
     d.conditions.emplace_back(kLacksBlock0Queries);
@@ -214,7 +215,6 @@ Description describe(const LoraModel& model) {
   Description d;
   d.dialect = base_dialect(model.dialect);
   d.flux2 = (model.layout.arch & flux::kArchFlux2) != 0;
-  add_conditions(model, d);
   auto partial = partial_targets(model);
   for (size_t i = 0; i < model.parts.size(); ++i) {
     const Part& p = model.parts[i];
@@ -237,6 +237,8 @@ Description describe(const LoraModel& model) {
   }
   if (metadata_alpha_used(model)) d.items.push_back({"lora_adapter_metadata", "", {Kind::kMetadataAlpha}, Item::Piece::kMetadata, 0});
   add_passthrough(model, d);
+  const bool diff_b = std::any_of(d.items.begin(), d.items.end(), [](const Item& it) { return it.tensor.ends_with(".diff_b"); });
+  add_conditions(model, model.file && foreign_metadata(model.file->metadata()), diff_b, d);
   return d;
 }
 
@@ -292,6 +294,9 @@ Description describe_output(const LoraModel& model, Style style) {
       d.items.push_back({p.magnitude->name, p.target, with_gap({mk, p.magnitude_per_row ? Kind::kDoraRow : Kind::kDoraColumn}), Item::Piece::kMagnitude, i});
   }
   add_passthrough(model, d);
+  // convert writes lora_verify.* metadata (and no ai-toolkit software entry); kohya and comfy
+  // write bias deltas as .diff_b.
+  add_conditions(model, true, form.alpha_tensors, d);
   return d;
 }
 
