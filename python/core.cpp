@@ -190,14 +190,15 @@ py::object check(const py::object& path, const std::string& app, const std::opti
   return to_python(text);
 }
 
-// `lora-verify convert SRC -o DST --for APP [--drop-unsupported] [--model M]`: the report as
+// `lora-verify convert SRC -o DST --for APP [--drop-unsupported] [--allow-unknown] [--model M]`: the report as
 // a dict; a failed verification raises Error (code 1) carrying it in .report.
 py::object convert(const py::object& source, const py::object& output, const std::string& for_app,
-                   bool drop_unsupported, const std::optional<std::string>& model, int threads) {
+                   bool drop_unsupported, bool allow_unknown, const std::optional<std::string>& model, int threads) {
   app_arg(for_app, "for_app");
   lv::report::PipelineOptions o;
   o.for_loader = for_app;
   o.drop_unsupported = drop_unsupported;
+  o.allow_unknown = allow_unknown;
   o.family = family_arg(model);
   if (threads < 1 || threads > 256) raise({lv::ErrorCode::kUsage, "threads: " + std::to_string(threads) + " is not in 1..256"});
   o.threads = threads;
@@ -233,7 +234,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("inspect", &inspect, py::arg("path"));
   m.def("check", &check, py::arg("path"), py::arg("app"), py::arg("model") = py::none());
   m.def("convert", &convert, py::arg("source"), py::arg("output"), py::arg("for_app"), py::arg("drop_unsupported") = false,
-        py::arg("model") = py::none(), py::arg("threads") = 2);
+        py::arg("allow_unknown") = false, py::arg("model") = py::none(), py::arg("threads") = 2);
   m.def("apps", &apps);
   m.def("cpu_level", [] { return std::string(lv::verify::kernels::level()); });
 }

@@ -112,11 +112,12 @@ def check(path_or_bytes: PathOrBytes, app: str, *, model: Optional[str] = None) 
     row = _core.check(path_or_bytes, app, model)
     seen = row["input"]
     fix_call = None
-    if seen["outcome"] != "loads" and row["form"] is not None:
-        # As the CLI advises: its form as it is, or (when even that form leaves tensors
-        # out) the form without them.
+    command = row.get("command")
+    if seen["outcome"] != "loads" and command:
+        # The command the CLI advises (its form as it is, or without what the app cannot
+        # take), as a call; none where that form's verdict is unknown or it is refused.
         src = "SOURCE_BYTES" if isinstance(path_or_bytes, bytes) else repr(os.fspath(path_or_bytes))
-        extra = "" if row["form_outcome"] in ("loads", "unknown") else ", drop_unsupported=True"
+        extra = ", drop_unsupported=True" if "--drop-unsupported" in command else ""
         extra += f", model={model!r}" if model else ""
         fix_call = f"lora_verify.convert({src}, {_output_name(path_or_bytes, app)!r}, for_app={app!r}{extra})"
     return CheckResult(
@@ -128,7 +129,8 @@ def check(path_or_bytes: PathOrBytes, app: str, *, model: Optional[str] = None) 
 
 
 def convert(source: PathOrBytes, output: Union[str, "os.PathLike[str]"], *, for_app: str,
-            drop_unsupported: bool = False, model: Optional[str] = None, threads: int = 2) -> ConvertResult:
+            drop_unsupported: bool = False, allow_unknown: bool = False, model: Optional[str] = None,
+            threads: int = 2) -> ConvertResult:
     """Writes the form of ``source`` that ``for_app`` loads to ``output``, re-reads it and
     verifies it against ``source``: ``lora-verify convert SOURCE -o OUTPUT --for APP``.
 
@@ -136,9 +138,11 @@ def convert(source: PathOrBytes, output: Union[str, "os.PathLike[str]"], *, for_
     named) unless ``drop_unsupported`` leaves them out (``ConvertResult.dropped``; the
     report gives the share of each target's delta that is lost). A failed verification
     raises ``Error`` with code 1 and the report in ``.report``. ``output`` is written
-    atomically and never over ``source``.
+    atomically and never over ``source``. A file the app rejects in every form is refused
+    (code 65), and so is one whose verdict for the app is not established, unless
+    ``allow_unknown`` (``--allow-unknown``).
     """
-    report = _core.convert(source, output, for_app, drop_unsupported, model, threads)
+    report = _core.convert(source, output, for_app, drop_unsupported, allow_unknown, model, threads)
     row = next(l for l in report["loaders"] if l["loader"] == for_app)
     seen = row.get("output", row["input"])
     return ConvertResult(

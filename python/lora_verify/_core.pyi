@@ -22,6 +22,7 @@ def convert(
     output: Union[str, os.PathLike[str]],
     for_app: str,
     drop_unsupported: bool = ...,
+    allow_unknown: bool = ...,
     model: Optional[str] = ...,
     threads: int = ...,
 ) -> Dict[str, Any]: ...

@@ -71,9 +71,12 @@ options:
   --for LOADER           write (or, without convert, verify in memory) the form LOADER
                          loads completely: invokeai, invokeai-5.1, comfyui, diffusers,
                          sd-scripts, forge, sdcpp. Tensors LOADER cannot take in any form it
-                         reads are refused (exit 65); not with --style or --to
+                         reads, or a file LOADER rejects in every form, are refused (exit 65); not
+                         with --style or --to
   --drop-unsupported     with --for: leave those tensors out instead, and report each with
                          the share of its target's delta that is lost
+  --allow-unknown        with --for: write the output even where how LOADER reads it is
+                         not established (refused with exit 65 otherwise)
   --model FAMILY         the model family when the file's evidence does not settle it
                          (verify, convert, compare, inspect, sample): flux1, chroma, flex1,
                          flux2-dev, flux2-klein-9b, flux2-klein-4b (see docs/families.md)
@@ -143,6 +146,7 @@ options:
                          invokeai-5.1, comfyui, diffusers, sd-scripts, forge, sdcpp); not with
                          --style or --to
   --drop-unsupported     with --for: leave out what LOADER cannot take, and report it
+  --allow-unknown        with --for: check it even where how LOADER reads it is not established
   --quiet                print errors only: no report on standard output unless --json -
                          or --markdown - asks for one (report files are still written);
                          the exit code tells the outcome
@@ -189,9 +193,12 @@ options:
                          them as dense .diff tensors
   --for LOADER           write the form LOADER loads completely: invokeai, invokeai-5.1,
                          comfyui, diffusers, sd-scripts, forge, sdcpp. Tensors LOADER cannot
-                         take in any form it reads are refused (exit 65); not with --style/--to
+                         take in any form it reads, or a file it rejects in every form, are refused
+                         (exit 65); not with --style/--to
   --drop-unsupported     with --for: leave those tensors out instead, and report each with
                          the share of its target's delta that is lost
+  --allow-unknown        with --for: write the output even where how LOADER reads it is
+                         not established (refused with exit 65 otherwise)
   --quiet                print errors only: no report on standard output unless --json -
                          or --markdown - asks for one (report files are still written);
                          the exit code tells the outcome
@@ -322,7 +329,7 @@ const std::map<std::string, bool> kOptions = {  // name → takes a value
     {"--threads", true}, {"-o", true},       {"--output", true}, {"--dialect", true}, {"--rank", true},
     {"--seed", true},    {"--alpha", true},  {"--all", false},   {"--no-proj-mlp", false},
     {"--bias", false},   {"--tiny", false},  {"--no-dense", false},  {"--help", false},  {"-h", false},  {"--version", false},
-    {"--for", true},     {"--drop-unsupported", false}, {"--model", true},  {"--quiet", false},  {"--verbose", false},
+    {"--for", true},     {"--drop-unsupported", false}, {"--allow-unknown", false}, {"--model", true},  {"--quiet", false},  {"--verbose", false},
     {"--progress", false},
 };
 
@@ -385,9 +392,9 @@ std::optional<std::string> parse_args(int argc, char** argv, Args& a) {
 // kOptions knows it too.)
 const std::map<std::string, std::vector<std::string>> kCommandOptions = {
     {"verify", {"--to", "--style", "--dtype", "--json", "--markdown", "--all", "--threads", "--no-dense", "--for",
-                "--drop-unsupported", "--model", "--quiet", "--verbose", "--progress"}},
+                "--drop-unsupported", "--allow-unknown", "--model", "--quiet", "--verbose", "--progress"}},
     {"convert", {"-o", "--to", "--style", "--dtype", "--json", "--markdown", "--all", "--threads", "--no-dense", "--for",
-                 "--drop-unsupported", "--model", "--quiet", "--verbose", "--progress"}},
+                 "--drop-unsupported", "--allow-unknown", "--model", "--quiet", "--verbose", "--progress"}},
     {"compare", {"--json", "--markdown", "--all", "--threads", "--model", "--quiet", "--verbose", "--progress"}},
     {"inspect", {"--json", "--model", "--quiet", "--verbose", "--progress"}},
     {"sample", {"--dialect", "--rank", "--dtype", "--seed", "--alpha", "--no-proj-mlp", "--bias", "--tiny", "--model",
@@ -488,6 +495,8 @@ std::optional<std::string> pipeline_options(const Args& a, lv::report::PipelineO
   }
   o.drop_unsupported = a.flags.count("--drop-unsupported") > 0;
   if (o.drop_unsupported && o.for_loader.empty()) return "--drop-unsupported needs --for LOADER";
+  o.allow_unknown = a.flags.count("--allow-unknown") > 0;
+  if (o.allow_unknown && o.for_loader.empty()) return "--allow-unknown needs --for LOADER";
   o.allow_dense = a.flags.count("--no-dense") == 0;
   if (auto it = a.values.find("--threads"); it != a.values.end()) {
     int64_t n = 0;

@@ -19,6 +19,7 @@ namespace lv::loaders {
 // form); the worst treatment of its kinds is what happens to it.
 enum class Kind {
   kBlockModule,       // LoRA factors on double_blocks.* / single_blocks.* modules
+  kTextMlp,           // double blocks' text-stream MLP (txt_mlp.0/2, diffusers ff_context): a block module
   kTopLevelModule,    // img_in, txt_in, time_in.*, vector_in.*
   kGuidanceIn,        // guidance_in.* (a top-level module; rules for top-level apply unless stated)
   kTimeEmbedder,      // time_in.* (top-level; stated apart where a loader treats it apart)
@@ -41,12 +42,16 @@ enum class Kind {
   kTextEncoderOther,  // text_encoders.* (ComfyUI's spelling)
   kNormScale,         // absolute RMSNorm scales (set-value, passed through)
   kOtherDialect,      // a tensor in another key style than the file's main one
+  kMissingAlpha,      // a low-rank block module written without its .alpha
 };
-inline constexpr int kKindCount = static_cast<int>(Kind::kOtherDialect) + 1;
+inline constexpr int kKindCount = static_cast<int>(Kind::kMissingAlpha) + 1;
 std::string_view kind_name(Kind k);         // stable ids: "block-module", "alpha-tensor", …
 std::string_view kind_description(Kind k);  // for people: "top-level modules (img_in, …)"
 // The kind whose rule applies when a loader has none for `k` (kGuidanceIn → kTopLevelModule).
 std::optional<Kind> parent_kind(Kind k);
+// Kinds that describe a condition rather than a tensor's content: without a rule they change
+// nothing (kMissingAlpha: lora-verify, like most loaders, reads a missing .alpha as scale 1).
+bool neutral_kind(Kind k);
 
 enum class Treatment {
   kApplies,
@@ -60,8 +65,13 @@ std::string_view treatment_name(Treatment t);
 struct Rule {
   Kind kind;
   Treatment treatment;
-  std::string_view message;  // what the loader says (rejection or warning), or why
+  // What the loader says (rejection or warning) as it says it, `<…>` standing for what depends
+  // on the file; after " — ", why.
+  std::string_view message;
   std::string_view source;   // where the fact was established
+  // Among the rejecting tensors of a file, the rule with the highest precedence is the one whose
+  // message the loader shows (the check it runs first); ties: the first tensor.
+  int precedence = 0;
 };
 
 // How a loader reads files of one key style (dialect ids as lora-verify detects them).
@@ -71,8 +81,21 @@ enum class Recognition {
   kRejects,  // the file is refused
 };
 
+// Conditions on a whole file that select a loader's StyleSupport (verdict.cpp computes them).
+inline constexpr std::string_view kForeignMetadata = "metadata-without-ai-toolkit-software";
+inline constexpr std::string_view kNoBlockModules = "no-block-modules";
+// A diffusers-layout file without the query projections of double block 0 (add_q_proj) and
+// single block 0 (to_q).
+inline constexpr std::string_view kLacksBlock0Queries = "lacks-block-0-queries";
+inline constexpr std::string_view kHasSingleBlocks = "single-blocks";
+// A top-level module carries a single-suffix tensor (.alpha, .diff, .diff_b, .dora_scale).
+inline constexpr std::string_view kTopLevelSingleSuffix = "top-level-single-suffix";
+
 struct StyleSupport {
   std::span<const std::string_view> dialects;
+  // Only for files with this condition ("" = any file). The first matching entry is used, so
+  // conditional entries come before the plain one.
+  std::string_view condition;
   Recognition recognition = Recognition::kReads;
   std::string_view message;  // kIgnores / kRejects: what the loader says
   std::span<const Rule> rules;  // kinds not listed are unknown
@@ -83,6 +106,7 @@ struct Profile {
   std::string_view name;         // "invokeai", as given to --for
   std::string_view display;      // "InvokeAI (current)"
   std::string_view established;  // loader version or commit the facts were established at
+  std::string_view measured;     // data/loaders/*.json the "measured" facts come from ("" = none)
   std::span<const StyleSupport> styles;  // FLUX.1-shaped files (FLUX.1, Chroma, Flex.1)
   std::span<const StyleSupport> flux2_styles;  // FLUX.2 files: only what is established
   // lora-verify output styles this loader reads, best first (docs/loaders.md §3). Empty when

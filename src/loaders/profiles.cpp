@@ -32,27 +32,41 @@ constexpr std::array<std::string_view, 1> kAiToolkit = {"ai-toolkit"};
 constexpr std::array<std::string_view, 1> kBareBfl = {"bfl"};
 constexpr std::array<std::string_view, 1> kDiffusers = {"diffusers"};
 constexpr std::array<std::string_view, 3> kDiffusersAny = {"diffusers", "diffusers-old", "fal"};
+constexpr std::array<std::string_view, 2> kDiffusersOrFal = {"diffusers", "fal"};
+constexpr std::array<std::string_view, 1> kDiffusersOld = {"diffusers-old"};
 constexpr std::array<std::string_view, 1> kOneTrainer = {"onetrainer"};
 constexpr std::array<std::string_view, 1> kOneTrainerBfl = {"onetrainer-bfl"};
 constexpr std::array<std::string_view, 1> kLycoris = {"lycoris"};
 constexpr std::array<std::string_view, 1> kXlabs = {"xlabs"};
 constexpr std::array<std::string_view, 5> kUnmapped = {"bfl", "xlabs", "fal-kontext", "fal", "onetrainer-bfl"};
 constexpr std::array<std::string_view, 6> kSdcppUnmapped = {"bfl", "xlabs", "fal-kontext", "fal", "onetrainer-bfl", "onetrainer"};
-constexpr std::array<std::string_view, 4> kNotKohya = {"comfy", "ai-toolkit", "bfl", "diffusers"};
+constexpr std::array<std::string_view, 9> kNotKohya = {"comfy",      "ai-toolkit",     "bfl",   "diffusers", "diffusers-old",
+                                                       "onetrainer", "onetrainer-bfl", "xlabs", "fal"};
 constexpr std::array<std::string_view, 3> kComfyUnmapped = {"bfl", "fal-kontext", "fal"};
 
 // ---- InvokeAI (current) ----
-constexpr std::string_view kInvokeUnsupported = "LoRA model is in unsupported FLUX format";
+// Measured (data/loaders/invokeai-8e71a8a51939.json): the install probe (the LyCORIS config's
+// checks, flux_format_from_state_dict with the file's metadata) runs before the loader; a file
+// it does not take for a FLUX LoRA never reaches the loader. Its messages come first (precedence 2).
+constexpr std::string_view kInvokeData = "measured: data/loaders/invokeai-8e71a8a51939.json";
+constexpr std::string_view kInvokeProbe =
+    "NotAMatchError: unrecognized token vector length None — the install probe recognises no FLUX LoRA format in "
+    "the file (it installs as an unknown model)";
+constexpr std::string_view kInvokeHeuristics =
+    "NotAMatchError: model does not match LyCORIS LoRA heuristics — the install probe finds no LoRA key prefix or "
+    "suffix it knows";
 constexpr std::string_view kInvokeUnexpected =
-    "Unexpected keys found in LoRA/LyCORIS layer, model might work incorrectly! (the key is not applied)";
+    "Unexpected keys found in LoRA/LyCORIS layer, model might work incorrectly! — the key is not applied";
 constexpr std::string_view kInvokeGrouping =
-    "Unsupported lora format: dict_keys(['proj.alpha', 'qkv.alpha']) (single-suffix keys are grouped under the "
-    "parent module)";
+    "ValueError: Unsupported lora format: dict_keys([<keys>]) — single-suffix keys are grouped under the parent module";
+constexpr std::string_view kInvokeUnpack =
+    "ValueError: not enough values to unpack (expected 2, got 1) — a top-level module's single-suffix key has no "
+    "parent to be grouped under";
 constexpr std::array kInvokeKohya = {
     Rule{K::kBlockModule, T::kApplies, "", kMeasured},
     Rule{K::kAlphaTensor, T::kApplies, "", kMeasured},
-    Rule{K::kTopLevelModule, T::kRejectsFile, kInvokeUnsupported, kMeasured},
-    Rule{K::kFinalModulation, T::kRejectsFile, kInvokeUnsupported, kMeasured},
+    Rule{K::kTopLevelModule, T::kRejectsFile, kInvokeProbe, kInvokeData, 2},
+    Rule{K::kFinalModulation, T::kRejectsFile, kInvokeProbe, kInvokeData, 2},
     Rule{K::kFinalLinear, T::kDropsSilently, "lora_unet_final_layer* keys are skipped without a warning", kRules},
     Rule{K::kBiasDelta, T::kDropsWithWarning, kInvokeUnexpected, kInvokeCode},
     Rule{K::kDoraColumn, T::kApplies, "", kInvokeCode},
@@ -61,14 +75,36 @@ constexpr std::array kInvokeKohya = {
     Rule{K::kDiff, T::kApplies, "", kInvokeCode},
     Rule{K::kTextEncoderClip, T::kApplies, "", kInvokeCode},
     Rule{K::kTextEncoderT5Te2, T::kApplies, "", kInvokeCode},
-    Rule{K::kTextEncoderT5Te3, T::kRejectsFile, kInvokeUnsupported, kInvokeCode},
+    Rule{K::kTextEncoderT5Te3, T::kRejectsFile, kInvokeProbe, kInvokeCode, 2},
+};
+// diffusion_model. files without an ai-toolkit `software` entry in their metadata: the probe's
+// ai-toolkit detector refuses them and only its BFL-PEFT detector (lora_A/lora_B/.alpha keys under
+// diffusion_model., with block keys) can take them; the loader, which passes no metadata, then
+// reads them as ai-toolkit files.
+constexpr std::array kInvokeBflPrefixMetadata = {
+    Rule{K::kBlockModule, T::kApplies, "", kInvokeData},
+    Rule{K::kTopLevelModule, T::kApplies, "", kInvokeData},
+    Rule{K::kFinalLinear, T::kApplies, "", kInvokeData},
+    Rule{K::kFinalModulation, T::kApplies, "", kInvokeData},
+    Rule{K::kAlphaTensor, T::kRejectsFile, kInvokeUnpack, kInvokeData},
+    Rule{K::kBiasDelta, T::kRejectsFile, kInvokeProbe, kInvokeData, 2},
+    Rule{K::kTextEncoderClip, T::kRejectsFile, kInvokeProbe, kInvokeData, 2},
+    Rule{K::kTextEncoderOther, T::kRejectsFile, kInvokeProbe, kInvokeData, 2},
+};
+// comfy files with such metadata: no detector takes lora_down/lora_up under diffusion_model.
+constexpr std::array kInvokeComfyMetadata = {
+    Rule{K::kBlockModule, T::kRejectsFile, kInvokeHeuristics, kInvokeData, 1},
+    Rule{K::kTopLevelModule, T::kRejectsFile, kInvokeHeuristics, kInvokeData, 1},
+    Rule{K::kFinalLinear, T::kRejectsFile, kInvokeHeuristics, kInvokeData, 1},
+    Rule{K::kFinalModulation, T::kRejectsFile, kInvokeHeuristics, kInvokeData, 1},
+    Rule{K::kTextEncoderClip, T::kRejectsFile, kInvokeProbe, kInvokeData, 2},
 };
 constexpr std::array kInvokeComfy = {
     Rule{K::kBlockModule, T::kApplies, "", kInvokeCode},
     Rule{K::kTopLevelModule, T::kApplies, "", kInvokeCode},
     Rule{K::kFinalLinear, T::kApplies, "", kInvokeCode},
     Rule{K::kFinalModulation, T::kApplies, "", kInvokeCode},
-    Rule{K::kAlphaTensor, T::kRejectsFile, kInvokeGrouping, kMeasured},
+    Rule{K::kAlphaTensor, T::kRejectsFile, kInvokeGrouping, kInvokeData},
     Rule{K::kBiasDelta, T::kRejectsFile, kInvokeGrouping, kInvokeCode},
     Rule{K::kDoraColumn, T::kRejectsFile, kInvokeGrouping, kInvokeCode},
     Rule{K::kDoraRow, T::kRejectsFile, kInvokeGrouping, kInvokeCode},
@@ -91,57 +127,93 @@ constexpr std::array kInvokeAiToolkit = {
     Rule{K::kLoha, T::kApplies, "", kInvokeCode},
     Rule{K::kTextEncoderOther, T::kDropsWithWarning, "Unexpected submodel name: text_encoders", kInvokeCode},
 };
-constexpr std::string_view kInvokeNotDiffusers =
-    "AssertionError (not detected as a diffusers file; no other FLUX format matches)";
+// diffusers layout: the probe's detector wants every key to end in lora_A/lora_B (or lora.down/
+// lora.up) and the query projections of block 0 (kLacksBlock0Queries rejects the rest).
 constexpr std::array kInvokeDiffusers = {
     Rule{K::kBlockModule, T::kApplies, "", kMeasured},
     Rule{K::kPartialMlp, T::kApplies, "", kInvokeCode},
     Rule{K::kPartialAttention, T::kRejectsFile,
-         "ValueError: Missing LoRA layer: 'transformer_blocks.N.attn.to_k' (double-block q, k, v must all be present)",
-         kInvokeCode},
+         "ValueError: Missing LoRA layer: '<layer>'. — a double block's q, k and v must all be present", kInvokeData, 1},
     Rule{K::kTopLevelModule, T::kApplies, "", kInvokeCode},
     Rule{K::kGuidanceIn, T::kDropsSilently,
          "guidance_embedder.linear_1 and linear_2 are mapped to one module: linear_2 overwrites linear_1", kInvokeCode},
     Rule{K::kFinalLinear, T::kApplies, "", kInvokeCode},
     Rule{K::kFinalModulation, T::kRejectsFile,
-         "AssertionError (assert len(grouped_state_dict) == 0: norm_out.linear is not consumed)", kMeasured},
+         "AssertionError: — assert len(grouped_state_dict) == 0: norm_out.linear is not consumed", kInvokeData},
     Rule{K::kMetadataAlpha, T::kDropsSilently,
          "lora_adapter_metadata is not read: every module is applied at scale 1", kInvokeCode},
-    Rule{K::kAlphaTensor, T::kRejectsFile, kInvokeNotDiffusers, kPeers},
-    Rule{K::kBiasDelta, T::kRejectsFile, kInvokeNotDiffusers, kPeers},
-    Rule{K::kDoraColumn, T::kRejectsFile, kInvokeNotDiffusers, kInvokeCode},
-    Rule{K::kDoraRow, T::kRejectsFile, kInvokeNotDiffusers, kInvokeCode},
-    Rule{K::kLokr, T::kRejectsFile, kInvokeNotDiffusers, kInvokeCode},
-    Rule{K::kLoha, T::kRejectsFile, kInvokeNotDiffusers, kInvokeCode},
-    Rule{K::kDiff, T::kRejectsFile, kInvokeNotDiffusers, kInvokeCode},
-    Rule{K::kTextEncoderClip, T::kRejectsFile, "AssertionError (text_encoder.* keys beside transformer keys)", kPeers},
-    Rule{K::kOtherDialect, T::kRejectsFile, "AssertionError (mixed lora_A/lora_B and lora.down/lora.up suffixes)",
-         kPeers},
+    Rule{K::kAlphaTensor, T::kRejectsFile, kInvokeProbe, kInvokeData, 2},
+    Rule{K::kBiasDelta, T::kRejectsFile, kInvokeProbe, kInvokeData, 2},
+    Rule{K::kDoraColumn, T::kRejectsFile, kInvokeProbe, kInvokeCode, 2},
+    Rule{K::kDoraRow, T::kRejectsFile, kInvokeProbe, kInvokeCode, 2},
+    Rule{K::kLokr, T::kRejectsFile, kInvokeProbe, kInvokeCode, 2},
+    Rule{K::kLoha, T::kRejectsFile, kInvokeProbe, kInvokeCode, 2},
+    Rule{K::kDiff, T::kRejectsFile, kInvokeProbe, kInvokeCode, 2},
+    Rule{K::kTextEncoderClip, T::kRejectsFile, kInvokeProbe, kInvokeData, 2},
+    Rule{K::kOtherDialect, T::kRejectsFile, kInvokeProbe, kPeers, 2},
+};
+// diffusers-old (lora.down/lora.up): the detector wants lora_A names for block 0; the probe's
+// heuristics know neither the prefix nor the suffix (text-encoder keys pass them).
+constexpr std::array kInvokeDiffusersOld = {
+    Rule{K::kBlockModule, T::kRejectsFile, kInvokeHeuristics, kInvokeData, 1},
+    Rule{K::kTopLevelModule, T::kRejectsFile, kInvokeHeuristics, kInvokeData, 1},
+    Rule{K::kFinalLinear, T::kRejectsFile, kInvokeHeuristics, kInvokeData, 1},
+    Rule{K::kFinalModulation, T::kRejectsFile, kInvokeHeuristics, kInvokeData, 1},
+    Rule{K::kTextEncoderClip, T::kRejectsFile, kInvokeProbe, kInvokeData, 2},
 };
 constexpr std::array kInvokeOneTrainer = {
     Rule{K::kBlockModule, T::kApplies, "", kInvokeCode},
+    Rule{K::kTextMlp, T::kRejectsFile,
+         "ValueError: Key <key> does not match parsing tree <tree>. — the underscore parser takes ff_context_net for "
+         "ff + context_net",
+         kInvokeData, 1},
     Rule{K::kAlphaTensor, T::kApplies, "", kInvokeCode},
-    Rule{K::kTopLevelModule, T::kRejectsFile, kInvokeUnsupported, kInvokeCode},
-    Rule{K::kFinalLinear, T::kRejectsFile, kInvokeUnsupported, kInvokeCode},
-    Rule{K::kFinalModulation, T::kRejectsFile, kInvokeUnsupported, kInvokeCode},
+    Rule{K::kTopLevelModule, T::kRejectsFile, kInvokeProbe, kInvokeData, 2},
+    Rule{K::kFinalLinear, T::kRejectsFile, kInvokeProbe, kInvokeData, 2},
+    Rule{K::kFinalModulation, T::kRejectsFile, kInvokeProbe, kInvokeData, 2},
     Rule{K::kDoraColumn, T::kApplies, "", kInvokeCode},
     Rule{K::kTextEncoderClip, T::kApplies, "", kInvokeCode},
     Rule{K::kTextEncoderT5Te2, T::kApplies, "", kInvokeCode},
 };
 constexpr std::array kInvokeOneTrainerBfl = {
+    Rule{K::kBlockModule, T::kApplies, "", kInvokeData},
+    Rule{K::kAlphaTensor, T::kApplies, "", kInvokeData},
+    Rule{K::kTextEncoderClip, T::kRejectsFile, kInvokeProbe, kInvokeData, 2},
+    Rule{K::kTopLevelModule, T::kApplies, "", kInvokeData},
+    Rule{K::kFinalLinear, T::kApplies, "", kInvokeData},
+    Rule{K::kFinalModulation, T::kApplies, "", kInvokeData},
     Rule{K::kPartialAttention, T::kDropsSilently, "parts are placed on the wrong rows when split indices are absent",
          kPeers},
-    Rule{K::kPartialMlp, T::kDropsSilently, "parts are placed on the wrong rows when split indices are absent", kPeers},
+    Rule{K::kPartialMlp, T::kApplies, "", kInvokeData},
+};
+constexpr std::array kInvokeXlabs = {
+    Rule{K::kBlockModule, T::kApplies, "", kInvokeData},
+    Rule{K::kTextEncoderClip, T::kRejectsFile, kInvokeProbe, kInvokeData, 2},
+};
+constexpr std::array kInvokeXlabsSingle = {
+    Rule{K::kBlockModule, T::kRejectsFile, kInvokeHeuristics, kInvokeData, 1},
+    Rule{K::kTextEncoderClip, T::kRejectsFile, kInvokeProbe, kInvokeData, 2},
 };
 constexpr std::array kInvokeStyles = {
-    StyleSupport{kKohya, Recognition::kReads, "", kInvokeKohya, kMeasured},
-    StyleSupport{kComfy, Recognition::kReads, "", kInvokeComfy, kMeasured},
-    StyleSupport{kAiToolkit, Recognition::kReads, "", kInvokeAiToolkit, kMeasured},
-    StyleSupport{kBareBfl, Recognition::kRejects, kInvokeUnsupported, {}, kMeasured},
-    StyleSupport{kDiffusersAny, Recognition::kReads, "", kInvokeDiffusers, kMeasured},
-    StyleSupport{kOneTrainer, Recognition::kReads, "", kInvokeOneTrainer, kInvokeCode},
-    StyleSupport{kOneTrainerBfl, Recognition::kReads, "", kInvokeOneTrainerBfl, kInvokeCode},
-    StyleSupport{kLycoris, Recognition::kRejects, kInvokeUnsupported, {}, kInvokeCode},
+    StyleSupport{kAiToolkit, kNoBlockModules, Recognition::kRejects, kInvokeProbe, {}, kInvokeData},
+    StyleSupport{kComfy, kNoBlockModules, Recognition::kRejects, kInvokeHeuristics, {}, kInvokeData},
+    StyleSupport{kKohya, "", Recognition::kReads, "", kInvokeKohya, kMeasured},
+    StyleSupport{kComfy, kForeignMetadata, Recognition::kReads, "", kInvokeComfyMetadata, kInvokeData},
+    StyleSupport{kComfy, kTopLevelSingleSuffix, Recognition::kRejects, kInvokeUnpack, {}, kInvokeData},
+    StyleSupport{kComfy, "", Recognition::kReads, "", kInvokeComfy, kMeasured},
+    StyleSupport{kAiToolkit, kForeignMetadata, Recognition::kReads, "", kInvokeBflPrefixMetadata, kInvokeData},
+    StyleSupport{kAiToolkit, kTopLevelSingleSuffix, Recognition::kRejects, kInvokeUnpack, {}, kInvokeData},
+    StyleSupport{kAiToolkit, "", Recognition::kReads, "", kInvokeAiToolkit, kMeasured},
+    StyleSupport{kBareBfl, "", Recognition::kRejects, kInvokeProbe, {}, kInvokeData},
+    StyleSupport{kDiffusersOld, "", Recognition::kReads, "", kInvokeDiffusersOld, kInvokeData},
+    StyleSupport{kDiffusersOrFal, kLacksBlock0Queries, Recognition::kRejects, kInvokeProbe, {}, kInvokeData},
+    StyleSupport{kDiffusersOrFal, "", Recognition::kReads, "", kInvokeDiffusers, kMeasured},
+    StyleSupport{kOneTrainer, "", Recognition::kReads, "", kInvokeOneTrainer, kInvokeCode},
+    StyleSupport{kOneTrainerBfl, kNoBlockModules, Recognition::kRejects, kInvokeHeuristics, {}, kInvokeData},
+    StyleSupport{kOneTrainerBfl, "", Recognition::kReads, "", kInvokeOneTrainerBfl, kInvokeData},
+    StyleSupport{kXlabs, kHasSingleBlocks, Recognition::kReads, "", kInvokeXlabsSingle, kInvokeData},
+    StyleSupport{kXlabs, "", Recognition::kReads, "", kInvokeXlabs, kInvokeData},
+    StyleSupport{kLycoris, "", Recognition::kRejects, kInvokeProbe, {}, kInvokeCode},
 };
 constexpr std::array kInvokeForms = {Style::kPeft};
 
@@ -184,8 +256,8 @@ constexpr std::array kInvoke51Diffusers = {
     Rule{K::kDoraRow, T::kRejectsFile, kInvoke51Unknown, kInvoke51Code},
 };
 constexpr std::array kInvoke51Styles = {
-    StyleSupport{kKohya, Recognition::kReads, "", kInvoke51Kohya, kMeasured},
-    StyleSupport{kDiffusers, Recognition::kReads, "", kInvoke51Diffusers, kMeasured},
+    StyleSupport{kKohya, "", Recognition::kReads, "", kInvoke51Kohya, kMeasured},
+    StyleSupport{kDiffusers, "", Recognition::kReads, "", kInvoke51Diffusers, kMeasured},
 };
 constexpr std::array kInvoke51Forms = {Style::kKohya};
 
@@ -250,13 +322,13 @@ constexpr std::array kComfyOneTrainer = {
     Rule{K::kTextEncoderClip, T::kApplies, "", kComfyCode}, Rule{K::kTextEncoderT5Te2, T::kApplies, "", kComfyCode},
 };
 constexpr std::array kComfyStyles = {
-    StyleSupport{kKohyaOrComfy, Recognition::kReads, "", kComfyKohya, kMeasured},
-    StyleSupport{kAiToolkit, Recognition::kReads, "", kComfyAiToolkit, kMeasured},
-    StyleSupport{kComfyUnmapped, Recognition::kIgnores, "lora key not loaded (for every key): nothing is applied", {},
+    StyleSupport{kKohyaOrComfy, "", Recognition::kReads, "", kComfyKohya, kMeasured},
+    StyleSupport{kAiToolkit, "", Recognition::kReads, "", kComfyAiToolkit, kMeasured},
+    StyleSupport{kComfyUnmapped, "", Recognition::kIgnores, "lora key not loaded (for every key): nothing is applied", {},
                  kMeasured},
-    StyleSupport{kDiffusers, Recognition::kReads, "", kComfyDiffusers, kMeasured},
-    StyleSupport{kOneTrainer, Recognition::kReads, "", kComfyOneTrainer, kComfyCode},
-    StyleSupport{kLycoris, Recognition::kReads, "", kComfyOneTrainer, kComfyCode},
+    StyleSupport{kDiffusers, "", Recognition::kReads, "", kComfyDiffusers, kMeasured},
+    StyleSupport{kOneTrainer, "", Recognition::kReads, "", kComfyOneTrainer, kComfyCode},
+    StyleSupport{kLycoris, "", Recognition::kReads, "", kComfyOneTrainer, kComfyCode},
 };
 constexpr std::array kComfyForms = {Style::kKohya, Style::kComfy};
 
@@ -305,19 +377,26 @@ constexpr std::array kDiffusersXlabs = {
 constexpr std::string_view kDiffusersNoPrefix =
     "No LoRA keys associated to FluxTransformer2DModel found with the prefix='transformer': nothing is applied";
 constexpr std::array kDiffusersStyles = {
-    StyleSupport{kKohyaOrComfy, Recognition::kReads, "", kDiffusersKohya, kMeasured},
-    StyleSupport{kAiToolkit, Recognition::kIgnores, kDiffusersNoPrefix, {}, kMeasured},
-    StyleSupport{kBareBfl, Recognition::kIgnores, kDiffusersNoPrefix, {}, kMeasured},
-    StyleSupport{kDiffusers, Recognition::kReads, "", kDiffusersNative, kMeasured},
-    StyleSupport{kXlabs, Recognition::kReads, "", kDiffusersXlabs, kDiffusersCode},
+    StyleSupport{kKohyaOrComfy, "", Recognition::kReads, "", kDiffusersKohya, kMeasured},
+    StyleSupport{kAiToolkit, "", Recognition::kIgnores, kDiffusersNoPrefix, {}, kMeasured},
+    StyleSupport{kBareBfl, "", Recognition::kIgnores, kDiffusersNoPrefix, {}, kMeasured},
+    StyleSupport{kDiffusers, "", Recognition::kReads, "", kDiffusersNative, kMeasured},
+    StyleSupport{kXlabs, "", Recognition::kReads, "", kDiffusersXlabs, kDiffusersCode},
 };
 constexpr std::array kDiffusersForms = {Style::kDiffusers};
 
 // ---- sd-scripts (networks/convert_flux_lora.py) ----
 constexpr std::string_view kSdScriptsLeftOver = "Unsuppored keys for ai-toolkit (left out of the conversion)";
+constexpr std::string_view kSdScriptsData = "measured: data/loaders/sd-scripts-48d368fa5577.json";
 constexpr std::array kSdScriptsKohya = {
     Rule{K::kBlockModule, T::kApplies, "", kMeasured},
     Rule{K::kAlphaTensor, T::kApplies, "", kMeasured},
+    Rule{K::kMissingAlpha, T::kRejectsFile,
+         "KeyError: '<module>.alpha' — convert_to_ai_toolkit reads every module's .alpha (sd-scripts always writes it)",
+         kSdScriptsData},
+    Rule{K::kTextEncoderClip, T::kDropsWithWarning, kSdScriptsLeftOver, kSdScriptsData},
+    Rule{K::kTextEncoderT5Te2, T::kDropsWithWarning, kSdScriptsLeftOver, kSdScriptsData},
+    Rule{K::kTextEncoderT5Te3, T::kDropsWithWarning, kSdScriptsLeftOver, kSdScriptsData},
     Rule{K::kTopLevelModule, T::kDropsWithWarning, kSdScriptsLeftOver, kMeasured},
     Rule{K::kFinalLinear, T::kDropsWithWarning, kSdScriptsLeftOver, kMeasured},
     Rule{K::kFinalModulation, T::kDropsWithWarning, kSdScriptsLeftOver, kMeasured},
@@ -329,8 +408,8 @@ constexpr std::array kSdScriptsKohya = {
     Rule{K::kDiff, T::kDropsWithWarning, kSdScriptsLeftOver, kSdScriptsCode},
 };
 constexpr std::array kSdScriptsStyles = {
-    StyleSupport{kKohya, Recognition::kReads, "", kSdScriptsKohya, kMeasured},
-    StyleSupport{kNotKohya, Recognition::kIgnores, "not read: the converter expects lora_unet_* keys", {}, kMeasured},
+    StyleSupport{kKohya, "", Recognition::kReads, "", kSdScriptsKohya, kMeasured},
+    StyleSupport{kNotKohya, "", Recognition::kIgnores, "not read: the converter expects lora_unet_* keys", {}, kMeasured},
 };
 constexpr std::array kSdScriptsForms = {Style::kKohya};
 
@@ -377,12 +456,12 @@ constexpr std::array kForgeDiffusers = {
     Rule{K::kTextEncoderClip, T::kApplies, "", kForgeCode},
 };
 constexpr std::array kForgeStyles = {
-    StyleSupport{kKohyaOrComfy, Recognition::kReads, "", kForgeKohya, kForgeCode},
-    StyleSupport{kAiToolkit, Recognition::kReads, "", kForgeAiToolkit, kForgeCode},
-    StyleSupport{kDiffusers, Recognition::kReads, "", kForgeDiffusers, kForgeCode},
-    StyleSupport{kOneTrainer, Recognition::kReads, "", kForgeDiffusers, kForgeCode},
-    StyleSupport{kLycoris, Recognition::kReads, "", kForgeDiffusers, kForgeCode},
-    StyleSupport{kUnmapped, Recognition::kIgnores, "not mapped: every key is left unread", {}, kForgeCode},
+    StyleSupport{kKohyaOrComfy, "", Recognition::kReads, "", kForgeKohya, kForgeCode},
+    StyleSupport{kAiToolkit, "", Recognition::kReads, "", kForgeAiToolkit, kForgeCode},
+    StyleSupport{kDiffusers, "", Recognition::kReads, "", kForgeDiffusers, kForgeCode},
+    StyleSupport{kOneTrainer, "", Recognition::kReads, "", kForgeDiffusers, kForgeCode},
+    StyleSupport{kLycoris, "", Recognition::kReads, "", kForgeDiffusers, kForgeCode},
+    StyleSupport{kUnmapped, "", Recognition::kIgnores, "not mapped: every key is left unread", {}, kForgeCode},
 };
 constexpr std::array kForgeForms = {Style::kKohya, Style::kComfy, Style::kPeft};
 
@@ -452,12 +531,12 @@ constexpr std::array kSdcppDiffusers = {
     Rule{K::kTextEncoderClip, T::kDropsSilently, "text_encoder.* lands under cond_stage_model.: unused", kSdcppCode},
 };
 constexpr std::array kSdcppStyles = {
-    StyleSupport{kKohya, Recognition::kReads, "", kSdcppKohya, kSdcppCode},
-    StyleSupport{kComfy, Recognition::kReads, "", kSdcppComfy, kSdcppCode},
-    StyleSupport{kAiToolkit, Recognition::kReads, "", kSdcppAiToolkit, kSdcppCode},
-    StyleSupport{kDiffusers, Recognition::kReads, "", kSdcppDiffusers, kSdcppCode},
-    StyleSupport{kLycoris, Recognition::kReads, "", kSdcppDiffusers, kSdcppCode},
-    StyleSupport{kSdcppUnmapped, Recognition::kIgnores, "not recognised: no model tensor matches", {}, kSdcppCode},
+    StyleSupport{kKohya, "", Recognition::kReads, "", kSdcppKohya, kSdcppCode},
+    StyleSupport{kComfy, "", Recognition::kReads, "", kSdcppComfy, kSdcppCode},
+    StyleSupport{kAiToolkit, "", Recognition::kReads, "", kSdcppAiToolkit, kSdcppCode},
+    StyleSupport{kDiffusers, "", Recognition::kReads, "", kSdcppDiffusers, kSdcppCode},
+    StyleSupport{kLycoris, "", Recognition::kReads, "", kSdcppDiffusers, kSdcppCode},
+    StyleSupport{kSdcppUnmapped, "", Recognition::kIgnores, "not recognised: no model tensor matches", {}, kSdcppCode},
 };
 constexpr std::array kSdcppForms = {Style::kComfy, Style::kPeft};
 
@@ -491,13 +570,13 @@ constexpr std::array kDiffusersF2Native = {
     Rule{K::kPartialAttention, T::kApplies, "", kFlux2Doc}, Rule{K::kMetadataAlpha, T::kApplies, "", kFlux2Doc},
 };
 constexpr std::array kDiffusersF2Styles = {
-    StyleSupport{kAiToolkitOrFal, Recognition::kReads, "", kDiffusersF2NonDiffusers, kFlux2Doc},
-    StyleSupport{kKohya, Recognition::kReads, "", kDiffusersF2Kohya, kFlux2Doc},
-    StyleSupport{kComfy, Recognition::kIgnores,
+    StyleSupport{kAiToolkitOrFal, "", Recognition::kReads, "", kDiffusersF2NonDiffusers, kFlux2Doc},
+    StyleSupport{kKohya, "", Recognition::kReads, "", kDiffusersF2Kohya, kFlux2Doc},
+    StyleSupport{kComfy, "", Recognition::kIgnores,
                  "every .lora_down.weight file goes to the kohya converter, which reads only lora_unet_* keys: "
                  "Unsupported keys (DF-3), nothing applied",
                  {}, kFlux2Doc},
-    StyleSupport{kDiffusers, Recognition::kReads, "", kDiffusersF2Native, kFlux2Doc},
+    StyleSupport{kDiffusers, "", Recognition::kReads, "", kDiffusersF2Native, kFlux2Doc},
 };
 constexpr std::array kComfyF2Bfl = {
     Rule{K::kBlockModule, T::kApplies, "", kFlux2Doc},   Rule{K::kTopLevelModule, T::kApplies, "", kFlux2Doc},
@@ -518,25 +597,25 @@ constexpr std::array kComfyF2Diffusers = {
     Rule{K::kMetadataAlpha, T::kDropsSilently, kComfyNoMetadata, kComfyCode},
 };
 constexpr std::array kComfyF2Styles = {
-    StyleSupport{kAnyBflNames, Recognition::kReads, "", kComfyF2Bfl, kFlux2Doc},
-    StyleSupport{kBareBfl, Recognition::kReads, "", kComfyF2Bfl, kFlux2Doc},
-    StyleSupport{kDiffusers, Recognition::kReads, "", kComfyF2Diffusers, kFlux2Doc},
+    StyleSupport{kAnyBflNames, "", Recognition::kReads, "", kComfyF2Bfl, kFlux2Doc},
+    StyleSupport{kBareBfl, "", Recognition::kReads, "", kComfyF2Bfl, kFlux2Doc},
+    StyleSupport{kDiffusers, "", Recognition::kReads, "", kComfyF2Diffusers, kFlux2Doc},
 };
 
 constexpr std::array kProfiles = {
-    Profile{"invokeai", "InvokeAI (current)", "invoke-ai/InvokeAI 8e71a8a5 (2026-08)", kInvokeStyles, {}, kInvokeForms,
+    Profile{"invokeai", "InvokeAI (current)", "invoke-ai/InvokeAI 8e71a8a5 (2026-08)", "data/loaders/invokeai-8e71a8a51939.json", kInvokeStyles, {}, kInvokeForms,
             "reads diffusion_model. + lora_A/lora_B (no .alpha) completely, top-level modules included", -1, ""},
-    Profile{"invokeai-5.1", "InvokeAI 5.1.x", "invoke-ai/InvokeAI v5.1.1 (5806a4bc)", kInvoke51Styles, {}, kInvoke51Forms,
+    Profile{"invokeai-5.1", "InvokeAI 5.1.x", "invoke-ai/InvokeAI v5.1.1 (5806a4bc)", "", kInvoke51Styles, {}, kInvoke51Forms,
             "the version of the proj_mlp AssertionError; only block modules in kohya files load", -1, ""},
-    Profile{"comfyui", "ComfyUI", "Comfy-Org/ComfyUI a125cd84 (2025-10)", kComfyStyles, kComfyF2Styles, kComfyForms, "", -1, ""},
-    Profile{"diffusers", "diffusers", "huggingface/diffusers 58eb52c0 (2026-08)", kDiffusersStyles, kDiffusersF2Styles, kDiffusersForms,
+    Profile{"comfyui", "ComfyUI", "Comfy-Org/ComfyUI a125cd84 (2025-10)", "", kComfyStyles, kComfyF2Styles, kComfyForms, "", -1, ""},
+    Profile{"diffusers", "diffusers", "huggingface/diffusers 58eb52c0 (2026-08)", "", kDiffusersStyles, kDiffusersF2Styles, kDiffusersForms,
             "", -1, ""},
-    Profile{"sd-scripts", "sd-scripts", "kohya-ss/sd-scripts 48d368fa (2026-02)", kSdScriptsStyles, {}, kSdScriptsForms,
+    Profile{"sd-scripts", "sd-scripts", "kohya-ss/sd-scripts 48d368fa (2026-02)", "data/loaders/sd-scripts-48d368fa5577.json", kSdScriptsStyles, {}, kSdScriptsForms,
             "networks/convert_flux_lora.py", -1, ""},
-    Profile{"forge", "Forge", "lllyasviel/stable-diffusion-webui-forge dfdcbab6 (2025-06, code reading only)",
+    Profile{"forge", "Forge", "lllyasviel/stable-diffusion-webui-forge dfdcbab6 (2025-06, code reading only)", "",
             kForgeStyles, {}, kForgeForms, "facts from its code, not measured", 12,
             "[LORA] LoRA version mismatch for KModel: <file> (more than 12 tensors not read: the whole LoRA is skipped)"},
-    Profile{"sdcpp", "stable-diffusion.cpp", "leejet/stable-diffusion.cpp 97d29908 (2026-08, code reading only)",
+    Profile{"sdcpp", "stable-diffusion.cpp", "leejet/stable-diffusion.cpp 97d29908 (2026-08, code reading only)", "",
             kSdcppStyles, {}, kSdcppForms, "facts from its code, not measured; releases before 2025-12-18 not covered", -1, ""},
 };
 
@@ -545,6 +624,7 @@ constexpr std::array kProfiles = {
 std::string_view kind_name(Kind k) {
   switch (k) {
     case K::kBlockModule: return "block-module";
+    case K::kTextMlp: return "text-mlp";
     case K::kTopLevelModule: return "top-level-module";
     case K::kGuidanceIn: return "guidance-in";
     case K::kTimeEmbedder: return "time-embedder";
@@ -567,6 +647,7 @@ std::string_view kind_name(Kind k) {
     case K::kTextEncoderOther: return "text-encoder-other";
     case K::kNormScale: return "norm-scale";
     case K::kOtherDialect: return "other-dialect";
+    case K::kMissingAlpha: return "missing-alpha";
   }
   return "?";
 }
@@ -574,6 +655,7 @@ std::string_view kind_name(Kind k) {
 std::string_view kind_description(Kind k) {
   switch (k) {
     case K::kBlockModule: return "block modules";
+    case K::kTextMlp: return "text-stream MLP modules (txt_mlp, ff_context)";
     case K::kTopLevelModule: return "top-level modules (img_in, txt_in, vector_in)";
     case K::kGuidanceIn: return "guidance_in modules";
     case K::kTimeEmbedder: return "time_in modules";
@@ -596,12 +678,16 @@ std::string_view kind_description(Kind k) {
     case K::kTextEncoderOther: return "text_encoders.* tensors";
     case K::kNormScale: return "absolute norm scales";
     case K::kOtherDialect: return "tensors in a second key style";
+    case K::kMissingAlpha: return "block modules without .alpha";
   }
   return "?";
 }
 
+bool neutral_kind(Kind k) { return k == K::kMissingAlpha; }
+
 std::optional<Kind> parent_kind(Kind k) {
   if (k == K::kGuidanceIn || k == K::kTimeEmbedder || k == K::kSharedModulation) return K::kTopLevelModule;
+  if (k == K::kTextMlp) return K::kBlockModule;
   return std::nullopt;
 }
 

@@ -39,6 +39,7 @@ std::string base_dialect(std::string_view d) {
 }
 
 Kind module_kind(std::string_view target) {
+  if (target.rfind("double_blocks.", 0) == 0 && target.find(".txt_mlp.") != std::string_view::npos) return Kind::kTextMlp;
   if (target.rfind("double_blocks.", 0) == 0 || target.rfind("single_blocks.", 0) == 0) return Kind::kBlockModule;
   if (target == "final_layer.linear") return Kind::kFinalLinear;
   if (target == "final_layer.adaLN_modulation.1") return Kind::kFinalModulation;
@@ -137,10 +138,22 @@ int rank_of(Treatment t) {
 
 const StyleSupport* support_for(const Profile& p, const Description& file) {
   const std::string_view dialect = file.dialect;
-  for (const StyleSupport& s : file.flux2 ? p.flux2_styles : p.styles)
+  for (const StyleSupport& s : file.flux2 ? p.flux2_styles : p.styles) {
+    if (!s.condition.empty() &&
+        std::find(file.conditions.begin(), file.conditions.end(), s.condition) == file.conditions.end())
+      continue;
     for (std::string_view d : s.dialects)
       if (d == dialect) return &s;
+  }
   return nullptr;
+}
+
+// The file carries metadata, but no ai-toolkit `software` entry (loaders that detect ai-toolkit
+// files by that entry then take the file for something else).
+bool foreign_metadata(const std::map<std::string, std::string>& meta) {
+  if (meta.empty()) return false;
+  auto it = meta.find("software");
+  return it == meta.end() || it->second.find("\"ai-toolkit\"") == std::string::npos;
 }
 
 const Rule* rule_for(const StyleSupport& s, Kind k) {
@@ -155,6 +168,35 @@ void apply_unread_limit(const Profile& p, Verdict& v) {
   if (p.max_unread < 0 || v.outcome != Outcome::kDrops || static_cast<int>(v.dropped.size()) <= p.max_unread) return;
   v.outcome = Outcome::kRejects;
   v.message = std::string(p.unread_message) + "; " + v.message;
+}
+
+bool rows_covered(const LoraModel& model, std::string_view target, int64_t begin, int64_t end) {
+  return std::any_of(model.parts.begin(), model.parts.end(), [&](const Part& p) {
+    return p.target == target && p.row_begin <= begin && end <= p.row_end;
+  });
+}
+
+// File-level conditions (profile.h), from the file's metadata and its described items.
+void add_conditions(const LoraModel& model, bool foreign_meta, bool single_suffix_bias, Description& d) {
+  if (foreign_meta) d.conditions.emplace_back(kForeignMetadata);
+  const auto block = [](const Item& it) {
+    return !it.target.empty() && parent_kind(it.kinds.front()).value_or(it.kinds.front()) == Kind::kBlockModule;
+  };
+  if (std::none_of(d.items.begin(), d.items.end(), block)) d.conditions.emplace_back(kNoBlockModules);
+  if (std::any_of(d.items.begin(), d.items.end(), [](const Item& it) { return it.target.rfind("single_blocks.", 0) == 0; }))
+    d.conditions.emplace_back(kHasSingleBlocks);
+  if (std::any_of(d.items.begin(), d.items.end(), [&](const Item& it) {
+        if (it.target.empty() || block(it)) return false;
+        for (Kind k : it.kinds)
+          if (k == Kind::kAlphaTensor || k == Kind::kDiff || k == Kind::kDoraColumn || k == Kind::kDoraRow ||
+              (k == Kind::kBiasDelta && single_suffix_bias))
+            return true;
+        return false;
+      }))
+    d.conditions.emplace_back(kTopLevelSingleSuffix);
+  const int64_t h = model.layout.hidden;
+  if (!rows_covered(model, "double_blocks.0.txt_attn.qkv", 0, h) || !rows_covered(model, "single_blocks.0.linear1", 0, h))
+    d.conditions.emplace_back(kLacksBlock0Queries);
 }
 
 }  // namespace
@@ -178,8 +220,12 @@ Description describe(const LoraModel& model) {
     const Part& p = model.parts[i];
     const Kind mk = module_kind(p.target);
     auto gap = partial.find(p.target);
+    const bool no_alpha = p.form == PartForm::kLowRank && parent_kind(mk).value_or(mk) == Kind::kBlockModule &&
+                          std::none_of(p.source_tensors.begin(), p.source_tensors.end(),
+                                       [](const std::string& n) { return n.ends_with(".alpha"); });
     for (const std::string& name : p.source_tensors) {
       Item item{name, p.target, {mk}, Item::Piece::kWeights, i};
+      if (no_alpha) item.kinds.push_back(Kind::kMissingAlpha);
       if (auto key = parse_key(name)) {
         if (auto rk = role_kind(key->role, p.magnitude_per_row)) item.kinds.push_back(*rk);
         item.piece = role_piece(key->role);
@@ -191,6 +237,8 @@ Description describe(const LoraModel& model) {
   }
   if (metadata_alpha_used(model)) d.items.push_back({"lora_adapter_metadata", "", {Kind::kMetadataAlpha}, Item::Piece::kMetadata, 0});
   add_passthrough(model, d);
+  const bool diff_b = std::any_of(d.items.begin(), d.items.end(), [](const Item& it) { return it.tensor.ends_with(".diff_b"); });
+  add_conditions(model, model.file && foreign_metadata(model.file->metadata()), diff_b, d);
   return d;
 }
 
@@ -246,6 +294,9 @@ Description describe_output(const LoraModel& model, Style style) {
       d.items.push_back({p.magnitude->name, p.target, with_gap({mk, p.magnitude_per_row ? Kind::kDoraRow : Kind::kDoraColumn}), Item::Piece::kMagnitude, i});
   }
   add_passthrough(model, d);
+  // convert writes lora_verify.* metadata (and no ai-toolkit software entry); kohya and comfy
+  // write bias deltas as .diff_b.
+  add_conditions(model, true, form.alpha_tensors, d);
   return d;
 }
 
@@ -276,12 +327,14 @@ Verdict evaluate(const Profile& profile, const Description& file) {
   }
   std::set<Kind> unknown;
   const DroppedTensor* first_reject = nullptr;
+  std::vector<int> precedence;  // of each dropped tensor's rule
   for (const Item& it : file.items) {
     Treatment worst = Treatment::kApplies;
     const Rule* decided = nullptr;
     Kind decided_kind = it.kinds.empty() ? Kind::kBlockModule : it.kinds.front();
     for (Kind k : it.kinds) {
       const Rule* r = rule_for(*s, k);
+      if (!r && neutral_kind(k)) continue;
       Treatment t = r ? r->treatment : Treatment::kUnknown;
       if (t == Treatment::kUnknown) unknown.insert(k);
       if (rank_of(t) > rank_of(worst)) {
@@ -293,12 +346,12 @@ Verdict evaluate(const Profile& profile, const Description& file) {
     if (worst == Treatment::kApplies || worst == Treatment::kUnknown) continue;
     v.dropped.push_back({it.tensor, it.target, decided_kind, worst, decided ? std::string(decided->message) : "",
                          it.piece, it.index});
+    precedence.push_back(decided ? decided->precedence : 0);
   }
-  for (const DroppedTensor& t : v.dropped)
-    if (t.treatment == Treatment::kRejectsFile) {
-      first_reject = &t;
-      break;
-    }
+  for (size_t i = 0; i < v.dropped.size(); ++i)
+    if (v.dropped[i].treatment == Treatment::kRejectsFile &&
+        (!first_reject || precedence[i] > precedence[first_reject - v.dropped.data()]))
+      first_reject = &v.dropped[i];
   v.unknown.assign(unknown.begin(), unknown.end());
   if (first_reject) {
     v.outcome = Outcome::kRejects;

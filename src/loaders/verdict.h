@@ -26,6 +26,7 @@ struct Item {
 struct Description {
   std::string dialect;  // the file's key style (base dialect id)
   bool flux2 = false;   // a FLUX.2 file: the loaders' FLUX.2 entries apply
+  std::vector<std::string> conditions;  // file-level conditions (profile.h: kForeignMetadata)
   std::vector<Item> items;
 };
 

@@ -225,6 +225,13 @@ void append_output_side(OutputSide& side, const LoraModel& out, int threads) {
   if (side.description.dialect.empty() || (side.description.dialect == "none" && !out.parts.empty()))
     side.description.dialect = d.dialect;
   side.description.flux2 = side.description.flux2 || d.flux2;
+  // File-level conditions that hold when any group has them; convert always writes its
+  // lora_verify.* metadata (no ai-toolkit software entry).
+  auto& conds = side.description.conditions;
+  for (const std::string& c : d.conditions)
+    if (c != loaders::kNoBlockModules && c != loaders::kLacksBlock0Queries && std::find(conds.begin(), conds.end(), c) == conds.end())
+      conds.push_back(c);
+  if (std::find(conds.begin(), conds.end(), loaders::kForeignMetadata) == conds.end()) conds.emplace_back(loaders::kForeignMetadata);
   const bool had_metadata = std::any_of(side.description.items.begin(), side.description.items.end(),
                                         [](const loaders::Item& i) { return i.piece == loaders::Item::Piece::kMetadata; });
   for (auto& item : d.items) {

@@ -338,6 +338,28 @@ void release(OutTensor& t) {
   t.view = {};
 }
 
+// A --for output is written only where the loader's verdict on it is "loads": a file the loader
+// rejects (whatever is left out) is refused, and so is one whose verdict is not established,
+// unless --allow-unknown.
+Result<loaders::Outcome> usable_outcome(const loaders::Profile& p, const LoraModel& kept, Style style,
+                                        const PipelineOptions& opt) {
+  const loaders::Verdict v = loaders::evaluate(p, loaders::describe_output(kept, style));
+  const std::string head = "refused for " + opt.for_loader + ": ";
+  const std::string file = kept.file ? kept.file->path() : std::string("the input");
+  if (v.outcome == loaders::Outcome::kRejects || v.outcome == loaders::Outcome::kDrops)
+    return make_error(ErrorCode::kBadInput, head + std::string(p.display) + " " +
+                                                std::string(loaders::outcome_name(v.outcome)) + " " +
+                                                (opt.drop_unsupported ? "what is left of " : "") + file +
+                                                " in every form lora-verify writes (best: " +
+                                                std::string(style_name(style)) + " style): " + v.message);
+  if (v.outcome == loaders::Outcome::kUnknown && !opt.allow_unknown)
+    return make_error(ErrorCode::kBadInput, head + "how " + std::string(p.display) + " reads the " +
+                                                std::string(style_name(style)) + "-style output of " + file +
+                                                " is not established (" + v.message +
+                                                "); --allow-unknown writes it anyway");
+  return v.outcome;
+}
+
 }  // namespace
 
 Result<ConversionPlan> plan_conversion(const LoraModel& model, const PipelineOptions& opt) {
@@ -398,6 +420,9 @@ Result<ConversionPlan> plan_conversion(const LoraModel& model, const PipelineOpt
       }
       plan.kept = loaders::without(model, d);
     }
+    LV_TRY_ASSIGN(outcome, usable_outcome(*p, plan.kept ? *plan.kept : model, choice->style, opt));
+    if (outcome == loaders::Outcome::kUnknown)
+      plan.reason += "; how it reads this file is not established (written because of --allow-unknown)";
   } else if (!opt.own_layout_because.empty() && !opt.to && !opt.style) {
     o.to = own_layout(model);
     o.style = o.to == OutputLayout::kBfl ? Style::kKohya : Style::kDiffusers;

@@ -27,6 +27,8 @@ struct PipelineOptions {
   // cannot take in any form it reads, or leave them out with drop_unsupported.
   std::string for_loader;
   bool drop_unsupported = false;
+  // Write a --for output even where how that loader reads it is not established (unknown).
+  bool allow_unknown = false;
   // No to/style/for_loader: choose the style that loads completely in the most profiled
   // loaders (convert's default) instead of the other layout (verify's default).
   bool default_for_loaders = false;
