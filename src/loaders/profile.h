@@ -43,8 +43,14 @@ enum class Kind {
   kNormScale,         // absolute RMSNorm scales (set-value, passed through)
   kOtherDialect,      // a tensor in another key style than the file's main one
   kMissingAlpha,      // a low-rank block module written without its .alpha
+  kBiasOnPart,        // a bias delta of a row range of a fused target, or of halves stored swapped (norm_out)
+  kTextEncoderClipDiffusers,  // text_encoder.* (CLIP-L in diffusers spelling; a kTextEncoderClip)
+  // A single block's proj_out whose alpha is the file's most common one while the top-level
+  // proj_out's differs: PEFT's alpha_pattern matches "proj_out" as a suffix of its name.
+  kAlphaPatternShadowed,
+  kMissingAlphaTop,   // a low-rank top-level or final-layer module written without its .alpha
 };
-inline constexpr int kKindCount = static_cast<int>(Kind::kMissingAlpha) + 1;
+inline constexpr int kKindCount = static_cast<int>(Kind::kMissingAlphaTop) + 1;
 std::string_view kind_name(Kind k);         // stable ids: "block-module", "alpha-tensor", …
 std::string_view kind_description(Kind k);  // for people: "top-level modules (img_in, …)"
 // The kind whose rule applies when a loader has none for `k` (kGuidanceIn → kTopLevelModule).
@@ -90,6 +96,21 @@ inline constexpr std::string_view kLacksBlock0Queries = "lacks-block-0-queries";
 inline constexpr std::string_view kHasSingleBlocks = "single-blocks";
 // A top-level module carries a single-suffix tensor (.alpha, .diff, .diff_b, .dora_scale).
 inline constexpr std::string_view kTopLevelSingleSuffix = "top-level-single-suffix";
+// Text-encoder tensors in kohya spelling (lora_te_, lora_te1_, lora_te2_, lora_te3_).
+inline constexpr std::string_view kKohyaTextEncoder = "kohya-text-encoder";
+// CLIP-L tensors in kohya spelling none of which is an attention output (out_proj) or MLP
+// module: the key style diffusers infers for text-encoder LoRAs cannot be told.
+inline constexpr std::string_view kClipWithoutOutOrMlp = "clip-without-out-proj-or-mlp";
+// Some module of some block of the layout carries no delta (on all its rows).
+inline constexpr std::string_view kNotEveryBlockModule = "not-every-block-module";
+// A block delta on something else than the attention (q, k, v, out): MLPs, modulations,
+// a single block's proj_mlp or proj_out.
+inline constexpr std::string_view kNonAttentionBlockModules = "non-attention-block-modules";
+// The text query/key/value of the last double block and the single-block q/k/v of the last
+// single block both carry deltas.
+inline constexpr std::string_view kLastBlocksQkv = "last-blocks-qkv";
+// Conditions about the whole file that a part of it (a group of a streamed output) cannot tell.
+bool whole_file_condition(std::string_view condition);
 
 struct StyleSupport {
   std::span<const std::string_view> dialects;

@@ -34,6 +34,11 @@ constexpr std::array<std::string_view, 1> kDiffusers = {"diffusers"};
 constexpr std::array<std::string_view, 3> kDiffusersAny = {"diffusers", "diffusers-old", "fal"};
 constexpr std::array<std::string_view, 2> kDiffusersOrFal = {"diffusers", "fal"};
 constexpr std::array<std::string_view, 1> kDiffusersOld = {"diffusers-old"};
+constexpr std::array<std::string_view, 2> kDiffusersAndOld = {"diffusers", "diffusers-old"};
+constexpr std::array<std::string_view, 1> kFal = {"fal"};
+// Styles whose files diffusers converts as kohya files once they hold kohya text-encoder keys.
+constexpr std::array<std::string_view, 5> kDiffusersTeStyles = {"kohya", "comfy", "bfl", "xlabs", "fal"};
+constexpr std::array<std::string_view, 3> kNotKohyaButTe = {"bfl", "xlabs", "fal"};
 constexpr std::array<std::string_view, 1> kOneTrainer = {"onetrainer"};
 constexpr std::array<std::string_view, 1> kOneTrainerBfl = {"onetrainer-bfl"};
 constexpr std::array<std::string_view, 1> kLycoris = {"lycoris"};
@@ -42,7 +47,6 @@ constexpr std::array<std::string_view, 5> kUnmapped = {"bfl", "xlabs", "fal-kont
 constexpr std::array<std::string_view, 6> kSdcppUnmapped = {"bfl", "xlabs", "fal-kontext", "fal", "onetrainer-bfl", "onetrainer"};
 constexpr std::array<std::string_view, 9> kNotKohya = {"comfy",      "ai-toolkit",     "bfl",   "diffusers", "diffusers-old",
                                                        "onetrainer", "onetrainer-bfl", "xlabs", "fal"};
-constexpr std::array<std::string_view, 3> kComfyUnmapped = {"bfl", "fal-kontext", "fal"};
 
 // ---- InvokeAI (current) ----
 // Measured (data/loaders/invokeai-8e71a8a51939.json): the install probe (the LyCORIS config's
@@ -262,6 +266,9 @@ constexpr std::array kInvoke51Styles = {
 constexpr std::array kInvoke51Forms = {Style::kKohya};
 
 // ---- ComfyUI ----
+// Measured (data/loaders/comfyui-a125cd84b054.json): comfy.sd.load_lora_for_models and the
+// model patcher on a stand-in FLUX.1 tree.
+constexpr std::string_view kComfyData = "measured: data/loaders/comfyui-a125cd84b054.json";
 constexpr std::string_view kComfyNotLoaded = "lora key not loaded: <key>";
 constexpr std::string_view kComfyNoMetadata = "the file's metadata is not read: modules without .alpha get scale 1";
 constexpr std::array kComfyKohya = {
@@ -295,6 +302,8 @@ constexpr std::array kComfyAiToolkit = {
     Rule{K::kDiff, T::kApplies, "", kComfyCode},
     Rule{K::kTextEncoderOther, T::kApplies, "", kComfyCode},
     Rule{K::kMetadataAlpha, T::kDropsSilently, kComfyNoMetadata, kComfyCode},
+    Rule{K::kOtherDialect, T::kApplies, "", kComfyData},
+    Rule{K::kTextEncoderClip, T::kApplies, "", kComfyData},
 };
 constexpr std::array kComfyDiffusers = {
     Rule{K::kBlockModule, T::kApplies, "", kMeasured},
@@ -315,20 +324,51 @@ constexpr std::array kComfyDiffusers = {
     Rule{K::kTextEncoderClip, T::kApplies, "", kComfyCode},
 };
 constexpr std::array kComfyOneTrainer = {
+    Rule{K::kBlockModule, T::kApplies, "", kComfyData},     Rule{K::kTopLevelModule, T::kApplies, "", kComfyData},
+    Rule{K::kFinalLinear, T::kApplies, "", kComfyData},     Rule{K::kFinalModulation, T::kApplies, "", kComfyData},
+    Rule{K::kPartialMlp, T::kApplies, "", kComfyData},      Rule{K::kPartialAttention, T::kApplies, "", kComfyData},
+    Rule{K::kAlphaTensor, T::kApplies, "", kComfyData},     Rule{K::kDoraColumn, T::kApplies, "", kComfyCode},
+    Rule{K::kTextEncoderClip, T::kApplies, "", kComfyData}, Rule{K::kTextEncoderT5Te2, T::kApplies, "", kComfyCode},
+    // .diff_b of a whole target is applied; of a q/k/v/proj_mlp part or of norm_out (offset or
+    // halves swapped) it is not.
+    Rule{K::kBiasDelta, T::kApplies, "", kComfyData},
+    Rule{K::kBiasOnPart, T::kDropsWithWarning, "NOT LOADED ().bias", kComfyData},
+};
+constexpr std::array kComfyLycoris = {
     Rule{K::kBlockModule, T::kApplies, "", kComfyCode},     Rule{K::kTopLevelModule, T::kApplies, "", kComfyCode},
     Rule{K::kFinalLinear, T::kApplies, "", kComfyCode},     Rule{K::kFinalModulation, T::kApplies, "", kComfyCode},
     Rule{K::kPartialMlp, T::kApplies, "", kComfyCode},      Rule{K::kPartialAttention, T::kApplies, "", kComfyCode},
     Rule{K::kAlphaTensor, T::kApplies, "", kComfyCode},     Rule{K::kDoraColumn, T::kApplies, "", kComfyCode},
     Rule{K::kTextEncoderClip, T::kApplies, "", kComfyCode}, Rule{K::kTextEncoderT5Te2, T::kApplies, "", kComfyCode},
 };
+// Key styles ComfyUI maps to no module: every delta is left out, text-encoder tensors are applied.
+constexpr std::array kComfyNothingMapped = {
+    Rule{K::kBlockModule, T::kDropsWithWarning, kComfyNotLoaded, kComfyData},
+    Rule{K::kTopLevelModule, T::kDropsWithWarning, kComfyNotLoaded, kComfyData},
+    Rule{K::kFinalLinear, T::kDropsWithWarning, kComfyNotLoaded, kComfyData},
+    Rule{K::kFinalModulation, T::kDropsWithWarning, kComfyNotLoaded, kComfyData},
+    Rule{K::kAlphaTensor, T::kDropsWithWarning, kComfyNotLoaded, kComfyData},
+    Rule{K::kBiasDelta, T::kDropsWithWarning, kComfyNotLoaded, kComfyData},
+    Rule{K::kDoraColumn, T::kDropsWithWarning, kComfyNotLoaded, kComfyCode},
+    Rule{K::kDoraRow, T::kDropsWithWarning, kComfyNotLoaded, kComfyCode},
+    Rule{K::kLokr, T::kDropsWithWarning, kComfyNotLoaded, kComfyCode},
+    Rule{K::kLoha, T::kDropsWithWarning, kComfyNotLoaded, kComfyCode},
+    Rule{K::kDiff, T::kDropsWithWarning, kComfyNotLoaded, kComfyCode},
+    Rule{K::kTextEncoderClip, T::kApplies, "", kComfyData},
+    Rule{K::kTextEncoderT5Te2, T::kApplies, "", kComfyCode},
+    Rule{K::kTextEncoderT5Te3, T::kApplies, "", kComfyCode},
+};
+constexpr std::array<std::string_view, 5> kComfyNothingStyles = {"bfl", "fal-kontext", "fal", "onetrainer-bfl", "xlabs"};
 constexpr std::array kComfyStyles = {
     StyleSupport{kKohyaOrComfy, "", Recognition::kReads, "", kComfyKohya, kMeasured},
     StyleSupport{kAiToolkit, "", Recognition::kReads, "", kComfyAiToolkit, kMeasured},
-    StyleSupport{kComfyUnmapped, "", Recognition::kIgnores, "lora key not loaded (for every key): nothing is applied", {},
-                 kMeasured},
-    StyleSupport{kDiffusers, "", Recognition::kReads, "", kComfyDiffusers, kMeasured},
-    StyleSupport{kOneTrainer, "", Recognition::kReads, "", kComfyOneTrainer, kComfyCode},
-    StyleSupport{kLycoris, "", Recognition::kReads, "", kComfyOneTrainer, kComfyCode},
+    // XLabs files holding the last blocks' q/k/v go through ComfyUI's XLabs/USO key conversion
+    // (its detection keys on single block 37 and double block 18): not measured.
+    StyleSupport{kXlabs, kLastBlocksQkv, Recognition::kReads, "", {}, kComfyCode},
+    StyleSupport{kComfyNothingStyles, "", Recognition::kReads, "", kComfyNothingMapped, kComfyData},
+    StyleSupport{kDiffusersAndOld, "", Recognition::kReads, "", kComfyDiffusers, kComfyData},
+    StyleSupport{kOneTrainer, "", Recognition::kReads, "", kComfyOneTrainer, kComfyData},
+    StyleSupport{kLycoris, "", Recognition::kReads, "", kComfyLycoris, kComfyCode},
 };
 constexpr std::array kComfyForms = {Style::kKohya, Style::kComfy};
 
@@ -336,7 +376,7 @@ constexpr std::array kComfyForms = {Style::kKohya, Style::kComfy};
 constexpr std::string_view kDiffusersKohyaTop =
     "written without the transformer. prefix by the kohya converter, then filtered out by load_lora_weights "
     "(no warning)";
-constexpr std::string_view kDiffusersIncompatible = "ValueError: Incompatible keys detected";
+constexpr std::string_view kDiffusersIncompatible = "ValueError: Incompatible keys detected: <keys>";
 constexpr std::string_view kDiffusersNoDora =
     "It seems like you are using a DoRA checkpoint that is not compatible in Diffusers at the moment (dora_scale "
     "keys are filtered out)";
@@ -356,6 +396,7 @@ constexpr std::array kDiffusersKohya = {
     Rule{K::kTextEncoderT5Te2, T::kDropsWithWarning, "Unsupported keys for ai-toolkit", kDiffusersCode},
     Rule{K::kTextEncoderT5Te3, T::kDropsWithWarning, "Unsupported keys for ai-toolkit", kDiffusersCode},
 };
+constexpr std::string_view kDiffusersData = "measured: data/loaders/diffusers-58eb52c0803e.json";
 constexpr std::array kDiffusersNative = {
     Rule{K::kBlockModule, T::kApplies, "", kMeasured},
     Rule{K::kPartialMlp, T::kApplies, "", kMeasured},
@@ -364,24 +405,60 @@ constexpr std::array kDiffusersNative = {
     Rule{K::kFinalLinear, T::kApplies, "", kMeasured},
     Rule{K::kFinalModulation, T::kApplies, "", kMeasured},
     Rule{K::kMetadataAlpha, T::kApplies, "", kMeasured},
-    Rule{K::kAlphaTensor, T::kApplies, "", kDiffusersCode},
-    Rule{K::kBiasDelta, T::kApplies, "", kDiffusersCode},
+    Rule{K::kAlphaTensor, T::kApplies, "", kDiffusersData},
+    Rule{K::kBiasDelta, T::kApplies, "", kDiffusersData},
     Rule{K::kDoraRow, T::kApplies, "", kDiffusersCode},
     Rule{K::kDoraColumn, T::kDropsWithWarning, kDiffusersNoDora, kDiffusersCode},
-    Rule{K::kTextEncoderClip, T::kApplies, "", kDiffusersCode},
+    Rule{K::kTextEncoderClip, T::kDropsSilently,
+         "not read: only text_encoder.* keys reach the text encoder of a diffusers-named file", kDiffusersData},
+    Rule{K::kTextEncoderClipDiffusers, T::kApplies, "", kDiffusersCode},
+    Rule{K::kAlphaPatternShadowed, T::kDropsSilently,
+         "applied with the top-level proj_out's alpha: PEFT's alpha_pattern matches \"proj_out\" as a suffix of its name",
+         kDiffusersData},
 };
 constexpr std::array kDiffusersXlabs = {
-    Rule{K::kBlockModule, T::kApplies, "", kDiffusersCode},
+    Rule{K::kBlockModule, T::kApplies, "", kDiffusersData},
     Rule{K::kPartialMlp, T::kApplies, "", kDiffusersCode},
 };
 constexpr std::string_view kDiffusersNoPrefix =
     "No LoRA keys associated to FluxTransformer2DModel found with the prefix='transformer': nothing is applied";
+constexpr std::string_view kDiffusersTeInfer =
+    "ValueError: Could not automatically infer state dict type — the kohya text-encoder keys, once converted, hold no "
+    "out_proj or MLP module by which diffusers tells their style";
+constexpr std::string_view kDiffusersOneTrainer =
+    "KeyError: '<key>' — diffusers' OneTrainer route needs every module's .alpha and maps only the blocks' attention "
+    "modules";
+// OneTrainer files holding attention block modules only: each module's .alpha is read.
+constexpr std::array kDiffusersOneTrainerAttention = {
+    Rule{K::kMissingAlpha, T::kRejectsFile, "KeyError: '<module>.alpha' — diffusers' OneTrainer route reads every module's .alpha",
+         kDiffusersData, 2},
+    Rule{K::kMissingAlphaTop, T::kRejectsFile,
+         "KeyError: '<module>.alpha' — diffusers' OneTrainer route reads every module's .alpha", kDiffusersData, 2},
+    Rule{K::kBlockModule, T::kApplies, "", kDiffusersCode},
+    Rule{K::kTopLevelModule, T::kApplies, "", kDiffusersCode},
+    Rule{K::kFinalLinear, T::kApplies, "", kDiffusersCode},
+    Rule{K::kFinalModulation, T::kApplies, "", kDiffusersCode},
+    Rule{K::kAlphaTensor, T::kApplies, "", kDiffusersCode},
+};
 constexpr std::array kDiffusersStyles = {
+    // A kohya text encoder makes any file a kohya file for diffusers (its keys end in lora_down).
+    StyleSupport{kDiffusersTeStyles, kClipWithoutOutOrMlp, Recognition::kRejects, kDiffusersTeInfer, {}, kDiffusersData},
     StyleSupport{kKohyaOrComfy, "", Recognition::kReads, "", kDiffusersKohya, kMeasured},
+    StyleSupport{kAiToolkit, kKohyaTextEncoder, Recognition::kRejects, kDiffusersIncompatible, {}, kDiffusersData},
+    StyleSupport{kNotKohyaButTe, kKohyaTextEncoder, Recognition::kReads, "", {}, kDiffusersCode},  // not measured
     StyleSupport{kAiToolkit, "", Recognition::kIgnores, kDiffusersNoPrefix, {}, kMeasured},
     StyleSupport{kBareBfl, "", Recognition::kIgnores, kDiffusersNoPrefix, {}, kMeasured},
-    StyleSupport{kDiffusers, "", Recognition::kReads, "", kDiffusersNative, kMeasured},
-    StyleSupport{kXlabs, "", Recognition::kReads, "", kDiffusersXlabs, kDiffusersCode},
+    StyleSupport{kDiffusersAndOld, "", Recognition::kReads, "", kDiffusersNative, kDiffusersData},
+    StyleSupport{kXlabs, "", Recognition::kReads, "", kDiffusersXlabs, kDiffusersData},
+    // The fal (Kontext) converter reads every module of all 19 double and 38 single blocks.
+    StyleSupport{kFal, kNotEveryBlockModule, Recognition::kRejects,
+                 "KeyError: '<key>' — diffusers' fal converter reads every module of every block", {}, kDiffusersData},
+    StyleSupport{kOneTrainer, kNonAttentionBlockModules, Recognition::kRejects, kDiffusersOneTrainer, {}, kDiffusersData},
+    StyleSupport{kOneTrainer, "", Recognition::kReads, "", kDiffusersOneTrainerAttention, kDiffusersData},
+    // PEFT (emulated: the harness applies PEFT's LoRA semantics) finds none of the target modules.
+    StyleSupport{kOneTrainerBfl, "", Recognition::kRejects,
+                 "ValueError: Target modules [<…>] not found in the base model. Please check the target modules and try again.",
+                 {}, kDiffusersData},
 };
 constexpr std::array kDiffusersForms = {Style::kDiffusers};
 
@@ -607,8 +684,8 @@ constexpr std::array kProfiles = {
             "reads diffusion_model. + lora_A/lora_B (no .alpha) completely, top-level modules included", -1, ""},
     Profile{"invokeai-5.1", "InvokeAI 5.1.x", "invoke-ai/InvokeAI v5.1.1 (5806a4bc)", "", kInvoke51Styles, {}, kInvoke51Forms,
             "the version of the proj_mlp AssertionError; only block modules in kohya files load", -1, ""},
-    Profile{"comfyui", "ComfyUI", "Comfy-Org/ComfyUI a125cd84 (2025-10)", "", kComfyStyles, kComfyF2Styles, kComfyForms, "", -1, ""},
-    Profile{"diffusers", "diffusers", "huggingface/diffusers 58eb52c0 (2026-08)", "", kDiffusersStyles, kDiffusersF2Styles, kDiffusersForms,
+    Profile{"comfyui", "ComfyUI", "Comfy-Org/ComfyUI a125cd84 (2025-10)", "data/loaders/comfyui-a125cd84b054.json", kComfyStyles, kComfyF2Styles, kComfyForms, "", -1, ""},
+    Profile{"diffusers", "diffusers", "huggingface/diffusers 58eb52c0 (2026-08)", "data/loaders/diffusers-58eb52c0803e.json", kDiffusersStyles, kDiffusersF2Styles, kDiffusersForms,
             "", -1, ""},
     Profile{"sd-scripts", "sd-scripts", "kohya-ss/sd-scripts 48d368fa (2026-02)", "data/loaders/sd-scripts-48d368fa5577.json", kSdScriptsStyles, {}, kSdScriptsForms,
             "networks/convert_flux_lora.py", -1, ""},
@@ -648,6 +725,10 @@ std::string_view kind_name(Kind k) {
     case K::kNormScale: return "norm-scale";
     case K::kOtherDialect: return "other-dialect";
     case K::kMissingAlpha: return "missing-alpha";
+    case K::kBiasOnPart: return "bias-on-part";
+    case K::kTextEncoderClipDiffusers: return "text-encoder-clip-diffusers";
+    case K::kAlphaPatternShadowed: return "alpha-pattern-shadowed";
+    case K::kMissingAlphaTop: return "missing-alpha-top-level";
   }
   return "?";
 }
@@ -679,15 +760,23 @@ std::string_view kind_description(Kind k) {
     case K::kNormScale: return "absolute norm scales";
     case K::kOtherDialect: return "tensors in a second key style";
     case K::kMissingAlpha: return "block modules without .alpha";
+    case K::kBiasOnPart: return "bias deltas of a part of a fused target or of norm_out";
+    case K::kTextEncoderClipDiffusers: return "CLIP-L text-encoder tensors (text_encoder.)";
+    case K::kAlphaPatternShadowed: return "single-block proj_out with the top-level proj_out's alpha pattern";
+    case K::kMissingAlphaTop: return "top-level modules without .alpha";
   }
   return "?";
 }
 
-bool neutral_kind(Kind k) { return k == K::kMissingAlpha; }
+bool neutral_kind(Kind k) {
+  return k == K::kMissingAlpha || k == K::kMissingAlphaTop || k == K::kAlphaPatternShadowed;
+}
 
 std::optional<Kind> parent_kind(Kind k) {
   if (k == K::kGuidanceIn || k == K::kTimeEmbedder || k == K::kSharedModulation) return K::kTopLevelModule;
   if (k == K::kTextMlp) return K::kBlockModule;
+  if (k == K::kBiasOnPart) return K::kBiasDelta;
+  if (k == K::kTextEncoderClipDiffusers) return K::kTextEncoderClip;
   return std::nullopt;
 }
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "flux/layout.h"
@@ -50,7 +51,8 @@ Kind module_kind(std::string_view target) {
 }
 
 Kind text_encoder_kind(std::string_view name) {
-  for (std::string_view p : {"lora_te1_", "lora_te_", "text_encoder."})
+  if (name.rfind("text_encoder.", 0) == 0) return Kind::kTextEncoderClipDiffusers;
+  for (std::string_view p : {"lora_te1_", "lora_te_"})
     if (name.rfind(p, 0) == 0) return Kind::kTextEncoderClip;
   for (std::string_view p : {"lora_te2_", "text_encoder_2."})
     if (name.rfind(p, 0) == 0) return Kind::kTextEncoderT5Te2;
@@ -87,6 +89,38 @@ Item::Piece role_piece(Role r) {
   if (r == Role::kBias || r == Role::kDiffB) return Item::Piece::kBias;
   if (r == Role::kMagnitude || r == Role::kDoraScale) return Item::Piece::kMagnitude;
   return Item::Piece::kWeights;
+}
+
+// A bias delta of a row range of its target, or stored with its halves swapped.
+bool bias_on_part(const Part& p) {
+  return p.swap_halves || p.row_begin != 0 || p.row_end != p.target_rows;
+}
+
+// The single-block proj_out parts (linear2) diffusers applies with the top-level proj_out's
+// alpha. diffusers' default alpha is the first module's (its Counter of alpha tensors counts
+// each tensor once); every other alpha goes into PEFT's alpha_pattern, whose first key that
+// matches a module's name as a suffix wins, and "proj_out" sorts before
+// "single_transformer_blocks.<i>.proj_out".
+std::set<size_t> alpha_pattern_shadowed(const LoraModel& model) {
+  std::map<std::string, double> alpha;  // alpha tensor name → value, by name
+  std::optional<double> top;
+  for (const Part& p : model.parts) {
+    if (p.form != PartForm::kLowRank || !p.down || p.down->shape.empty()) continue;
+    for (const std::string& n : p.source_tensors)
+      if (n.ends_with(".alpha")) {
+        alpha[n] = p.scale * static_cast<double>(p.down->shape[0]);
+        if (p.target == "final_layer.linear") top = alpha[n];
+      }
+  }
+  std::set<size_t> out;
+  if (!top || alpha.empty() || *top == alpha.begin()->second) return out;
+  for (size_t i = 0; i < model.parts.size(); ++i) {
+    const Part& p = model.parts[i];
+    if (p.target.rfind("single_blocks.", 0) != 0 || !p.target.ends_with(".linear2")) continue;
+    for (const std::string& n : p.source_tensors)
+      if (auto it = alpha.find(n); it != alpha.end() && it->second != *top) out.insert(i);
+  }
+  return out;
 }
 
 // Fused targets some of whose diffusers parts have no delta in the model: the kinds that
@@ -176,6 +210,62 @@ bool rows_covered(const LoraModel& model, std::string_view target, int64_t begin
   });
 }
 
+void add_text_encoder_conditions(Description& d) {
+  bool kohya = false, clip = false, clip_out_or_mlp = false;
+  for (const Item& it : d.items) {
+    if (it.piece != Item::Piece::kPassThrough || it.tensor.rfind("lora_te", 0) != 0) continue;
+    kohya = true;
+    if (it.kinds.front() != Kind::kTextEncoderClip) continue;
+    clip = true;
+    clip_out_or_mlp = clip_out_or_mlp || it.tensor.find("_out_proj") != std::string::npos ||
+                      it.tensor.find("_mlp_") != std::string::npos;
+  }
+  if (kohya) d.conditions.emplace_back(kKohyaTextEncoder);
+  if (clip && !clip_out_or_mlp) d.conditions.emplace_back(kClipWithoutOutOrMlp);
+}
+
+// Whether the part is an attention projection (q, k, v, out) of a block.
+bool attention_part(const Part& p) {
+  if (p.target.ends_with("attn.qkv") || p.target.ends_with("attn.proj")) return true;
+  return p.target.ends_with(".linear1") && p.row_end <= 3 * p.target_cols;
+}
+
+// Whether every block target of the layout has deltas on all its rows (the union of its parts).
+template <typename IsBlock>
+bool every_block_module(const LoraModel& model, IsBlock is_block) {
+  const flux::Layout& l = model.layout;
+  if (l.double_blocks + l.single_blocks > 4096) return false;  // a layout without block counts
+  std::map<std::string_view, std::vector<std::pair<int64_t, int64_t>>> rows;
+  for (const Part& p : model.parts) rows[p.target].emplace_back(p.row_begin, p.row_end);
+  for (const flux::Target& t : flux::bfl_targets(l)) {
+    if (!is_block(t.name)) continue;
+    auto it = rows.find(t.name);
+    if (it == rows.end()) return false;
+    std::sort(it->second.begin(), it->second.end());
+    int64_t covered = 0;
+    for (auto [b, e] : it->second)
+      if (b <= covered) covered = std::max(covered, e);
+    if (covered < t.rows) return false;
+  }
+  return true;
+}
+
+void add_block_conditions(const LoraModel& model, Description& d) {
+  const auto is_block = [](std::string_view t) {
+    return t.rfind("double_blocks.", 0) == 0 || t.rfind("single_blocks.", 0) == 0;
+  };
+  if (std::any_of(model.parts.begin(), model.parts.end(),
+                  [&](const Part& p) { return is_block(p.target) && !attention_part(p); }))
+    d.conditions.emplace_back(kNonAttentionBlockModules);
+  if (!every_block_module(model, is_block)) d.conditions.emplace_back(kNotEveryBlockModule);
+  const int64_t h = model.layout.hidden;
+  const std::string last_double = "double_blocks." + std::to_string(model.layout.double_blocks - 1) + ".txt_attn.qkv";
+  const std::string last_single = "single_blocks." + std::to_string(model.layout.single_blocks - 1) + ".linear1";
+  if (model.layout.double_blocks > 0 && model.layout.single_blocks > 0 && rows_covered(model, last_double, 0, 3 * h) &&
+      rows_covered(model, last_single, 0, 3 * h))
+    d.conditions.emplace_back(kLastBlocksQkv);
+}
+
 // File-level conditions (profile.h), from the file's metadata and its described items.
 void add_conditions(const LoraModel& model, bool foreign_meta, bool single_suffix_bias, Description& d) {
   if (foreign_meta) d.conditions.emplace_back(kForeignMetadata);
@@ -197,9 +287,15 @@ void add_conditions(const LoraModel& model, bool foreign_meta, bool single_suffi
   const int64_t h = model.layout.hidden;
   if (!rows_covered(model, "double_blocks.0.txt_attn.qkv", 0, h) || !rows_covered(model, "single_blocks.0.linear1", 0, h))
     d.conditions.emplace_back(kLacksBlock0Queries);
+  add_text_encoder_conditions(d);
+  add_block_conditions(model, d);
 }
 
 }  // namespace
+
+bool whole_file_condition(std::string_view c) {
+  return c == kNoBlockModules || c == kLacksBlock0Queries || c == kNotEveryBlockModule || c == kLastBlocksQkv;
+}
 
 std::string_view outcome_name(Outcome o) {
   switch (o) {
@@ -216,18 +312,23 @@ Description describe(const LoraModel& model) {
   d.dialect = base_dialect(model.dialect);
   d.flux2 = (model.layout.arch & flux::kArchFlux2) != 0;
   auto partial = partial_targets(model);
+  const bool diffusers_names = d.dialect == "diffusers" || d.dialect == "diffusers-old" || d.dialect == "fal";
+  const std::set<size_t> shadowed = diffusers_names ? alpha_pattern_shadowed(model) : std::set<size_t>{};
   for (size_t i = 0; i < model.parts.size(); ++i) {
     const Part& p = model.parts[i];
     const Kind mk = module_kind(p.target);
     auto gap = partial.find(p.target);
-    const bool no_alpha = p.form == PartForm::kLowRank && parent_kind(mk).value_or(mk) == Kind::kBlockModule &&
+    const bool no_alpha = p.form == PartForm::kLowRank &&
                           std::none_of(p.source_tensors.begin(), p.source_tensors.end(),
                                        [](const std::string& n) { return n.ends_with(".alpha"); });
+    const bool block = parent_kind(mk).value_or(mk) == Kind::kBlockModule;
     for (const std::string& name : p.source_tensors) {
       Item item{name, p.target, {mk}, Item::Piece::kWeights, i};
-      if (no_alpha) item.kinds.push_back(Kind::kMissingAlpha);
+      if (no_alpha) item.kinds.push_back(block ? Kind::kMissingAlpha : Kind::kMissingAlphaTop);
+      if (shadowed.count(i)) item.kinds.push_back(Kind::kAlphaPatternShadowed);
       if (auto key = parse_key(name)) {
-        if (auto rk = role_kind(key->role, p.magnitude_per_row)) item.kinds.push_back(*rk);
+        if (auto rk = role_kind(key->role, p.magnitude_per_row))
+          item.kinds.push_back(*rk == Kind::kBiasDelta && bias_on_part(p) ? Kind::kBiasOnPart : *rk);
         item.piece = role_piece(key->role);
         if (base_dialect(key->dialect) != d.dialect) item.kinds.push_back(Kind::kOtherDialect);
       }
@@ -289,7 +390,8 @@ Description describe_output(const LoraModel& model, Style style) {
       if (form.alpha_tensors) d.items.push_back({p.source_module + ".alpha", p.target, with_gap({mk, Kind::kAlphaTensor}),
                                                   Item::Piece::kWeights, i});
     }
-    if (p.bias) d.items.push_back({p.bias->name, p.target, with_gap({mk, Kind::kBiasDelta}), Item::Piece::kBias, i});
+    const Kind bias_kind = !form.bfl_layout && bias_on_part(p) ? Kind::kBiasOnPart : Kind::kBiasDelta;
+    if (p.bias) d.items.push_back({p.bias->name, p.target, with_gap({mk, bias_kind}), Item::Piece::kBias, i});
     if (p.magnitude && p.form != PartForm::kLoKr && p.form != PartForm::kLoHa)
       d.items.push_back({p.magnitude->name, p.target, with_gap({mk, p.magnitude_per_row ? Kind::kDoraRow : Kind::kDoraColumn}), Item::Piece::kMagnitude, i});
   }

@@ -229,7 +229,7 @@ void append_output_side(OutputSide& side, const LoraModel& out, int threads) {
   // lora_verify.* metadata (no ai-toolkit software entry).
   auto& conds = side.description.conditions;
   for (const std::string& c : d.conditions)
-    if (c != loaders::kNoBlockModules && c != loaders::kLacksBlock0Queries && std::find(conds.begin(), conds.end(), c) == conds.end())
+    if (!loaders::whole_file_condition(c) && std::find(conds.begin(), conds.end(), c) == conds.end())
       conds.push_back(c);
   if (std::find(conds.begin(), conds.end(), loaders::kForeignMetadata) == conds.end()) conds.emplace_back(loaders::kForeignMetadata);
   const bool had_metadata = std::any_of(side.description.items.begin(), side.description.items.end(),

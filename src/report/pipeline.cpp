@@ -343,9 +343,12 @@ void release(OutTensor& t) {
 // unless --allow-unknown.
 Result<loaders::Outcome> usable_outcome(const loaders::Profile& p, const LoraModel& kept, Style style,
                                         const PipelineOptions& opt) {
-  const loaders::Verdict v = loaders::evaluate(p, loaders::describe_output(kept, style));
   const std::string head = "refused for " + opt.for_loader + ": ";
   const std::string file = kept.file ? kept.file->path() : std::string("the input");
+  if (kept.parts.empty())
+    return make_error(ErrorCode::kBadInput, head + std::string(p.display) + " takes no delta of " + file +
+                                                " in any form lora-verify writes: every one would be left out");
+  const loaders::Verdict v = loaders::evaluate(p, loaders::describe_output(kept, style));
   if (v.outcome == loaders::Outcome::kRejects || v.outcome == loaders::Outcome::kDrops)
     return make_error(ErrorCode::kBadInput, head + std::string(p.display) + " " +
                                                 std::string(loaders::outcome_name(v.outcome)) + " " +

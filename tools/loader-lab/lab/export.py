@@ -15,9 +15,16 @@ SCHEMA = "lora-verify.loader-measurement/1"
 
 
 def spec(path):
+    """The file's metadata, [name, dtype, shape] of every tensor, and the value of every scalar
+    .alpha (a loader's scale depends on it; the test rebuilds the other values itself)."""
     header, _ = safetensors_io._read(path)
     meta = header.pop("__metadata__", None) or {}
-    return meta, [[k, v["dtype"], v["shape"]] for k, v in sorted(header.items())]
+    alphas = {}
+    if any(k.endswith(".alpha") for k in header):
+        tensors = safetensors_io.load_file(path)
+        alphas = {k: float(v.reshape(-1)[0]) for k, v in sorted(tensors.items())
+                  if k.endswith(".alpha") and v.numel() == 1}
+    return meta, [[k, v["dtype"], v["shape"]] for k, v in sorted(header.items())], alphas
 
 
 def main():
@@ -31,9 +38,11 @@ def main():
     files = []
     for rec in res["records"]:
         src = origin[rec["name"]]
-        meta, tensors = spec(src["path"])
+        meta, tensors, alphas = spec(src["path"])
         entry = {"name": rec["name"], "origin": src.get("origin"), "metadata": meta, "tensors": tensors,
                  "stage": rec["stage"], "outcome": rec["outcome"]}
+        if alphas:
+            entry["alphas"] = alphas
         if src.get("origin") == "for":
             entry["source"] = src["source"]
             entry["convert"] = ["--for", src["app"], *src.get("options", [])]
