@@ -156,8 +156,10 @@ std::string compare_one(const loaders::Profile& profile, const json& file, Tally
         }))
       not_applied.push_back(n);
   }
-  std::set<std::string> te;
-  for (const auto& n : file.value("text_encoders_not_applied", json::array())) te.insert(n.get<std::string>());
+  std::set<std::string> held, te;
+  for (const auto& t : file["tensors"]) held.insert(t[0].get<std::string>());
+  for (const auto& n : file.value("text_encoders_not_applied", json::array()))
+    if (held.count(n.get<std::string>())) te.insert(n.get<std::string>());
   if (measured == "drops" && not_applied.empty() && te.empty()) measured = "loads";
   if (v.outcome == loaders::Outcome::kUnknown) {
     ++tally.unknown;
