@@ -137,7 +137,19 @@ Predicted predicted_drops(const LoraModel& model, const loaders::Verdict& v) {
 
 struct Tally {
   int agree = 0, wrong = 0, unknown = 0;
+  // Table rows a measured file exercised that still cite code reading as their source.
+  std::set<const loaders::Rule*> unmeasured_rules;
+  std::set<const loaders::StyleSupport*> unmeasured_styles;
+  std::set<const void*> exercised;  // rules and style entries the verdict rested on
 };
+
+// "ai-toolkit [metadata-…]": the first style entry of the profile holding the rule.
+std::string style_of(const loaders::Profile& p, const loaders::Rule* r) {
+  for (const auto& s : p.styles)
+    for (const auto& rule : s.rules)
+      if (&rule == r) return std::string(s.dialects.empty() ? "" : s.dialects[0]) + (s.condition.empty() ? "" : " [" + std::string(s.condition) + "]");
+  return "?";
+}
 
 std::string compare_one(const loaders::Profile& profile, const json& file, Tally& tally, std::string& dialect) {
   std::string error;
@@ -165,6 +177,12 @@ std::string compare_one(const loaders::Profile& profile, const json& file, Tally
     ++tally.unknown;
     return "";
   }
+  for (const loaders::Rule* r : v.rules) {
+    tally.exercised.insert(r);
+    if (!loaders::measured_source(r->source)) tally.unmeasured_rules.insert(r);
+  }
+  if (v.support) tally.exercised.insert(v.support);
+  if (v.support && !loaders::measured_source(v.support->source)) tally.unmeasured_styles.insert(v.support);
   const std::string predicted(loaders::outcome_name(v.outcome));
   if (predicted != measured)
     return "predicted " + predicted + " (" + v.message + "), measured " + measured + " " +
@@ -214,6 +232,8 @@ TEST(LoaderMeasurements, DataNamesTheCommitsTheProfilesCite) {
 
 TEST(LoaderMeasurements, ProfilesEqualWhatTheAppsDid) {
   std::map<std::pair<std::string, std::string>, Tally> table;
+  std::set<std::string> stale;
+  std::set<const void*> exercised;
   int measured = 0, wrong = 0, unknown = 0;
   for (const auto& path : data_files()) {
     const json j = read_json(path);
@@ -230,6 +250,13 @@ TEST(LoaderMeasurements, ProfilesEqualWhatTheAppsDid) {
         why = std::string("malformed record: ") + e.what();
       }
       if (!why.empty()) t.wrong = 1;
+      for (const auto* r : t.unmeasured_rules)
+        stale.insert(std::string(p->name) + ": rule " + std::string(loaders::kind_name(r->kind)) + " in " + style_of(*p, r) +
+                     " (" + std::string(r->source) + ")");
+      exercised.insert(t.exercised.begin(), t.exercised.end());
+      for (const auto* s : t.unmeasured_styles)
+        stale.insert(std::string(p->name) + ": style " + std::string(s->dialects.empty() ? "" : s->dialects[0]) + " " +
+                     std::string(s->condition) + " (" + std::string(s->source) + ")");
       Tally& cell = table[{std::string(p->name), dialect}];
       cell.agree += t.agree;
       cell.wrong += t.wrong;
@@ -245,6 +272,21 @@ TEST(LoaderMeasurements, ProfilesEqualWhatTheAppsDid) {
     std::cout << "  " << key.first << " x " << key.second << ": " << t.agree << " / " << t.wrong << " / " << t.unknown << "\n";
   std::cout << measured << " measured (file, app) pairs: " << wrong << " wrong, " << unknown << " unknown\n";
   EXPECT_EQ(wrong, 0);
+  // A fact a measurement confirmed cites it, and a fact citing a measurement was exercised by
+  // it: reports tell measured verdicts from code reading.
+  for (const auto& s : stale) ADD_FAILURE() << "exercised by a measured file but its source is not the measurement: " << s;
+  for (const auto& p : loaders::profiles()) {
+    for (const auto& st : p.styles) {
+      const bool data = std::string_view(st.source).find("data/loaders/") != std::string_view::npos;
+      if (data && !exercised.count(&st))
+        ADD_FAILURE() << p.name << ": style " << (st.dialects.empty() ? "" : st.dialects[0]) << " [" << st.condition
+                      << "] cites " << st.source << " but no measured file used it";
+      for (const auto& r : st.rules)
+        if (std::string_view(r.source).find("data/loaders/") != std::string_view::npos && !exercised.count(&r))
+          ADD_FAILURE() << p.name << ": rule " << loaders::kind_name(r.kind) << " in " << style_of(p, &r) << " cites "
+                        << r.source << " but no measured file used it";
+    }
+  }
   EXPECT_LE(unknown * 20, measured) << "unknown above 5% of the measured pairs";
 }
 

@@ -71,13 +71,13 @@ constexpr std::array kInvokeKohya = {
     Rule{K::kAlphaTensor, T::kApplies, "", kMeasured},
     Rule{K::kTopLevelModule, T::kRejectsFile, kInvokeProbe, kInvokeData, 2},
     Rule{K::kFinalModulation, T::kRejectsFile, kInvokeProbe, kInvokeData, 2},
-    Rule{K::kFinalLinear, T::kDropsSilently, "lora_unet_final_layer* keys are skipped without a warning", kRules},
-    Rule{K::kBiasDelta, T::kDropsWithWarning, kInvokeUnexpected, kInvokeCode},
+    Rule{K::kFinalLinear, T::kDropsSilently, "lora_unet_final_layer* keys are skipped without a warning", kInvokeData},
+    Rule{K::kBiasDelta, T::kDropsWithWarning, kInvokeUnexpected, kInvokeData},
     Rule{K::kDoraColumn, T::kApplies, "", kInvokeCode},
     Rule{K::kLokr, T::kApplies, "", kInvokeCode},
     Rule{K::kLoha, T::kApplies, "", kInvokeCode},
     Rule{K::kDiff, T::kApplies, "", kInvokeCode},
-    Rule{K::kTextEncoderClip, T::kApplies, "", kInvokeCode},
+    Rule{K::kTextEncoderClip, T::kApplies, "", kInvokeData},
     Rule{K::kTextEncoderT5Te2, T::kApplies, "", kInvokeCode},
     Rule{K::kTextEncoderT5Te3, T::kRejectsFile, kInvokeProbe, kInvokeCode, 2},
 };
@@ -93,7 +93,7 @@ constexpr std::array kInvokeBflPrefixMetadata = {
     Rule{K::kAlphaTensor, T::kRejectsFile, kInvokeUnpack, kInvokeData},
     Rule{K::kBiasDelta, T::kRejectsFile, kInvokeProbe, kInvokeData, 2},
     Rule{K::kTextEncoderClip, T::kRejectsFile, kInvokeProbe, kInvokeData, 2},
-    Rule{K::kTextEncoderOther, T::kRejectsFile, kInvokeProbe, kInvokeData, 2},
+    Rule{K::kTextEncoderOther, T::kRejectsFile, kInvokeProbe, kInvokeCode, 2},
 };
 // comfy files with such metadata: no detector takes lora_down/lora_up under diffusion_model.
 constexpr std::array kInvokeComfyMetadata = {
@@ -104,12 +104,12 @@ constexpr std::array kInvokeComfyMetadata = {
     Rule{K::kTextEncoderClip, T::kRejectsFile, kInvokeProbe, kInvokeData, 2},
 };
 constexpr std::array kInvokeComfy = {
-    Rule{K::kBlockModule, T::kApplies, "", kInvokeCode},
-    Rule{K::kTopLevelModule, T::kApplies, "", kInvokeCode},
-    Rule{K::kFinalLinear, T::kApplies, "", kInvokeCode},
-    Rule{K::kFinalModulation, T::kApplies, "", kInvokeCode},
+    Rule{K::kBlockModule, T::kApplies, "", kInvokeData},
+    Rule{K::kTopLevelModule, T::kApplies, "", kInvokeData},
+    Rule{K::kFinalLinear, T::kApplies, "", kInvokeData},
+    Rule{K::kFinalModulation, T::kApplies, "", kInvokeData},
     Rule{K::kAlphaTensor, T::kRejectsFile, kInvokeGrouping, kInvokeData},
-    Rule{K::kBiasDelta, T::kRejectsFile, kInvokeGrouping, kInvokeCode},
+    Rule{K::kBiasDelta, T::kRejectsFile, kInvokeGrouping, kInvokeData},
     Rule{K::kDoraColumn, T::kRejectsFile, kInvokeGrouping, kInvokeCode},
     Rule{K::kDoraRow, T::kRejectsFile, kInvokeGrouping, kInvokeCode},
     Rule{K::kDiff, T::kRejectsFile, kInvokeGrouping, kInvokeCode},
@@ -123,7 +123,7 @@ constexpr std::array kInvokeAiToolkit = {
     Rule{K::kFinalLinear, T::kApplies, "", kMeasured},
     Rule{K::kFinalModulation, T::kApplies, "", kMeasured},
     Rule{K::kBiasDelta, T::kDropsWithWarning, kInvokeUnexpected, kMeasured},
-    Rule{K::kAlphaTensor, T::kRejectsFile, kInvokeGrouping, kRules},
+    Rule{K::kAlphaTensor, T::kRejectsFile, kInvokeGrouping, kInvokeData},
     Rule{K::kDoraColumn, T::kRejectsFile, kInvokeGrouping, kInvokeCode},
     Rule{K::kDoraRow, T::kRejectsFile, kInvokeGrouping, kInvokeCode},
     Rule{K::kDiff, T::kRejectsFile, kInvokeGrouping, kInvokeCode},
@@ -135,17 +135,17 @@ constexpr std::array kInvokeAiToolkit = {
 // lora.up) and the query projections of block 0 (kLacksBlock0Queries rejects the rest).
 constexpr std::array kInvokeDiffusers = {
     Rule{K::kBlockModule, T::kApplies, "", kMeasured},
-    Rule{K::kPartialMlp, T::kApplies, "", kInvokeCode},
+    Rule{K::kPartialMlp, T::kApplies, "", kInvokeData},
     Rule{K::kPartialAttention, T::kRejectsFile,
          "ValueError: Missing LoRA layer: '<layer>'. — a double block's q, k and v must all be present", kInvokeData, 1},
-    Rule{K::kTopLevelModule, T::kApplies, "", kInvokeCode},
+    Rule{K::kTopLevelModule, T::kApplies, "", kInvokeData},
     Rule{K::kGuidanceIn, T::kDropsSilently,
-         "guidance_embedder.linear_1 and linear_2 are mapped to one module: linear_2 overwrites linear_1", kInvokeCode},
-    Rule{K::kFinalLinear, T::kApplies, "", kInvokeCode},
+         "guidance_embedder.linear_1 and linear_2 are mapped to one module: linear_2 overwrites linear_1", kInvokeData},
+    Rule{K::kFinalLinear, T::kApplies, "", kInvokeData},
     Rule{K::kFinalModulation, T::kRejectsFile,
          "AssertionError: — assert len(grouped_state_dict) == 0: norm_out.linear is not consumed", kInvokeData},
     Rule{K::kMetadataAlpha, T::kDropsSilently,
-         "lora_adapter_metadata is not read: every module is applied at scale 1", kInvokeCode},
+         "lora_adapter_metadata is not read: every module is applied at scale 1", kInvokeData},
     Rule{K::kAlphaTensor, T::kRejectsFile, kInvokeProbe, kInvokeData, 2},
     Rule{K::kBiasDelta, T::kRejectsFile, kInvokeProbe, kInvokeData, 2},
     Rule{K::kDoraColumn, T::kRejectsFile, kInvokeProbe, kInvokeCode, 2},
@@ -166,17 +166,17 @@ constexpr std::array kInvokeDiffusersOld = {
     Rule{K::kTextEncoderClip, T::kRejectsFile, kInvokeProbe, kInvokeData, 2},
 };
 constexpr std::array kInvokeOneTrainer = {
-    Rule{K::kBlockModule, T::kApplies, "", kInvokeCode},
+    Rule{K::kBlockModule, T::kApplies, "", kInvokeData},
     Rule{K::kTextMlp, T::kRejectsFile,
          "ValueError: Key <key> does not match parsing tree <tree>. — the underscore parser takes ff_context_net for "
          "ff + context_net",
          kInvokeData, 1},
-    Rule{K::kAlphaTensor, T::kApplies, "", kInvokeCode},
+    Rule{K::kAlphaTensor, T::kApplies, "", kInvokeData},
     Rule{K::kTopLevelModule, T::kRejectsFile, kInvokeProbe, kInvokeData, 2},
     Rule{K::kFinalLinear, T::kRejectsFile, kInvokeProbe, kInvokeData, 2},
     Rule{K::kFinalModulation, T::kRejectsFile, kInvokeProbe, kInvokeData, 2},
     Rule{K::kDoraColumn, T::kApplies, "", kInvokeCode},
-    Rule{K::kTextEncoderClip, T::kApplies, "", kInvokeCode},
+    Rule{K::kTextEncoderClip, T::kApplies, "", kInvokeData},
     Rule{K::kTextEncoderT5Te2, T::kApplies, "", kInvokeCode},
 };
 constexpr std::array kInvokeOneTrainerBfl = {
@@ -192,7 +192,7 @@ constexpr std::array kInvokeOneTrainerBfl = {
 };
 constexpr std::array kInvokeXlabs = {
     Rule{K::kBlockModule, T::kApplies, "", kInvokeData},
-    Rule{K::kTextEncoderClip, T::kRejectsFile, kInvokeProbe, kInvokeData, 2},
+    Rule{K::kTextEncoderClip, T::kRejectsFile, kInvokeProbe, kInvokeCode, 2},
 };
 constexpr std::array kInvokeXlabsSingle = {
     Rule{K::kBlockModule, T::kRejectsFile, kInvokeHeuristics, kInvokeData, 1},
@@ -212,7 +212,7 @@ constexpr std::array kInvokeStyles = {
     StyleSupport{kDiffusersOld, "", Recognition::kReads, "", kInvokeDiffusersOld, kInvokeData},
     StyleSupport{kDiffusersOrFal, kLacksBlock0Queries, Recognition::kRejects, kInvokeProbe, {}, kInvokeData},
     StyleSupport{kDiffusersOrFal, "", Recognition::kReads, "", kInvokeDiffusers, kMeasured},
-    StyleSupport{kOneTrainer, "", Recognition::kReads, "", kInvokeOneTrainer, kInvokeCode},
+    StyleSupport{kOneTrainer, "", Recognition::kReads, "", kInvokeOneTrainer, kInvokeData},
     StyleSupport{kOneTrainerBfl, kNoBlockModules, Recognition::kRejects, kInvokeHeuristics, {}, kInvokeData},
     StyleSupport{kOneTrainerBfl, "", Recognition::kReads, "", kInvokeOneTrainerBfl, kInvokeData},
     StyleSupport{kXlabs, kHasSingleBlocks, Recognition::kReads, "", kInvokeXlabsSingle, kInvokeData},
@@ -282,7 +282,7 @@ constexpr std::array kComfyKohya = {
     Rule{K::kDoraColumn, T::kApplies, "", kComfyCode},
     Rule{K::kLokr, T::kApplies, "", kComfyCode},
     Rule{K::kLoha, T::kApplies, "", kComfyCode},
-    Rule{K::kTextEncoderClip, T::kApplies, "", kComfyCode},
+    Rule{K::kTextEncoderClip, T::kApplies, "", kComfyData},
     Rule{K::kTextEncoderT5Te2, T::kApplies, "", kComfyCode},
     Rule{K::kTextEncoderT5Te3, T::kApplies, "", kComfyCode},
     Rule{K::kTextEncoderOther, T::kApplies, "", kComfyCode},
@@ -294,7 +294,7 @@ constexpr std::array kComfyAiToolkit = {
     Rule{K::kFinalLinear, T::kApplies, "", kMeasured},
     Rule{K::kFinalModulation, T::kApplies, "", kMeasured},
     Rule{K::kBiasDelta, T::kDropsWithWarning, kComfyNotLoaded, kMeasured},
-    Rule{K::kAlphaTensor, T::kApplies, "", kComfyCode},
+    Rule{K::kAlphaTensor, T::kApplies, "", kComfyData},
     Rule{K::kDoraColumn, T::kApplies, "", kComfyCode},
     Rule{K::kDoraRow, T::kDropsWithWarning, kComfyNotLoaded, kComfyCode},
     Rule{K::kLokr, T::kApplies, "", kComfyCode},
@@ -307,21 +307,21 @@ constexpr std::array kComfyAiToolkit = {
 };
 constexpr std::array kComfyDiffusers = {
     Rule{K::kBlockModule, T::kApplies, "", kMeasured},
-    Rule{K::kPartialMlp, T::kApplies, "", kComfyCode},
-    Rule{K::kPartialAttention, T::kApplies, "", kComfyCode},
+    Rule{K::kPartialMlp, T::kApplies, "", kComfyData},
+    Rule{K::kPartialAttention, T::kApplies, "", kComfyData},
     Rule{K::kTopLevelModule, T::kApplies, "", kMeasured},
     Rule{K::kFinalLinear, T::kApplies, "", kMeasured},
     Rule{K::kFinalModulation, T::kApplies, "", kMeasured},
-    Rule{K::kAlphaTensor, T::kApplies, "", kComfyCode},
-    Rule{K::kMetadataAlpha, T::kDropsSilently, kComfyNoMetadata, kComfyCode},
+    Rule{K::kAlphaTensor, T::kApplies, "", kComfyData},
+    Rule{K::kMetadataAlpha, T::kDropsSilently, kComfyNoMetadata, kComfyData},
     Rule{K::kBiasDelta, T::kDropsWithWarning, "lora key not loaded (lora_B.bias), or NOT LOADED ().bias (.diff_b on a split part)",
-         kComfyCode},
+         kComfyData},
     Rule{K::kDoraColumn, T::kApplies, "", kComfyCode},
     Rule{K::kDoraRow, T::kDropsWithWarning, kComfyNotLoaded, kComfyCode},
     Rule{K::kLokr, T::kApplies, "", kComfyCode},
     Rule{K::kLoha, T::kApplies, "", kComfyCode},
     Rule{K::kDiff, T::kApplies, "", kComfyCode},
-    Rule{K::kTextEncoderClip, T::kApplies, "", kComfyCode},
+    Rule{K::kTextEncoderClip, T::kApplies, "", kComfyData},
 };
 constexpr std::array kComfyOneTrainer = {
     Rule{K::kBlockModule, T::kApplies, "", kComfyData},     Rule{K::kTopLevelModule, T::kApplies, "", kComfyData},
@@ -418,7 +418,7 @@ constexpr std::array kDiffusersNative = {
 };
 constexpr std::array kDiffusersXlabs = {
     Rule{K::kBlockModule, T::kApplies, "", kDiffusersData},
-    Rule{K::kPartialMlp, T::kApplies, "", kDiffusersCode},
+    Rule{K::kPartialMlp, T::kApplies, "", kDiffusersData},
 };
 constexpr std::string_view kDiffusersNoPrefix =
     "No LoRA keys associated to FluxTransformer2DModel found with the prefix='transformer': nothing is applied";
@@ -431,13 +431,13 @@ constexpr std::string_view kDiffusersOneTrainer =
 // OneTrainer files holding attention block modules only: each module's .alpha is read.
 constexpr std::array kDiffusersOneTrainerAttention = {
     Rule{K::kMissingAlpha, T::kRejectsFile, "KeyError: '<module>.alpha' — diffusers' OneTrainer route reads every module's .alpha",
-         kDiffusersData, 2},
+         kDiffusersCode, 2},
     Rule{K::kMissingAlphaTop, T::kRejectsFile,
          "KeyError: '<module>.alpha' — diffusers' OneTrainer route reads every module's .alpha", kDiffusersData, 2},
     Rule{K::kBlockModule, T::kApplies, "", kDiffusersCode},
-    Rule{K::kTopLevelModule, T::kApplies, "", kDiffusersCode},
-    Rule{K::kFinalLinear, T::kApplies, "", kDiffusersCode},
-    Rule{K::kFinalModulation, T::kApplies, "", kDiffusersCode},
+    Rule{K::kTopLevelModule, T::kApplies, "", kDiffusersData},
+    Rule{K::kFinalLinear, T::kApplies, "", kDiffusersData},
+    Rule{K::kFinalModulation, T::kApplies, "", kDiffusersData},
     Rule{K::kAlphaTensor, T::kApplies, "", kDiffusersCode},
 };
 constexpr std::array kDiffusersStyles = {
@@ -472,8 +472,8 @@ constexpr std::array kSdScriptsKohya = {
          "KeyError: '<module>.alpha' — convert_to_ai_toolkit reads every module's .alpha (sd-scripts always writes it)",
          kSdScriptsData},
     Rule{K::kTextEncoderClip, T::kDropsWithWarning, kSdScriptsLeftOver, kSdScriptsData},
-    Rule{K::kTextEncoderT5Te2, T::kDropsWithWarning, kSdScriptsLeftOver, kSdScriptsData},
-    Rule{K::kTextEncoderT5Te3, T::kDropsWithWarning, kSdScriptsLeftOver, kSdScriptsData},
+    Rule{K::kTextEncoderT5Te2, T::kDropsWithWarning, kSdScriptsLeftOver, kSdScriptsCode},
+    Rule{K::kTextEncoderT5Te3, T::kDropsWithWarning, kSdScriptsLeftOver, kSdScriptsCode},
     Rule{K::kTopLevelModule, T::kDropsWithWarning, kSdScriptsLeftOver, kMeasured},
     Rule{K::kFinalLinear, T::kDropsWithWarning, kSdScriptsLeftOver, kMeasured},
     Rule{K::kFinalModulation, T::kDropsWithWarning, kSdScriptsLeftOver, kMeasured},

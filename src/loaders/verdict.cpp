@@ -293,6 +293,8 @@ void add_conditions(const LoraModel& model, bool foreign_meta, bool single_suffi
 
 }  // namespace
 
+bool measured_source(std::string_view source) { return source.find("measured") != std::string_view::npos; }
+
 bool whole_file_condition(std::string_view c) {
   return c == kNoBlockModules || c == kLacksBlock0Queries || c == kNotEveryBlockModule || c == kLastBlocksQkv;
 }
@@ -413,6 +415,8 @@ Verdict evaluate(const Profile& profile, const Description& file) {
                 " is not established";
     return v;
   }
+  v.measured = measured_source(s->source);
+  v.support = s;
   if (s->recognition == Recognition::kRejects) {
     v.outcome = Outcome::kRejects;
     v.message = std::string(s->message);
@@ -437,6 +441,10 @@ Verdict evaluate(const Profile& profile, const Description& file) {
     for (Kind k : it.kinds) {
       const Rule* r = rule_for(*s, k);
       if (!r && neutral_kind(k)) continue;
+      if (r) {
+        v.measured = v.measured && measured_source(r->source);
+        if (std::find(v.rules.begin(), v.rules.end(), r) == v.rules.end()) v.rules.push_back(r);
+      }
       Treatment t = r ? r->treatment : Treatment::kUnknown;
       if (t == Treatment::kUnknown) unknown.insert(k);
       if (rank_of(t) > rank_of(worst)) {

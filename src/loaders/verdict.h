@@ -54,7 +54,14 @@ struct Verdict {
   // Tensors not applied (drops), or those that make the loader reject the file (rejects).
   std::vector<DroppedTensor> dropped;
   std::vector<Kind> unknown;  // kinds present whose treatment is not established
+  // Every fact the verdict rests on was measured with the app's own code (a source that
+  // names a measurement), not established by reading it.
+  bool measured = false;
+  // What the verdict rests on: the style entry and the rules consulted (static table rows).
+  const StyleSupport* support = nullptr;
+  std::vector<const Rule*> rules;
 };
+bool measured_source(std::string_view source);
 
 Verdict evaluate(const Profile& profile, const Description& file);
 

@@ -43,6 +43,7 @@ LoaderOutcome view(const loaders::Verdict& v, const LoraModel* model, int thread
   LoaderOutcome o;
   o.outcome = std::string(loaders::outcome_name(v.outcome));
   o.message = v.message;
+  o.measured = v.measured && v.outcome != loaders::Outcome::kUnknown;
   for (const auto& d : v.dropped) o.dropped.push_back(d.tensor);
   for (loaders::Kind k : v.unknown) o.unknown.emplace_back(loaders::kind_name(k));
   if (model && v.outcome == loaders::Outcome::kDrops)

@@ -87,6 +87,21 @@ std::string cell(std::string s) {
   return out;
 }
 
+// Which loaders' verdicts were measured with the app's own code (tools/loader-lab, data/loaders)
+// and which come from reading its code: one line under the loader rows.
+std::string basis_line(const std::vector<LoaderRow>& rows, const std::string& indent) {
+  std::string measured, code;
+  for (const auto& l : rows) {
+    if (l.input.outcome == "unknown" && (!l.output || l.output->outcome == "unknown")) continue;
+    const bool m = l.input.measured && (!l.output || l.output->measured || l.output->outcome == "unknown");
+    std::string& list = m ? measured : code;
+    list += (list.empty() ? "" : ", ") + l.loader;
+  }
+  std::string line = indent + "verdicts measured with the app's own code: " + (measured.empty() ? "none" : measured);
+  if (!code.empty()) line += "; from reading its code: " + code;
+  return line;
+}
+
 }  // namespace
 
 namespace {
@@ -228,6 +243,7 @@ std::string render_loaders_text(const Report& r) {
     lost(l.input, "input");
     if (l.output) lost(*l.output, "output");
   }
+  o << basis_line(r.loaders, "  ") << "\n";
   if (!r.not_served.empty()) {
     o << "\noutput style " << r.style << " chosen as " << r.style_reason << "; not served completely:";
     for (const auto& n : r.not_served) o << " " << n;
@@ -260,6 +276,7 @@ nlohmann::ordered_json loaders_json(const Report& r) {
     }
     o["lost"] = std::move(lost);
     o["unknown"] = x.unknown;
+    o["basis"] = x.outcome == "unknown" ? "none" : x.measured ? "measured" : "code";
     return o;
   };
   ordered_json ls = ordered_json::array();
@@ -408,6 +425,7 @@ std::string render_markdown(const Report& r) {
       else o << '`' << cell(l.advice) << '`';
       o << " |\n";
     }
+    o << "\n" << basis_line(r.loaders, "") << "\n";
     if (!r.not_served.empty()) {
       o << "\nOutput style `" << r.style << "` chosen as " << cell(r.style_reason) << "; not served completely:";
       for (const auto& n : r.not_served) o << " `" << n << "`";

@@ -61,6 +61,7 @@ struct LoaderOutcome {
   };
   std::vector<Lost> lost;
   std::vector<std::string> unknown;  // kinds whose treatment is not established
+  bool measured = false;  // every fact behind it measured with the app's own code (else code reading)
 };
 
 struct LoaderRow {
