@@ -2,6 +2,8 @@
 // docs/safetensors.md, round trips, the writer's golden bytes, and exact dtype conversions.
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -368,6 +370,37 @@ TEST(Dtype, RoundsToNearestEvenDirectlyFromDouble) {
   EXPECT_TRUE(std::isinf(f16(65520.0)));
   EXPECT_EQ(f16(std::ldexp(1.0, -24)), std::ldexp(1.0, -24));  // smallest subnormal
   EXPECT_EQ(f16(std::ldexp(1.0, -26)), 0.0);
+}
+
+// The fast normal-range rounding gives the bits the generic rounding gives: random doubles
+// over every binade from below the subnormals to past the largest finite value, both signs,
+// and the ties and near-ties of each target's mantissa.
+TEST(Dtype, FastRoundingEqualsTheReference) {
+  std::mt19937_64 rng(7);
+  std::vector<double> xs;
+  for (int e = -160; e <= 140; ++e)
+    for (int k = 0; k < 600; ++k) {
+      const double m = 1.0 + std::ldexp(static_cast<double>(rng() >> 12), -52);
+      xs.push_back((k & 1 ? -1 : 1) * std::ldexp(m, e));
+    }
+  for (int man_bits : {7, 10})
+    for (int e = -30; e <= 20; ++e)
+      for (uint64_t m = 0; m < 64; ++m) {  // ties, and one ulp of double either side
+        const double tie = std::ldexp(1.0 + std::ldexp(static_cast<double>(2 * m + 1), -(man_bits + 1)), e);
+        xs.insert(xs.end(), {tie, std::nextafter(tie, 0.0), std::nextafter(tie, 1e300), -tie});
+      }
+  for (double special : {0.0, -0.0, 65504.0, 65519.99, 65520.0, 3.3895313892515355e38, 3.40e38, 1e300,
+                         std::numeric_limits<double>::infinity(), std::numeric_limits<double>::quiet_NaN(),
+                         std::numeric_limits<double>::denorm_min(), std::ldexp(1.0, -14), std::ldexp(1.0, -126)})
+    xs.push_back(special);
+  for (DType d : {DType::kBF16, DType::kF16}) {
+    std::vector<uint8_t> fast(2 * xs.size()), ref(2 * xs.size());
+    encode_from_double(d, xs.data(), xs.size(), fast.data());
+    encode_from_double_reference(d, xs.data(), xs.size(), ref.data());
+    for (size_t i = 0; i < xs.size(); ++i)
+      ASSERT_TRUE(fast[2 * i] == ref[2 * i] && fast[2 * i + 1] == ref[2 * i + 1])
+          << dtype_name(d) << " of " << std::hexfloat << xs[i];
+  }
 }
 
 TEST(Dtype, Fp8DecodesExactly) {

@@ -101,20 +101,21 @@ class Rounder {
     st::encode_from_double(out, v, n, dst);
     back_.resize(n);
     st::decode_to_double(out, dst, n, back_.data());
-    const long double u = st::dtype_unit_roundoff(out);
+    // One call's sums in double (d is exact, u a power of two), the segment's in long double.
+    const double inv_u = 1.0 / static_cast<double>(st::dtype_unit_roundoff(out));
+    double norm = 0, err = 0;
+    bool nonfinite_in = false, nonfinite_out = false;
     for (size_t i = 0; i < n; ++i) {
-      if (!std::isfinite(v[i])) {
-        overflow_ |= inputs_finite;
-        continue;
-      }
-      if (!std::isfinite(back_[i])) {
-        overflow_ = true;
-        continue;
-      }
-      const long double x = v[i], d = static_cast<long double>(back_[i]) - x;
-      norm2_ += x * x;
-      err2_ += d * d / (u * u);
+      const bool fin_in = std::isfinite(v[i]), fin_out = std::isfinite(back_[i]);
+      nonfinite_in |= !fin_in;
+      nonfinite_out |= fin_in && !fin_out;
+      const double x = fin_in && fin_out ? v[i] : 0.0, d = fin_in && fin_out ? (back_[i] - v[i]) * inv_u : 0.0;
+      norm += x * x;
+      err += d * d;
     }
+    overflow_ |= nonfinite_out || (nonfinite_in && inputs_finite);
+    norm2_ += norm;
+    err2_ += err;
   }
   // Scales the values x of a source row into v (v = x·scale), noting a finite x whose
   // product overflows double.

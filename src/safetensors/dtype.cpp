@@ -78,6 +78,24 @@ auto round_float(double x, int man_bits, int emin, int emax, Pack pack) {
   return pack(neg, biased, mi & ((uint64_t{1} << man_bits) - 1), false, false);
 }
 
+// The same rounding for results in the normal range, on the double's bits: keep the top
+// man_bits of its 52-bit mantissa, round to nearest even (a carry moves into the exponent
+// field, as it should), then rebias the exponent. Returns false where the result would be
+// subnormal, zero, infinite or NaN (round_float handles those).
+template <int kManBits, int kBias, int kMaxBiased>
+inline bool round_normal_bits(double x, uint16_t& out) {
+  const uint64_t bits = std::bit_cast<uint64_t>(x);
+  const uint64_t mag = bits & 0x7fffffffffffffffULL;
+  constexpr int kDrop = 52 - kManBits;
+  const uint64_t half = (uint64_t{1} << (kDrop - 1)) - 1 + ((mag >> kDrop) & 1);
+  const uint64_t r = (mag + half) >> kDrop;  // exponent (11 bits) and man_bits, rounded
+  const int64_t biased = static_cast<int64_t>(r >> kManBits) - 1023 + kBias;
+  if (biased < 1 || biased > kMaxBiased || (mag >> 52) == 0x7ff) return false;
+  out = static_cast<uint16_t>(((bits >> 48) & 0x8000) | (static_cast<uint64_t>(biased) << kManBits) |
+                              (r & ((uint64_t{1} << kManBits) - 1)));
+  return true;
+}
+
 uint16_t double_to_f16(double x) {
   return round_float(x, 10, -14, 15, [](bool neg, int be, uint64_t man, bool nan, bool inf) -> uint16_t {
     uint16_t s = neg ? 0x8000 : 0;
@@ -162,7 +180,7 @@ LV_CPU_CLONES void decode_to_double(DType d, const uint8_t* p, size_t n, double*
   }
 }
 
-void encode_from_double(DType d, const double* in, size_t n, uint8_t* out) {
+LV_CPU_CLONES void encode_from_double(DType d, const double* in, size_t n, uint8_t* out) {
   switch (d) {
     case DType::kF32:
       for (size_t i = 0; i < n; ++i) {
@@ -174,15 +192,32 @@ void encode_from_double(DType d, const double* in, size_t n, uint8_t* out) {
       std::memcpy(out, in, 8 * n);
       return;
     case DType::kF16:
+      for (size_t i = 0; i < n; ++i) {
+        uint16_t h;
+        if (!round_normal_bits<10, 15, 30>(in[i], h)) h = double_to_f16(in[i]);
+        out[2 * i] = static_cast<uint8_t>(h & 0xff);
+        out[2 * i + 1] = static_cast<uint8_t>(h >> 8);
+      }
+      return;
     case DType::kBF16:
       for (size_t i = 0; i < n; ++i) {
-        uint16_t h = d == DType::kF16 ? double_to_f16(in[i]) : double_to_bf16(in[i]);
+        uint16_t h;
+        if (!round_normal_bits<7, 127, 254>(in[i], h)) h = double_to_bf16(in[i]);
         out[2 * i] = static_cast<uint8_t>(h & 0xff);
         out[2 * i + 1] = static_cast<uint8_t>(h >> 8);
       }
       return;
     default:
       return;
+  }
+}
+
+void encode_from_double_reference(DType d, const double* in, size_t n, uint8_t* out) {
+  if (d != DType::kF16 && d != DType::kBF16) return encode_from_double(d, in, n, out);
+  for (size_t i = 0; i < n; ++i) {
+    const uint16_t h = d == DType::kF16 ? double_to_f16(in[i]) : double_to_bf16(in[i]);
+    out[2 * i] = static_cast<uint8_t>(h & 0xff);
+    out[2 * i + 1] = static_cast<uint8_t>(h >> 8);
   }
 }
 

@@ -34,5 +34,8 @@ void decode_to_double(DType d, const uint8_t* bytes, size_t n, double* out);
 // Encode n doubles with round-to-nearest-even (overflow to inf like a cast). Precondition:
 // dtype_is_encodable(d).
 void encode_from_double(DType d, const double* in, size_t n, uint8_t* out);
+// The same rounding without encode_from_double's fast path for the normal range (F16, BF16):
+// the reference that path is tested against.
+void encode_from_double_reference(DType d, const double* in, size_t n, uint8_t* out);
 
 }  // namespace lv::st

@@ -323,6 +323,13 @@ LV_CPU_CLONES Factor build_factor(Kind kind, int64_t len, const std::vector<Colu
   return f;
 }
 
+// AᵀB (`of_columns`) or A·Bᵀ of two factors, with the kernel of the CPU it runs on.
+MatrixXd cross_of(const Factor& a, const Factor& b, bool of_columns) {
+  MatrixXd out(of_columns ? a.cols : a.rows, of_columns ? b.cols : b.rows);
+  kernels::cross(a.data, a.rows, a.cols, a.outer, b.data, b.rows, b.cols, b.outer, of_columns, out.data());
+  return out;
+}
+
 // Gram matrices per target, keyed by their column descriptors: a part's down rows serve
 // every segment, and the same columns serve the error and side A's norm.
 class GramCache {
@@ -626,8 +633,8 @@ void segment_bounds(GramCache& cache, const std::vector<Term>& terms, size_t a_c
     // V_A·ṽ and U_Aᵀ·ũ for every B term: columns of A's Grams where the factor is A's
     // own, else one product for all.
     MatrixXd gv, gu;
-    if (any_down) gv = build_factor(Kind::kDown, m, va).map() * build_factor(Kind::kDown, m, vb).map().transpose();
-    if (any_up) gu = build_factor(Kind::kUp, q, ua).map().transpose() * build_factor(Kind::kUp, q, ub).map();
+    if (any_down) gv = cross_of(build_factor(Kind::kDown, m, va), build_factor(Kind::kDown, m, vb), false);
+    if (any_up) gu = cross_of(build_factor(Kind::kUp, q, ua), build_factor(Kind::kUp, q, ub), true);
     for (size_t j = 0; j < nb; ++j) {
       const Term& t = terms[na + j];
       const int64_t dm = down_match[na + j], um = up_match[na + j];

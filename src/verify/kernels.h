@@ -20,6 +20,12 @@ namespace lv::verify::kernels {
 // n² entries (column-major; symmetric).
 void gram(const double* data, int64_t rows, int64_t cols, int64_t outer, bool of_columns, double* out);
 
+// The cross product of two row-major factors A (a_rows × a_cols) and B: AᵀB (a_cols × b_cols,
+// a_rows == b_rows) when `of_columns`, else A·Bᵀ (a_rows × b_rows, a_cols == b_cols); `out`
+// receives it column-major.
+void cross(const double* a, int64_t a_rows, int64_t a_cols, int64_t a_outer, const double* b, int64_t b_rows,
+           int64_t b_cols, int64_t b_outer, bool of_columns, double* out);
+
 // The level the kernels run at: "x86-64" (SSE2), "x86-64-v3" (AVX2, FMA) or "x86-64-v4"
 // (AVX-512); "generic" off x86-64. LV_CPU_LEVEL=NAME in the environment caps it (tests and
 // benchmarks compare the levels on one machine); a level the CPU lacks is never chosen.

@@ -20,4 +20,20 @@ void gram(const double* data, int64_t rows, int64_t cols, int64_t outer, bool of
   g.triangularView<Eigen::StrictlyUpper>() = g.transpose();
 }
 
+void cross(const double* a, int64_t a_rows, int64_t a_cols, int64_t a_outer, const double* b, int64_t b_rows,
+           int64_t b_cols, int64_t b_outer, bool of_columns, double* out) {
+  using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  const Eigen::Map<const RowMatrix, 0, Eigen::OuterStride<>> fa(a, a_rows, a_cols, Eigen::OuterStride<>(a_outer));
+  const Eigen::Map<const RowMatrix, 0, Eigen::OuterStride<>> fb(b, b_rows, b_cols, Eigen::OuterStride<>(b_outer));
+  if (of_columns) {
+    Eigen::Map<Eigen::MatrixXd> g(out, a_cols, b_cols);
+    if (a_rows == 0) g.setZero();
+    else g.noalias() = fa.transpose() * fb;
+  } else {
+    Eigen::Map<Eigen::MatrixXd> g(out, a_rows, b_rows);
+    if (a_cols == 0) g.setZero();
+    else g.noalias() = fa * fb.transpose();
+  }
+}
+
 }  // namespace lv::verify::kernels::LV_ISA_NS
