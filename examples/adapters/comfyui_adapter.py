@@ -1,77 +1,78 @@
 #!/usr/bin/env python3
 """ComfyUI adapter for `lora-verify matrix --converter` (protocol: README.md here).
 
-Written against ComfyUI commit a125cd84 (the version profiled in docs/loaders.md), using its
-public loading functions: comfy.sd.load_diffusion_model (the FLUX.1 model, for its key map
-and weight shapes), comfy.lora.model_lora_keys_unet (LoRA key -> model weight, with the
-split offsets of fused weights and the norm_out half swap) and comfy.lora.load_lora (the
-patches ComfyUI applies). Run it from the ComfyUI folder (or with it on PYTHONPATH), with
-COMFYUI_FLUX_MODEL naming the FLUX.1 diffusion model file. Not run by this repository's CI
-(no ComfyUI, torch or FLUX.1 weights there).
+Runs ComfyUI's own code on IN, as tools/loader-lab measures it: the FLUX.1 model is the lab's
+stand-in module tree (real shapes, no weights) that ComfyUI's model_config_from_unet detects as
+FLUX.1, and comfy.sd.load_lora_for_models (its key maps, comfy.lora_convert.convert_lora,
+comfy.lora.load_lora, ModelPatcher.add_patches) builds the patches. Each patch the model holds
+is written as comfy.lora.calculate_weight applies it: the offset's rows, the function on the
+delta's rows (the norm_out half swap), strength * alpha / rank, `.diff_b` bias deltas; a patch
+whose shape does not fit is skipped, as ComfyUI logs and skips it.
 
-usage: COMFYUI_FLUX_MODEL=/models/flux1-dev.safetensors python3 comfyui_adapter.py IN OUT
+usage: LV_COMFYUI=/path/to/ComfyUI python3 comfyui_adapter.py IN OUT
 """
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _lora_file import BflLora, ExpressError, fail  # noqa: E402
+from _lora_file import BflLora, ExpressError, flux1_shapes, run, setup  # noqa: E402
+
+PREFIX = "diffusion_model."
 
 
-def lora_weights(patch):
-    """(up, down, alpha, mid, dora_scale) of a LoRA patch, old tuple form or weight adapter."""
-    weights = getattr(patch, "weights", None)
-    name = getattr(patch, "name", None)
-    if weights is None and isinstance(patch, tuple) and len(patch) == 2:
-        name, weights = patch
-    if name != "lora" or weights is None:
-        raise ExpressError(f"{name or type(patch).__name__} patch is not a plain LoRA")
-    return weights[0], weights[1], weights[2], weights[3], weights[4] if len(weights) > 4 else None
+def add_patch(out, name, shape, patch):
+    """One (strength, value, strength_model, offset, function) entry of ModelPatcher.patches."""
+    import comfy.weight_adapter
+
+    strength, value, strength_model, offset, function = patch
+    target, _, param = name.rpartition(".")
+    begin, rows = 0, shape[0]
+    if offset is not None:
+        if offset[0] != 0:
+            raise ExpressError(f"{name}: a patch on a slice along dimension {offset[0]}")
+        begin, rows = offset[1], offset[2]
+    numel = rows * (shape[1] if len(shape) > 1 else 1)
+    if strength_model != 1.0:
+        raise ExpressError(f"{name}: strength_model {strength_model}")
+    if isinstance(value, comfy.weight_adapter.WeightAdapterBase):
+        if value.name != "lora" or param != "weight":
+            raise ExpressError(f"{name}: a {value.name} patch")
+        up, down, alpha, mid, dora_scale, reshape = value.weights
+        if mid is not None or dora_scale is not None or reshape is not None:
+            raise ExpressError(f"{name}: a LoRA with a mid, DoRA scale or reshape")
+        if up.shape[0] * down[0].numel() != numel:
+            return  # calculate_weight: the reshape fails, ComfyUI logs "ERROR lora …" and leaves the weight
+        scale = strength * (alpha / down.shape[0] if alpha is not None else 1.0)
+        out.add(target, up, down, scale, begin, function)
+    elif isinstance(value, tuple) and len(value) == 2 and value[0] == "diff":
+        diff = value[1][0]
+        if len(value[1]) > 1 and value[1][1].get("pad_weight"):
+            raise ExpressError(f"{name}: a diff that pads the weight")
+        if diff.numel() != numel:
+            return  # "WARNING SHAPE MISMATCH … WEIGHT NOT MERGED"
+        if param == "bias":
+            out.add_bias(target, diff * strength, begin, function)
+        elif param == "weight":
+            out.add_dense(target, diff * strength, begin, function)
+        else:
+            raise ExpressError(f"{name}: a delta on a {param}")
+    else:
+        raise ExpressError(f"{name}: a {value[0] if isinstance(value, tuple) else type(value).__name__} patch")
 
 
-def main(src, dst):
-    import comfy.lora
-    import comfy.sd
-    import comfy.utils
-
-    model_path = os.environ.get("COMFYUI_FLUX_MODEL")
-    if not model_path:
-        fail("COMFYUI_FLUX_MODEL must name the FLUX.1 diffusion model file", 64)
-    patcher = comfy.sd.load_diffusion_model(model_path)
-    shapes = {k: tuple(v.shape) for k, v in patcher.model.state_dict().items()}
-    key_map = comfy.lora.model_lora_keys_unet(patcher.model, {})
-    patches = comfy.lora.load_lora(comfy.utils.load_torch_file(src, safe_load=True), key_map)
-    out = BflLora()
-    for key, patch in patches.items():
-        offset, row_fn = None, None
-        if isinstance(key, tuple):
-            key, offset = key[0], key[1]
-            if len(offset) > 3 and offset[3] is not None:
-                row_fn = offset[3]  # applied by ComfyUI to the delta's rows (the norm_out swap)
-        if not key.startswith("diffusion_model."):
+def main(runner, src, dst):
+    standin, patcher, clip = runner.model()
+    _, model, _ = runner.load(src, patcher, clip)  # raises where ComfyUI rejects the file
+    out = BflLora(flux1_shapes())
+    for key, patches in sorted(model.patches.items()):
+        if not key.startswith(PREFIX):
             continue
-        name = key[len("diffusion_model."):]
-        target, _, param = name.rpartition(".")
-        if param != "weight":
-            raise ExpressError(f"{name}: a patch on a {param} is not expressible")
-        up, down, alpha, mid, dora = lora_weights(patch)
-        if mid is not None or dora is not None:
-            raise ExpressError(f"{target}: LoCon mid or DoRA scale")
-        rank = down.shape[0]
-        scale = float(alpha) / rank if alpha is not None else 1.0
-        begin = 0
-        if offset is not None:
-            if offset[0] != 0:
-                raise ExpressError(f"{target}: a split along dimension {offset[0]}")
-            begin = offset[1]
-        out.add(target, up, down, scale, begin, None, shapes[key][0], row_fn)
+        name = key[len(PREFIX):]
+        shape = tuple(standin.get_parameter(name).shape)
+        for patch in patches:
+            add_patch(out, name, shape, patch)
     out.write(dst)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        fail(__doc__, 64)
-    try:
-        main(sys.argv[1], sys.argv[2])
-    except ExpressError as e:
-        fail(f"ExpressError: {e}")
+    run(main, *setup("comfyui", "LV_COMFYUI", __doc__))

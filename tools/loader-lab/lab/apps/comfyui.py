@@ -68,7 +68,9 @@ def setup(app_dir):
     M.comfy = comfy
 
 
-def _model():
+def model():
+    """The stand-in FLUX.1 model as ComfyUI holds it (detected by its own model_config_from_unet),
+    and a CLIP object over stand-in text encoders: (stand-in tree, ModelPatcher, CLIP)."""
     comfy = M.comfy
     standin = flux.StandIn()
     sd = {"diffusion_model." + k: v for k, v in standin.state_dict().items()}
@@ -95,13 +97,20 @@ def _te_sources(lora, clip_patches):
     return sorted({src for src, dst in key_map.items() if (dst[0] if isinstance(dst, tuple) else dst) in clip_patches})
 
 
-def measure(path):
+def load(path, patcher, clip):
+    """comfy.sd.load_lora_for_models on the file: (its state dict, the patched ModelPatcher and
+    CLIP). Raises what ComfyUI raises."""
     comfy = M.comfy
-    standin, patcher, clip = _model()
+    lora = comfy.utils.load_torch_file(path, safe_load=True)
+    new_model, new_clip = comfy.sd.load_lora_for_models(patcher, clip, lora, 1.0, 1.0)
+    return lora, new_model, new_clip
+
+
+def measure(path):
+    standin, patcher, clip = model()
     M.clip_model = clip.cond_stage_model
     try:
-        lora = comfy.utils.load_torch_file(path, safe_load=True)
-        new_model, new_clip = comfy.sd.load_lora_for_models(patcher, clip, lora, 1.0, 1.0)
+        lora, new_model, new_clip = load(path, patcher, clip)
     except Exception as e:  # noqa: BLE001 — the app's own error
         return {"stage": "load", "error": f"{type(e).__name__}: {e}".strip()}
     try:

@@ -77,8 +77,8 @@ def set_peft_model_state_dict(model, state_dict, adapter_name=None, **kwargs):
         r = _pattern(config.get("rank_pattern"), mod) or config["r"]
         alpha = _pattern(config.get("alpha_pattern"), mod) or config["lora_alpha"]
         scaling = alpha / math.sqrt(r) if config.get("use_rslora") else alpha / r
-        model.add_delta(mod, (b.double() @ a.double()) * scaling,
-                        tensors["lora_B.bias"].double() * scaling if config.get("lora_bias") and "lora_B.bias" in tensors else None)
+        model.add_lora(mod, a, b, scaling,
+                       tensors["lora_B.bias"] if config.get("lora_bias") and "lora_B.bias" in tensors else None)
         for k in ("lora_B.bias",):
             if k in tensors and not config.get("lora_bias"):
                 unexpected.append(f"{mod}.{k}")
@@ -121,7 +121,9 @@ def setup(app_dir):
     M.lora_pipeline, M.peft, M.utils = lora_pipeline, peft, diffusers.utils
 
 
-def _transformer_class():
+def transformer_class():
+    """A FluxTransformer2DModel stand-in (its module names, FLUX.1 shapes on the meta device, the
+    PeftAdapterMixin of diffusers); `add_lora` receives what the emulated PEFT applies."""
     base = M.peft.PeftAdapterMixin
 
     class Transformer(torch.nn.Module, base):
@@ -134,8 +136,10 @@ def _transformer_class():
                 flux.StandIn._put(self, name, torch.nn.Linear(i, o, bias=True, device="meta"))
             self.applied = {}
 
-        def add_delta(self, module, weight, bias):
-            self.applied[module] = (weight, bias)
+        def add_lora(self, module, down, up, scaling, bias):
+            """What PEFT applies to `module`: delta scaling * up @ down, bias delta scaling * bias."""
+            self.applied[module] = ((up.double() @ down.double()) * scaling,
+                                    bias.double() * scaling if bias is not None else None)
 
     return Transformer
 
@@ -159,8 +163,10 @@ def _bfl_deltas(applied):
     return out
 
 
-def measure(path):
-    transformer = _transformer_class()()
+def load(path, transformer):
+    """FluxLoraLoaderMixin.load_lora_weights on the file, into `transformer` (see
+    transformer_class). Returns the text-encoder modules PEFT would patch; raises what diffusers
+    raises."""
     te = {}
 
     def load_te(state_dict, **kwargs):
@@ -177,11 +183,17 @@ def measure(path):
                  "load_lora_into_transformer", "_load_norm_into_transformer", "_control_lora_supported_norm_keys"):
         setattr(pipe, name, getattr(mixin, name))
     pipe.load_lora_into_text_encoder = load_te
+    load_weights = getattr(mixin.load_lora_weights, "__wrapped__", None)
+    load_weights(pipe, path) if load_weights else mixin.load_lora_weights(pipe, path)
+    return sorted({k.split(".lora_A.")[0] for k in te})
+
+
+def measure(path):
+    transformer = transformer_class()()
     try:
-        mixin.load_lora_weights.__wrapped__(pipe, path) if hasattr(mixin.load_lora_weights, "__wrapped__") else mixin.load_lora_weights(pipe, path)
+        te_modules = load(path, transformer)
     except Exception as e:  # noqa: BLE001 — the app's own error
         import traceback
         return {"stage": "load", "error": f"{type(e).__name__}: {e}".strip()[:600], "trace": traceback.format_exc()[-1200:]}
     deltas = _bfl_deltas(transformer.applied)
-    return {"stage": "applied", "deltas": deltas,
-            "text_encoder_modules": sorted({k.split(".lora_A.")[0] for k in te})}
+    return {"stage": "applied", "deltas": deltas, "text_encoder_modules": te_modules}

@@ -82,6 +82,22 @@ def probe(path):
     return mod, base, fmt
 
 
+def not_flux(base, fmt_name):
+    return f"identified as a {base.value} LoRA, not FLUX (flux_format_from_state_dict: {fmt_name})"
+
+
+def load(path, base):
+    """LoRALoader._load_model (FLUX branch, LyCORIS format) for the base the probe found: the
+    ModelPatchRaw whose layers the patcher applies. Raises what the loader raises."""
+    import torch
+
+    loader = M.LoRALoader.__new__(M.LoRALoader)
+    loader._model_base = base
+    loader._torch_dtype = torch.float32
+    config = types.SimpleNamespace(path=path, format=M.ModelFormat.LyCORIS, base=base)
+    return loader._load_model(config)
+
+
 def measure(path):
     import torch
 
@@ -91,14 +107,9 @@ def measure(path):
         return {"stage": "probe", "error": f"{type(e).__name__}: {e}"}
     fmt_name = fmt.value if fmt is not None else None
     if base not in (M.BaseModelType.Flux, M.BaseModelType.Flux2):
-        return {"stage": "probe", "format": fmt_name,
-                "error": f"identified as a {base.value} LoRA, not FLUX (flux_format_from_state_dict: {fmt_name})"}
-    loader = M.LoRALoader.__new__(M.LoRALoader)
-    loader._model_base = base
-    loader._torch_dtype = torch.float32
-    config = types.SimpleNamespace(path=path, format=M.ModelFormat.LyCORIS, base=base)
+        return {"stage": "probe", "format": fmt_name, "error": not_flux(base, fmt_name)}
     try:
-        model = loader._load_model(config)
+        model = load(path, base)
     except Exception as e:  # noqa: BLE001 — the app's own error
         return {"stage": "load", "format": fmt_name, "error": f"{type(e).__name__}: {e}".strip()}
     if base == M.BaseModelType.Flux2:
