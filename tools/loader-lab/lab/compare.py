@@ -60,16 +60,17 @@ def _status(app, ref):
     return ("exact" if err <= REL_TOL else "wrong"), err
 
 
-def _rows(t, piece, a, r, rows):
-    for b, e in flux.parts(t, a.shape[0]):
+def _rows(t, piece, a, r, rows, parts):
+    for b, e in parts(t, a.shape[0]):
         st, err = _status(a[b:e], r[b:e])
         if st:
             rows.append({"target": t, "piece": piece, "rows": [b, e], "status": st, "rel_error": err})
 
 
-def classify(app_deltas, ref):
+def classify(app_deltas, ref, parts=flux.parts):
     """Per target and part: exact / missing / wrong (relative error), weight and bias.
-    app_deltas: {target: {"weight": projected delta (rows x 16), "bias": tensor}}."""
+    app_deltas: {target: {"weight": projected delta (rows x 16), "bias": tensor}}; parts(target,
+    rows): the row ranges compared apart (flux.parts for FLUX.1)."""
     rows = []
     for t in sorted(set(ref) | set(app_deltas)):
         r, a = ref.get(t, {}), app_deltas.get(t, {})
@@ -84,5 +85,5 @@ def classify(app_deltas, ref):
             like = rv if rv is not None else av
             rv = rv if rv is not None else torch.zeros_like(like, dtype=torch.float64)
             av = av.double() if av is not None else torch.zeros_like(like, dtype=torch.float64)
-            _rows(t, piece, av, rv, rows)
+            _rows(t, piece, av, rv, rows, parts)
     return rows
