@@ -54,7 +54,7 @@ def main():
             entry["error"] = rec["error"]
         if rec.get("format"):
             entry["format"] = rec["format"]
-        for k in ("family", "detected", "variant"):
+        for k in ("family", "detected", "variant", "tolerance"):
             if k in rec:
                 entry[k] = rec[k]
         if "parts" in rec:

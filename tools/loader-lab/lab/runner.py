@@ -123,7 +123,10 @@ def main():
             rec["format"] = res["format"]
         if res["stage"] == "applied":
             parts = flux.parts if family == "flux1" else (lambda t, rows: flux2.parts(t, rows, family))
-            rec["parts"] = compare.classify(res["deltas"], ref, parts)
+            tol = compare.tolerance(job["path"])
+            rec["parts"] = compare.classify(res["deltas"], ref, parts, tol)
+            if tol != compare.REL_TOL:
+                rec["tolerance"] = tol
             rec["text_encoders"] = te_status(passthrough, res)
         rec["outcome"] = outcome_of(rec) if res["stage"] != "harness-error" else "harness-error"
         if res.get("trace"):
