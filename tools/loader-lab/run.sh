@@ -17,12 +17,14 @@ lv="${1:-$repo/build/lora-verify}"
 py="${LV_PYTHON:-/usr/bin/python3}"
 work="${LV_LAB_WORK:-$(mktemp -d)}"
 [ -n "${LV_LAB_WORK:-}" ] || trap 'rm -rf "$work"' EXIT
-export MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736  # reuse freed memory: far fewer page faults
 
 declare -A dirs=([invokeai]="${LV_INVOKEAI:-}" [comfyui]="${LV_COMFYUI:-}" [diffusers]="${LV_DIFFUSERS:-}" [sd-scripts]="${LV_SDSCRIPTS:-}")
 declare -A runner=([invokeai]=invokeai [comfyui]=comfyui [diffusers]=diffusers [sd-scripts]=sdscripts)
 family="${LV_LAB_FAMILY:-flux1}"
 suffix=""; [ "$family" = flux1 ] || suffix="-$family"
+# FLUX.1: reuse freed memory (far fewer page faults). FLUX.2's dense weights are up to 1.4 GB
+# each: those are better given back to the system when freed (peak ~6 GB instead of ~11 GB).
+[ "$family" != flux1 ] || export MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=68719476736
 apps=()
 for a in invokeai comfyui diffusers sd-scripts; do
   [ -n "${dirs[$a]}" ] || continue
