@@ -622,38 +622,73 @@ constexpr std::string_view kFlux2Doc = "code: flux2-and-variants.md §3";
 constexpr std::array<std::string_view, 2> kAiToolkitOrFal = {"ai-toolkit", "fal-kontext"};
 constexpr std::array<std::string_view, 3> kAnyBflNames = {"kohya", "comfy", "ai-toolkit"};
 
+// diffusers, measured (data/loaders/diffusers-58eb52c0803e-flux2.json): Flux2LoraLoaderMixin on a
+// Flux2Transformer2DModel stand-in of each family (dev, klein 9B, klein 4B).
+constexpr std::string_view kDiffusersF2Data = "measured: data/loaders/diffusers-58eb52c0803e-flux2.json";
+constexpr std::string_view kDiffusersF2LeftOver =
+    "ValueError: `original_state_dict` should be empty at this point but has original_state_dict.keys()=dict_keys("
+    "[<keys>]). — the FLUX.2 non-diffusers converter leaves what it has no row for (DF-2)";
+constexpr std::string_view kDiffusersF2NotLora =
+    "ValueError: Invalid LoRA checkpoint. Make sure all LoRA param names contain `'lora'` substring. — .alpha keys "
+    "reach load_lora_weights unconverted";
 constexpr std::array kDiffusersF2NonDiffusers = {
-    Rule{K::kBlockModule, T::kApplies, "", kFlux2Doc},
-    Rule{K::kTopLevelModule, T::kApplies, "", kFlux2Doc},
-    Rule{K::kFinalLinear, T::kApplies, "", kFlux2Doc},
+    Rule{K::kBlockModule, T::kApplies, "", kDiffusersF2Data},
+    Rule{K::kTopLevelModule, T::kApplies, "", kDiffusersF2Data},
+    Rule{K::kFinalLinear, T::kApplies, "", kDiffusersF2Data},
     Rule{K::kFinalModulation, T::kDropsSilently,
-         "renamed to norm_out.linear without swapping its halves (DF-1): shift and scale are exchanged", kFlux2Doc},
-    Rule{K::kAlphaTensor, T::kRejectsFile, "ValueError: original_state_dict should be empty (DF-2)", kFlux2Doc},
-    Rule{K::kNormScale, T::kRejectsFile, "ValueError: original_state_dict should be empty (DF-2)", kFlux2Doc},
+         "renamed to norm_out.linear without swapping its halves (DF-1): shift and scale are exchanged", kDiffusersF2Data},
+    Rule{K::kAlphaTensor, T::kRejectsFile, kDiffusersF2LeftOver, kDiffusersF2Data},
+    Rule{K::kNormScale, T::kRejectsFile, kDiffusersF2LeftOver, kFlux2Doc},
 };
 constexpr std::string_view kDiffusersF2Df4 = "not converted by the kohya converter, logged as unsupported (DF-4)";
 constexpr std::array kDiffusersF2Kohya = {
-    Rule{K::kBlockModule, T::kApplies, "", kFlux2Doc},
-    Rule{K::kAlphaTensor, T::kApplies, "", kFlux2Doc},
-    Rule{K::kTopLevelModule, T::kApplies, "", kFlux2Doc},
-    Rule{K::kFinalLinear, T::kApplies, "", kFlux2Doc},
-    Rule{K::kGuidanceIn, T::kDropsWithWarning, kDiffusersF2Df4, kFlux2Doc},
-    Rule{K::kSharedModulation, T::kDropsWithWarning, kDiffusersF2Df4, kFlux2Doc},
-    Rule{K::kFinalModulation, T::kDropsWithWarning, kDiffusersF2Df4, kFlux2Doc},
+    Rule{K::kBlockModule, T::kApplies, "", kDiffusersF2Data},
+    Rule{K::kAlphaTensor, T::kApplies, "", kDiffusersF2Data},
+    Rule{K::kTopLevelModule, T::kApplies, "", kDiffusersF2Data},
+    Rule{K::kFinalLinear, T::kApplies, "", kDiffusersF2Data},
+    Rule{K::kGuidanceIn, T::kDropsWithWarning, kDiffusersF2Df4, kDiffusersF2Data},
+    Rule{K::kSharedModulation, T::kDropsWithWarning, kDiffusersF2Df4, kDiffusersF2Data},
+    Rule{K::kFinalModulation, T::kDropsWithWarning, kDiffusersF2Df4, kDiffusersF2Data},
 };
 constexpr std::array kDiffusersF2Native = {
-    Rule{K::kBlockModule, T::kApplies, "", kFlux2Doc},     Rule{K::kTopLevelModule, T::kApplies, "", kFlux2Doc},
-    Rule{K::kFinalLinear, T::kApplies, "", kFlux2Doc},     Rule{K::kFinalModulation, T::kApplies, "", kFlux2Doc},
-    Rule{K::kPartialAttention, T::kApplies, "", kFlux2Doc}, Rule{K::kMetadataAlpha, T::kApplies, "", kFlux2Doc},
+    Rule{K::kBlockModule, T::kApplies, "", kDiffusersF2Data},
+    Rule{K::kTopLevelModule, T::kApplies, "", kDiffusersF2Data},
+    Rule{K::kFinalLinear, T::kApplies, "", kDiffusersF2Data},
+    Rule{K::kFinalModulation, T::kApplies, "", kDiffusersF2Data},
+    Rule{K::kPartialAttention, T::kApplies, "", kDiffusersF2Data},
+    Rule{K::kMetadataAlpha, T::kApplies, "", kDiffusersF2Data},
+    Rule{K::kAlphaTensor, T::kRejectsFile, kDiffusersF2NotLora, kDiffusersF2Data},
+};
+// fal (diffusers names under base_model.model.): the prefix is rewritten to diffusion_model. and the
+// non-diffusers converter runs; it passes block keys already in diffusers naming through, but has
+// no row for diffusers-named top-level modules.
+constexpr std::array kDiffusersF2Fal = {
+    Rule{K::kBlockModule, T::kApplies, "", kDiffusersF2Data},
+    Rule{K::kTopLevelModule, T::kRejectsFile, kDiffusersF2LeftOver, kDiffusersF2Data, 1},
+    Rule{K::kFinalLinear, T::kRejectsFile, kDiffusersF2LeftOver, kDiffusersF2Data, 1},
+    Rule{K::kFinalModulation, T::kRejectsFile, kDiffusersF2LeftOver, kDiffusersF2Data, 1},
+    Rule{K::kAlphaTensor, T::kRejectsFile, kDiffusersF2NotLora, kDiffusersF2Data},
+};
+// Bare BFL names: neither prefix the mixin converts, and no transformer. prefix for the adapter.
+constexpr std::string_view kDiffusersF2NoPrefix =
+    "No LoRA keys associated to Flux2Transformer2DModel found with the prefix='transformer': nothing is applied";
+constexpr std::array kDiffusersF2Bare = {
+    Rule{K::kBlockModule, T::kDropsWithWarning, kDiffusersF2NoPrefix, kDiffusersF2Data},
+    Rule{K::kTopLevelModule, T::kDropsWithWarning, kDiffusersF2NoPrefix, kDiffusersF2Data},
+    Rule{K::kFinalLinear, T::kDropsWithWarning, kDiffusersF2NoPrefix, kDiffusersF2Data},
+    Rule{K::kFinalModulation, T::kDropsWithWarning, kDiffusersF2NoPrefix, kDiffusersF2Data},
+    Rule{K::kAlphaTensor, T::kRejectsFile, kDiffusersF2NotLora, kDiffusersF2Data},
 };
 constexpr std::array kDiffusersF2Styles = {
-    StyleSupport{kAiToolkitOrFal, "", Recognition::kReads, "", kDiffusersF2NonDiffusers, kFlux2Doc},
-    StyleSupport{kKohya, "", Recognition::kReads, "", kDiffusersF2Kohya, kFlux2Doc},
+    StyleSupport{kAiToolkitOrFal, "", Recognition::kReads, "", kDiffusersF2NonDiffusers, kDiffusersF2Data},
+    StyleSupport{kKohya, "", Recognition::kReads, "", kDiffusersF2Kohya, kDiffusersF2Data},
     StyleSupport{kComfy, "", Recognition::kIgnores,
                  "every .lora_down.weight file goes to the kohya converter, which reads only lora_unet_* keys: "
                  "Unsupported keys (DF-3), nothing applied",
-                 {}, kFlux2Doc},
-    StyleSupport{kDiffusers, "", Recognition::kReads, "", kDiffusersF2Native, kFlux2Doc},
+                 {}, kDiffusersF2Data},
+    StyleSupport{kDiffusers, "", Recognition::kReads, "", kDiffusersF2Native, kDiffusersF2Data},
+    StyleSupport{kFal, "", Recognition::kReads, "", kDiffusersF2Fal, kDiffusersF2Data},
+    StyleSupport{kBareBfl, "", Recognition::kReads, "", kDiffusersF2Bare, kDiffusersF2Data},
 };
 constexpr std::array kComfyF2Bfl = {
     Rule{K::kBlockModule, T::kApplies, "", kFlux2Doc},   Rule{K::kTopLevelModule, T::kApplies, "", kFlux2Doc},
@@ -685,7 +720,9 @@ constexpr std::array kProfiles = {
     Profile{"invokeai-5.1", "InvokeAI 5.1.x", "invoke-ai/InvokeAI v5.1.1 (5806a4bc)", "", kInvoke51Styles, {}, kInvoke51Forms,
             "the version of the proj_mlp AssertionError; only block modules in kohya files load", -1, ""},
     Profile{"comfyui", "ComfyUI", "Comfy-Org/ComfyUI a125cd84 (2025-10)", "data/loaders/comfyui-a125cd84b054.json", kComfyStyles, kComfyF2Styles, kComfyForms, "", -1, ""},
-    Profile{"diffusers", "diffusers", "huggingface/diffusers 58eb52c0 (2026-08)", "data/loaders/diffusers-58eb52c0803e.json", kDiffusersStyles, kDiffusersF2Styles, kDiffusersForms,
+    Profile{"diffusers", "diffusers", "huggingface/diffusers 58eb52c0 (2026-08)",
+            "data/loaders/diffusers-58eb52c0803e.json, data/loaders/diffusers-58eb52c0803e-flux2.json", kDiffusersStyles,
+            kDiffusersF2Styles, kDiffusersForms,
             "", -1, ""},
     Profile{"sd-scripts", "sd-scripts", "kohya-ss/sd-scripts 48d368fa (2026-02)", "data/loaders/sd-scripts-48d368fa5577.json", kSdScriptsStyles, {}, kSdScriptsForms,
             "networks/convert_flux_lora.py", -1, ""},
