@@ -620,7 +620,6 @@ constexpr std::array kSdcppForms = {Style::kComfy, Style::kPeft};
 // ---- FLUX.2 (flux2-and-variants.md §3, code reading at the commits named there) ----
 constexpr std::string_view kFlux2Doc = "code: flux2-and-variants.md §3";
 constexpr std::array<std::string_view, 2> kAiToolkitOrFal = {"ai-toolkit", "fal-kontext"};
-constexpr std::array<std::string_view, 3> kAnyBflNames = {"kohya", "comfy", "ai-toolkit"};
 
 // diffusers, measured (data/loaders/diffusers-58eb52c0803e-flux2.json): Flux2LoraLoaderMixin on a
 // Flux2Transformer2DModel stand-in of each family (dev, klein 9B, klein 4B).
@@ -690,28 +689,17 @@ constexpr std::array kDiffusersF2Styles = {
     StyleSupport{kFal, "", Recognition::kReads, "", kDiffusersF2Fal, kDiffusersF2Data},
     StyleSupport{kBareBfl, "", Recognition::kReads, "", kDiffusersF2Bare, kDiffusersF2Data},
 };
-constexpr std::array kComfyF2Bfl = {
-    Rule{K::kBlockModule, T::kApplies, "", kFlux2Doc},   Rule{K::kTopLevelModule, T::kApplies, "", kFlux2Doc},
-    Rule{K::kFinalLinear, T::kApplies, "", kFlux2Doc},   Rule{K::kFinalModulation, T::kApplies, "", kFlux2Doc},
-    Rule{K::kAlphaTensor, T::kApplies, "", kFlux2Doc},
-};
-constexpr std::string_view kComfyF2Cf1 = "lora key not loaded: the diffusers map has only FLUX.1's top-level names (CF-1)";
-constexpr std::array kComfyF2Diffusers = {
-    Rule{K::kBlockModule, T::kApplies, "", kFlux2Doc},
-    Rule{K::kPartialAttention, T::kApplies, "", kFlux2Doc},
-    Rule{K::kTopLevelModule, T::kApplies, "", kFlux2Doc},
-    Rule{K::kFinalLinear, T::kApplies, "", kFlux2Doc},
-    Rule{K::kFinalModulation, T::kApplies, "", kFlux2Doc},
-    Rule{K::kTimeEmbedder, T::kDropsWithWarning, kComfyF2Cf1, kFlux2Doc},
-    Rule{K::kGuidanceIn, T::kDropsWithWarning, kComfyF2Cf1, kFlux2Doc},
-    Rule{K::kSharedModulation, T::kDropsWithWarning, kComfyF2Cf1, kFlux2Doc},
-    Rule{K::kAlphaTensor, T::kApplies, "", kFlux2Doc},
-    Rule{K::kMetadataAlpha, T::kDropsSilently, kComfyNoMetadata, kComfyCode},
-};
+// ComfyUI a125cd84 predates FLUX.2 (measured, data/loaders/comfyui-a125cd84b054-flux2.json): the
+// steps of comfy.sd.load_diffusion_model_state_dict on a FLUX.2 stand-in of each family detect
+// FLUX.1 (Flux for dev, FluxSchnell for klein: no vector_in, no guidance_in) and fail to build the
+// model, so no FLUX.2 LoRA reaches the LoRA code. (What later ComfyUI commits do with FLUX.2 keys
+// is code reading only: flux2-and-variants.md §3.2.)
+constexpr std::array<std::string_view, 6> kFlux2Styles = {"kohya", "comfy", "ai-toolkit", "bfl", "diffusers", "fal"};
 constexpr std::array kComfyF2Styles = {
-    StyleSupport{kAnyBflNames, "", Recognition::kReads, "", kComfyF2Bfl, kFlux2Doc},
-    StyleSupport{kBareBfl, "", Recognition::kReads, "", kComfyF2Bfl, kFlux2Doc},
-    StyleSupport{kDiffusers, "", Recognition::kReads, "", kComfyF2Diffusers, kFlux2Doc},
+    StyleSupport{kFlux2Styles, "", Recognition::kRejects,
+                 "TypeError: FluxParams.__init__() missing 1 required positional argument: 'vec_in_dim' — ComfyUI "
+                 "a125cd84 takes a FLUX.2 checkpoint for FLUX.1 and cannot build the model: no FLUX.2 LoRA applies",
+                 {}, "measured: data/loaders/comfyui-a125cd84b054-flux2.json"},
 };
 
 constexpr std::array kProfiles = {
@@ -719,7 +707,9 @@ constexpr std::array kProfiles = {
             "reads diffusion_model. + lora_A/lora_B (no .alpha) completely, top-level modules included", -1, ""},
     Profile{"invokeai-5.1", "InvokeAI 5.1.x", "invoke-ai/InvokeAI v5.1.1 (5806a4bc)", "", kInvoke51Styles, {}, kInvoke51Forms,
             "the version of the proj_mlp AssertionError; only block modules in kohya files load", -1, ""},
-    Profile{"comfyui", "ComfyUI", "Comfy-Org/ComfyUI a125cd84 (2025-10)", "data/loaders/comfyui-a125cd84b054.json", kComfyStyles, kComfyF2Styles, kComfyForms, "", -1, ""},
+    Profile{"comfyui", "ComfyUI", "Comfy-Org/ComfyUI a125cd84 (2025-10)",
+            "data/loaders/comfyui-a125cd84b054.json, data/loaders/comfyui-a125cd84b054-flux2.json", kComfyStyles,
+            kComfyF2Styles, kComfyForms, "", -1, ""},
     Profile{"diffusers", "diffusers", "huggingface/diffusers 58eb52c0 (2026-08)",
             "data/loaders/diffusers-58eb52c0803e.json, data/loaders/diffusers-58eb52c0803e-flux2.json", kDiffusersStyles,
             kDiffusersF2Styles, kDiffusersForms,
