@@ -220,6 +220,51 @@ constexpr std::array kInvokeStyles = {
     StyleSupport{kLycoris, "", Recognition::kRejects, kInvokeProbe, {}, kInvokeCode},
 };
 constexpr std::array kInvokeForms = {Style::kPeft};
+// FLUX.2 (data/loaders/invokeai-8e71a8a51939-flux2.json): the probe must take the file for a FLUX.2
+// LoRA (base flux2; the FLUX.2 graphs take no other), then the loader's FLUX.2 branch and what the
+// FLUX.2 denoise invocation applies (BFL keys renamed to Flux2Transformer2DModel modules).
+constexpr std::string_view kInvokeF2Data = "measured: data/loaders/invokeai-8e71a8a51939-flux2.json";
+constexpr std::string_view kInvokeF2NoModule =
+    "Failed to find module for LoRA layer key: <key> — the FLUX.2 BFL-to-diffusers renames have no row for it "
+    "(INV-4): not applied";
+constexpr std::array kInvokeF2AiToolkit = {
+    Rule{K::kBlockModule, T::kApplies, "", kInvokeF2Data},
+    Rule{K::kTopLevelModule, T::kApplies, "", kInvokeF2Data},
+    Rule{K::kFinalLinear, T::kApplies, "", kInvokeF2Data},
+    Rule{K::kGuidanceIn, T::kDropsWithWarning, kInvokeF2NoModule, kInvokeF2Data},
+    Rule{K::kFinalModulation, T::kDropsWithWarning, kInvokeF2NoModule, kInvokeF2Data},
+    Rule{K::kAlphaTensor, T::kRejectsFile, kInvokeGrouping, kInvokeF2Data},
+};
+constexpr std::array kInvokeF2Kohya = {
+    Rule{K::kBlockModule, T::kApplies, "", kInvokeF2Data},
+    Rule{K::kAlphaTensor, T::kApplies, "", kInvokeF2Data},
+    Rule{K::kTopLevelModule, T::kRejectsFile, kInvokeProbe, kInvokeF2Data, 2},
+};
+// diffusers names (transformer. or base_model.model.): the probe's FLUX.2 diffusers detector wants
+// every key to be a LoRA weight and a FLUX.2-only module (to_qkv_mlp_proj, ff.linear_in or
+// ff_context.linear_in); a file whose block deltas are all attention has none (code reading).
+constexpr std::array kInvokeF2Diffusers = {
+    Rule{K::kBlockModule, T::kApplies, "", kInvokeF2Data},
+    Rule{K::kPartialAttention, T::kApplies, "", kInvokeF2Data},
+    Rule{K::kTopLevelModule, T::kApplies, "", kInvokeF2Data},
+    Rule{K::kFinalLinear, T::kApplies, "", kInvokeF2Data},
+    Rule{K::kFinalModulation, T::kApplies, "", kInvokeF2Data},
+    Rule{K::kMetadataAlpha, T::kDropsSilently,
+         "lora_adapter_metadata is not read: every module is applied at scale 1", kInvokeF2Data},
+    Rule{K::kAlphaTensor, T::kRejectsFile, kInvokeProbe, kInvokeF2Data, 2},
+};
+constexpr std::array kInvokeF2Styles = {
+    StyleSupport{kAiToolkit, kNoBlockModules, Recognition::kRejects, kInvokeProbe, {}, kInvokeF2Data},
+    StyleSupport{kAiToolkit, kTopLevelSingleSuffix, Recognition::kRejects, kInvokeUnpack, {}, kInvokeF2Data},
+    StyleSupport{kAiToolkit, kForeignMetadata, Recognition::kReads, "", kInvokeF2AiToolkit, kInvokeF2Data},
+    StyleSupport{kKohya, kNoBlockModules, Recognition::kRejects, kInvokeProbe, {}, kInvokeF2Data},
+    StyleSupport{kKohya, "", Recognition::kReads, "", kInvokeF2Kohya, kInvokeF2Data},
+    StyleSupport{kComfy, "", Recognition::kRejects, kInvokeHeuristics, {}, kInvokeF2Data},
+    StyleSupport{kBareBfl, "", Recognition::kRejects, kInvokeProbe, {}, kInvokeF2Data},
+    StyleSupport{kDiffusersOrFal, kNoBlockModules, Recognition::kRejects, kInvokeProbe, {}, kInvokeF2Data},
+    StyleSupport{kDiffusersOrFal, kNonAttentionBlockModules, Recognition::kReads, "", kInvokeF2Diffusers, kInvokeF2Data},
+    StyleSupport{kDiffusersOrFal, "", Recognition::kRejects, kInvokeProbe, {}, kInvokeCode},
+};
 
 // ---- InvokeAI 5.1.1 ----
 constexpr std::string_view kInvoke51Unknown = "Unknown LoRA type: <path> (the file is not recognised as FLUX; install fails)";
@@ -703,7 +748,9 @@ constexpr std::array kComfyF2Styles = {
 };
 
 constexpr std::array kProfiles = {
-    Profile{"invokeai", "InvokeAI (current)", "invoke-ai/InvokeAI 8e71a8a5 (2026-08)", "data/loaders/invokeai-8e71a8a51939.json", kInvokeStyles, {}, kInvokeForms,
+    Profile{"invokeai", "InvokeAI (current)", "invoke-ai/InvokeAI 8e71a8a5 (2026-08)",
+            "data/loaders/invokeai-8e71a8a51939.json, data/loaders/invokeai-8e71a8a51939-flux2.json", kInvokeStyles,
+            kInvokeF2Styles, kInvokeForms,
             "reads diffusion_model. + lora_A/lora_B (no .alpha) completely, top-level modules included", -1, ""},
     Profile{"invokeai-5.1", "InvokeAI 5.1.x", "invoke-ai/InvokeAI v5.1.1 (5806a4bc)", "", kInvoke51Styles, {}, kInvoke51Forms,
             "the version of the proj_mlp AssertionError; only block modules in kohya files load", -1, ""},
