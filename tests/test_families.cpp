@@ -385,8 +385,15 @@ TEST(Families, LoaderVerdictsOnFlux2OutputsUseTheFlux2Facts) {
       EXPECT_NE(l.input.message.find("final_layer.adaLN_modulation.1"), std::string::npos) << l.input.message;
       EXPECT_EQ(l.output->outcome, "drops") << l.output->message;  // DF-4: kohya converter lacks rows
     } else if (l.loader == "comfyui") {
-      EXPECT_EQ(l.output->outcome, "loads") << l.output->message;
-    } else if (l.loader == "sd-scripts" || l.loader == "invokeai" || l.loader == "forge") {
+      // Measured (data/loaders/comfyui-a125cd84b054-flux2.json): ComfyUI a125cd84 takes a FLUX.2
+      // checkpoint for FLUX.1 and cannot build the model.
+      EXPECT_EQ(l.output->outcome, "rejects") << l.output->message;
+      EXPECT_NE(l.output->message.find("vec_in_dim"), std::string::npos) << l.output->message;
+    } else if (l.loader == "invokeai") {
+      // Measured: InvokeAI's install probe takes no kohya FLUX.2 file with top-level modules.
+      EXPECT_EQ(l.output->outcome, "rejects") << l.output->message;
+      EXPECT_NE(l.output->message.find("NotAMatchError"), std::string::npos) << l.output->message;
+    } else if (l.loader == "sd-scripts" || l.loader == "forge") {
       EXPECT_EQ(l.output->outcome, "unknown") << l.loader << ": " << l.output->message;
       EXPECT_NE(l.output->message.find("FLUX.2"), std::string::npos) << l.output->message;
     }

@@ -145,9 +145,12 @@ struct Tally {
 
 // "ai-toolkit [metadata-…]": the first style entry of the profile holding the rule.
 std::string style_of(const loaders::Profile& p, const loaders::Rule* r) {
-  for (const auto& s : p.styles)
-    for (const auto& rule : s.rules)
-      if (&rule == r) return std::string(s.dialects.empty() ? "" : s.dialects[0]) + (s.condition.empty() ? "" : " [" + std::string(s.condition) + "]");
+  for (auto list : {p.styles, p.flux2_styles})
+    for (const auto& s : list)
+      for (const auto& rule : s.rules)
+        if (&rule == r)
+          return std::string(s.dialects.empty() ? "" : s.dialects[0]) + (list.data() == p.flux2_styles.data() ? " FLUX.2" : "") +
+                 (s.condition.empty() ? "" : " [" + std::string(s.condition) + "]");
   return "?";
 }
 
@@ -276,7 +279,11 @@ TEST(LoaderMeasurements, ProfilesEqualWhatTheAppsDid) {
   // it: reports tell measured verdicts from code reading.
   for (const auto& s : stale) ADD_FAILURE() << "exercised by a measured file but its source is not the measurement: " << s;
   for (const auto& p : loaders::profiles()) {
-    for (const auto& st : p.styles) {
+    std::vector<const loaders::StyleSupport*> entries;
+    for (const auto& st : p.styles) entries.push_back(&st);
+    for (const auto& st : p.flux2_styles) entries.push_back(&st);
+    for (const loaders::StyleSupport* e : entries) {
+      const loaders::StyleSupport& st = *e;
       const bool data = std::string_view(st.source).find("data/loaders/") != std::string_view::npos;
       if (data && !exercised.count(&st))
         ADD_FAILURE() << p.name << ": style " << (st.dialects.empty() ? "" : st.dialects[0]) << " [" << st.condition

@@ -220,6 +220,51 @@ constexpr std::array kInvokeStyles = {
     StyleSupport{kLycoris, "", Recognition::kRejects, kInvokeProbe, {}, kInvokeCode},
 };
 constexpr std::array kInvokeForms = {Style::kPeft};
+// FLUX.2 (data/loaders/invokeai-8e71a8a51939-flux2.json): the probe must take the file for a FLUX.2
+// LoRA (base flux2; the FLUX.2 graphs take no other), then the loader's FLUX.2 branch and what the
+// FLUX.2 denoise invocation applies (BFL keys renamed to Flux2Transformer2DModel modules).
+constexpr std::string_view kInvokeF2Data = "measured: data/loaders/invokeai-8e71a8a51939-flux2.json";
+constexpr std::string_view kInvokeF2NoModule =
+    "Failed to find module for LoRA layer key: <key> — the FLUX.2 BFL-to-diffusers renames have no row for it "
+    "(INV-4): not applied";
+constexpr std::array kInvokeF2AiToolkit = {
+    Rule{K::kBlockModule, T::kApplies, "", kInvokeF2Data},
+    Rule{K::kTopLevelModule, T::kApplies, "", kInvokeF2Data},
+    Rule{K::kFinalLinear, T::kApplies, "", kInvokeF2Data},
+    Rule{K::kGuidanceIn, T::kDropsWithWarning, kInvokeF2NoModule, kInvokeF2Data},
+    Rule{K::kFinalModulation, T::kDropsWithWarning, kInvokeF2NoModule, kInvokeF2Data},
+    Rule{K::kAlphaTensor, T::kRejectsFile, kInvokeGrouping, kInvokeF2Data},
+};
+constexpr std::array kInvokeF2Kohya = {
+    Rule{K::kBlockModule, T::kApplies, "", kInvokeF2Data},
+    Rule{K::kAlphaTensor, T::kApplies, "", kInvokeF2Data},
+    Rule{K::kTopLevelModule, T::kRejectsFile, kInvokeProbe, kInvokeF2Data, 2},
+};
+// diffusers names (transformer. or base_model.model.): the probe's FLUX.2 diffusers detector wants
+// every key to be a LoRA weight and a FLUX.2-only module (to_qkv_mlp_proj, ff.linear_in or
+// ff_context.linear_in); a file whose block deltas are all attention has none (code reading).
+constexpr std::array kInvokeF2Diffusers = {
+    Rule{K::kBlockModule, T::kApplies, "", kInvokeF2Data},
+    Rule{K::kPartialAttention, T::kApplies, "", kInvokeF2Data},
+    Rule{K::kTopLevelModule, T::kApplies, "", kInvokeF2Data},
+    Rule{K::kFinalLinear, T::kApplies, "", kInvokeF2Data},
+    Rule{K::kFinalModulation, T::kApplies, "", kInvokeF2Data},
+    Rule{K::kMetadataAlpha, T::kDropsSilently,
+         "lora_adapter_metadata is not read: every module is applied at scale 1", kInvokeF2Data},
+    Rule{K::kAlphaTensor, T::kRejectsFile, kInvokeProbe, kInvokeF2Data, 2},
+};
+constexpr std::array kInvokeF2Styles = {
+    StyleSupport{kAiToolkit, kNoBlockModules, Recognition::kRejects, kInvokeProbe, {}, kInvokeF2Data},
+    StyleSupport{kAiToolkit, kTopLevelSingleSuffix, Recognition::kRejects, kInvokeUnpack, {}, kInvokeF2Data},
+    StyleSupport{kAiToolkit, kForeignMetadata, Recognition::kReads, "", kInvokeF2AiToolkit, kInvokeF2Data},
+    StyleSupport{kKohya, kNoBlockModules, Recognition::kRejects, kInvokeProbe, {}, kInvokeF2Data},
+    StyleSupport{kKohya, "", Recognition::kReads, "", kInvokeF2Kohya, kInvokeF2Data},
+    StyleSupport{kComfy, "", Recognition::kRejects, kInvokeHeuristics, {}, kInvokeF2Data},
+    StyleSupport{kBareBfl, "", Recognition::kRejects, kInvokeProbe, {}, kInvokeF2Data},
+    StyleSupport{kDiffusersOrFal, kNoBlockModules, Recognition::kRejects, kInvokeProbe, {}, kInvokeF2Data},
+    StyleSupport{kDiffusersOrFal, kNonAttentionBlockModules, Recognition::kReads, "", kInvokeF2Diffusers, kInvokeF2Data},
+    StyleSupport{kDiffusersOrFal, "", Recognition::kRejects, kInvokeProbe, {}, kInvokeCode},
+};
 
 // ---- InvokeAI 5.1.1 ----
 constexpr std::string_view kInvoke51Unknown = "Unknown LoRA type: <path> (the file is not recognised as FLUX; install fails)";
@@ -620,72 +665,101 @@ constexpr std::array kSdcppForms = {Style::kComfy, Style::kPeft};
 // ---- FLUX.2 (flux2-and-variants.md §3, code reading at the commits named there) ----
 constexpr std::string_view kFlux2Doc = "code: flux2-and-variants.md §3";
 constexpr std::array<std::string_view, 2> kAiToolkitOrFal = {"ai-toolkit", "fal-kontext"};
-constexpr std::array<std::string_view, 3> kAnyBflNames = {"kohya", "comfy", "ai-toolkit"};
 
+// diffusers, measured (data/loaders/diffusers-58eb52c0803e-flux2.json): Flux2LoraLoaderMixin on a
+// Flux2Transformer2DModel stand-in of each family (dev, klein 9B, klein 4B).
+constexpr std::string_view kDiffusersF2Data = "measured: data/loaders/diffusers-58eb52c0803e-flux2.json";
+constexpr std::string_view kDiffusersF2LeftOver =
+    "ValueError: `original_state_dict` should be empty at this point but has original_state_dict.keys()=dict_keys("
+    "[<keys>]). — the FLUX.2 non-diffusers converter leaves what it has no row for (DF-2)";
+constexpr std::string_view kDiffusersF2NotLora =
+    "ValueError: Invalid LoRA checkpoint. Make sure all LoRA param names contain `'lora'` substring. — .alpha keys "
+    "reach load_lora_weights unconverted";
 constexpr std::array kDiffusersF2NonDiffusers = {
-    Rule{K::kBlockModule, T::kApplies, "", kFlux2Doc},
-    Rule{K::kTopLevelModule, T::kApplies, "", kFlux2Doc},
-    Rule{K::kFinalLinear, T::kApplies, "", kFlux2Doc},
+    Rule{K::kBlockModule, T::kApplies, "", kDiffusersF2Data},
+    Rule{K::kTopLevelModule, T::kApplies, "", kDiffusersF2Data},
+    Rule{K::kFinalLinear, T::kApplies, "", kDiffusersF2Data},
     Rule{K::kFinalModulation, T::kDropsSilently,
-         "renamed to norm_out.linear without swapping its halves (DF-1): shift and scale are exchanged", kFlux2Doc},
-    Rule{K::kAlphaTensor, T::kRejectsFile, "ValueError: original_state_dict should be empty (DF-2)", kFlux2Doc},
-    Rule{K::kNormScale, T::kRejectsFile, "ValueError: original_state_dict should be empty (DF-2)", kFlux2Doc},
+         "renamed to norm_out.linear without swapping its halves (DF-1): shift and scale are exchanged", kDiffusersF2Data},
+    Rule{K::kAlphaTensor, T::kRejectsFile, kDiffusersF2LeftOver, kDiffusersF2Data},
+    Rule{K::kNormScale, T::kRejectsFile, kDiffusersF2LeftOver, kFlux2Doc},
 };
 constexpr std::string_view kDiffusersF2Df4 = "not converted by the kohya converter, logged as unsupported (DF-4)";
 constexpr std::array kDiffusersF2Kohya = {
-    Rule{K::kBlockModule, T::kApplies, "", kFlux2Doc},
-    Rule{K::kAlphaTensor, T::kApplies, "", kFlux2Doc},
-    Rule{K::kTopLevelModule, T::kApplies, "", kFlux2Doc},
-    Rule{K::kFinalLinear, T::kApplies, "", kFlux2Doc},
-    Rule{K::kGuidanceIn, T::kDropsWithWarning, kDiffusersF2Df4, kFlux2Doc},
-    Rule{K::kSharedModulation, T::kDropsWithWarning, kDiffusersF2Df4, kFlux2Doc},
-    Rule{K::kFinalModulation, T::kDropsWithWarning, kDiffusersF2Df4, kFlux2Doc},
+    Rule{K::kBlockModule, T::kApplies, "", kDiffusersF2Data},
+    Rule{K::kAlphaTensor, T::kApplies, "", kDiffusersF2Data},
+    Rule{K::kTopLevelModule, T::kApplies, "", kDiffusersF2Data},
+    Rule{K::kFinalLinear, T::kApplies, "", kDiffusersF2Data},
+    Rule{K::kGuidanceIn, T::kDropsWithWarning, kDiffusersF2Df4, kDiffusersF2Data},
+    Rule{K::kSharedModulation, T::kDropsWithWarning, kDiffusersF2Df4, kDiffusersF2Data},
+    Rule{K::kFinalModulation, T::kDropsWithWarning, kDiffusersF2Df4, kDiffusersF2Data},
 };
 constexpr std::array kDiffusersF2Native = {
-    Rule{K::kBlockModule, T::kApplies, "", kFlux2Doc},     Rule{K::kTopLevelModule, T::kApplies, "", kFlux2Doc},
-    Rule{K::kFinalLinear, T::kApplies, "", kFlux2Doc},     Rule{K::kFinalModulation, T::kApplies, "", kFlux2Doc},
-    Rule{K::kPartialAttention, T::kApplies, "", kFlux2Doc}, Rule{K::kMetadataAlpha, T::kApplies, "", kFlux2Doc},
+    Rule{K::kBlockModule, T::kApplies, "", kDiffusersF2Data},
+    Rule{K::kTopLevelModule, T::kApplies, "", kDiffusersF2Data},
+    Rule{K::kFinalLinear, T::kApplies, "", kDiffusersF2Data},
+    Rule{K::kFinalModulation, T::kApplies, "", kDiffusersF2Data},
+    Rule{K::kPartialAttention, T::kApplies, "", kDiffusersF2Data},
+    Rule{K::kMetadataAlpha, T::kApplies, "", kDiffusersF2Data},
+    Rule{K::kAlphaTensor, T::kRejectsFile, kDiffusersF2NotLora, kDiffusersF2Data},
+};
+// fal (diffusers names under base_model.model.): the prefix is rewritten to diffusion_model. and the
+// non-diffusers converter runs; it passes block keys already in diffusers naming through, but has
+// no row for diffusers-named top-level modules.
+constexpr std::array kDiffusersF2Fal = {
+    Rule{K::kBlockModule, T::kApplies, "", kDiffusersF2Data},
+    Rule{K::kTopLevelModule, T::kRejectsFile, kDiffusersF2LeftOver, kDiffusersF2Data, 1},
+    Rule{K::kFinalLinear, T::kRejectsFile, kDiffusersF2LeftOver, kDiffusersF2Data, 1},
+    Rule{K::kFinalModulation, T::kRejectsFile, kDiffusersF2LeftOver, kDiffusersF2Data, 1},
+    Rule{K::kAlphaTensor, T::kRejectsFile, kDiffusersF2NotLora, kDiffusersF2Data},
+};
+// Bare BFL names: neither prefix the mixin converts, and no transformer. prefix for the adapter.
+constexpr std::string_view kDiffusersF2NoPrefix =
+    "No LoRA keys associated to Flux2Transformer2DModel found with the prefix='transformer': nothing is applied";
+constexpr std::array kDiffusersF2Bare = {
+    Rule{K::kBlockModule, T::kDropsWithWarning, kDiffusersF2NoPrefix, kDiffusersF2Data},
+    Rule{K::kTopLevelModule, T::kDropsWithWarning, kDiffusersF2NoPrefix, kDiffusersF2Data},
+    Rule{K::kFinalLinear, T::kDropsWithWarning, kDiffusersF2NoPrefix, kDiffusersF2Data},
+    Rule{K::kFinalModulation, T::kDropsWithWarning, kDiffusersF2NoPrefix, kDiffusersF2Data},
+    Rule{K::kAlphaTensor, T::kRejectsFile, kDiffusersF2NotLora, kDiffusersF2Data},
 };
 constexpr std::array kDiffusersF2Styles = {
-    StyleSupport{kAiToolkitOrFal, "", Recognition::kReads, "", kDiffusersF2NonDiffusers, kFlux2Doc},
-    StyleSupport{kKohya, "", Recognition::kReads, "", kDiffusersF2Kohya, kFlux2Doc},
+    StyleSupport{kAiToolkitOrFal, "", Recognition::kReads, "", kDiffusersF2NonDiffusers, kDiffusersF2Data},
+    StyleSupport{kKohya, "", Recognition::kReads, "", kDiffusersF2Kohya, kDiffusersF2Data},
     StyleSupport{kComfy, "", Recognition::kIgnores,
                  "every .lora_down.weight file goes to the kohya converter, which reads only lora_unet_* keys: "
                  "Unsupported keys (DF-3), nothing applied",
-                 {}, kFlux2Doc},
-    StyleSupport{kDiffusers, "", Recognition::kReads, "", kDiffusersF2Native, kFlux2Doc},
+                 {}, kDiffusersF2Data},
+    StyleSupport{kDiffusers, "", Recognition::kReads, "", kDiffusersF2Native, kDiffusersF2Data},
+    StyleSupport{kFal, "", Recognition::kReads, "", kDiffusersF2Fal, kDiffusersF2Data},
+    StyleSupport{kBareBfl, "", Recognition::kReads, "", kDiffusersF2Bare, kDiffusersF2Data},
 };
-constexpr std::array kComfyF2Bfl = {
-    Rule{K::kBlockModule, T::kApplies, "", kFlux2Doc},   Rule{K::kTopLevelModule, T::kApplies, "", kFlux2Doc},
-    Rule{K::kFinalLinear, T::kApplies, "", kFlux2Doc},   Rule{K::kFinalModulation, T::kApplies, "", kFlux2Doc},
-    Rule{K::kAlphaTensor, T::kApplies, "", kFlux2Doc},
-};
-constexpr std::string_view kComfyF2Cf1 = "lora key not loaded: the diffusers map has only FLUX.1's top-level names (CF-1)";
-constexpr std::array kComfyF2Diffusers = {
-    Rule{K::kBlockModule, T::kApplies, "", kFlux2Doc},
-    Rule{K::kPartialAttention, T::kApplies, "", kFlux2Doc},
-    Rule{K::kTopLevelModule, T::kApplies, "", kFlux2Doc},
-    Rule{K::kFinalLinear, T::kApplies, "", kFlux2Doc},
-    Rule{K::kFinalModulation, T::kApplies, "", kFlux2Doc},
-    Rule{K::kTimeEmbedder, T::kDropsWithWarning, kComfyF2Cf1, kFlux2Doc},
-    Rule{K::kGuidanceIn, T::kDropsWithWarning, kComfyF2Cf1, kFlux2Doc},
-    Rule{K::kSharedModulation, T::kDropsWithWarning, kComfyF2Cf1, kFlux2Doc},
-    Rule{K::kAlphaTensor, T::kApplies, "", kFlux2Doc},
-    Rule{K::kMetadataAlpha, T::kDropsSilently, kComfyNoMetadata, kComfyCode},
-};
+// ComfyUI a125cd84 predates FLUX.2 (measured, data/loaders/comfyui-a125cd84b054-flux2.json): the
+// steps of comfy.sd.load_diffusion_model_state_dict on a FLUX.2 stand-in of each family detect
+// FLUX.1 (Flux for dev, FluxSchnell for klein: no vector_in, no guidance_in) and fail to build the
+// model, so no FLUX.2 LoRA reaches the LoRA code. (What later ComfyUI commits do with FLUX.2 keys
+// is code reading only: flux2-and-variants.md §3.2.)
+constexpr std::array<std::string_view, 6> kFlux2Styles = {"kohya", "comfy", "ai-toolkit", "bfl", "diffusers", "fal"};
 constexpr std::array kComfyF2Styles = {
-    StyleSupport{kAnyBflNames, "", Recognition::kReads, "", kComfyF2Bfl, kFlux2Doc},
-    StyleSupport{kBareBfl, "", Recognition::kReads, "", kComfyF2Bfl, kFlux2Doc},
-    StyleSupport{kDiffusers, "", Recognition::kReads, "", kComfyF2Diffusers, kFlux2Doc},
+    StyleSupport{kFlux2Styles, "", Recognition::kRejects,
+                 "TypeError: FluxParams.__init__() missing 1 required positional argument: 'vec_in_dim' — ComfyUI "
+                 "a125cd84 takes a FLUX.2 checkpoint for FLUX.1 and cannot build the model: no FLUX.2 LoRA applies",
+                 {}, "measured: data/loaders/comfyui-a125cd84b054-flux2.json"},
 };
 
 constexpr std::array kProfiles = {
-    Profile{"invokeai", "InvokeAI (current)", "invoke-ai/InvokeAI 8e71a8a5 (2026-08)", "data/loaders/invokeai-8e71a8a51939.json", kInvokeStyles, {}, kInvokeForms,
+    Profile{"invokeai", "InvokeAI (current)", "invoke-ai/InvokeAI 8e71a8a5 (2026-08)",
+            "data/loaders/invokeai-8e71a8a51939.json, data/loaders/invokeai-8e71a8a51939-flux2.json", kInvokeStyles,
+            kInvokeF2Styles, kInvokeForms,
             "reads diffusion_model. + lora_A/lora_B (no .alpha) completely, top-level modules included", -1, ""},
     Profile{"invokeai-5.1", "InvokeAI 5.1.x", "invoke-ai/InvokeAI v5.1.1 (5806a4bc)", "", kInvoke51Styles, {}, kInvoke51Forms,
             "the version of the proj_mlp AssertionError; only block modules in kohya files load", -1, ""},
-    Profile{"comfyui", "ComfyUI", "Comfy-Org/ComfyUI a125cd84 (2025-10)", "data/loaders/comfyui-a125cd84b054.json", kComfyStyles, kComfyF2Styles, kComfyForms, "", -1, ""},
-    Profile{"diffusers", "diffusers", "huggingface/diffusers 58eb52c0 (2026-08)", "data/loaders/diffusers-58eb52c0803e.json", kDiffusersStyles, kDiffusersF2Styles, kDiffusersForms,
+    Profile{"comfyui", "ComfyUI", "Comfy-Org/ComfyUI a125cd84 (2025-10)",
+            "data/loaders/comfyui-a125cd84b054.json, data/loaders/comfyui-a125cd84b054-flux2.json", kComfyStyles,
+            kComfyF2Styles, kComfyForms, "", -1, ""},
+    Profile{"diffusers", "diffusers", "huggingface/diffusers 58eb52c0 (2026-08)",
+            "data/loaders/diffusers-58eb52c0803e.json, data/loaders/diffusers-58eb52c0803e-flux2.json", kDiffusersStyles,
+            kDiffusersF2Styles, kDiffusersForms,
             "", -1, ""},
     Profile{"sd-scripts", "sd-scripts", "kohya-ss/sd-scripts 48d368fa (2026-02)", "data/loaders/sd-scripts-48d368fa5577.json", kSdScriptsStyles, {}, kSdScriptsForms,
             "networks/convert_flux_lora.py", -1, ""},

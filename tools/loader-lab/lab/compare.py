@@ -6,10 +6,14 @@ two deltas that differ by more than rounding differ in the projection as well, w
 building the reference's dense matrices."""
 import torch
 
-from . import flux
+from . import flux, safetensors_io
 from .safetensors_io import load_file
 
 REL_TOL = 1e-4  # F32 sources; anything above is a different delta, not rounding
+# 16-bit sources (the corpus writes FLUX.2 in BF16 only): an app that scales the factors in the
+# file's dtype (diffusers' kohya converter folds alpha/rank into A and B) rounds each element by
+# up to 2^-8 (BF16); a missing scale, a swap or a dropped part is off by far more.
+REL_TOL_16BIT = 1e-2
 _PROBES = 16
 _X = {}
 
@@ -47,7 +51,14 @@ def reference(path):
     return out, passthrough
 
 
-def _status(app, ref):
+def tolerance(path):
+    """REL_TOL_16BIT when some factor of the file is BF16 or F16, else REL_TOL."""
+    header, _ = safetensors_io._read(path)
+    wide = {v["dtype"] for k, v in header.items() if k != "__metadata__" and not k.endswith(".alpha")}
+    return REL_TOL_16BIT if wide & {"BF16", "F16"} else REL_TOL
+
+
+def _status(app, ref, tol):
     ref_n = float(ref.norm())
     app_n = float(app.norm())
     if ref_n == 0 and app_n == 0:
@@ -57,19 +68,20 @@ def _status(app, ref):
     if app_n == 0:
         return "missing", 1.0
     err = float((app - ref).norm()) / ref_n
-    return ("exact" if err <= REL_TOL else "wrong"), err
+    return ("exact" if err <= tol else "wrong"), err
 
 
-def _rows(t, piece, a, r, rows):
-    for b, e in flux.parts(t, a.shape[0]):
-        st, err = _status(a[b:e], r[b:e])
+def _rows(t, piece, a, r, rows, parts, tol):
+    for b, e in parts(t, a.shape[0]):
+        st, err = _status(a[b:e], r[b:e], tol)
         if st:
             rows.append({"target": t, "piece": piece, "rows": [b, e], "status": st, "rel_error": err})
 
 
-def classify(app_deltas, ref):
+def classify(app_deltas, ref, parts=flux.parts, tol=REL_TOL):
     """Per target and part: exact / missing / wrong (relative error), weight and bias.
-    app_deltas: {target: {"weight": projected delta (rows x 16), "bias": tensor}}."""
+    app_deltas: {target: {"weight": projected delta (rows x 16), "bias": tensor}}; parts(target,
+    rows): the row ranges compared apart (flux.parts for FLUX.1)."""
     rows = []
     for t in sorted(set(ref) | set(app_deltas)):
         r, a = ref.get(t, {}), app_deltas.get(t, {})
@@ -84,5 +96,5 @@ def classify(app_deltas, ref):
             like = rv if rv is not None else av
             rv = rv if rv is not None else torch.zeros_like(like, dtype=torch.float64)
             av = av.double() if av is not None else torch.zeros_like(like, dtype=torch.float64)
-            _rows(t, piece, av, rv, rows)
+            _rows(t, piece, av, rv, rows, parts, tol)
     return rows

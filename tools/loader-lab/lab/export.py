@@ -4,6 +4,10 @@ rebuild it (tensor names, dtypes, shapes, metadata; the values are the test's ow
 application did: loads / drops / rejects, its exact error, and every target part it did not
 apply exactly (missing, or wrong with its relative error).
 
+FLUX.2 runs (records naming their family) go to data/loaders/<profile>-<commit12>-flux2.json;
+each file's record names its family (and, where the app said, the model it detected or the
+variant its probe found).
+
 usage: python3 -m lab.export RESULT.json INPUTS.json PROFILE OUT_DIR"""
 import json
 import os
@@ -50,6 +54,9 @@ def main():
             entry["error"] = rec["error"]
         if rec.get("format"):
             entry["format"] = rec["format"]
+        for k in ("family", "detected", "variant", "tolerance"):
+            if k in rec:
+                entry[k] = rec[k]
         if "parts" in rec:
             entry["parts_exact"] = sum(1 for p in rec["parts"] if p["status"] == "exact")
             entry["not_applied"] = [{k: p[k] for k in ("target", "piece", "rows", "status") if k in p}
@@ -69,7 +76,8 @@ def main():
            "empty_packages": res.get("empty_packages", {}), "seconds": res["seconds"],
            "files": files, "refused_for_outputs": refused}
     os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, f"{profile}-{res['commit'][:12]}.json")
+    flux2 = any("family" in r for r in res["records"])
+    path = os.path.join(out_dir, f"{profile}-{res['commit'][:12]}{'-flux2' if flux2 else ''}.json")
     with open(path + ".tmp", "w") as f:
         json.dump(out, f, indent=0, separators=(",", ":"))
         f.write("\n")

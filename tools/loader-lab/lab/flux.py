@@ -55,14 +55,15 @@ class _Container(torch.nn.Module):
 
 
 class StandIn(torch.nn.Module):
-    """The FLUX.1 module tree with parameters on the meta device (shapes only). `materialize`
-    gives chosen modules real zero weights, so what a loader adds to them is its delta."""
+    """The FLUX.1 module tree (or another one: `linears`, `norms`, `bias`) with parameters on the
+    meta device (shapes only). `materialize` gives chosen modules real zero weights, so what a
+    loader adds to them is its delta."""
 
-    def __init__(self):
+    def __init__(self, linears=None, norms=None, bias=True):
         super().__init__()
-        for name, (o, i) in flux1_linears().items():
-            self._put(name, torch.nn.Linear(i, o, bias=True, device="meta"))
-        for name, shape in flux1_norms().items():
+        for name, (o, i) in (flux1_linears() if linears is None else linears).items():
+            self._put(name, torch.nn.Linear(i, o, bias=bias, device="meta"))
+        for name, shape in (flux1_norms() if norms is None else norms).items():
             mod_name, _, pname = name.rpartition(".")
             mod = _Container()
             mod.register_parameter(pname, torch.nn.Parameter(torch.empty(shape, device="meta")))
@@ -85,20 +86,38 @@ class StandIn(torch.nn.Module):
         for pname, p in list(mod.named_parameters(recurse=False)):
             if p.device.type == "meta":
                 setattr(mod, pname, torch.nn.Parameter(torch.zeros(p.shape, dtype=torch.float32)))
+        self.__dict__.setdefault("_live", set()).add(name)
         return True
 
-    def deltas(self, project):
-        """{module: {"weight": project(weight), "bias": bias}} for materialized modules with a
-        nonzero parameter (weights pass through `project`, see compare.py)."""
-        out = {}
-        for name, mod in self.named_modules():
-            for pname, p in mod.named_parameters(recurse=False):
+    def release(self, project, everything=False):
+        """Projects every materialized parameter (as `deltas` does), keeps the projection and puts
+        the parameter back on the meta device: large trees are patched module by module without
+        holding every dense weight at once (`everything`: every module, not only those `materialize`
+        gave weights). `deltas` adds what was released."""
+        released = self.__dict__.setdefault("_released", {})
+        live = self.__dict__.setdefault("_live", set())
+        modules = self.named_modules() if everything else [(n, self.get_submodule(n)) for n in sorted(live)]
+        for name, mod in modules:
+            for pname, p in list(mod.named_parameters(recurse=False)):
                 if p.device.type == "meta":
                     continue
                 v = p.detach()
                 v = v.clone().double() if pname == "bias" or v.dim() == 1 else project(v)
+                key = pname if pname == "bias" else "weight"
+                slot = released.setdefault(name, {})
+                slot[key] = slot[key] + v if key in slot else v
+                setattr(mod, pname, torch.nn.Parameter(torch.empty(p.shape, device="meta")))
+        live.clear()
+
+    def deltas(self, project):
+        """{module: {"weight": project(weight), "bias": bias}} for materialized (or released)
+        modules with a nonzero parameter (weights pass through `project`, see compare.py)."""
+        self.release(project, everything=True)
+        out = {}
+        for name, pieces in self.__dict__.get("_released", {}).items():
+            for key, v in pieces.items():
                 if bool(torch.any(v != 0)):
-                    out.setdefault(name, {})[pname if pname == "bias" else "weight"] = v
+                    out.setdefault(name, {})[key] = v
         return out
 
 

@@ -21,7 +21,7 @@ import torch  # noqa: E402
 
 torch.set_num_threads(int(os.environ.get("LV_LAB_THREADS", "1")))
 
-from . import compare  # noqa: E402
+from . import compare, flux, flux2  # noqa: E402
 
 
 class Capture(logging.Handler):
@@ -108,15 +108,25 @@ def main():
         capture.records.clear()
         start = time.time()
         ref, passthrough = compare.reference(job["ref"]) if job.get("ref") else ({}, [])
+        family = job.get("family", "flux1")
         try:
-            res = app.measure(job["path"])
+            res = app.measure(job["path"]) if family == "flux1" else app.measure(job["path"], family=family)
         except Exception as e:  # noqa: BLE001 — a bug in the harness, not the app: record it loudly
             res = {"stage": "harness-error", "error": error_text(e), "trace": traceback.format_exc()[-1500:]}
         rec = {"name": job["name"], "stage": res["stage"], "error": res.get("error")}
+        if family != "flux1":
+            rec["family"] = family
+        for k in ("detected", "variant"):
+            if k in res:
+                rec[k] = res[k]
         if "format" in res:
             rec["format"] = res["format"]
         if res["stage"] == "applied":
-            rec["parts"] = compare.classify(res["deltas"], ref)
+            parts = flux.parts if family == "flux1" else (lambda t, rows: flux2.parts(t, rows, family))
+            tol = compare.tolerance(job["path"])
+            rec["parts"] = compare.classify(res["deltas"], ref, parts, tol)
+            if tol != compare.REL_TOL:
+                rec["tolerance"] = tol
             rec["text_encoders"] = te_status(passthrough, res)
         rec["outcome"] = outcome_of(rec) if res["stage"] != "harness-error" else "harness-error"
         if res.get("trace"):

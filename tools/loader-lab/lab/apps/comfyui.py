@@ -2,17 +2,25 @@
 `comfy.lora_convert.convert_lora`, `comfy.lora.load_lora`, `ModelPatcher.add_patches`), then
 `ModelPatcher.patch_weight_to_device` (which runs `comfy.lora.calculate_weight`) for every
 patched weight of a stand-in FLUX.1 model. The model config comes from ComfyUI's own detection
-(`comfy.model_detection.model_config_from_unet`) on the stand-in's state dict."""
+(`comfy.model_detection.model_config_from_unet`) on the stand-in's state dict.
+
+FLUX.2 files: ComfyUI has to load a FLUX.2 model before any LoRA applies. The harness runs the
+steps of `comfy.sd.load_diffusion_model_state_dict` on the BFL stand-in of the file's family
+(detection, `get_model` on the meta device, `load_model_weights`): when that fails the file is
+recorded as rejected at stage "model" with ComfyUI's error, since no FLUX.2 model exists for the
+LoRA to patch; otherwise the LoRA path above runs on that stand-in."""
 import sys
 
 import torch
 
-from .. import compare, flux, stubs
+from .. import compare, flux, flux2, stubs
 
 RUNS = [
     "comfy.model_detection.model_config_from_unet (on the stand-in's state dict)",
     "comfy.sd.load_lora_for_models (model_lora_keys_unet, model_lora_keys_clip, lora_convert.convert_lora, lora.load_lora, add_patches)",
     "comfy.model_patcher.ModelPatcher.patch_weight_to_device (lora.calculate_weight)",
+    "FLUX.2: the steps of comfy.sd.load_diffusion_model_state_dict on the family's stand-in (model_detection."
+    "model_config_from_unet, model_config.get_model on the meta device, BaseModel.load_model_weights)",
 ]
 _NOT_USED = "imported by comfy.sd's model modules; not called on the paths measured"
 STUBS = {
@@ -106,7 +114,40 @@ def load(path, patcher, clip):
     return lora, new_model, new_clip
 
 
-def measure(path):
+_FLUX2_MODEL = {}
+
+
+def flux2_model(family):
+    """What ComfyUI makes of a FLUX.2 checkpoint of the family: (detected config class, the
+    error of loading the stand-in's weights or None, the model)."""
+    if family not in _FLUX2_MODEL:
+        comfy = M.comfy
+        sd = {"model.diffusion_model." + k: v for k, v in flux2.bfl_standin(family).state_dict().items()}
+        prefix = comfy.model_detection.unet_prefix_from_state_dict(sd)
+        sd = comfy.utils.state_dict_prefix_replace(sd, {prefix: ""}, filter_keys=True)
+        config = comfy.model_detection.model_config_from_unet(sd, "")
+        detected = type(config).__name__ if config is not None else None
+        error, model = None, None
+        if config is None:
+            error = "model_config_from_unet: no model detected (ComfyUI loads no model from these weights)"
+        else:
+            try:
+                model = config.get_model(sd, "", device=torch.device("meta"))
+                model.load_model_weights(sd, "")
+            except Exception as e:  # noqa: BLE001 — the app's own error
+                error = f"{type(e).__name__}: {e}".strip()[:600]
+        _FLUX2_MODEL[family] = (detected, error, model)
+    return _FLUX2_MODEL[family]
+
+
+def measure(path, family="flux1"):
+    comfy = M.comfy
+    if family != "flux1":
+        detected, error, _ = flux2_model(family)
+        if error:
+            return {"stage": "model", "detected": detected, "error": error}
+        return {"stage": "harness-error", "detected": detected,
+                "error": f"ComfyUI loads the {family} stand-in as {detected}: its LoRA path is not wired here"}
     standin, patcher, clip = model()
     M.clip_model = clip.cond_stage_model
     try:

@@ -1,14 +1,17 @@
 """diffusers: `FluxLoraLoaderMixin.load_lora_weights` (its `lora_state_dict`: format detection and
 conversion; the `transformer.` filter; `load_lora_into_transformer` -> `PeftAdapterMixin.load_lora_adapter`,
 with `_create_lora_config` / `get_peft_kwargs`) called on a stand-in pipeline whose transformer
-has FluxTransformer2DModel's module names and FLUX.1 shapes (meta).
+has FluxTransformer2DModel's module names and FLUX.1 shapes (meta). FLUX.2 files go through
+`Flux2LoraLoaderMixin.load_lora_weights` (its `lora_state_dict` with the kohya and non-diffusers
+FLUX.2 converters, then the same `load_lora_adapter`) on a transformer with
+Flux2Transformer2DModel's module names and the file's family's shapes (lab/flux2.py).
 
 PEFT is not in Debian: `peft` is the one emulated dependency. `inject_adapter_in_model` and
 `set_peft_model_state_dict` are replaced by the harness's own reading of PEFT's LoRA semantics
 (delta = scaling * lora_B @ lora_A, scaling = lora_alpha / r or lora_alpha / sqrt(r) with
 use_rslora, rank_pattern / alpha_pattern per module, lora_B.bias scaled likewise when
 lora_bias; keys naming no module of the model are "unexpected" and not applied; no module at
-all: PEFT's ValueError). The LoraConfig diffusers builds is recorded as it was built. The
+all: PEFT's ValueError). Deltas are kept as their factors and projected as B @ (A @ X). The LoraConfig diffusers builds is recorded as it was built. The
 text encoder is not modelled: its LoRA keys count as applied when diffusers passes `text_encoder.`
 LoRA keys to `load_lora_into_text_encoder` that its own conversions (convert_state_dict_to_diffusers,
 convert_state_dict_to_peft) turn into lora_A/lora_B of CLIP's projection modules."""
@@ -19,10 +22,11 @@ import types
 
 import torch
 
-from .. import compare, flux, stubs
+from .. import compare, flux, flux2, stubs
 
 RUNS = [
     "diffusers.loaders.lora_pipeline.FluxLoraLoaderMixin.load_lora_weights (lora_state_dict, _maybe_expand_*, load_lora_into_transformer)",
+    "FLUX.2: diffusers.loaders.lora_pipeline.Flux2LoraLoaderMixin.load_lora_weights (lora_state_dict, load_lora_into_transformer)",
     "diffusers.loaders.peft.PeftAdapterMixin.load_lora_adapter (prefix filter, convert_unet_state_dict_to_peft, _create_lora_config)",
     "emulated: peft.inject_adapter_in_model / set_peft_model_state_dict (see the module docstring)",
 ]
@@ -121,9 +125,10 @@ def setup(app_dir):
     M.lora_pipeline, M.peft, M.utils = lora_pipeline, peft, diffusers.utils
 
 
-def transformer_class():
-    """A FluxTransformer2DModel stand-in (its module names, FLUX.1 shapes on the meta device, the
-    PeftAdapterMixin of diffusers); `add_lora` receives what the emulated PEFT applies."""
+def transformer_class(shapes=None, bias=True, project=False):
+    """A FluxTransformer2DModel stand-in (its module names, FLUX.1 shapes on the meta device, or
+    `shapes`; the PeftAdapterMixin of diffusers); `add_lora` receives what the emulated PEFT
+    applies. `project`: keep each delta as its projection (compare.py) instead of dense."""
     base = M.peft.PeftAdapterMixin
 
     class Transformer(torch.nn.Module, base):
@@ -132,14 +137,17 @@ def transformer_class():
 
         def __init__(self):
             torch.nn.Module.__init__(self)
-            for name, (o, i) in flux.diffusers_shapes().items():
-                flux.StandIn._put(self, name, torch.nn.Linear(i, o, bias=True, device="meta"))
+            for name, (o, i) in (flux.diffusers_shapes() if shapes is None else shapes).items():
+                flux.StandIn._put(self, name, torch.nn.Linear(i, o, bias=bias, device="meta"))
             self.applied = {}
 
         def add_lora(self, module, down, up, scaling, bias):
             """What PEFT applies to `module`: delta scaling * up @ down, bias delta scaling * bias."""
-            self.applied[module] = ((up.double() @ down.double()) * scaling,
-                                    bias.double() * scaling if bias is not None else None)
+            b = bias.double() * scaling if bias is not None else None
+            if project:
+                self.applied[module] = ((up.double() @ (down.double() @ compare._probe(down.shape[1]))) * scaling, b)
+            else:
+                self.applied[module] = ((up.double() @ down.double()) * scaling, b)
 
     return Transformer
 
@@ -148,10 +156,9 @@ def _bfl_deltas(applied):
     out = {}
     rows = flux.flux1_linears()
     table = flux.diffusers_modules()
-    for mod, (w, b) in applied.items():
+    for mod, (pw, b) in applied.items():
         target, rb, re_, swap = table[mod]
         full_w = out.setdefault(target, {}).setdefault("weight", torch.zeros(rows[target][0], compare._PROBES, dtype=torch.float64))
-        pw = compare.project(w)
         if swap:
             half = pw.shape[0] // 2
             pw = torch.cat([pw[half:], pw[:half]])
@@ -161,6 +168,30 @@ def _bfl_deltas(applied):
             bb = torch.cat([b[b.shape[0] // 2:], b[: b.shape[0] // 2]]) if swap else b
             full_b[rb:re_] += bb
     return out
+
+
+def _call(mixin, pipe, path):
+    """load_lora_weights as the pipeline calls it; the app's error is the result."""
+    try:
+        load = mixin.load_lora_weights
+        load.__wrapped__(pipe, path) if hasattr(load, "__wrapped__") else load(pipe, path)
+    except Exception as e:  # noqa: BLE001 — the app's own error
+        import traceback
+        return {"stage": "load", "error": f"{type(e).__name__}: {e}".strip()[:600], "trace": traceback.format_exc()[-1200:]}
+    return None
+
+
+def measure_flux2(path, family):
+    transformer = transformer_class(flux2.diffusers_shapes(family), bias=False, project=True)()
+    pipe = types.SimpleNamespace(transformer=transformer, transformer_name="transformer", hf_device_map={})
+    mixin = M.lora_pipeline.Flux2LoraLoaderMixin
+    for name in ("lora_state_dict", "load_lora_into_transformer"):
+        setattr(pipe, name, getattr(mixin, name))
+    failed = _call(mixin, pipe, path)
+    if failed:
+        return failed
+    deltas = {mod: {"weight": pw} | ({"bias": b} if b is not None else {}) for mod, (pw, b) in transformer.applied.items()}
+    return {"stage": "applied", "deltas": flux2.to_bfl(deltas, family)}
 
 
 def load(path, transformer):
@@ -188,8 +219,10 @@ def load(path, transformer):
     return sorted({k.split(".lora_A.")[0] for k in te})
 
 
-def measure(path):
-    transformer = transformer_class()()
+def measure(path, family="flux1"):
+    if family != "flux1":
+        return measure_flux2(path, family)
+    transformer = transformer_class(project=True)()
     try:
         te_modules = load(path, transformer)
     except Exception as e:  # noqa: BLE001 — the app's own error
