@@ -662,7 +662,8 @@ constexpr std::array kSdcppStyles = {
 };
 constexpr std::array kSdcppForms = {Style::kComfy, Style::kPeft};
 
-// ---- FLUX.2 (flux2-and-variants.md §3, code reading at the commits named there) ----
+// ---- FLUX.2: diffusers and ComfyUI (measured, tools/loader-lab LV_LAB_FAMILY=flux2; InvokeAI's are
+// beside its FLUX.1 entries). Rules still sourced to kFlux2Doc are code reading (flux2-and-variants.md §3). ----
 constexpr std::string_view kFlux2Doc = "code: flux2-and-variants.md §3";
 constexpr std::array<std::string_view, 2> kAiToolkitOrFal = {"ai-toolkit", "fal-kontext"};
 
