@@ -314,7 +314,7 @@ Description describe(const LoraModel& model) {
   d.dialect = base_dialect(model.dialect);
   d.flux2 = (model.layout.arch & flux::kArchFlux2) != 0;
   auto partial = partial_targets(model);
-  const bool diffusers_names = d.dialect == "diffusers" || d.dialect == "diffusers-old" || d.dialect == "fal";
+  const bool diffusers_names = d.dialect == "diffusers" || d.dialect == "diffusers-old";
   const std::set<size_t> shadowed = diffusers_names ? alpha_pattern_shadowed(model) : std::set<size_t>{};
   for (size_t i = 0; i < model.parts.size(); ++i) {
     const Part& p = model.parts[i];
