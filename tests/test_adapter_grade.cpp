@@ -14,26 +14,17 @@
 #include <set>
 #include <sstream>
 
+#include "support/lora_support.h"
+
 using nlohmann::json;
 
 namespace {
 
 const std::string kData = std::string(LV_SOURCE_DIR) + "/data";
 
-std::vector<std::string> grade_files() {
-  std::vector<std::string> out;
-  const std::filesystem::path dir = kData + "/adapters";
-  if (std::filesystem::exists(dir))
-    for (const auto& e : std::filesystem::directory_iterator(dir))
-      if (e.path().extension() == ".json") out.push_back(e.path().string());
-  std::sort(out.begin(), out.end());
-  return out;
-}
+std::vector<std::string> grade_files() { return lv::test::json_files(kData + "/adapters"); }
 
-json read_json(const std::string& path) {
-  std::ifstream f(path);
-  return json::parse(f);
-}
+json read_json(const std::string& path) { return json::parse(lv::test::read_file(path)); }
 
 std::string norm(const std::string& s) {
   std::istringstream in(s);

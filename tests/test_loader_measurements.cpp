@@ -23,20 +23,9 @@ using nlohmann::json;
 
 namespace {
 
-std::vector<std::string> data_files() {
-  std::vector<std::string> out;
-  const std::filesystem::path dir = std::string(LV_SOURCE_DIR) + "/data/loaders";
-  if (std::filesystem::exists(dir))
-    for (const auto& e : std::filesystem::directory_iterator(dir))
-      if (e.path().extension() == ".json") out.push_back(e.path().string());
-  std::sort(out.begin(), out.end());
-  return out;
-}
+std::vector<std::string> data_files() { return test::json_files(std::string(LV_SOURCE_DIR) + "/data/loaders"); }
 
-json read_json(const std::string& path) {
-  std::ifstream f(path);
-  return json::parse(f);
-}
+json read_json(const std::string& path) { return json::parse(test::read_file(path)); }
 
 // The file as recorded: its names, dtypes and shapes, its .alpha values (4 where the record
 // has none), other values seeded.

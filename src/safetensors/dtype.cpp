@@ -114,6 +114,17 @@ uint16_t double_to_bf16(double x) {
   });
 }
 
+// Little-endian 16-bit floats: the normal-range rounding on the bits, the generic one elsewhere.
+template <typename Fast, typename Slow>
+inline void encode_16(const double* in, size_t n, uint8_t* out, Fast fast, Slow slow) {
+  for (size_t i = 0; i < n; ++i) {
+    uint16_t h;
+    if (!fast(in[i], h)) h = slow(in[i]);
+    out[2 * i] = static_cast<uint8_t>(h & 0xff);
+    out[2 * i + 1] = static_cast<uint8_t>(h >> 8);
+  }
+}
+
 }  // namespace
 
 std::string_view dtype_name(DType d) { return kTable[static_cast<int>(d)].name; }
@@ -192,33 +203,19 @@ LV_CPU_CLONES void encode_from_double(DType d, const double* in, size_t n, uint8
       std::memcpy(out, in, 8 * n);
       return;
     case DType::kF16:
-      for (size_t i = 0; i < n; ++i) {
-        uint16_t h;
-        if (!round_normal_bits<10, 15, 30>(in[i], h)) h = double_to_f16(in[i]);
-        out[2 * i] = static_cast<uint8_t>(h & 0xff);
-        out[2 * i + 1] = static_cast<uint8_t>(h >> 8);
-      }
-      return;
+      return encode_16(in, n, out, [](double x, uint16_t& h) { return round_normal_bits<10, 15, 30>(x, h); }, double_to_f16);
     case DType::kBF16:
-      for (size_t i = 0; i < n; ++i) {
-        uint16_t h;
-        if (!round_normal_bits<7, 127, 254>(in[i], h)) h = double_to_bf16(in[i]);
-        out[2 * i] = static_cast<uint8_t>(h & 0xff);
-        out[2 * i + 1] = static_cast<uint8_t>(h >> 8);
-      }
-      return;
+      return encode_16(in, n, out, [](double x, uint16_t& h) { return round_normal_bits<7, 127, 254>(x, h); }, double_to_bf16);
     default:
       return;
   }
 }
 
 void encode_from_double_reference(DType d, const double* in, size_t n, uint8_t* out) {
-  if (d != DType::kF16 && d != DType::kBF16) return encode_from_double(d, in, n, out);
-  for (size_t i = 0; i < n; ++i) {
-    const uint16_t h = d == DType::kF16 ? double_to_f16(in[i]) : double_to_bf16(in[i]);
-    out[2 * i] = static_cast<uint8_t>(h & 0xff);
-    out[2 * i + 1] = static_cast<uint8_t>(h >> 8);
-  }
+  const auto never = [](double, uint16_t&) { return false; };
+  if (d == DType::kF16) return encode_16(in, n, out, never, double_to_f16);
+  if (d == DType::kBF16) return encode_16(in, n, out, never, double_to_bf16);
+  encode_from_double(d, in, n, out);
 }
 
 }  // namespace lv::st

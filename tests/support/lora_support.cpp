@@ -219,4 +219,13 @@ CliResult run_cli(const std::vector<std::string>& args) {
   return r;
 }
 
+std::vector<std::string> json_files(const std::string& dir) {
+  std::vector<std::string> out;
+  if (std::filesystem::exists(dir))
+    for (const auto& e : std::filesystem::directory_iterator(dir))
+      if (e.path().extension() == ".json") out.push_back(e.path().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 }  // namespace lv::test

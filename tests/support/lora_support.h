@@ -51,6 +51,9 @@ CliResult run_cli(const std::vector<std::string>& args);
 // The whole content of a file ("" when it cannot be read).
 std::string read_file(const std::string& path);
 
+// The .json files directly in `dir`, sorted (none when it does not exist).
+std::vector<std::string> json_files(const std::string& dir);
+
 // A fresh temporary directory, removed at exit.
 std::string temp_dir();
 

@@ -72,20 +72,23 @@ def samples(lv, out):
     return made
 
 
-def corpus(lv, out):
+def corpus(lv, out, family="flux1"):
+    """The corpus's variants of one family, pruned: FLUX.1 F32 (other dtypes repeat the F32 names),
+    or every FLUX.2 variant (the corpus writes FLUX.2 in BF16 only)."""
     rc, msg = run([lv, "corpus", out])
     if rc != 0:
         sys.exit(f"lora-verify corpus failed: {msg}")
     manifest = json.load(open(os.path.join(out, "manifest.json")))
+    flux1 = family == "flux1"
     made = []
     for f in manifest["files"]:
         path = os.path.join(out, f["file"])
-        if f["model"] == "flux1" and f["dtype"] == "F32":
-            prune(path, False)  # block 0 of each kind: the same structure, a quarter of the work
+        if (f["model"] == "flux1" and f["dtype"] == "F32") if flux1 else f["model"] in flux2.FAMILIES:
+            prune(path, False, _HEAVY if flux1 else _HEAVY2)  # block 0 of each kind: the same structure, less work
             made.append({"name": f["file"][: -len(".safetensors")], "path": path, "origin": "corpus",
-                         "dialect": f["dialect"], "structure": f["structure"]})
+                         "dialect": f["dialect"], "structure": f["structure"]} | ({} if flux1 else {"family": f["model"]}))
         else:
-            os.remove(path)  # other dtypes repeat the F32 names; other families are measured apart
+            os.remove(path)  # other families are measured apart
     return made
 
 
@@ -127,23 +130,6 @@ def samples_flux2(lv, out):
     return made
 
 
-def corpus_flux2(lv, out):
-    rc, msg = run([lv, "corpus", out])
-    if rc != 0:
-        sys.exit(f"lora-verify corpus failed: {msg}")
-    manifest = json.load(open(os.path.join(out, "manifest.json")))
-    made = []
-    for f in manifest["files"]:
-        path = os.path.join(out, f["file"])
-        if f["model"] in flux2.FAMILIES:
-            prune(path, False, _HEAVY2)
-            made.append({"name": f["file"][: -len(".safetensors")], "path": path, "origin": "corpus",
-                         "dialect": f["dialect"], "structure": f["structure"], "family": f["model"]})
-        else:
-            os.remove(path)
-    return made
-
-
 def job(name, path, i):
     out = dict(name=name, path=path, ref=i["ref"])
     if "family" in i:
@@ -182,7 +168,7 @@ def main():
     if family == "flux1":
         inputs = corpus(lv, dirs["corpus"]) + samples(lv, dirs["samples"])
     else:
-        inputs = corpus_flux2(lv, dirs["corpus"]) + samples_flux2(lv, dirs["samples"])
+        inputs = corpus(lv, dirs["corpus"], "flux2") + samples_flux2(lv, dirs["samples"])
     measured = [i for i in inputs if "path" in i]
     for i in measured:
         ref = os.path.join(dirs["refs"], i["name"] + ".safetensors")
