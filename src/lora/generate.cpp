@@ -168,4 +168,15 @@ Result<std::vector<uint8_t>> generate_lora(const GenSpec& spec) {
   return st::serialize(e.tensors, meta);
 }
 
+namespace {
+constexpr GeneratorDialect kGeneratorDialects[] = {
+    {"diffusers", true, true, true},     {"diffusers-old", false, false, true}, {"fal", true, true, true},
+    {"onetrainer", true, true, true},    {"kohya", true, true, false},          {"comfy", true, true, false},
+    {"ai-toolkit", true, true, false},   {"bfl", true, true, false},            {"onetrainer-bfl", true, false, true},
+    {"xlabs", false, false, false},
+};
+}  // namespace
+
+std::span<const GeneratorDialect> generator_dialects() { return kGeneratorDialects; }
+
 }  // namespace lv
