@@ -344,10 +344,11 @@ std::optional<PartMap> find_diffusers(const Layout& l, std::string_view name) {
     std::tie(row, part) = *hit;
     target = row->bfl;
   }
-  std::vector<PartMap> parts;
-  std::string prefix(name.substr(0, name.size() - std::string_view(row->parts[part].diffusers).size()));
-  append_parts(l, *row, target, prefix, parts);
-  return parts[static_cast<size_t>(part)];
+  // Only the named part: its rows start after the parts before it.
+  int64_t begin = 0;
+  for (int j = 0; j < part; ++j) begin += resolve(l, row->parts[j].rows);
+  return PartMap{std::string(name), std::move(target), begin, begin + resolve(l, row->parts[part].rows),
+                 row->swap_halves, part, row->part_count};
 }
 
 std::vector<PartMap> parts_of_target(const Layout& l, std::string_view name) {

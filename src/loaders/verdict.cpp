@@ -491,24 +491,36 @@ Verdict evaluate(const Profile& profile, const Description& file) {
   return v;
 }
 
-std::optional<FormChoice> choose_form(const Profile& profile, const LoraModel& model) {
+const Description& OutputForms::describe(Style s) {
+  for (const auto& [style, d] : cache_)
+    if (style == s) return d;
+  return cache_.emplace_back(s, describe_output(*model_, s)).second;
+}
+
+std::optional<FormChoice> choose_form(const Profile& profile, OutputForms& forms) {
   std::optional<FormChoice> best;
   auto score = [](const Verdict& v) {
     return std::pair<size_t, int>(v.dropped.size(), v.outcome == Outcome::kLoads ? 0 : 1);
   };
   for (Style s : profile.forms) {
-    Verdict v = evaluate(profile, describe_output(model, s));
+    Verdict v = evaluate(profile, forms.describe(s));
     if (v.outcome == Outcome::kLoads) return FormChoice{s, std::move(v)};
     if (!best || score(v) < score(best->verdict)) best = FormChoice{s, std::move(v)};
   }
   return best;
 }
 
+std::optional<FormChoice> choose_form(const Profile& profile, const LoraModel& model) {
+  OutputForms forms(model);
+  return choose_form(profile, forms);
+}
+
 DefaultChoice default_form(const LoraModel& model) {
   DefaultChoice best{Style::kKohya, {}};
   int best_count = -1;
+  OutputForms forms(model);
   for (Style s : {Style::kKohya, Style::kPeft, Style::kDiffusers, Style::kComfy, Style::kBfl}) {
-    const Description d = describe_output(model, s);
+    const Description& d = forms.describe(s);
     int count = 0;
     std::vector<std::string> not_served;
     for (const Profile& p : profiles()) {

@@ -74,6 +74,19 @@ struct FormChoice {
 };
 std::optional<FormChoice> choose_form(const Profile& profile, const LoraModel& model);
 
+// describe_output of one model, each style described once: choosing the form of every
+// profile asks for the same few styles again and again.
+class OutputForms {
+ public:
+  explicit OutputForms(const LoraModel& model) : model_(&model) {}
+  const Description& describe(Style s);
+
+ private:
+  const LoraModel* model_;
+  std::vector<std::pair<Style, Description>> cache_;
+};
+std::optional<FormChoice> choose_form(const Profile& profile, OutputForms& forms);
+
 // The default output style of `convert`: the style whose output loads completely in the
 // most profiled loaders (ties: kohya, peft, diffusers, comfy, bfl). Lists the loaders it does
 // not serve completely.

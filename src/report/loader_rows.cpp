@@ -140,7 +140,8 @@ std::string model_option(const LoraModel& in) {
 // what is left once the tensors it cannot take are left out (names and kinds change with
 // them), then the conversion of the targets that can refuse it (those holding a DoRA
 // magnitude, LoKr or LoHa).
-std::string not_loading(const loaders::Profile& p, const LoraModel& in, const loaders::FormChoice& choice) {
+std::string not_loading(const loaders::Profile& p, const LoraModel& in, const loaders::FormChoice& choice,
+                        loaders::OutputForms& forms) {
   // What `convert --for` keeps (plan_conversion, without measuring the loss).
   const Style style = choice.style;
   std::optional<LoraModel> without;
@@ -148,7 +149,8 @@ std::string not_loading(const loaders::Profile& p, const LoraModel& in, const lo
   const LoraModel& kept = without ? *without : in;
   if (kept.parts.empty())
     return "none: " + std::string(p.display) + " takes no delta of this file in any form lora-verify writes";
-  const loaders::Verdict v = loaders::evaluate(p, loaders::describe_output(kept, style));
+  const loaders::Verdict v =
+      loaders::evaluate(p, without ? loaders::describe_output(kept, style) : forms.describe(style));
   if (v.outcome == loaders::Outcome::kUnknown)
     return "unknown: once what " + std::string(p.display) + " cannot take is left out, how it reads the rest is " +
            "not established (" + v.message + ")";
@@ -170,7 +172,8 @@ std::string not_loading(const loaders::Profile& p, const LoraModel& in, const lo
 }
 
 // The advice for a loader that does not load the input completely.
-void advise(LoaderRow& row, const loaders::Profile& p, const LoraModel& in, const AdviceContext& ctx) {
+void advise(LoaderRow& row, const loaders::Profile& p, const LoraModel& in, loaders::OutputForms& forms,
+            const AdviceContext& ctx) {
   const std::string display(p.display);
   if (row.output && row.output->outcome == "loads" && ctx.output_written && !ctx.output_path.empty()) {
     row.advice = ctx.output_path == kStandardOutput ? "the file written to standard output loads completely"
@@ -186,7 +189,7 @@ void advise(LoaderRow& row, const loaders::Profile& p, const LoraModel& in, cons
     row.advice = "none: no delta of this file can be converted (see the findings)";
     return;
   }
-  auto choice = loaders::choose_form(p, in);
+  auto choice = loaders::choose_form(p, forms);
   if (!choice) {
     row.advice = "none: no output form lora-verify writes is established for " + display + " (facts: " +
                  std::string(p.established) + ")";
@@ -208,7 +211,7 @@ void advise(LoaderRow& row, const loaders::Profile& p, const LoraModel& in, cons
     return;
   }
   const bool drop = v.outcome != loaders::Outcome::kLoads;  // drops, or rejects for tensors it can leave out
-  if (std::string why = not_loading(p, in, *choice); !why.empty()) {
+  if (std::string why = not_loading(p, in, *choice, forms); !why.empty()) {
     row.advice = why;
     return;
   }
@@ -254,6 +257,7 @@ void append_output_side(OutputSide& side, const LoraModel& out, int threads) {
 std::vector<LoaderRow> loader_rows(const LoraModel& in, const OutputSide* out, const AdviceContext& ctx) {
   std::vector<LoaderRow> rows;
   const loaders::Description din = loaders::describe(in);
+  loaders::OutputForms forms(in);
   LostCache input_cache;
   for (const loaders::Profile& p : loaders::profiles()) {
     LoaderRow row;
@@ -269,7 +273,7 @@ std::vector<LoaderRow> loader_rows(const LoraModel& in, const OutputSide* out, c
       std::sort(o.lost.begin(), o.lost.end(), [](const auto& a, const auto& b) { return a.target < b.target; });
       row.output = std::move(o);
     }
-    if (vin.outcome != loaders::Outcome::kLoads) advise(row, p, in, ctx);
+    if (vin.outcome != loaders::Outcome::kLoads) advise(row, p, in, forms, ctx);
     rows.push_back(std::move(row));
   }
   return rows;
