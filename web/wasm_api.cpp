@@ -5,11 +5,13 @@
 // and returns its address, JavaScript copies the file into it piece by piece, and
 // verify/convert move that buffer into the reader (SafetensorsFile::from_bytes), so a large
 // file is held once, not twice. Every call returns a JSON envelope, never throws:
-//   {"ok":true,"report":{…the CLI's --json report…}}  or  {"ok":false,"code":65,"message":"…"}
+//   {"ok":true,"pass":…,"text":"…the CLI's text report…","report":{…the CLI's --json report…}}
+//   or {"ok":false,"code":65,"message":"…"}
 // convert additionally names the converted file in the in-memory file system ("output"),
 // which JavaScript reads and removes (FS.readFile, FS.unlink).
 #include <emscripten/bind.h>
 #include <emscripten/val.h>
+#include <sys/stat.h>
 
 #include <cstdint>
 #include <memory>
@@ -72,6 +74,7 @@ std::string envelope(const lv::report::Report& r, const std::string& output = ""
   // The report is spliced in as the CLI renders it, byte for byte.
   std::string s = "{\"ok\":true,\"pass\":" + std::string(r.pass ? "true" : "false");
   if (!output.empty()) s += ",\"output\":" + dump(ordered_json(output));
+  s += ",\"text\":" + dump(ordered_json(lv::report::render_text(r)));
   return s + ",\"report\":" + lv::report::render_json(r) + "}";
 }
 
@@ -85,10 +88,10 @@ std::string verify(const std::string& name, emscripten::val progress) {
   return envelope(*r);
 }
 
-// `lora-verify convert FILE -o OUT --for APP --json`: the converted file is written to
+// `lora-verify convert FILE -o OUT --for APP [--drop-unsupported] --json`: the converted file is written to
 // `output` in the in-memory file system only when it verified (the report's pass).
 std::string convert(const std::string& name, const std::string& app, const std::string& output,
-                    emscripten::val progress) {
+                    bool drop_unsupported, emscripten::val progress) {
   if (!lv::loaders::find_profile(app))
     return failure({lv::ErrorCode::kUsage, "unknown app '" + app + "' (choose one of " + lv::loaders::profile_names() + ")"});
   std::string error;
@@ -97,6 +100,7 @@ std::string convert(const std::string& name, const std::string& app, const std::
   lv::report::PipelineOptions o = options(progress);
   o.for_loader = app;
   o.default_for_loaders = true;
+  o.drop_unsupported = drop_unsupported;
   auto r = lv::report::run_convert(in, output, o);
   if (!r.ok()) return failure(r.error());
   return envelope(*r, r->output_written ? output : "");
@@ -111,6 +115,10 @@ std::string apps() {
 }
 
 std::string version() { return LV_VERSION; }
+
+// Emscripten starts with umask 0777, which would give the converted file mode 0 (the
+// writer applies 0666 minus the umask) and make it unreadable for the re-read.
+const bool kUmaskSet = (::umask(022), true);
 
 }  // namespace
 

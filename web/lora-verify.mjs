@@ -1,0 +1,152 @@
+// lora-verify in JavaScript: the core library compiled to WebAssembly (lv_core.mjs and
+// lv_core.wasm, built by scripts/build-web.sh into build-web/ beside this file). The web
+// page's worker and node use this same module:
+//
+//   import { load } from './lora-verify.mjs';
+//   const lv = await load();
+//   const report = await lv.verify(bytes, { name: 'my_lora.safetensors' });  // the CLI's --json report
+//   const out = await lv.convert(bytes, 'comfyui', { name: 'my_lora.safetensors' });  // Uint8Array
+//
+// Inputs are a Uint8Array, an ArrayBuffer or a Blob/File (read in pieces straight into the
+// module's memory, so a file is held there once). Everything runs on this thread, in this
+// process: nothing is sent anywhere.
+import createLvCore from './lv_core.mjs';
+
+// The module's memory is at most 4 GiB (wasm32). Converting holds the input, the converted
+// tensors and the re-read output at once, about 2.1 × the input at its peak; verifying
+// holds the input plus a group of at most 96 MiB. Inputs up to this size are accepted.
+export const MAX_INPUT_BYTES = 1800 * 1024 * 1024;  // 1800 MiB ≈ 1.89 GB
+
+const CHUNK_BYTES = 64 * 1024 * 1024;  // a Blob is copied in pieces of this size
+
+// A lora-verify error: .code is the exit code the CLI gives for it (1 checks failed,
+// 64 usage, 65 bad input, 66 cannot open, 70 internal, 73 cannot create, 74 I/O), .message
+// the CLI's message; .report the report, when there is one (a conversion that failed).
+export class LoraVerifyError extends Error {
+  constructor(code, message, report = null) {
+    super(message);
+    this.name = 'LoraVerifyError';
+    this.code = code;
+    this.report = report;
+  }
+}
+
+const isNode = typeof process === 'object' && typeof process.versions?.node === 'string';
+
+// Loads the module. options.wasmBinary: the .wasm bytes (node reads lv_core.wasm beside this
+// file itself); options.maxInputBytes: a lower limit than MAX_INPUT_BYTES.
+export async function load(options = {}) {
+  const args = { print: () => {}, printErr: (s) => console.warn(s) };
+  if (options.wasmBinary) args.wasmBinary = options.wasmBinary;
+  else if (isNode) {
+    const { readFile } = await import('node:fs/promises');
+    args.wasmBinary = await readFile(new URL('./lv_core.wasm', import.meta.url));
+  }
+  const core = await createLvCore(args);
+  return new LoraVerify(core, Math.min(options.maxInputBytes ?? MAX_INPUT_BYTES, MAX_INPUT_BYTES));
+}
+
+// NAME.APP.safetensors for NAME.safetensors, as the CLI's advice names it; a given name is
+// kept to its last path component.
+export function outputFileName(name, app, given) {
+  if (given) return given.split(/[\\/]/).pop() || 'converted.safetensors';
+  const base = name.split(/[\\/]/).pop().replace(/\.safetensors$/i, '');
+  return `${base || 'converted'}.${app}.safetensors`;
+}
+
+function sizeText(n) {
+  return n >= 1e9 ? `${(n / 1e9).toFixed(2)} GB` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${n} bytes`;
+}
+
+class LoraVerify {
+  constructor(core, maxInputBytes) {
+    this.core = core;
+    this.maxInputBytes = maxInputBytes;
+    this.broken = null;  // set when the module aborted (out of memory): load a new one
+    this.version = core.version();
+  }
+
+  // [{name, display, established}] of every app lora-verify has a loader profile for.
+  apps() {
+    return JSON.parse(this.core.apps());
+  }
+
+  // The report of `lora-verify FILE --json` (converted in memory, re-read and verified).
+  async verify(input, options = {}) {
+    return (await this.verifyFile(input, options)).report;
+  }
+
+  // The same, with the CLI's text report: {pass, report, text}.
+  async verifyFile(input, { name = 'input.safetensors', onProgress } = {}) {
+    await this.#stage(input, name, onProgress);
+    const env = this.#call(() => this.core.verify(name, this.#progress(onProgress)));
+    return { pass: env.pass, report: env.report, text: env.text };
+  }
+
+  // `lora-verify convert NAME -o OUTPUT --for APP [--drop-unsupported]`: {pass, report, text,
+  // bytes, outputName}; bytes (Uint8Array) is the converted file, re-read and verified, or null
+  // when it did not verify (the report says why). outputName defaults to the name the CLI's
+  // advice uses, NAME.APP.safetensors.
+  async convertFile(input, app, { name = 'input.safetensors', outputName, dropUnsupported = false, onProgress } = {}) {
+    outputName = outputFileName(name, app, outputName);
+    await this.#stage(input, name, onProgress);
+    const env = this.#call(() =>
+      this.core.convert(name, app, outputName, !!dropUnsupported, this.#progress(onProgress)));
+    let bytes = null;
+    if (env.output) {
+      // Written into the module's in-memory file system (cwd "/"), read once and removed.
+      bytes = this.core.FS.readFile(env.output);
+      this.core.FS.unlink(env.output);
+    }
+    return { pass: env.pass, report: env.report, text: env.text, bytes, outputName };
+  }
+
+  // The converted file's bytes; a conversion that does not verify throws (code 1, .report).
+  async convert(input, app, options = {}) {
+    const r = await this.convertFile(input, app, options);
+    if (!r.bytes) throw new LoraVerifyError(1, `${r.report.input}: ${r.report.summary_line}`, r.report);
+    return r.bytes;
+  }
+
+  #progress(onProgress) {
+    return onProgress ? (phase, fraction) => onProgress(phase, fraction) : undefined;
+  }
+
+  #call(fn) {
+    if (this.broken) throw this.broken;
+    let env;
+    try {
+      env = JSON.parse(fn());
+    } catch (e) {
+      // An abort (the module's memory could not grow) leaves the module unusable.
+      this.broken = new LoraVerifyError(70, `lora-verify stopped: ${e.message ?? e} (out of memory?); load it again`);
+      throw this.broken;
+    }
+    if (!env.ok) throw new LoraVerifyError(env.code, env.message);
+    return env;
+  }
+
+  // Copies the input into the module's memory, where verify/convert take it.
+  async #stage(input, name, onProgress) {
+    if (this.broken) throw this.broken;
+    if (input instanceof ArrayBuffer) input = new Uint8Array(input);
+    const isBlob = typeof Blob === 'function' && input instanceof Blob;
+    if (!isBlob && !(input instanceof Uint8Array))
+      throw new LoraVerifyError(64, `${name}: the input must be a Uint8Array, an ArrayBuffer or a Blob`);
+    const size = isBlob ? input.size : input.byteLength;
+    if (size > this.maxInputBytes)
+      throw new LoraVerifyError(65, `${name}: ${sizeText(size)} is more than the ${sizeText(this.maxInputBytes)} ` +
+        'lora-verify can hold in the browser (WebAssembly memory is at most 4 GiB); use the lora-verify command for it');
+    const ptr = this.core.stage_input(size) >>> 0;
+    if (!ptr) throw new LoraVerifyError(70, `${name}: cannot allocate ${sizeText(size)} for the input`);
+    if (!isBlob) {
+      this.core.HEAPU8.set(input, ptr);
+      return;
+    }
+    for (let off = 0; off < size; off += CHUNK_BYTES) {
+      if (onProgress) onProgress('loading', off / size);
+      const piece = new Uint8Array(await input.slice(off, Math.min(size, off + CHUNK_BYTES)).arrayBuffer());
+      this.core.HEAPU8.set(piece, ptr + off);  // HEAPU8 read again: memory does not grow meanwhile
+    }
+  }
+}

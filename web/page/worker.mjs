@@ -1,0 +1,37 @@
+// The page's worker: runs lora-verify (WebAssembly) off the page's thread, so the page stays
+// responsive while a large file is checked. Messages in: {id, cmd: 'verify' | 'convert',
+// file, app, dropUnsupported}. Out: {type: 'ready', …}, then per request {id, type:
+// 'progress' | 'result' | 'error', …}. The file never leaves this browser.
+import { load, MAX_INPUT_BYTES } from './lora-verify.mjs';
+
+let lv = null;
+
+async function start() {
+  try {
+    lv = await load();
+    postMessage({ type: 'ready', version: lv.version, apps: lv.apps(), maxInputBytes: MAX_INPUT_BYTES });
+  } catch (e) {
+    postMessage({ type: 'failed', message: String(e.message ?? e) });
+  }
+}
+
+async function run({ id, cmd, file, app, dropUnsupported }) {
+  const onProgress = (phase, fraction) => postMessage({ id, type: 'progress', phase, fraction });
+  const started = performance.now();
+  try {
+    if (cmd === 'verify') {
+      const r = await lv.verifyFile(file, { name: file.name, onProgress });
+      postMessage({ id, type: 'result', ...r, ms: performance.now() - started });
+    } else if (cmd === 'convert') {
+      const r = await lv.convertFile(file, app, { name: file.name, dropUnsupported, onProgress });
+      const buffer = r.bytes ? r.bytes.buffer : null;
+      postMessage({ id, type: 'result', ...r, ms: performance.now() - started }, buffer ? [buffer] : []);
+    }
+  } catch (e) {
+    postMessage({ id, type: 'error', code: e.code ?? 70, message: String(e.message ?? e), report: e.report ?? null,
+                  broken: !!lv.broken });
+  }
+}
+
+onmessage = (ev) => run(ev.data);
+start();
