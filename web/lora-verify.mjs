@@ -17,7 +17,7 @@ import createLvCore from './lv_core.mjs';
 // holds the input plus a group of at most 96 MiB. Inputs up to this size are accepted.
 export const MAX_INPUT_BYTES = 1800 * 1024 * 1024;  // 1800 MiB ≈ 1.89 GB
 
-const CHUNK_BYTES = 64 * 1024 * 1024;  // a Blob is copied in pieces of this size
+const CHUNK_BYTES = 16 * 1024 * 1024;  // a Blob is copied in pieces of this size
 
 // A lora-verify error: .code is the exit code the CLI gives for it (1 checks failed,
 // 64 usage, 65 bad input, 66 cannot open, 70 internal, 73 cannot create, 74 I/O), .message
@@ -143,9 +143,13 @@ class LoraVerify {
       this.core.HEAPU8.set(input, ptr);
       return;
     }
+    // The next piece is read while this one is copied: reading a File is the slow part.
+    const read = (off) => input.slice(off, Math.min(size, off + CHUNK_BYTES)).arrayBuffer();
+    let next = size > 0 ? read(0) : null;
     for (let off = 0; off < size; off += CHUNK_BYTES) {
       if (onProgress) onProgress('loading', off / size);
-      const piece = new Uint8Array(await input.slice(off, Math.min(size, off + CHUNK_BYTES)).arrayBuffer());
+      const piece = new Uint8Array(await next);
+      next = off + CHUNK_BYTES < size ? read(off + CHUNK_BYTES) : null;
       this.core.HEAPU8.set(piece, ptr + off);  // HEAPU8 read again: memory does not grow meanwhile
     }
   }
