@@ -12,10 +12,16 @@
 // process: nothing is sent anywhere.
 import createLvCore from './lv_core.mjs';
 
-// The module's memory is at most 4 GiB (wasm32). Converting holds the input, the converted
-// tensors and the re-read output at once, about 2.1 × the input at its peak; verifying
-// holds the input plus a group of at most 96 MiB. Inputs up to this size are accepted.
-export const MAX_INPUT_BYTES = 1800 * 1024 * 1024;  // 1800 MiB ≈ 1.89 GB
+// The module's memory is at most 4 GiB (wasm32). Verifying holds the file plus one group of
+// at most 96 MiB of it converted at a time, so files up to this size are checked. Converting
+// holds the file, the converted tensors and the converted file read back: about the file plus
+// twice the converted file (which is up to 1.6 × the file, diffusers to BFL names), so
+// conversions of files above about 1 GB may not fit; they stop with OUT_OF_MEMORY's message.
+export const MAX_INPUT_BYTES = 2 * 1024 * 1024 * 1024;  // 2 GiB
+
+const OUT_OF_MEMORY = 'lora-verify ran out of memory: a browser gives WebAssembly at most 4 GiB, and converting ' +
+  'holds the file, the converted tensors and the converted file read back at once; use the lora-verify command ' +
+  'for this file';
 
 const CHUNK_BYTES = 16 * 1024 * 1024;  // a Blob is copied in pieces of this size
 
@@ -79,7 +85,7 @@ class LoraVerify {
   // The same, with the CLI's text report: {pass, report, text}.
   async verifyFile(input, { name = 'input.safetensors', onProgress } = {}) {
     await this.#stage(input, name, onProgress);
-    const env = this.#call(() => this.core.verify(name, this.#progress(onProgress)));
+    const env = this.#call(name, () => this.core.verify(name, this.#progress(onProgress)));
     return { pass: env.pass, report: env.report, text: env.text };
   }
 
@@ -90,7 +96,7 @@ class LoraVerify {
   async convertFile(input, app, { name = 'input.safetensors', outputName, dropUnsupported = false, onProgress } = {}) {
     outputName = outputFileName(name, app, outputName);
     await this.#stage(input, name, onProgress);
-    const env = this.#call(() =>
+    const env = this.#call(name, () =>
       this.core.convert(name, app, outputName, !!dropUnsupported, this.#progress(onProgress)));
     let bytes = null;
     if (env.output) {
@@ -112,16 +118,20 @@ class LoraVerify {
     return onProgress ? (phase, fraction) => onProgress(phase, fraction) : undefined;
   }
 
-  #call(fn) {
+  #call(name, fn) {
     if (this.broken) throw this.broken;
     let env;
     try {
       env = JSON.parse(fn());
     } catch (e) {
-      // An abort (the module's memory could not grow) leaves the module unusable.
-      this.broken = new LoraVerifyError(70, `lora-verify stopped: ${e.message ?? e} (out of memory?); load it again`);
+      // An abort (an allocation failed: the module's memory cannot grow past 4 GiB) leaves the
+      // module unusable: load() a new one.
+      this.broken = new LoraVerifyError(70, `${name}: ${OUT_OF_MEMORY} (${e.message ?? e})`);
       throw this.broken;
     }
+    // The converted file could not be read back into memory beside the input.
+    if (!env.ok && env.code === 74 && /: Out of memory$/.test(env.message))
+      throw new LoraVerifyError(74, `${name}: ${OUT_OF_MEMORY} (${env.message})`);
     if (!env.ok) throw new LoraVerifyError(env.code, env.message);
     return env;
   }

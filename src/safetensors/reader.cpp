@@ -74,6 +74,22 @@ Result<SafetensorsFile> SafetensorsFile::open(const std::string& path, const Lim
   if (st.st_size == 0) {
     backing = std::make_shared<OwnedBacking>(std::vector<uint8_t>{});
   } else {
+#ifdef __EMSCRIPTEN__
+    // WebAssembly (web/): emscripten's mmap copies the file into memory anyway, and fails for
+    // one of 2 GiB or more; read it in pieces into an owned buffer instead.
+    std::vector<uint8_t> bytes(static_cast<size_t>(st.st_size));
+    for (size_t done = 0; done < bytes.size();) {
+      const ssize_t n = ::read(fd, bytes.data() + done, std::min<size_t>(bytes.size() - done, size_t{1} << 28));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        const int e = n < 0 ? errno : EIO;
+        ::close(fd);
+        return make_error(ErrorCode::kIo, path + ": cannot read: " + std::strerror(e));
+      }
+      done += static_cast<size_t>(n);
+    }
+    backing = std::make_shared<OwnedBacking>(std::move(bytes));
+#else
     void* p = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {
       int e = errno;
@@ -81,6 +97,7 @@ Result<SafetensorsFile> SafetensorsFile::open(const std::string& path, const Lim
       return make_error(ErrorCode::kIo, path + ": cannot map: " + std::strerror(e));
     }
     backing = std::make_shared<MappedBacking>(p, static_cast<size_t>(st.st_size));
+#endif
   }
   ::close(fd);
   return validate(std::move(backing), path, limits);

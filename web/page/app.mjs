@@ -212,7 +212,8 @@ async function main() {
     const r = await startWorker();
     $('version').textContent = r.version;
     $('limit').textContent = `Files up to ${sizeText(r.maxInputBytes)} can be checked here ` +
-      '(the browser gives WebAssembly at most 4 GiB of memory); larger ones need the lora-verify command.';
+      '(a browser gives WebAssembly at most 4 GiB of memory); larger ones need the lora-verify command. ' +
+      'Converting holds the file and the converted file twice: above about 1 GB it may not fit, and the page says so.';
     $('app').replaceChildren(...r.apps.map((a) => new Option(`${a.display} (${a.name})`, a.name)));
     const comfy = r.apps.find((a) => a.name === 'comfyui');
     if (comfy) $('app').value = comfy.name;
