@@ -86,20 +86,22 @@ function outcomeCell(o) {
   td.append(b);
   if (o.message) {
     const m = document.createElement('div');
-    m.className = 'small';
+    m.className = 'small clamp';
     m.textContent = o.message;
+    m.title = o.message;
     td.append(m);
   }
   return td;
 }
 
-function showReport(r, text, ms) {
+function showReport(r, text, ms, memoryBytes) {
   $('result').hidden = false;
   const v = $('verdict');
   v.className = `verdict ${r.verdict}`;
   v.textContent = `${r.verdict === 'pass' ? 'PASS' : 'FAIL'} — ${r.summary_line}`;
   v.dataset.verdict = r.verdict;
   v.dataset.ms = String(Math.round(ms));
+  v.dataset.memory = String(memoryBytes ?? '');
   const facts = [
     ['Model', r.model?.display ?? ''],
     ['Dialect', r.dialect?.name ?? r.dialect ?? ''],
@@ -139,13 +141,15 @@ async function check(file) {
   showError('');
   $('result').hidden = true;
   $('convert-result').textContent = '';
+  $('convert-result').className = '';
+  delete $('convert-result').dataset.verdict;
   $('file-name').textContent = file.name;
   $('file-size').textContent = `(${sizeText(file.size)})`;
   busy(true, 'starting…');
   window.lvPhases = [['start', 0, performance.now()]];
   try {
     const m = await request({ cmd: 'verify', file });
-    showReport(m.report, m.text, m.ms);
+    showReport(m.report, m.text, m.ms, m.memoryBytes);
     $('phase').textContent = `done in ${(m.ms / 1000).toFixed(2)} s`;
   } catch (e) {
     showError(e.message);
@@ -162,6 +166,8 @@ async function convert(ev) {
   const app = $('app').value;
   showError('');
   $('convert-result').textContent = '';
+  $('convert-result').className = '';
+  delete $('convert-result').dataset.verdict;
   busy(true, `converting for ${app}…`);
   try {
     const m = await request({ cmd: 'convert', file: current, app, dropUnsupported: $('drop-unsupported').checked });
@@ -187,7 +193,12 @@ async function convert(ev) {
     }
     $('report-text').textContent = m.text;
   } catch (e) {
-    showError(e.message);
+    // Shown where the conversion was asked for, with the CLI's message.
+    const out = $('convert-result');
+    out.dataset.verdict = 'error';
+    out.className = 'error';
+    out.textContent = e.message;
+    $('phase').textContent = 'stopped';
   } finally {
     busy(false);
   }

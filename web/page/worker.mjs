@@ -21,7 +21,7 @@ async function run({ id, cmd, file, app, dropUnsupported }) {
   try {
     if (cmd === 'verify') {
       const r = await lv.verifyFile(file, { name: file.name, onProgress });
-      postMessage({ id, type: 'result', ...r, ms: performance.now() - started });
+      postMessage({ id, type: 'result', ...r, ms: performance.now() - started, memoryBytes: lv.core.HEAPU8.length });
     } else if (cmd === 'convert') {
       const r = await lv.convertFile(file, app, { name: file.name, dropUnsupported, onProgress });
       const buffer = r.bytes ? r.bytes.buffer : null;

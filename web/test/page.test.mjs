@@ -9,7 +9,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cliConvert, cliVerify, missing, sample, scratch, webDir } from './common.mjs';
+import { cliConvert, cliVerify, missing, run, sample, scratch, webDir } from './common.mjs';
 import { serve } from '../serve.mjs';
 
 const chromiumPath = process.env.LV_CHROMIUM ?? '/usr/bin/chromium';
@@ -101,11 +101,22 @@ test('the page checks a file as the CLI does and downloads the CLI-identical con
   await page.waitForSelector('#convert-result[data-verdict="pass"]');
   assert.match(await page.textContent('#convert-result'), /^Verified: equivalent: all \d+ modules match within tolerance/);
 
+  // A conversion the CLI refuses (sd-scripts cannot take every tensor without
+  // --drop-unsupported): the CLI's message where the conversion was asked for.
+  const refused = cliConvert(dir, NAME, 'sd-scripts', 'page_sample.sd-scripts.safetensors');
+  assert.equal(refused.status, 65);
+  await page.selectOption('#app', 'sd-scripts');
+  await page.click('#convert-button');
+  await page.waitForSelector('#convert-result[data-verdict="error"]');
+  assert.equal(`error: ${await page.textContent('#convert-result')}`, refused.stderr.trim());
+
   // A file that is not a safetensors file: the CLI's message on the page.
   writeFileSync(join(dir, 'notes.safetensors'), 'just some text, not a LoRA\n');
   await page.setInputFiles('#file', join(dir, 'notes.safetensors'));
   await page.waitForSelector('#error:not([hidden])');
-  assert.match(await page.textContent('#error'), /^notes\.safetensors: .*it starts with 'j'|^notes\.safetensors: /);
+  const bad = run(dir, 'notes.safetensors', '--json', '-');
+  assert.equal(bad.status, 65);
+  assert.equal(`error: ${await page.textContent('#error')}`, bad.stderr.trim());
 
   // Nothing left this machine, and nothing but the page's own files was asked for.
   assert.deepEqual(errors, []);
