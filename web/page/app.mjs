@@ -150,6 +150,7 @@ async function check(file) {
   try {
     const m = await request({ cmd: 'verify', file });
     showReport(m.report, m.text, m.ms, m.memoryBytes);
+    window.lvPhases.push(['shown', 1, performance.now()]);
     $('phase').textContent = `done in ${(m.ms / 1000).toFixed(2)} s`;
   } catch (e) {
     showError(e.message);

@@ -87,7 +87,7 @@ test('the page checks a file as the CLI does and downloads the CLI-identical con
   }
   assert.match(await page.textContent('#report-text'), /loaders \(input -> output\):/);
   if (process.env.LV_SCREENSHOT) {
-    writeFileSync(process.env.LV_SCREENSHOT, await page.screenshot({ fullPage: false }));
+    writeFileSync(process.env.LV_SCREENSHOT, await page.screenshot({ fullPage: true }));
   }
 
   // Convert for ComfyUI: the page downloads the file the CLI writes, byte for byte.
