@@ -70,6 +70,8 @@ class LoraVerify {
     this.maxInputBytes = maxInputBytes;
     this.broken = null;  // set when the module aborted (out of memory): load a new one
     this.version = core.version();
+    this.outputHint = 0;
+    this.#fileGrowth();
   }
 
   // [{name, display, established}] of every app lora-verify has a loader profile for.
@@ -96,12 +98,21 @@ class LoraVerify {
   async convertFile(input, app, { name = 'input.safetensors', outputName, dropUnsupported = false, onProgress } = {}) {
     outputName = outputFileName(name, app, outputName);
     await this.#stage(input, name, onProgress);
-    const env = this.#call(name, () =>
-      this.core.convert(name, app, outputName, !!dropUnsupported, this.#progress(onProgress)));
+    // The converted file is at most about 1.6 × the input (diffusers to BFL names).
+    this.outputHint = Math.ceil(this.core.staged_size() * 1.6) + (16 << 20);
+    let env;
+    try {
+      env = this.#call(name, () =>
+        this.core.convert(name, app, outputName, !!dropUnsupported, this.#progress(onProgress)));
+    } finally {
+      this.outputHint = 0;
+    }
     let bytes = null;
     if (env.output) {
-      // Written into the module's in-memory file system (cwd "/"), read once and removed.
-      bytes = this.core.FS.readFile(env.output);
+      // Written into the module's in-memory file system (cwd "/"): its bytes are taken as
+      // they are (no copy) and the file removed.
+      const node = this.core.FS.lookupPath(env.output).node;
+      bytes = node.contents.subarray(0, node.usedBytes);
       this.core.FS.unlink(env.output);
     }
     return { pass: env.pass, report: env.report, text: env.text, bytes, outputName };
@@ -112,6 +123,21 @@ class LoraVerify {
     const r = await this.convertFile(input, app, options);
     if (!r.bytes) throw new LoraVerifyError(1, `${r.report.input}: ${r.report.summary_line}`, r.report);
     return r.bytes;
+  }
+
+  // Emscripten's in-memory file system grows a file by an eighth at a time, copying it each
+  // time: tens of copies for a converted file of gigabytes. Here a file grows to
+  // outputHint at once when one is set (during convert), else by half.
+  #fileGrowth() {
+    const memfs = this.core.FS.filesystems.MEMFS;
+    memfs.expandFileStorage = (node, wanted) => {
+      const prev = node.contents ? node.contents.length : 0;
+      if (prev >= wanted) return;
+      const grown = prev < (1 << 20) ? prev * 2 : Math.floor(prev * 1.5);
+      const old = node.contents;
+      node.contents = new Uint8Array(Math.max(wanted, grown, this.outputHint, 256));
+      if (node.usedBytes > 0) node.contents.set(old.subarray(0, node.usedBytes), 0);
+    };
   }
 
   #progress(onProgress) {

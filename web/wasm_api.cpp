@@ -50,6 +50,8 @@ uintptr_t stage_input(double size) {
 
 void drop_input() { std::vector<uint8_t>().swap(g_staged); }
 
+double staged_size() { return static_cast<double>(g_staged.size()); }
+
 std::shared_ptr<const lv::st::SafetensorsFile> take_input(const std::string& name, std::string& error) {
   auto f = lv::st::SafetensorsFile::from_bytes(std::exchange(g_staged, {}), name);
   if (!f.ok()) {
@@ -125,6 +127,7 @@ const bool kUmaskSet = (::umask(022), true);
 EMSCRIPTEN_BINDINGS(lora_verify) {
   emscripten::function("stage_input", &stage_input);
   emscripten::function("drop_input", &drop_input);
+  emscripten::function("staged_size", &staged_size);
   emscripten::function("verify", &verify);
   emscripten::function("convert", &convert);
   emscripten::function("apps", &apps);

@@ -179,14 +179,14 @@ async function convert(ev) {
     const p = document.createElement('span');
     p.textContent = `${m.report.verdict === 'pass' ? 'Verified' : 'Not verified'}: ${m.report.summary_line}. `;
     out.append(p);
-    if (m.bytes) {
+    if (m.blob) {
       if (lastDownload) URL.revokeObjectURL(lastDownload);
-      lastDownload = URL.createObjectURL(new Blob([m.bytes], { type: 'application/octet-stream' }));
+      lastDownload = URL.createObjectURL(m.blob);
       const a = document.createElement('a');
       a.id = 'download';
       a.href = lastDownload;
       a.download = m.outputName;
-      a.textContent = `Download ${m.outputName} (${sizeText(m.bytes.byteLength)})`;
+      a.textContent = `Download ${m.outputName} (${sizeText(m.blob.size)})`;
       out.append(a);
       a.click();
     } else {

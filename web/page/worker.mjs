@@ -23,9 +23,13 @@ async function run({ id, cmd, file, app, dropUnsupported }) {
       const r = await lv.verifyFile(file, { name: file.name, onProgress });
       postMessage({ id, type: 'result', ...r, ms: performance.now() - started, memoryBytes: lv.core.HEAPU8.length });
     } else if (cmd === 'convert') {
-      const r = await lv.convertFile(file, app, { name: file.name, dropUnsupported, onProgress });
-      const buffer = r.bytes ? r.bytes.buffer : null;
-      postMessage({ id, type: 'result', ...r, ms: performance.now() - started }, buffer ? [buffer] : []);
+      const { bytes, ...r } = await lv.convertFile(file, app, { name: file.name, dropUnsupported, onProgress });
+      // A Blob travels to the page by reference (an ArrayBuffer of 2 GiB or more can be neither
+      // posted nor put into a Blob whole: it goes in in pieces).
+      const pieces = [];
+      for (let off = 0; bytes && off < bytes.length; off += 256 << 20) pieces.push(bytes.subarray(off, off + (256 << 20)));
+      const blob = bytes ? new Blob(pieces, { type: 'application/octet-stream' }) : null;
+      postMessage({ id, type: 'result', ...r, blob, ms: performance.now() - started });
     }
   } catch (e) {
     postMessage({ id, type: 'error', code: e.code ?? 70, message: String(e.message ?? e), report: e.report ?? null,
