@@ -12,12 +12,13 @@
 // process: nothing is sent anywhere.
 import createLvCore from './lv_core.mjs';
 
-// The module's memory is at most 4 GiB (wasm32). Verifying holds the file plus one group of
-// at most 96 MiB of it converted at a time, so files up to this size are checked. Converting
-// holds the file, the converted tensors and the converted file read back: about the file plus
-// twice the converted file (which is up to 1.6 × the file, diffusers to BFL names), so
-// conversions of files above about 1 GB may not fit; they stop with OUT_OF_MEMORY's message.
-export const MAX_INPUT_BYTES = 2 * 1024 * 1024 * 1024;  // 2 GiB
+// The module's memory is at most 4 GiB (wasm32), and no single buffer there can pass 2 GiB
+// (PTRDIFF_MAX). Verifying holds the file plus one group of at most 96 MiB of it converted at
+// a time, so files up to this size are checked. Converting holds the file, the converted
+// tensors that are not the input's own bytes, and the converted file read back: 3.8 GB for
+// the rank-128 FLUX.1 LoRA (1.39 GB, 2.19 GB converted for ComfyUI); a conversion that does
+// not fit stops with OUT_OF_MEMORY's message.
+export const MAX_INPUT_BYTES = 2 ** 31 - 1;  // 2 GiB less a byte
 
 const OUT_OF_MEMORY = 'lora-verify ran out of memory: a browser gives WebAssembly at most 4 GiB, and converting ' +
   'holds the file, the converted tensors and the converted file read back at once; use the lora-verify command ' +
@@ -58,6 +59,11 @@ export function outputFileName(name, app, given) {
   if (given) return given.split(/[\\/]/).pop() || 'converted.safetensors';
   const base = name.split(/[\\/]/).pop().replace(/\.safetensors$/i, '');
   return `${base || 'converted'}.${app}.safetensors`;
+}
+
+// The limit as the page states it: "2 GiB" for MAX_INPUT_BYTES.
+export function limitText(n) {
+  return n >= 2 ** 30 ? `${+((n + 1) / 2 ** 30).toFixed(1)} GiB` : sizeText(n);
 }
 
 function sizeText(n) {
@@ -171,7 +177,7 @@ class LoraVerify {
       throw new LoraVerifyError(64, `${name}: the input must be a Uint8Array, an ArrayBuffer or a Blob`);
     const size = isBlob ? input.size : input.byteLength;
     if (size > this.maxInputBytes)
-      throw new LoraVerifyError(65, `${name}: ${sizeText(size)} is more than the ${sizeText(this.maxInputBytes)} ` +
+      throw new LoraVerifyError(65, `${name}: ${sizeText(size)} is more than the ${limitText(this.maxInputBytes)} ` +
         'lora-verify can hold in the browser (WebAssembly memory is at most 4 GiB); use the lora-verify command for it');
     const ptr = this.core.stage_input(size) >>> 0;
     if (!ptr) throw new LoraVerifyError(70, `${name}: cannot allocate ${sizeText(size)} for the input`);

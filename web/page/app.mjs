@@ -188,6 +188,8 @@ async function convert(ev) {
       a.download = m.outputName;
       a.textContent = `Download ${m.outputName} (${sizeText(m.blob.size)})`;
       out.append(a);
+      // Chromium keeps a private window's blobs in memory only and cancels such downloads.
+      if (m.blob.size >= 2 ** 31) out.append(' (over 2 GiB: in a private window the browser may cancel the download)');
       a.click();
     } else {
       out.append('No file was written: see the report.');
@@ -223,9 +225,8 @@ async function main() {
   try {
     const r = await startWorker();
     $('version').textContent = r.version;
-    $('limit').textContent = `Files up to ${sizeText(r.maxInputBytes)} can be checked here ` +
-      '(a browser gives WebAssembly at most 4 GiB of memory); larger ones need the lora-verify command. ' +
-      'Converting holds the file and the converted file twice: above about 1 GB it may not fit, and the page says so.';
+    $('limit').textContent = `Files up to ${r.limit} can be checked here ` +
+      '(a browser gives WebAssembly at most 4 GiB of memory); larger ones need the lora-verify command.';
     $('app').replaceChildren(...r.apps.map((a) => new Option(`${a.display} (${a.name})`, a.name)));
     const comfy = r.apps.find((a) => a.name === 'comfyui');
     if (comfy) $('app').value = comfy.name;

@@ -2,14 +2,14 @@
 // responsive while a large file is checked. Messages in: {id, cmd: 'verify' | 'convert',
 // file, app, dropUnsupported}. Out: {type: 'ready', …}, then per request {id, type:
 // 'progress' | 'result' | 'error', …}. The file never leaves this browser.
-import { load, MAX_INPUT_BYTES } from './lora-verify.mjs';
+import { load, limitText, MAX_INPUT_BYTES } from './lora-verify.mjs';
 
 let lv = null;
 
 async function start() {
   try {
     lv = await load();
-    postMessage({ type: 'ready', version: lv.version, apps: lv.apps(), maxInputBytes: MAX_INPUT_BYTES });
+    postMessage({ type: 'ready', version: lv.version, apps: lv.apps(), maxInputBytes: MAX_INPUT_BYTES, limit: limitText(MAX_INPUT_BYTES) });
   } catch (e) {
     postMessage({ type: 'failed', message: String(e.message ?? e) });
   }

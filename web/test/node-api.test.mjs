@@ -108,7 +108,7 @@ test('a file beyond the size limit gets a clear message, not an attempt', { skip
   });
   const big = { size: api.MAX_INPUT_BYTES + 1, slice() { throw new Error('must not be read'); } };
   Object.setPrototypeOf(big, Blob.prototype);
-  await assert.rejects(lv.verify(big, { name: 'huge.safetensors' }), (e) => e.code === 65 && /more than the 2\.15 GB/.test(e.message));
+  await assert.rejects(lv.verify(big, { name: 'huge.safetensors' }), (e) => e.code === 65 && /^huge\.safetensors: 2\.15 GB is more than the 2 GiB lora-verify can hold in the browser/.test(e.message));
 });
 
 test('apps() lists the profiled apps in report order', { skip: why ?? false }, async () => {

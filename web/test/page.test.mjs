@@ -49,7 +49,7 @@ test('the page checks a file as the CLI does and downloads the CLI-identical con
   await page.goto(`${origin}/`);
   await page.waitForSelector('body[data-ready="true"]', { timeout: 60_000 });
   assert.match(await page.textContent('#privacy'), /Nothing is uploaded/);
-  assert.match(await page.textContent('#limit'), /Files up to 2\.15 GB can be checked here/);
+  assert.match(await page.textContent('#limit'), /Files up to 2 GiB can be checked here/);
 
   // A timer on the page's own thread: the check runs in the worker, so it keeps firing.
   await page.evaluate(() => {
