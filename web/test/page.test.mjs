@@ -63,7 +63,10 @@ test('the page checks a file as the CLI does and downloads the CLI-identical con
   await page.setInputFiles('#file', join(dir, NAME));
   await page.waitForSelector('#verdict[data-verdict]', { timeout: 120_000 });
   const worstGap = await page.evaluate(() => { clearInterval(window.lvTick); return window.lvGaps.worst; });
-  assert.ok(worstGap < 250, `the page's thread was blocked for ${worstGap.toFixed(0)} ms`);
+  // Run on the page's thread, the check would block it for about its whole time; a busy
+  // machine (ctest runs other tests alongside) delays a timer too, but not by that much.
+  const checkMs = Number(await page.getAttribute('#verdict', 'data-ms'));
+  assert.ok(worstGap < Math.max(250, checkMs / 2), `the page's thread was blocked for ${worstGap.toFixed(0)} ms of ${checkMs} ms`);
   const phases = await page.evaluate(() => window.lvPhases.map(([p]) => p));
   assert.ok(phases.includes('loading') && phases.includes('done'), `progress phases: ${phases}`);
   assert.equal(await page.getAttribute('#progress', 'value'), '1');
