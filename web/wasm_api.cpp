@@ -8,7 +8,7 @@
 //   {"ok":true,"pass":…,"text":"…the CLI's text report…","report":{…the CLI's --json report…}}
 //   or {"ok":false,"code":65,"message":"…"}
 // convert additionally names the converted file in the in-memory file system ("output"),
-// which JavaScript reads and removes (FS.readFile, FS.unlink).
+// whose bytes JavaScript takes before removing it.
 #include <emscripten/bind.h>
 #include <emscripten/val.h>
 #include <sys/stat.h>
@@ -40,15 +40,13 @@ std::string failure(const lv::Error& e) {
 }
 
 // Allocates the buffer for a file of `size` bytes and returns its address in the module's
-// memory (0 when it cannot be had: the caller reports the size limit).
+// memory (0 for a size no buffer can have: wasm32's PTRDIFF_MAX; the caller states the limit).
 uintptr_t stage_input(double size) {
   std::vector<uint8_t>().swap(g_staged);
-  if (!(size >= 0) || size > 4294967295.0) return 0;
+  if (!(size >= 0) || size > static_cast<double>(g_staged.max_size())) return 0;
   g_staged.resize(static_cast<size_t>(size));
   return g_staged.empty() ? 1 : reinterpret_cast<uintptr_t>(g_staged.data());
 }
-
-void drop_input() { std::vector<uint8_t>().swap(g_staged); }
 
 double staged_size() { return static_cast<double>(g_staged.size()); }
 
@@ -90,8 +88,8 @@ std::string verify(const std::string& name, emscripten::val progress) {
   return envelope(*r);
 }
 
-// `lora-verify convert FILE -o OUT --for APP [--drop-unsupported] --json`: the converted file is written to
-// `output` in the in-memory file system only when it verified (the report's pass).
+// `lora-verify convert FILE -o OUT --for APP [--drop-unsupported] --json`: the converted file
+// is written to `output` in the in-memory file system only when it verified (the report's pass).
 std::string convert(const std::string& name, const std::string& app, const std::string& output,
                     bool drop_unsupported, emscripten::val progress) {
   if (!lv::loaders::find_profile(app))
@@ -126,7 +124,6 @@ const bool kUmaskSet = (::umask(022), true);
 
 EMSCRIPTEN_BINDINGS(lora_verify) {
   emscripten::function("stage_input", &stage_input);
-  emscripten::function("drop_input", &drop_input);
   emscripten::function("staged_size", &staged_size);
   emscripten::function("verify", &verify);
   emscripten::function("convert", &convert);
