@@ -117,3 +117,20 @@ test('apps() lists the profiled apps in report order', { skip: why ?? false }, a
   assert.ok(names.includes('comfyui'));
   assert.equal(lv.version, run(dir, '--version').stdout.trim().split(/\s+/).pop());
 });
+
+test('running out of memory: a clear message, and the module is not used again', { skip: why ?? false }, async () => {
+  // What emscripten does when an allocation fails (no exceptions: abort), and what the
+  // reader returns when the converted file cannot be read back beside the input.
+  const oom = await api.load();
+  oom.core.convert = () => JSON.stringify({ ok: false, code: 74, message: 'cannot re-read the written file: x.tmp: cannot read: Out of memory' });
+  await assert.rejects(oom.convert(full, 'comfyui', { name: FULL }), (e) => {
+    assert.equal(e.code, 74);
+    assert.match(e.message, /^full_r4\.safetensors: lora-verify ran out of memory: a browser gives WebAssembly at most 4 GiB.*use the lora-verify command for this file/);
+    return true;
+  });
+  assert.equal((await oom.verify(full, { name: FULL })).verdict, 'pass', 'a refused conversion leaves the module usable');
+  oom.core.verify = () => { throw new WebAssembly.RuntimeError('Aborted(OOM)'); };
+  await assert.rejects(oom.verify(full, { name: FULL }), (e) => e.code === 70 && /ran out of memory/.test(e.message));
+  assert.ok(oom.broken);
+  await assert.rejects(oom.verify(full, { name: FULL }), (e) => e === oom.broken);
+});
