@@ -26,7 +26,7 @@ class CMakeBuild(build_ext):
         jobs = os.environ.get("LV_BUILD_JOBS") or str(os.cpu_count() or 2)
         configure = [
             "cmake", "-S", str(ROOT), "-B", build_dir, "-DCMAKE_BUILD_TYPE=Release",
-            "-DLV_PYTHON=ON", "-DLV_BUILD_TESTS=OFF", "-DLV_BUILD_FUZZERS=OFF", "-DLV_NATIVE=OFF",
+            "-DLV_PYTHON=ON", "-DLV_BUILD_TESTS=OFF", "-DLV_BUILD_FUZZERS=OFF", "-DLV_BUILD_CLI=OFF", "-DLV_NATIVE=OFF",
             f"-DPython_EXECUTABLE={sys.executable}",
         ]
         subprocess.run(configure, check=True)

@@ -13,8 +13,8 @@ packages=(
   clang-14          # libFuzzer builds of the fuzz harnesses
   libclang-rt-14-dev # sanitizer and libFuzzer runtimes for clang 14
   python3           # helper scripts (report regeneration, timing)
-  help2man          # the manual page, generated from --help at build time (optional:
-                    # without it the committed packaging/lora-verify.1 is installed)
+  libcli11-dev      # the command-line parser; the command table also writes --help, the manual page
+                    # and the bash completion
   python3-dev       # Python headers for the lora_verify module (pybind11-dev needs them, does not pull them in)
   pybind11-dev      # the lora_verify Python module (-DLV_PYTHON=ON; scripts/test.sh turns it on when present)
   python3-pytest    # the module's pytest suite (python/tests), run by ctest; also runs the README's pytest snippet

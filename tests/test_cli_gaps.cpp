@@ -32,7 +32,7 @@ TEST(CliGaps, EveryCommandIsListedAndCompletedAndModelIsDocumented) {
   auto u = run_cli({"convrt"});
   EXPECT_EQ(u.exit_code, 64);
   EXPECT_NE(u.err.find("corpus"), std::string::npos) << u.err;
-  const std::string completion = lv::test::read_file(std::string(LV_SOURCE_DIR) + "/packaging/lora-verify.bash-completion");
+  const std::string completion = lv::test::read_file(std::string(LV_BINARY_DIR) + "/lora-verify.bash-completion");
   for (const char* word : {"corpus", "--converter", "--styles", "--model"})
     EXPECT_NE(completion.find(word), std::string::npos) << word;
   for (const char* cmd : {"verify", "convert", "compare", "inspect", "sample"}) {

@@ -1,6 +1,7 @@
 // Model families (issue 14): FLUX.2 [dev], [klein] 9B and 4B, Chroma and Flex.1 are read,
-// detected, converted both ways and verified; the detection traps of flux2-and-variants.md §4,
-// the diffusers FLUX.2 norm_out bug (DF-1) and a gate/up exchange are caught.
+// detected, converted both ways and verified; the detection traps of
+// docs/formats.md#telling-families-apart, the diffusers FLUX.2 norm_out bug (DF-1,
+// docs/formats.md#flux2-peer-failures) and a gate/up exchange are caught.
 #include <gtest/gtest.h>
 
 #include "flux/family.h"
@@ -78,7 +79,7 @@ std::vector<double> swap_halves(const std::vector<double>& v, uint64_t rows, uin
 TEST(Families, TheTableNamesEveryFamilyOfTheIssue) {
   for (const char* n : {"flux1", "chroma", "flex1", "flux2-dev", "flux2-klein-9b", "flux2-klein-4b"})
     EXPECT_NE(flux::find_family(n), nullptr) << n;
-  // FLUX.2 linear1 rows (flux2-and-variants.md §1.2): 55296, 36864, 27648.
+  // FLUX.2 linear1 rows (docs/formats.md#flux2-sizes): 55296, 36864, 27648.
   const std::pair<const char*, int64_t> rows[] = {{"flux2-dev", 55296}, {"flux2-klein-9b", 36864}, {"flux2-klein-4b", 27648}};
   for (auto [name, n] : rows) {
     auto t = flux::find_target(flux::layout_of(*flux::find_family(name)), "single_blocks.0.linear1");
@@ -131,7 +132,7 @@ TEST(Families, CompleteKlein4bDiffusersFileIsNotMistakenForFlux1) {
   EXPECT_EQ(r.summary.targets, 89);
 }
 
-// ---- the traps of §4 ----
+// ---- the traps of docs/formats.md#telling-families-apart ----
 
 TEST(FamilyDetection, AttentionOnlyOnEarlyBlocksAtWidth3072IsAmbiguous) {
   auto file = test::file_from_bytes(test::build_file(attention_only(3072, 5)));

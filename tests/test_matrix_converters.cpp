@@ -1,6 +1,6 @@
 // Converter columns of the matrix (`matrix --converter NAME=CMD`): the peer stand-ins of
-// tests/standins/peer.py (flux-lora-formats.md §7) each get exactly the expected cell on
-// every applicable variant; lora-verify's own convert is equivalent; hangs, missing and
+// tests/standins/peer.py (docs/formats.md#flux1-peer-failures) each get exactly the expected
+// cell on every applicable variant; lora-verify's own convert is equivalent; hangs, missing and
 // garbage outputs are graded without stalling; logs, shards, merges and baselines work.
 #include <gtest/gtest.h>
 

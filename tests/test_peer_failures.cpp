@@ -1,4 +1,4 @@
-// The peer-tool failure cases of the facts doc (§7), each as a case lora-verify handles.
+// The peer-tool failure cases of docs/formats.md#flux1-peer-failures, each as a case lora-verify handles.
 #include <gtest/gtest.h>
 
 #include "lora/converter.h"

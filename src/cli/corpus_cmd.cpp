@@ -14,48 +14,18 @@
 #include "flux/layout.h"
 #include "loaders/verdict.h"
 #include "lora/loader.h"
+#include "cli/messages.h"
 #include "report/matrix.h"
 #include "safetensors/writer.h"
 
 namespace {
 
 namespace rp = lv::report;
+using lv::cli::fail;
+using lv::cli::usage;
 using lv::ErrorCode;
 using J = nlohmann::ordered_json;
 
-constexpr const char* kCorpusHelp = R"(lora-verify corpus — write the built-in matrix variants as files
-
-usage:
-  lora-verify corpus DIR [--filter TEXT]
-
-Writes every built-in variant of `lora-verify matrix` (dialect x structure x dtype,
-FLUX.1-dev shapes, seeded) into DIR as VARIANT.safetensors, and DIR/manifest.json: per
-file its variant, dialect, structure and dtype, the BFL targets it touches with their row
-ranges and which parts are present (a missing part of a fused target must become zero
-rows), the expected outcome of a correct conversion, and what each profiled loader does
-with the file as it is (and with the form `convert --for` writes for it). The bytes are
-identical between runs. Each file is written atomically; manifest.json last.
-
-options:
-  --filter TEXT   only variants whose name contains TEXT
-  -h, --help      this text
-
-exit codes:
-  0   written
-  1   --filter matches no variant (nothing written)
-  64  usage error
-  73  DIR or a file in it cannot be written
-)";
-
-int usage(const std::string& msg) {
-  std::fprintf(stderr, "error: corpus: %s (see lora-verify corpus --help)\n", msg.c_str());
-  return static_cast<int>(ErrorCode::kUsage);
-}
-
-int fail(const lv::Error& e) {
-  std::fprintf(stderr, "error: %s\n", e.message.c_str());
-  return static_cast<int>(e.code);
-}
 
 // The targets of a model: for each, its shape and every part the layout defines for it,
 // with the part's rows and whether the file has it.
@@ -130,28 +100,12 @@ J loaders_json(const lv::LoraModel& model) {
 
 }  // namespace
 
-int run_corpus_command(const std::vector<std::string>& args) {
+int run_corpus_command(const lv::cli::Args& args) {
+  if (args.positional.size() > 1)
+    return usage("one DIR only, got '" + args.positional[0] + "' and '" + args.positional[1] + "'");
   std::optional<std::string> dir, filter;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& s = args[i];
-    if (s == "-h" || s == "--help") {
-      std::fputs(kCorpusHelp, stdout);
-      return 0;
-    }
-    if (s == "--filter" || s.rfind("--filter=", 0) == 0) {
-      if (filter) return usage("option --filter given twice");
-      if (s == "--filter") {
-        if (i + 1 >= args.size()) return usage("option --filter needs a value");
-        filter = args[++i];
-      } else {
-        filter = s.substr(9);
-      }
-      continue;
-    }
-    if (s.size() > 1 && s[0] == '-') return usage("unknown option " + s.substr(0, s.find('=')));
-    if (dir) return usage("one DIR only, got '" + *dir + "' and '" + s + "'");
-    dir = s;
-  }
+  if (!args.positional.empty()) dir = args.positional[0];
+  if (const std::string* v = args.value("--filter")) filter = *v;
   if (!dir) return usage("needs the output directory DIR");
   if (*dir == "-") return usage("DIR cannot be '-' (standard output cannot hold files)");
 

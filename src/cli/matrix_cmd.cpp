@@ -17,6 +17,7 @@
 #include <sstream>
 #include <thread>
 
+#include "cli/messages.h"
 #include "report/matrix.h"
 #include "report/matrix_converters.h"
 #include "safetensors/writer.h"
@@ -24,60 +25,9 @@
 namespace {
 
 namespace rp = lv::report;
+using lv::cli::fail;
+using lv::cli::usage;
 using lv::ErrorCode;
-
-constexpr const char* kMatrixHelp = R"(lora-verify matrix — the FLUX.1 LoRA compatibility matrix for release notes
-
-usage:
-  lora-verify matrix [options] [INPUTS...]
-  lora-verify matrix --merge SHARD.json... [--out DIR] [--baseline OLD.json]
-
-Runs every built-in variant (dialect x structure x dtype, generated in memory with
-FLUX.1-dev shapes) through each output style (kohya, comfy, peft, bfl, diffusers) and a
-round trip, and writes compatibility.md, compatibility.json and compatibility.html into
-DIR. INPUTS (.safetensors files, or directories searched for them) add one row each.
-The files are byte-identical between runs on the same inputs.
-
-options:
-  --out DIR              where the three files go (default: reports)
-  --baseline OLD.json    mark every cell that changed against an earlier
-                         compatibility.json; exit 1 on a regression
-  --jobs N               rows run on N threads (default: the number of cores)
-  --shard i/n            run only rows i, i+n, i+2n, ... (0 <= i < n) of the full list
-  --merge                the arguments are shard JSON files: join them into one matrix
-  --filter TEXT          only built-in variants whose name contains TEXT
-  --no-builtin           only the INPUTS
-  --timings              add per-row times (the files are then not byte-stable)
-  --quiet                print errors only (no progress, no summary; the exit code tells)
-  --verbose              also list every row with its outcome and time on standard error
-  --styles LIST          built-in columns to run, comma-separated from kohya, comfy,
-                         peft, bfl, diffusers, round-trip; or none (default: all)
-  --converter NAME=CMD   add a column grading any converter (repeatable). CMD runs
-                         through /bin/sh -c in a fresh temporary directory (its cwd:
-                         give absolute paths), stdin /dev/null, with {in} and {out}
-                         replaced by the quoted paths of the input lora-verify writes
-                         and of the output it reads back (any dialect) and compares
-                         with the source as `compare` does. Cells: equivalent, not
-                         equivalent, failed, timed out, no output, unreadable output;
-                         the log of each cell that is not equivalent goes to
-                         DIR/logs/NAME/VARIANT.log
-  --converter-timeout S  seconds per cell before the converter's process group is
-                         killed (default 120)
-  --converter-max-output BYTES
-                         largest {out} (and stdout, stderr) a converter may write; a
-                         K, M or G suffix multiplies by 1024s (default 4G)
-  -h, --help             this text
-
-exit codes:
-  0   every built-in variant equivalent, no regression against the baseline
-  1   a built-in variant is not equivalent, a cell regressed against the baseline, the
-      matrix checked nothing (no rows: nothing is written), or it holds only INPUTS and
-      none of them is equivalent
-  64  usage error
-  65  a baseline or shard is not a compatibility.json (or shards do not fit together)
-  66  an input, baseline or shard cannot be opened
-  73  the output directory or a file in it cannot be written
-)";
 
 struct MatrixArgs {
   std::string out = "reports";
@@ -90,184 +40,126 @@ struct MatrixArgs {
   bool builtin = true;
   bool timings = false;
   bool quiet = false, verbose = false;
-  bool help = false;
   std::vector<std::string> positional;
   std::optional<std::vector<std::string>> styles;
   std::vector<rp::MatrixConverter> converters;
   rp::ConverterLimits limits;
 };
 
-int usage(const std::string& msg) {
-  std::fprintf(stderr, "error: matrix: %s (see lora-verify matrix --help)\n", msg.c_str());
-  return static_cast<int>(ErrorCode::kUsage);
-}
-
-int fail(const lv::Error& e) {
-  std::fprintf(stderr, "error: %s\n", e.message.c_str());
-  return static_cast<int>(e.code);
-}
 
 std::optional<long long> parse_int(const std::string& s, long long lo, long long hi) {
-  if (s.empty() || s.size() > 18) return std::nullopt;
-  long long v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return std::nullopt;
-    v = v * 10 + (c - '0');
-  }
-  if (v < lo || v > hi) return std::nullopt;
+  int64_t v = 0;
+  if (lv::cli::parse_integer(s, lo, hi, v)) return std::nullopt;
   return v;
 }
 
-// Returns an error message, or nullopt when the arguments parse.
-std::optional<std::string> parse(const std::vector<std::string>& args, MatrixArgs& a) {
-  bool options_done = false;
-  bool seen_out = false, seen_jobs = false, seen_filter = false, seen_styles = false, seen_timeout = false, seen_max = false;
-  for (size_t i = 0; i < args.size(); ++i) {
-    std::string s = args[i];
-    if (options_done || s.size() < 2 || s[0] != '-') {
-      a.positional.push_back(s);
-      continue;
-    }
-    if (s == "--") {
-      options_done = true;
-      continue;
-    }
-    std::string name = s, value;
-    bool inline_value = false;
-    if (auto eq = s.find('='); eq != std::string::npos && s.rfind("--", 0) == 0) {
-      name = s.substr(0, eq);
-      value = s.substr(eq + 1);
-      inline_value = true;
-    }
-    auto flag = [&](bool& target) -> std::optional<std::string> {
-      if (inline_value) return "option " + name + " takes no value";
-      target = true;
-      return std::nullopt;
-    };
-    auto take = [&](bool& seen) -> std::optional<std::string> {
-      if (seen) return "option " + name + " given twice";
-      seen = true;
-      if (!inline_value) {
-        if (i + 1 >= args.size()) return "option " + name + " needs a value";
-        value = args[++i];
-      }
-      return std::nullopt;
-    };
-    std::optional<std::string> err;
-    if (name == "-h" || name == "--help") {
-      err = flag(a.help);
-    } else if (name == "--merge") {
-      err = flag(a.merge);
-    } else if (name == "--timings") {
-      err = flag(a.timings);
-    } else if (name == "--quiet") {
-      err = flag(a.quiet);
-    } else if (name == "--verbose") {
-      err = flag(a.verbose);
-    } else if (name == "--no-builtin") {
-      bool no = false;
-      err = flag(no);
-      a.builtin = false;
-    } else if (name == "--out") {
-      err = take(seen_out);
-      if (!err) {
-        if (value.empty()) return "--out needs a directory";
-        if (value == "-") return "--out needs a directory: '-' (standard output) cannot hold three files";
-        a.out = value;
-      }
-    } else if (name == "--baseline") {
-      bool seen = a.baseline.has_value();
-      err = take(seen);
-      if (!err) a.baseline = value;
-    } else if (name == "--filter") {
-      err = take(seen_filter);
-      if (!err) a.filter = value;
-    } else if (name == "--jobs") {
-      err = take(seen_jobs);
-      if (!err) {
-        auto n = parse_int(value, 1, 256);
-        if (!n) return "--jobs must be an integer in 1..256, got '" + value + "'";
-        a.jobs = static_cast<int>(*n);
-      }
-    } else if (name == "--shard") {
-      err = take(a.sharded);
-      if (!err) {
-        auto slash = value.find('/');
-        std::optional<long long> idx, cnt;
-        if (slash != std::string::npos) {
-          idx = parse_int(value.substr(0, slash), 0, 1 << 20);
-          cnt = parse_int(value.substr(slash + 1), 1, 1 << 20);
-        }
-        if (!idx || !cnt || *idx >= *cnt) return "--shard must be i/n with 0 <= i < n, got '" + value + "'";
-        a.shard_index = static_cast<int>(*idx);
-        a.shard_count = static_cast<int>(*cnt);
-      }
-    } else if (name == "--styles") {
-      err = take(seen_styles);
-      if (!err) {
-        std::vector<std::string> list;
-        if (value != "none") {
-          std::stringstream ss(value);
-          for (std::string item; std::getline(ss, item, ',');) {
-            const auto& known = rp::style_columns();
-            if (std::find(known.begin(), known.end(), item) == known.end())
-              return "--styles: unknown column '" + item + "' (choose from kohya, comfy, peft, bfl, diffusers, round-trip, or none)";
-            if (std::find(list.begin(), list.end(), item) != list.end()) return "--styles names '" + item + "' twice";
-            list.push_back(item);
-          }
-          if (list.empty()) return "--styles needs a list of columns, or none";
-        }
-        a.styles = list;
-      }
-    } else if (name == "--converter") {
-      bool once = false;
-      err = take(once);
-      if (!err) {
-        rp::MatrixConverter c;
-        if (auto why = rp::parse_converter(value, c)) return *why;
-        for (const auto& other : a.converters)
-          if (other.name == c.name) return "--converter " + c.name + " given twice";
-        a.converters.push_back(std::move(c));
-      }
-    } else if (name == "--converter-timeout") {
-      err = take(seen_timeout);
-      if (!err) {
-        char* end = nullptr;
-        errno = 0;
-        const double t = std::strtod(value.c_str(), &end);
-        if (value.empty() || *end != '\0' || errno != 0 || !(t > 0) || t > 86400 * 7)
-          return "--converter-timeout must be a number of seconds in (0, 604800], got '" + value + "'";
-        a.limits.timeout_seconds = t;
-      }
-    } else if (name == "--converter-max-output") {
-      err = take(seen_max);
-      if (!err) {
-        std::string digits = value;
-        unsigned shift = 0;
-        if (!digits.empty() && (digits.back() == 'K' || digits.back() == 'M' || digits.back() == 'G')) {
-          shift = digits.back() == 'K' ? 10 : digits.back() == 'M' ? 20 : 30;
-          digits.pop_back();
-        }
-        auto n = parse_int(digits, 1, (1ll << 50) >> shift);
-        if (!n) return "--converter-max-output must be a positive number of bytes (K, M, G suffixes allowed, at most 1 PiB), got '" + value + "'";
-        a.limits.max_output = static_cast<uint64_t>(*n) << shift;
-      }
-    } else {
-      return "unknown option " + name;
-    }
-    if (err) return err;
+// --shard i/n.
+std::optional<std::string> read_shard(const std::string& value, MatrixArgs& a) {
+  auto slash = value.find('/');
+  std::optional<long long> idx, cnt;
+  if (slash != std::string::npos) {
+    idx = parse_int(value.substr(0, slash), 0, 1 << 20);
+    cnt = parse_int(value.substr(slash + 1), 1, 1 << 20);
   }
+  if (!idx || !cnt || *idx >= *cnt) return "--shard must be i/n with 0 <= i < n, got '" + value + "'";
+  a.sharded = true;
+  a.shard_index = static_cast<int>(*idx);
+  a.shard_count = static_cast<int>(*cnt);
+  return std::nullopt;
+}
+
+// --styles LIST: built-in columns, or none.
+std::optional<std::string> read_styles(const std::string& value, MatrixArgs& a) {
+  std::vector<std::string> list;
+  if (value != "none") {
+    std::stringstream ss(value);
+    for (std::string item; std::getline(ss, item, ',');) {
+      const auto& known = rp::style_columns();
+      if (std::find(known.begin(), known.end(), item) == known.end())
+        return "--styles: unknown column '" + item + "' (choose from kohya, comfy, peft, bfl, diffusers, round-trip, or none)";
+      if (std::find(list.begin(), list.end(), item) != list.end()) return "--styles names '" + item + "' twice";
+      list.push_back(item);
+    }
+    if (list.empty()) return "--styles needs a list of columns, or none";
+  }
+  a.styles = list;
+  return std::nullopt;
+}
+
+// --converter-timeout S and --converter-max-output BYTES.
+std::optional<std::string> read_limits(const lv::cli::Args& in, MatrixArgs& a) {
+  if (const std::string* v = in.value("--converter-timeout")) {
+    char* end = nullptr;
+    errno = 0;
+    const double t = std::strtod(v->c_str(), &end);
+    if (v->empty() || *end != '\0' || errno != 0 || !(t > 0) || t > 86400 * 7)
+      return "--converter-timeout must be a number of seconds in (0, 604800], got '" + *v + "'";
+    a.limits.timeout_seconds = t;
+  }
+  if (const std::string* v = in.value("--converter-max-output")) {
+    std::string digits = *v;
+    unsigned shift = 0;
+    if (!digits.empty() && (digits.back() == 'K' || digits.back() == 'M' || digits.back() == 'G')) {
+      shift = digits.back() == 'K' ? 10 : digits.back() == 'M' ? 20 : 30;
+      digits.pop_back();
+    }
+    auto n = parse_int(digits, 1, (1ll << 50) >> shift);
+    if (!n) return "--converter-max-output must be a positive number of bytes (K, M, G suffixes allowed, at most 1 PiB), got '" + *v + "'";
+    a.limits.max_output = static_cast<uint64_t>(*n) << shift;
+  }
+  return std::nullopt;
+}
+
+// The options that need or exclude one another.
+std::optional<std::string> check_combinations(const lv::cli::Args& in, const MatrixArgs& a) {
+  const bool limits = in.has("--converter-timeout") || in.has("--converter-max-output");
   if (a.quiet && a.verbose) return "--quiet prints errors only: not with --verbose";
   if (a.merge) {
     if (a.positional.empty()) return "--merge needs the shard JSON files";
-    if (a.sharded || !a.filter.empty() || !a.builtin || a.jobs || a.styles || !a.converters.empty() || seen_timeout || seen_max)
+    if (a.sharded || !a.filter.empty() || !a.builtin || a.jobs || a.styles || !a.converters.empty() || limits)
       return "--merge joins finished shards; --shard, --filter, --no-builtin, --jobs, --styles and --converter options do not apply";
   } else if (!a.builtin && a.positional.empty()) {
     return "--no-builtin needs INPUTS";
   }
   if (a.styles && a.styles->empty() && a.converters.empty()) return "--styles none needs at least one --converter";
-  if ((seen_timeout || seen_max) && a.converters.empty()) return "--converter-timeout and --converter-max-output need a --converter";
+  if (limits && a.converters.empty()) return "--converter-timeout and --converter-max-output need a --converter";
   return std::nullopt;
+}
+
+// Reads the parsed options into MatrixArgs; returns a message for a usage error.
+std::optional<std::string> parse(const lv::cli::Args& in, MatrixArgs& a) {
+  a.positional = in.positional;
+  a.merge = in.flags.count("--merge") > 0;
+  a.timings = in.flags.count("--timings") > 0;
+  a.quiet = in.flags.count("--quiet") > 0;
+  a.verbose = in.flags.count("--verbose") > 0;
+  a.builtin = in.flags.count("--no-builtin") == 0;
+  if (const std::string* v = in.value("--out")) {
+    if (v->empty()) return "--out needs a directory";
+    if (*v == "-") return "--out needs a directory: '-' (standard output) cannot hold three files";
+    a.out = *v;
+  }
+  if (const std::string* v = in.value("--baseline")) a.baseline = *v;
+  if (const std::string* v = in.value("--filter")) a.filter = *v;
+  if (const std::string* v = in.value("--jobs")) {
+    auto n = parse_int(*v, 1, 256);
+    if (!n) return "--jobs must be an integer in 1..256, got '" + *v + "'";
+    a.jobs = static_cast<int>(*n);
+  }
+  if (const std::string* v = in.value("--shard"))
+    if (auto e = read_shard(*v, a)) return e;
+  if (const std::string* v = in.value("--styles"))
+    if (auto e = read_styles(*v, a)) return e;
+  if (auto it = in.lists.find("--converter"); it != in.lists.end())
+    for (const std::string& value : it->second) {
+      rp::MatrixConverter c;
+      if (auto why = rp::parse_converter(value, c)) return *why;
+      for (const auto& other : a.converters)
+        if (other.name == c.name) return "--converter " + c.name + " given twice";
+      a.converters.push_back(std::move(c));
+    }
+  if (auto e = read_limits(in, a)) return e;
+  return check_combinations(in, a);
 }
 
 // Reads a whole file: kCannotOpen when it cannot be opened, kIo when reading fails.
@@ -320,13 +212,9 @@ std::string columns_list(const rp::MatrixResult& m) {
 
 }  // namespace
 
-int run_matrix_command(const std::vector<std::string>& args) {
+int run_matrix_command(const lv::cli::Args& args) {
   MatrixArgs a;
   if (auto e = parse(args, a)) return usage(*e);
-  if (a.help) {
-    std::fputs(kMatrixHelp, stdout);
-    return 0;
-  }
   g_quiet = a.quiet;
   const auto start = std::chrono::steady_clock::now();
   rp::MatrixResult m;

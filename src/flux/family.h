@@ -1,5 +1,5 @@
-// Model families as data (docs/families.md; facts from flux-lora-formats.md §1/§6 and
-// flux2-and-variants.md §1, §4–§6): dimensions, block counts, which module table rows exist,
+// Model families as data (docs/families.md; facts in docs/formats.md#families and
+// docs/formats.md#flux2-sizes): dimensions, block counts, which module table rows exist,
 // and how a file's evidence is weighed. Detection (src/lora/detect.*) and `--model` read it.
 #pragma once
 

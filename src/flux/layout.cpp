@@ -57,7 +57,8 @@ constexpr uint8_t kF2 = kArchFlux2;
 constexpr uint8_t kC = kArchChroma;
 constexpr uint8_t kF1F2 = kArchFlux1 | kArchFlux2;
 
-// FLUX.1 (docs/flux-lora-formats.md §1), Chroma and FLUX.2 (flux2-and-variants.md §1.2, §5).
+// FLUX.1 (docs/formats.md#flux1-module-map), Chroma (docs/formats.md#chroma) and FLUX.2
+// (docs/formats.md#flux2-module-map).
 // Block rows are relative to the block prefix. Chroma lacks the per-block modulations,
 // time/vector/guidance embedders and the final adaLN Linear, and adds its approximator.
 constexpr TargetRow kTopTargets[] = {

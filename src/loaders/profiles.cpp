@@ -15,7 +15,7 @@ using T = Treatment;
 // outputs through the loader's own code; "code" facts by reading that code at the commit named.
 constexpr std::string_view kMeasured = "docs/loaders.md §1 (measured)";
 constexpr std::string_view kRules = "docs/loaders.md §2";
-constexpr std::string_view kPeers = "docs/flux-lora-formats.md §7";
+constexpr std::string_view kPeers = "docs/formats.md#flux1-peer-failures";
 constexpr std::string_view kInvokeCode = "code: InvokeAI 8e71a8a5 (docs/loaders.md §4)";
 constexpr std::string_view kInvoke51Code = "code: InvokeAI v5.1.1 (docs/loaders.md §4)";
 constexpr std::string_view kComfyCode = "code: ComfyUI a125cd84 (docs/loaders.md §4)";
@@ -663,8 +663,9 @@ constexpr std::array kSdcppStyles = {
 constexpr std::array kSdcppForms = {Style::kComfy, Style::kPeft};
 
 // ---- FLUX.2: diffusers and ComfyUI (measured, tools/loader-lab LV_LAB_FAMILY=flux2; InvokeAI's are
-// beside its FLUX.1 entries). Rules still sourced to kFlux2Doc are code reading (flux2-and-variants.md §3). ----
-constexpr std::string_view kFlux2Doc = "code: flux2-and-variants.md §3";
+// beside its FLUX.1 entries). Rules still sourced to kFlux2Doc are code reading
+// (docs/formats.md#flux2-peer-failures). ----
+constexpr std::string_view kFlux2Doc = "code: docs/formats.md#flux2-peer-failures";
 constexpr std::array<std::string_view, 2> kAiToolkitOrFal = {"ai-toolkit", "fal-kontext"};
 
 // diffusers, measured (data/loaders/diffusers-58eb52c0803e-flux2.json): Flux2LoraLoaderMixin on a
@@ -739,7 +740,7 @@ constexpr std::array kDiffusersF2Styles = {
 // steps of comfy.sd.load_diffusion_model_state_dict on a FLUX.2 stand-in of each family detect
 // FLUX.1 (Flux for dev, FluxSchnell for klein: no vector_in, no guidance_in) and fail to build the
 // model, so no FLUX.2 LoRA reaches the LoRA code. (What later ComfyUI commits do with FLUX.2 keys
-// is code reading only: flux2-and-variants.md §3.2.)
+// is code reading only: docs/formats.md#flux2-peer-failures, CF-1.)
 constexpr std::array<std::string_view, 6> kFlux2Styles = {"kohya", "comfy", "ai-toolkit", "bfl", "diffusers", "fal"};
 constexpr std::array kComfyF2Styles = {
     StyleSupport{kFlux2Styles, "", Recognition::kRejects,

@@ -1,5 +1,6 @@
-// Reference converter: canonical parts → output modules, exact by construction (§3 of the
-// facts doc). Weights are copied bit for bit wherever the strategy allows.
+// Reference converter: canonical parts → output modules, exact by construction
+// (docs/formats.md#fusing-and-splitting). Weights are copied bit for bit wherever the strategy
+// allows.
 #include "lora/converter.h"
 
 #include <algorithm>
@@ -454,8 +455,9 @@ Contribution contribute(const Part& p, int64_t m0, int64_t m1, bool mswap) {
 
 bool overlaps(const Part& p, int64_t b, int64_t e) { return p.row_begin < e && b < p.row_end; }
 
-// Adapter forms (LoKr, LoHa, dense diff) are renamed when their target is 1:1 with the
-// output module; otherwise they would have to become dense, which is refused for now.
+// Adapter forms (LoKr, LoHa, dense diff) are renamed when their rows are exactly the output
+// module's; otherwise convert_target writes the module as a dense .diff (build_dense), or
+// refuses it when ConvertOptions::allow_dense is false (--no-dense).
 bool maps_one_to_one(const Part& p, int64_t m0, int64_t m1, bool mswap) {
   return p.row_begin == m0 && p.row_end == m1 && p.swap_halves == mswap;
 }

@@ -35,7 +35,7 @@ struct ConvertOptions {
   int threads = 1;                 // targets are converted on up to this many threads
 };
 
-// How a module was built (docs/flux-lora-formats.md §3).
+// How a module was built (docs/formats.md#fusing-and-splitting).
 enum class Strategy {
   kRename,      // one part, weights untouched
   kSharedDown,  // parts share one bit-identical A: ups stacked at rank r

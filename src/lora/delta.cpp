@@ -1,4 +1,4 @@
-// Row-wise dense deltas of LoRA parts (ΔW formulas of the facts doc §5).
+// Row-wise dense deltas of LoRA parts (ΔW formulas: docs/formats.md#adapter-forms).
 #include "lora/delta.h"
 
 #include <algorithm>

@@ -1,7 +1,7 @@
 // Which model family a LoRA is for, from its keys and shapes alone
-// (flux2-and-variants.md §4): names first, then the set of widths, then block indices. Never
-// hidden size or img_in alone; when the evidence does not decide, the answer is "ambiguous"
-// with the candidates and what would decide, never a guess.
+// (docs/formats.md#telling-families-apart): names first, then the set of widths, then block
+// indices. Never hidden size or img_in alone; when the evidence does not decide, the answer is
+// "ambiguous" with the candidates and what would decide, never a guess.
 #pragma once
 
 #include <string>

@@ -85,8 +85,8 @@ Result<std::vector<uint8_t>> generate_lora(const GenSpec& spec) {
   if (spec.rank < 1 || spec.rank > 4096) return make_error(ErrorCode::kUsage, "rank must be 1..4096, got " + std::to_string(spec.rank));
   if (!st::dtype_is_encodable(spec.dtype)) return make_error(ErrorCode::kUsage, "dtype must be F32, F64, F16 or BF16");
   const std::string& d = spec.dialect;
-  // Dialects whose FLUX.2 spelling no source establishes (flux2-and-variants.md §2) are not
-  // invented, and FLUX.2 has no bias to hold a bias delta.
+  // Dialects whose FLUX.2 spelling no source establishes are not invented
+  // (docs/formats.md#dialects-in-flux2-files), and FLUX.2 has no bias to hold a bias delta.
   const bool flux1_shaped = (spec.layout.arch & (flux::kArchFlux1 | flux::kArchChroma)) != 0;
   if (!flux1_shaped && (d == "xlabs" || d == "onetrainer" || d == "onetrainer-bfl" || d == "diffusers-old"))
     return make_error(ErrorCode::kUsage, "the " + d + " dialect has no established FLUX.2 spelling; FLUX.2 files are "
@@ -167,5 +167,16 @@ Result<std::vector<uint8_t>> generate_lora(const GenSpec& spec) {
   for (size_t i = 0; i < e.tensors.size(); ++i) e.tensors[i].data = e.buffers[i];
   return st::serialize(e.tensors, meta);
 }
+
+namespace {
+constexpr GeneratorDialect kGeneratorDialects[] = {
+    {"diffusers", true, true, true},     {"diffusers-old", false, false, true}, {"fal", true, true, true},
+    {"onetrainer", true, true, true},    {"kohya", true, true, false},          {"comfy", true, true, false},
+    {"ai-toolkit", true, true, false},   {"bfl", true, true, false},            {"onetrainer-bfl", true, false, true},
+    {"xlabs", false, false, false},
+};
+}  // namespace
+
+std::span<const GeneratorDialect> generator_dialects() { return kGeneratorDialects; }
 
 }  // namespace lv

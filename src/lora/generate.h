@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -37,6 +39,14 @@ struct GenSpec {
   bool text_encoder = false;   // add a few lora_te1_ tensors
   std::string family;          // recorded as lora_verify.model metadata when set ("flux1", …)
 };
+
+// The dialects generate_lora writes, and what each can hold: `sample` refuses an option its
+// dialect cannot hold instead of ignoring it.
+struct GeneratorDialect {
+  std::string_view name;
+  bool alpha, bias, no_proj_mlp;
+};
+std::span<const GeneratorDialect> generator_dialects();
 
 // Builds the safetensors bytes of a LoRA following `spec`.
 Result<std::vector<uint8_t>> generate_lora(const GenSpec& spec);

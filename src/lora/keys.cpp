@@ -1,4 +1,4 @@
-// Tables of LoRA key spellings (docs/flux-lora-formats.md §4) and the parser that applies them.
+// Tables of LoRA key spellings (docs/formats.md#key-dialects) and the parser that applies them.
 #include "lora/keys.h"
 
 #include <algorithm>

@@ -22,7 +22,7 @@ using st::TensorView;
 
 bool contains(std::string_view s, std::string_view p) { return s.find(p) != std::string_view::npos; }
 
-// ---- architecture signatures (docs/flux-lora-formats.md §6, fixtures anima/krea2/qwen) ----
+// ---- architecture signatures (docs/formats.md#other-architectures; fixtures anima, krea2, qwen) ----
 
 struct ArchSignature {
   std::string_view architecture;
@@ -170,7 +170,7 @@ Result<LoraModel> load_lora(std::shared_ptr<const st::SafetensorsFile> file, con
       keyed.emplace_back(&t, std::move(*k));
       continue;
     }
-    // Absolute RMSNorm scales: set-values, not deltas (§1).
+    // Absolute RMSNorm scales: set-values, not deltas (docs/formats.md#norm-scales).
     if (t.name.size() > 6 && (contains(t.name, "_norm.scale") || contains(t.name, ".norm_q.weight") ||
                               contains(t.name, ".norm_k.weight") || contains(t.name, ".norm_added_q.weight") ||
                               contains(t.name, ".norm_added_k.weight"))) {

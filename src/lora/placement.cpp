@@ -6,7 +6,8 @@ namespace lv {
 namespace {
 
 std::optional<Placement> xlabs_placement(const flux::Layout& l, const std::string& module) {
-  // XLabs names exist for FLUX.1-shaped models only (flux2-and-variants.md §2: not seen for FLUX.2).
+  // XLabs names exist for FLUX.1-shaped models only; none is known for FLUX.2
+  // (docs/formats.md#prefixes-and-dialect-ids).
   if (!(l.arch & (flux::kArchFlux1 | flux::kArchChroma))) return std::nullopt;
   size_t at = module.find(".processor.");
   std::string block = module.substr(0, at);

@@ -362,10 +362,7 @@ MatrixCell run_converter_cell(const MatrixConverter& conv, const ConverterLimits
   }
 
   std::string cmd = replace_all(replace_all(conv.command, "{in}", quote(in)), "{out}", quote(out));
-  const auto start = std::chrono::steady_clock::now();
   Run run = run_shell(cmd, dir, out_log, err_log, limits);
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  (void)secs;
 
   // What the converter said, with the cell's paths made stable.
   auto stable = [&](std::string s) { return replace_all(replace_all(replace_all(s, in, "{in}"), out, "{out}"), dir, "{dir}"); };

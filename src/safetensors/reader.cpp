@@ -1,5 +1,5 @@
-// Strict safetensors reader: validates every rule of docs/safetensors.md, in the spec's
-// order, over a read-only mapping. Policy for names: empty names and names holding control
+// Strict safetensors reader: validates every rule of docs/safetensors.md, in the order
+// given there, over a read-only mapping. Policy for names: empty names and names holding control
 // characters (< 0x20, 0x7f, including NUL written as \u0000) are rejected; names are at
 // most Limits::max_name_bytes bytes. Names are never used as paths.
 #include "safetensors/reader.h"

@@ -1,5 +1,5 @@
 // Strict safetensors reader over a read-only memory map: a tensor view exists only for a
-// tensor that passed every rule of docs/safetensors.md.
+// tensor that passed every rule of docs/safetensors.md#rules-in-the-order-they-are-checked.
 #pragma once
 
 #include <cstdint>

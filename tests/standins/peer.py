@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Stand-ins for peer LoRA converters, for `lora-verify matrix --converter` tests.
 
-Each mode reproduces one failure catalogued in flux-lora-formats.md section 7 (written
+Each mode reproduces one failure catalogued in docs/formats.md#flux1-peer-failures (written
 from that description, not from any peer's code). Standard library only: safetensors
 files are read and written by hand with struct and json.
 

@@ -10,7 +10,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from lab import check_cli, compare, flux, flux2, safetensors_io  # noqa: E402
 
-# Linear modules per family, BFL / diffusers naming (flux2-and-variants.md §1.1).
+# Linear modules per family, BFL / diffusers naming (docs/formats.md#flux2-sizes).
 COUNTS = {"flux2-dev": (171, 203), "flux2-klein-9b": (121, 153), "flux2-klein-4b": (89, 109)}
 
 
@@ -36,7 +36,7 @@ def test_diffusers_modules_tile_every_bfl_target(family):
 
 
 def test_family_shapes():
-    # linear1 rows and linear2 columns (flux2-and-variants.md §1.2); only dev has guidance_in.
+    # linear1 rows and linear2 columns (docs/formats.md#flux2-sizes); only dev has guidance_in.
     for family, (l1, l2) in {"flux2-dev": (55296, 24576), "flux2-klein-9b": (36864, 16384),
                              "flux2-klein-4b": (27648, 12288)}.items():
         lin = flux2.bfl_linears(family)
