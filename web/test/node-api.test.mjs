@@ -3,9 +3,11 @@
 // the CLI's errors and exit codes.
 import test from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { cliConvert, cliVerify, missing, run, sample, scratch, webDir } from './common.mjs';
+import { cliConvert, cliVerify, missing, repo, run, sample, scratch, webDir } from './common.mjs';
 
 const why = missing();
 const api = why ? null : await import(pathToFileURL(join(webDir, 'lora-verify.mjs')).href);
@@ -83,7 +85,6 @@ test('convert for every app: the same bytes, report or refusal as the CLI', { sk
 
 test('bad input: the CLI message and exit code', { skip: why ?? false }, async () => {
   const bytes = new TextEncoder().encode('{"not": "a safetensors file"}\n');
-  const { writeFileSync } = await import('node:fs');
   writeFileSync(join(dir, 'bad.safetensors'), bytes);
   const native = run(dir, 'bad.safetensors', '--json', '-');
   await assert.rejects(lv.verify(bytes, { name: 'bad.safetensors' }), (e) => {
@@ -133,4 +134,19 @@ test('running out of memory: a clear message, and the module is not used again',
   await assert.rejects(oom.verify(full, { name: FULL }), (e) => e.code === 70 && /ran out of memory/.test(e.message));
   assert.ok(oom.broken);
   await assert.rejects(oom.verify(full, { name: FULL }), (e) => e === oom.broken);
+});
+
+test("the README's JavaScript runs as printed", { skip: why ?? false }, () => {
+  const readme = readFileSync(join(repo, 'README.md'), 'utf8');
+  const block = readme.split('<!-- js-snippet -->')[1].split('```js\n')[1].split('```')[0];
+  assert.match(block, /from '\.\/build-web\/lora-verify\.mjs'/);
+  // The snippet with `bytes` a LoRA, its import pointing at the build under test.
+  const script = join(dir, 'readme-snippet.mjs');
+  const body = block.replace("'./build-web/lora-verify.mjs'", JSON.stringify(pathToFileURL(join(webDir, 'lora-verify.mjs')).href));
+  writeFileSync(script, `import { readFileSync } from 'node:fs';\nconst bytes = readFileSync(${JSON.stringify(join(dir, FULL))});\n` +
+    body.replaceAll("'my_lora.safetensors'", JSON.stringify(FULL)) +
+    '\nconsole.log(JSON.stringify({ verdict: report.verdict, loaders: report.loaders.length, comfy: comfy.length }));\n');
+  const out = JSON.parse(execFileSync(process.execPath, [script]).toString());
+  const native = cliConvert(dir, FULL, 'comfyui', 'snippet.comfyui.safetensors');
+  assert.deepEqual(out, { verdict: 'pass', loaders: cliVerify(dir, FULL).loaders.length, comfy: native.bytes.length });
 });
