@@ -24,6 +24,9 @@ packages=(
   python3-wheel     # setuptools' bdist_wheel, used by pip install . and python3 -m build
   python3-build     # python3 -m build --no-isolation --wheel: the wheel ctest checks
   binutils          # objdump for scripts/check-portable.py (packages hold no -march=native code)
+  emscripten        # the web page's WebAssembly module (scripts/build-web.sh); brings clang-14, lld, binaryen, node-acorn
+  nodejs            # runs emscripten's tools and the web tests (node's test runner)
+  chromium          # the real headless browser scripts/test-web.sh drives (no browser is downloaded)
 )
 
 missing=()
@@ -35,12 +38,21 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"
-  exit 0
+else
+  echo "install-deps: installing ${missing[*]}"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-echo "install-deps: installing ${missing[*]}"
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# The web tests' browser driver, playwright-core, at the version web/package-lock.json pins
+# (npm registry; it drives the chromium above and downloads no browser).
+cd "$(dirname "$0")/.."
+want=$(node -p 'require("./web/package-lock.json").packages["node_modules/playwright-core"].version')
+have=$(node -p 'require("./web/node_modules/playwright-core/package.json").version' 2>/dev/null || true)
+if [ "$have" != "$want" ]; then
+  echo "install-deps: npm ci in web/ (playwright-core $want)"
+  npm ci --prefix web --no-audit --no-fund --loglevel=error
+fi

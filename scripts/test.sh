@@ -11,5 +11,10 @@ if [ -f /usr/lib/cmake/pybind11/pybind11Config.cmake ] && /usr/bin/python3 -c 'i
   python_flag=-DLV_PYTHON=ON
 fi
 bash scripts/build.sh "$python_flag"
+# The web page's WebAssembly build (build-web/), which ctest's web.node and web.browser test;
+# skipped (77) only where emscripten is missing, which install-deps.sh installs.
+status=0
+bash scripts/build-web.sh || status=$?
+if [ "$status" -ne 0 ] && [ "$status" -ne 77 ]; then exit "$status"; fi
 cd build
 ctest --output-on-failure -j"$(nproc 2>/dev/null || echo 2)"

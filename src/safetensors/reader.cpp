@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "safetensors/header_parser.h"
@@ -39,6 +40,20 @@ class OwnedBacking : public Backing {
  private:
   std::vector<uint8_t> v_;
 };
+
+#ifdef __EMSCRIPTEN__
+class MallocBacking : public Backing {
+ public:
+  explicit MallocBacking(size_t n) : p_(static_cast<uint8_t*>(std::malloc(n))), n_(n) {}
+  ~MallocBacking() override { std::free(p_); }
+  uint8_t* data() { return p_; }
+  std::span<const uint8_t> bytes() const override { return {p_, n_}; }
+
+ private:
+  uint8_t* p_;
+  size_t n_;
+};
+#endif
 
 }  // namespace
 
@@ -74,6 +89,28 @@ Result<SafetensorsFile> SafetensorsFile::open(const std::string& path, const Lim
   if (st.st_size == 0) {
     backing = std::make_shared<OwnedBacking>(std::vector<uint8_t>{});
   } else {
+#ifdef __EMSCRIPTEN__
+    // WebAssembly (web/): emscripten's mmap copies the file into memory anyway and fails for
+    // one of 2 GiB or more, where a std::vector cannot go either (wasm32's PTRDIFF_MAX): read
+    // it in pieces into a malloc'd buffer.
+    auto buffer = std::make_shared<MallocBacking>(static_cast<size_t>(st.st_size));
+    uint8_t* data = buffer->data();
+    if (!data) {
+      ::close(fd);
+      return make_error(ErrorCode::kIo, path + ": cannot read: " + std::strerror(ENOMEM));
+    }
+    for (size_t done = 0, size = static_cast<size_t>(st.st_size); done < size;) {
+      const ssize_t n = ::read(fd, data + done, std::min<size_t>(size - done, size_t{1} << 28));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        const int e = n < 0 ? errno : EIO;
+        ::close(fd);
+        return make_error(ErrorCode::kIo, path + ": cannot read: " + std::strerror(e));
+      }
+      done += static_cast<size_t>(n);
+    }
+    backing = std::move(buffer);
+#else
     void* p = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {
       int e = errno;
@@ -81,6 +118,7 @@ Result<SafetensorsFile> SafetensorsFile::open(const std::string& path, const Lim
       return make_error(ErrorCode::kIo, path + ": cannot map: " + std::strerror(e));
     }
     backing = std::make_shared<MappedBacking>(p, static_cast<size_t>(st.st_size));
+#endif
   }
   ::close(fd);
   return validate(std::move(backing), path, limits);
