@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "lora/converter.h"
+#include "report/matrix_loaders.h"
 #include "report/pipeline.h"
 #include "safetensors/writer.h"
 #include "support/lora_support.h"
@@ -288,5 +289,43 @@ TEST(Dora, RealKeySetsGetTheWholeReportAndNoMagnitudeIsEverDropped) {
     EXPECT_NE(c.out.find("keeps every DoRA magnitude"), std::string::npos) << c.out;
     std::filesystem::remove(out);
   }
+  std::filesystem::remove_all(dir);
+}
+
+// The matrix's `convert --for` cell says what convert --for does: a form it writes ("loads")
+// is written and loads; one it refuses (a DoRA magnitude the loader cannot take) is 🚫, never ✅.
+TEST(Dora, MatrixConvertForCellsAgreeWithConvertFor) {
+  if (!lv::test::fixtures_present()) GTEST_SKIP() << "no ../shared/fixtures (" << lv::test::fixtures_dir() << ")";
+  const std::string dir = lv::test::temp_dir();
+  size_t refused = 0, written = 0;
+  // Two DoRA key sets, and a plain one whose forms are written.
+  for (const char* name : {"flux_lora_diffusers_dora_format", "flux_dora_onetrainer_format", "flux_lora_kohya_format"}) {
+    const std::string in = dir + "/" + name + ".safetensors";
+    {
+      auto b = lv::test::fixture_file(name, 3, lv::st::DType::kBF16, 4, 4);
+      std::ofstream(in, std::ios::binary).write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
+    }
+    auto file = lv::st::SafetensorsFile::open(in);
+    ASSERT_TRUE(file.ok());
+    const auto cells = lv::report::matrix_loader_cells(std::make_shared<const lv::st::SafetensorsFile>(std::move(file).value()));
+    ASSERT_FALSE(cells.empty());
+    for (const auto& c : cells) {
+      if (c.form == "-") continue;
+      const std::string out = dir + "/out.safetensors";
+      auto r = lv::test::run_cli({"convert", in, "-o", out, "--for", c.loader, "--json", "-", "--quiet"});
+      if (c.form_outcome == "refused") {
+        ++refused;
+        EXPECT_EQ(r.exit_code, 65) << name << " " << c.loader << ": " << r.err;
+        EXPECT_FALSE(std::filesystem::exists(out));
+      } else if (c.form_outcome == "loads") {
+        ++written;
+        EXPECT_EQ(r.exit_code, 0) << name << " " << c.loader << ": " << r.err;
+        EXPECT_NE(r.out.find("\"loader\": \"" + c.loader + "\""), std::string::npos);
+      }
+      std::filesystem::remove(out);
+    }
+  }
+  EXPECT_GT(refused, 0u) << "some loader cannot take DoRA magnitudes";
+  EXPECT_GT(written, 0u) << "the plain key set's forms are written";
   std::filesystem::remove_all(dir);
 }

@@ -16,6 +16,7 @@
 #include "lora/loader.h"
 #include "cli/messages.h"
 #include "report/matrix.h"
+#include "report/matrix_loaders.h"
 #include "safetensors/writer.h"
 
 namespace {
@@ -75,24 +76,16 @@ J targets_json(const lv::LoraModel& model) {
 
 J loaders_json(const lv::LoraModel& model) {
   J out = J::array();
-  const lv::loaders::Description d = lv::loaders::describe(model);
-  for (const lv::loaders::Profile& p : lv::loaders::profiles()) {
-    const lv::loaders::Verdict v = lv::loaders::evaluate(p, d);
+  for (const auto& c : rp::matrix_loader_cells(model)) {
     J e;
-    e["loader"] = std::string(p.name);
-    e["established"] = std::string(p.established);
-    e["input"] = std::string(lv::loaders::outcome_name(v.outcome));
-    e["message"] = v.message;
-    J dropped = J::array();
-    for (const auto& t : v.dropped) dropped.push_back(t.tensor);
-    e["dropped"] = std::move(dropped);
-    if (auto choice = lv::loaders::choose_form(p, model)) {
-      e["form"] = std::string(lv::style_name(choice->style));
-      e["form_outcome"] = std::string(lv::loaders::outcome_name(choice->verdict.outcome));
-    } else {
-      e["form"] = "-";
-      e["form_outcome"] = "-";
-    }
+    e["loader"] = c.loader;
+    e["established"] = std::string(lv::loaders::find_profile(c.loader)->established);
+    e["input"] = c.input;
+    e["message"] = c.message;
+    e["dropped"] = c.dropped;
+    e["form"] = c.form;
+    e["form_outcome"] = c.form_outcome;
+    if (!c.refusal.empty()) e["refusal"] = c.refusal;
     out.push_back(std::move(e));
   }
   return out;

@@ -201,20 +201,11 @@ void advise(LoaderRow& row, const loaders::Profile& p, const LoraModel& in, load
                  std::string(style_name(choice->style)) + ") is not established (" + v.message + ")";
     return;
   }
-  const size_t magnitudes = static_cast<size_t>(std::count_if(v.dropped.begin(), v.dropped.end(), [](const auto& d) {
-    return d.piece == loaders::Item::Piece::kMagnitude;
-  }));
-  if (magnitudes > 0) {
-    row.advice = "none: " + display + " cannot take the " + std::to_string(magnitudes) + " DoRA magnitude" +
-                 (magnitudes == 1 ? "" : "s") + " in any form it reads, and lora-verify never drops one (that " +
-                 "changes the merged weight by an amount only the base weights tell)";
-    return;
-  }
-  const bool drop = v.outcome != loaders::Outcome::kLoads;  // drops, or rejects for tensors it can leave out
-  if (std::string why = not_loading(p, in, *choice, forms); !why.empty()) {
+  if (std::string why = convert_for_refusal(p, in, *choice, forms); !why.empty()) {
     row.advice = why;
     return;
   }
+  const bool drop = v.outcome != loaders::Outcome::kLoads;  // drops, or rejects for tensors it can leave out
   const std::string input = in.file ? in.file->path() : "IN";
   row.command = convert_command(input, p.name, drop, model_option(in));
   row.advice = drop ? row.command + "  (writes a file " + display + " loads without what it cannot take: " + v.message + ")"
@@ -222,6 +213,19 @@ void advise(LoaderRow& row, const loaders::Profile& p, const LoraModel& in, load
 }
 
 }  // namespace
+
+std::string convert_for_refusal(const loaders::Profile& p, const LoraModel& model, const loaders::FormChoice& choice,
+                                loaders::OutputForms& forms) {
+  const auto& dropped = choice.verdict.dropped;
+  const size_t magnitudes = static_cast<size_t>(std::count_if(dropped.begin(), dropped.end(), [](const auto& d) {
+    return d.piece == loaders::Item::Piece::kMagnitude;
+  }));
+  if (magnitudes > 0)
+    return "none: " + std::string(p.display) + " cannot take the " + std::to_string(magnitudes) + " DoRA magnitude" +
+           (magnitudes == 1 ? "" : "s") + " in any form it reads, and lora-verify never drops one (that " +
+           "changes the merged weight by an amount only the base weights tell)";
+  return not_loading(p, model, choice, forms);
+}
 
 void append_output_side(OutputSide& side, const LoraModel& out, int threads) {
   loaders::Description d = loaders::describe(out);

@@ -46,7 +46,12 @@ struct MatrixLoaderCell {
   std::string loader;        // profile name
   std::string input;         // "loads", "drops", "rejects", "unknown"
   std::string form;          // output style for this loader, "-" when none is established
-  std::string form_outcome;  // outcome of that output, "-" when none
+  std::string form_outcome;  // outcome of that output; "refused" when convert --for writes no
+                             // file (see refusal); "-" when no form is established
+  // Not in compatibility.json (the corpus manifest carries them):
+  std::string message;               // the input verdict's message
+  std::vector<std::string> dropped;  // tensors of the input the loader leaves out
+  std::string refusal;               // why convert --for refuses, or ""
 };
 
 struct MatrixRow {

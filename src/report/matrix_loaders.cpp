@@ -6,23 +6,25 @@
 #include <sstream>
 
 #include "loaders/verdict.h"
+#include "report/loader_rows.h"
 #include "lora/loader.h"
 
 namespace lv::report {
 namespace {
 
-const char* const kOutcomes[] = {"loads", "drops", "rejects", "unknown"};
+const char* const kOutcomes[] = {"loads", "drops", "rejects", "unknown", "refused"};
 
 std::string md_outcome(const std::string& o) {
   if (o == "loads") return "✅";
   if (o == "drops") return "⚠️";
   if (o == "rejects") return "⛔";
   if (o == "unknown") return "❔";
+  if (o == "refused") return "🚫";
   return "-";
 }
 
 // Counts per (dialect, loader) of input outcomes, over the rows with loader cells.
-struct Summary {
+struct LoaderSummary {
   std::vector<std::string> loaders;
   std::vector<std::string> dialects;
   std::map<std::pair<std::string, std::string>, std::map<std::string, int>> input;
@@ -31,8 +33,8 @@ struct Summary {
   int rows = 0;
 };
 
-Summary summarize(const MatrixResult& m) {
-  Summary s;
+LoaderSummary summarize(const MatrixResult& m) {
+  LoaderSummary s;
   for (const loaders::Profile& p : loaders::profiles()) s.loaders.emplace_back(p.name);
   std::set<std::string> seen;
   std::map<std::string, std::map<std::string, int>> form_votes;
@@ -82,21 +84,25 @@ std::string esc(const std::string& s) {
 
 }  // namespace
 
-std::vector<MatrixLoaderCell> matrix_loader_cells(const std::shared_ptr<const st::SafetensorsFile>& file,
-                                                const flux::Family* family) {
+std::vector<MatrixLoaderCell> matrix_loader_cells(const LoraModel& model) {
   std::vector<MatrixLoaderCell> cells;
-  LoadOptions lo;
-  lo.family = family;
-  auto model = load_lora(file, lo);
-  if (!model.ok()) return cells;
-  const loaders::Description d = loaders::describe(*model);
+  const loaders::Description d = loaders::describe(model);
+  loaders::OutputForms forms(model);
   for (const loaders::Profile& p : loaders::profiles()) {
     MatrixLoaderCell c;
     c.loader = std::string(p.name);
-    c.input = std::string(loaders::outcome_name(loaders::evaluate(p, d).outcome));
-    if (auto choice = loaders::choose_form(p, *model)) {
+    const loaders::Verdict v = loaders::evaluate(p, d);
+    c.input = std::string(loaders::outcome_name(v.outcome));
+    c.message = v.message;
+    for (const auto& t : v.dropped) c.dropped.push_back(t.tensor);
+    if (auto choice = loaders::choose_form(p, forms)) {
       c.form = std::string(style_name(choice->style));
-      c.form_outcome = std::string(loaders::outcome_name(choice->verdict.outcome));
+      c.refusal = convert_for_refusal(p, model, *choice, forms);
+      // What `convert --for` does: writes that form, or refuses (no file at all).
+      // (how the loader reads it not established: unknown, which --allow-unknown writes anyway).
+      c.form_outcome = c.refusal.empty()                    ? std::string(loaders::outcome_name(choice->verdict.outcome))
+                       : c.refusal.rfind("unknown:", 0) == 0 ? "unknown"
+                                                             : "refused";
     } else {
       c.form = c.form_outcome = "-";
     }
@@ -105,8 +111,17 @@ std::vector<MatrixLoaderCell> matrix_loader_cells(const std::shared_ptr<const st
   return cells;
 }
 
+std::vector<MatrixLoaderCell> matrix_loader_cells(const std::shared_ptr<const st::SafetensorsFile>& file,
+                                                const flux::Family* family) {
+  LoadOptions lo;
+  lo.family = family;
+  auto model = load_lora(file, lo);
+  if (!model.ok()) return {};
+  return matrix_loader_cells(*model);
+}
+
 std::string render_loader_summary_markdown(const MatrixResult& m) {
-  const Summary s = summarize(m);
+  const LoaderSummary s = summarize(m);
   if (s.rows == 0) return "";
   std::ostringstream o;
   o << "## Which app loads what\n\n";
@@ -133,12 +148,13 @@ std::string render_loader_summary_markdown(const MatrixResult& m) {
   }
   o << "\n\nThe last row: the output form lora-verify writes for each loader and how its outputs fare over all "
     << s.rows << " variants (⚠️/⛔ there: tensors that loader cannot take in any form it reads; `--drop-unsupported` "
-       "leaves them out and reports the lost share of each delta).\n\n";
+       "leaves them out and reports the lost share of each delta; 🚫: `convert --for` refuses and writes no file, "
+       "e.g. for a DoRA magnitude the loader cannot take, which lora-verify never drops).\n\n";
   return o.str();
 }
 
 std::string render_loader_grid_markdown(const MatrixResult& m) {
-  const Summary s = summarize(m);
+  const LoaderSummary s = summarize(m);
   if (s.rows == 0) return "";
   std::ostringstream o;
   o << "\n## Loaders per variant\n\nEach cell: the input as it is → the form `convert --for LOADER` writes and "
@@ -158,7 +174,7 @@ std::string render_loader_grid_markdown(const MatrixResult& m) {
 }
 
 std::string render_loader_summary_html(const MatrixResult& m) {
-  const Summary s = summarize(m);
+  const LoaderSummary s = summarize(m);
   if (s.rows == 0) return "";
   std::ostringstream o;
   o << "<h2>Which app loads what</h2>\n<p>Inputs as they are, per dialect: variants each loader loads completely, "
@@ -198,7 +214,7 @@ nlohmann::ordered_json loader_cells_json(const std::vector<MatrixLoaderCell>& ce
 }
 
 nlohmann::ordered_json loader_summary_json(const MatrixResult& m) {
-  const Summary s = summarize(m);
+  const LoaderSummary s = summarize(m);
   nlohmann::ordered_json a = nlohmann::ordered_json::array();
   for (const auto& d : s.dialects)
     for (const auto& l : s.loaders) {

@@ -10,12 +10,16 @@
 #include <nlohmann/json.hpp>
 
 #include "flux/family.h"
+#include "lora/model.h"
 #include "report/matrix.h"
 #include "safetensors/reader.h"
 
 namespace lv::report {
 
-// One loader's cells of a row (empty when the input cannot be read).
+// One cell per profiled loader for a loaded model: the input verdict, the form convert --for
+// writes, and what convert --for does with it.
+std::vector<MatrixLoaderCell> matrix_loader_cells(const LoraModel& model);
+// The same for a file (empty when it cannot be read).
 std::vector<MatrixLoaderCell> matrix_loader_cells(const std::shared_ptr<const st::SafetensorsFile>& file,
                                                 const flux::Family* family = nullptr);
 
