@@ -97,7 +97,7 @@ std::optional<std::string> parse(const Command& command, const std::vector<std::
                            ->expected(1)
                            ->allow_extra_args(false)
                            ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-    if (o.values >= Values::kLayouts) opt->transform([v = o.values](std::string s) { return recase(std::move(s), v); });
+    if (names_a_set(o.values)) opt->transform([v = o.values](std::string s) { return recase(std::move(s), v); });
     reg.push_back({&b, opt, &values});
   }
   std::vector<std::string> positional;

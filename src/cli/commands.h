@@ -27,6 +27,9 @@ enum class Values {
   kColumns,   // the matrix's built-in columns (a comma-separated list)
 };
 
+// True for the named sets (kLayouts … kColumns): values matched without regard to case.
+constexpr bool names_a_set(Values v) { return v >= Values::kLayouts; }
+
 struct Option {
   std::string_view name;        // "--json"
   std::string_view alias;       // "-o" for --output, or empty

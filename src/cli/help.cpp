@@ -103,7 +103,7 @@ std::string command_list() {
 // True when an option of `c` takes a value from a named set (matched without regard to case).
 bool names_values(const Command& c) {
   for (const BoundOption& b : options_of(c))
-    if (b.option.values >= Values::kLayouts) return true;
+    if (names_a_set(b.option.values)) return true;
   return false;
 }
 

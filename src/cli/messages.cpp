@@ -1,5 +1,6 @@
 #include "cli/messages.h"
 
+#include <charconv>
 #include <cstdio>
 
 namespace lv::cli {
@@ -29,17 +30,11 @@ int fail(const Error& e) {
 }
 
 std::optional<std::string> parse_integer(const std::string& s, int64_t lo, int64_t hi, int64_t& out) {
-  const std::string why = "'" + s + "' is not an integer in " + std::to_string(lo) + ".." + std::to_string(hi);
-  const bool negative = !s.empty() && s[0] == '-';
-  const size_t digits = s.size() - (negative ? 1 : 0);
-  if (digits == 0 || digits > 18) return why;
   int64_t v = 0;
-  for (size_t i = negative ? 1 : 0; i < s.size(); ++i) {
-    if (s[i] < '0' || s[i] > '9') return why;
-    v = v * 10 + (s[i] - '0');
-  }
-  if (negative) v = -v;
-  if (v < lo || v > hi) return why;
+  const char* end = s.data() + s.size();
+  auto [p, ec] = std::from_chars(s.data(), end, v);  // overflow is an error, not a wrap
+  if (s.empty() || ec != std::errc() || p != end || v < lo || v > hi)
+    return "'" + s + "' is not an integer in " + std::to_string(lo) + ".." + std::to_string(hi);
   out = v;
   return std::nullopt;
 }

@@ -135,32 +135,34 @@ std::string model_option(const LoraModel& in) {
   return "";
 }
 
-// Why `convert --for <profile>` would not give a file the loader loads, or "" when it
-// would: the verdict on
-// what is left once the tensors it cannot take are left out (names and kinds change with
+// Why `convert --for <profile>` would not give a file the loader loads, if it would not: the
+// verdict on what is left once the tensors it cannot take are left out (names and kinds change with
 // them), then the conversion of the targets that can refuse it (those holding a DoRA
 // magnitude, LoKr or LoHa).
-std::string not_loading(const loaders::Profile& p, const LoraModel& in, const loaders::FormChoice& choice,
-                        loaders::OutputForms& forms) {
+Refusal not_loading(const loaders::Profile& p, const LoraModel& in, const loaders::FormChoice& choice,
+                    loaders::OutputForms& forms) {
+  auto refused = [](std::string why) { return Refusal{Refusal::Kind::kRefused, "none: " + std::move(why)}; };
   // What `convert --for` keeps (plan_conversion, without measuring the loss).
   const Style style = choice.style;
   std::optional<LoraModel> without;
   if (!choice.verdict.dropped.empty()) without = loaders::without(in, choice.verdict.dropped);
   const LoraModel& kept = without ? *without : in;
   if (kept.parts.empty())
-    return "none: " + std::string(p.display) + " takes no delta of this file in any form lora-verify writes";
-  const loaders::Verdict v =
-      loaders::evaluate(p, without ? loaders::describe_output(kept, style) : forms.describe(style));
+    return refused(std::string(p.display) + " takes no delta of this file in any form lora-verify writes");
+  std::optional<loaders::Description> own;  // of what is left; the whole input's is cached
+  const loaders::Description& d = without ? own.emplace(loaders::describe_output(kept, style)) : forms.describe(style);
+  const loaders::Verdict v = loaders::evaluate(p, d);
   if (v.outcome == loaders::Outcome::kUnknown)
-    return "unknown: once what " + std::string(p.display) + " cannot take is left out, how it reads the rest is " +
-           "not established (" + v.message + ")";
+    return {Refusal::Kind::kUnknown, "unknown: once what " + std::string(p.display) +
+                                         " cannot take is left out, how it reads the rest is not established (" +
+                                         v.message + ")"};
   if (v.outcome != loaders::Outcome::kLoads)
-    return "none: even without what it cannot take, " + std::string(p.display) + " " +
-           std::string(loaders::outcome_name(v.outcome)) + " the rest (" + v.message + ")";
+    return refused("even without what it cannot take, " + std::string(p.display) + " " +
+                   std::string(loaders::outcome_name(v.outcome)) + " the rest (" + v.message + ")");
   std::set<std::string> risky;
   for (const Part& part : kept.parts)
     if (part.magnitude || part.form != PartForm::kLowRank) risky.insert(part.target);
-  if (risky.empty()) return "";
+  if (risky.empty()) return {};
   LoraModel subset = kept.empty_copy();
   for (const Part& part : kept.parts)
     if (risky.count(part.target)) subset.parts.push_back(part);
@@ -168,7 +170,7 @@ std::string not_loading(const loaders::Profile& p, const LoraModel& in, const lo
   po.style = style;
   po.to = style == Style::kDiffusers ? OutputLayout::kDiffusers : OutputLayout::kBfl;
   auto conv = convert(subset, resolve_convert_options(kept, po));
-  return conv.ok() ? "" : "none: " + conv.error().message;
+  return conv.ok() ? Refusal{} : refused(conv.error().message);
 }
 
 // The advice for a loader that does not load the input completely.
@@ -201,8 +203,8 @@ void advise(LoaderRow& row, const loaders::Profile& p, const LoraModel& in, load
                  std::string(style_name(choice->style)) + ") is not established (" + v.message + ")";
     return;
   }
-  if (std::string why = convert_for_refusal(p, in, *choice, forms); !why.empty()) {
-    row.advice = why;
+  if (Refusal r = convert_for_refusal(p, in, *choice, forms)) {
+    row.advice = std::move(r.why);
     return;
   }
   const bool drop = v.outcome != loaders::Outcome::kLoads;  // drops, or rejects for tensors it can leave out
@@ -214,16 +216,17 @@ void advise(LoaderRow& row, const loaders::Profile& p, const LoraModel& in, load
 
 }  // namespace
 
-std::string convert_for_refusal(const loaders::Profile& p, const LoraModel& model, const loaders::FormChoice& choice,
-                                loaders::OutputForms& forms) {
+Refusal convert_for_refusal(const loaders::Profile& p, const LoraModel& model, const loaders::FormChoice& choice,
+                            loaders::OutputForms& forms) {
   const auto& dropped = choice.verdict.dropped;
   const size_t magnitudes = static_cast<size_t>(std::count_if(dropped.begin(), dropped.end(), [](const auto& d) {
     return d.piece == loaders::Item::Piece::kMagnitude;
   }));
   if (magnitudes > 0)
-    return "none: " + std::string(p.display) + " cannot take the " + std::to_string(magnitudes) + " DoRA magnitude" +
-           (magnitudes == 1 ? "" : "s") + " in any form it reads, and lora-verify never drops one (that " +
-           "changes the merged weight by an amount only the base weights tell)";
+    return {Refusal::Kind::kRefused,
+            "none: " + std::string(p.display) + " cannot take the " + std::to_string(magnitudes) + " DoRA magnitude" +
+                (magnitudes == 1 ? "" : "s") + " in any form it reads, and lora-verify never drops one (that " +
+                "changes the merged weight by an amount only the base weights tell)"};
   return not_loading(p, model, choice, forms);
 }
 

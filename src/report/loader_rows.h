@@ -41,12 +41,18 @@ struct AdviceContext {
 // not, plainly. It never repeats the command just run.
 std::vector<LoaderRow> loader_rows(const LoraModel& in, const OutputSide* out, const AdviceContext& ctx);
 
-// Why `convert --for p` writes no file for `model` when its chosen form is `choice`: "" when
-// it writes one (the choice's verdict says how p reads it), else a plain reason starting with
-// "none: " or "unknown: " (a DoRA magnitude p cannot take, a rest p still refuses, a
-// conversion that is refused). The advice, the matrix and the corpus manifest all ask this.
-std::string convert_for_refusal(const loaders::Profile& p, const LoraModel& model, const loaders::FormChoice& choice,
-                                loaders::OutputForms& forms);
+// Why `convert --for p` writes no file for `model` when its chosen form is `choice`, if it
+// writes none: a DoRA magnitude p cannot take, a rest p still refuses, or a refused conversion
+// (kRefused); how p reads the rest not established (kUnknown, which --allow-unknown writes).
+// The advice, the matrix and the corpus manifest all ask this.
+struct Refusal {
+  enum class Kind { kNone, kRefused, kUnknown };  // kNone: a file is written
+  Kind kind = Kind::kNone;
+  std::string why;  // the advice's words: "none: …" or "unknown: …"
+  explicit operator bool() const { return kind != Kind::kNone; }
+};
+Refusal convert_for_refusal(const loaders::Profile& p, const LoraModel& model, const loaders::FormChoice& choice,
+                            loaders::OutputForms& forms);
 
 // The exact command that writes a file `loader` loads from `input` (`model`: --model FAMILY).
 std::string convert_command(const std::string& input, std::string_view loader, bool drop_unsupported,

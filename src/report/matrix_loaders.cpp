@@ -97,12 +97,13 @@ std::vector<MatrixLoaderCell> matrix_loader_cells(const LoraModel& model) {
     for (const auto& t : v.dropped) c.dropped.push_back(t.tensor);
     if (auto choice = loaders::choose_form(p, forms)) {
       c.form = std::string(style_name(choice->style));
-      c.refusal = convert_for_refusal(p, model, *choice, forms);
-      // What `convert --for` does: writes that form, or refuses (no file at all).
-      // (how the loader reads it not established: unknown, which --allow-unknown writes anyway).
-      c.form_outcome = c.refusal.empty()                    ? std::string(loaders::outcome_name(choice->verdict.outcome))
-                       : c.refusal.rfind("unknown:", 0) == 0 ? "unknown"
-                                                             : "refused";
+      const Refusal r = convert_for_refusal(p, model, *choice, forms);
+      c.refusal = r.why;
+      // What `convert --for` does: writes that form, refuses (no file at all), or cannot say how the
+      // loader reads it (unknown, which --allow-unknown writes anyway).
+      c.form_outcome = r.kind == Refusal::Kind::kRefused   ? "refused"
+                       : r.kind == Refusal::Kind::kUnknown ? "unknown"
+                                                           : std::string(loaders::outcome_name(choice->verdict.outcome));
     } else {
       c.form = c.form_outcome = "-";
     }
