@@ -80,7 +80,8 @@ TEST(KeyParse, TextEncodersArePassedThrough) {
 }
 
 TEST(KeyParse, BflNamedDialectsGoToDiffusersByDefault) {
-  for (const char* d : {"kohya", "comfy", "ai-toolkit", "bfl", "fal-kontext", "onetrainer-bfl", "xlabs", "comfy+lycoris"})
-    EXPECT_TRUE(dialect_is_bfl_named(d)) << d;
-  for (const char* d : {"diffusers", "diffusers-old", "fal", "onetrainer", "lycoris"}) EXPECT_FALSE(dialect_is_bfl_named(d)) << d;
+  for (const char* d : {"kohya", "comfy", "comfy-bare", "ai-toolkit", "bfl", "fal-kontext", "onetrainer-bfl", "xlabs"})
+    EXPECT_TRUE(dialect_is_bfl_named(dialect_from_name(d).value())) << d;
+  for (const char* d : {"diffusers", "diffusers-old", "fal", "onetrainer", "lycoris", "none"})
+    EXPECT_FALSE(dialect_is_bfl_named(dialect_from_name(d).value())) << d;
 }

@@ -138,7 +138,7 @@ std::string style_of(const loaders::Profile& p, const loaders::Rule* r) {
     for (const auto& s : list)
       for (const auto& rule : s.rules)
         if (&rule == r)
-          return std::string(s.dialects.empty() ? "" : s.dialects[0]) + (list.data() == p.flux2_styles.data() ? " FLUX.2" : "") +
+          return std::string(s.dialects.empty() ? "" : dialect_name(s.dialects[0])) + (list.data() == p.flux2_styles.data() ? " FLUX.2" : "") +
                  (s.condition.empty() ? "" : " [" + std::string(s.condition) + "]");
   return "?";
 }
@@ -147,7 +147,7 @@ std::string compare_one(const loaders::Profile& profile, const json& file, Tally
   std::string error;
   LoraModel model = rebuild(file, error);
   if (!error.empty()) return "lora-verify cannot read the rebuilt file: " + error;
-  dialect = loaders::describe(model).dialect;
+  dialect = dialect_name(loaders::describe(model).dialect);
   const loaders::Verdict v = loaders::evaluate(profile, loaders::describe(model));
   std::string measured = file["outcome"].get<std::string>();
   // What the app left out of what the file holds (a --drop-unsupported output's dropped bias
@@ -247,7 +247,7 @@ TEST(LoaderMeasurements, ProfilesEqualWhatTheAppsDid) {
                      " (" + std::string(r->source) + ")");
       exercised.insert(t.exercised.begin(), t.exercised.end());
       for (const auto* s : t.unmeasured_styles)
-        stale.insert(std::string(p->name) + ": style " + std::string(s->dialects.empty() ? "" : s->dialects[0]) + " " +
+        stale.insert(std::string(p->name) + ": style " + std::string(s->dialects.empty() ? "" : dialect_name(s->dialects[0])) + " " +
                      std::string(s->condition) + " (" + std::string(s->source) + ")");
       Tally& cell = table[{std::string(p->name), dialect}];
       cell.agree += t.agree;
@@ -275,7 +275,7 @@ TEST(LoaderMeasurements, ProfilesEqualWhatTheAppsDid) {
       const loaders::StyleSupport& st = *e;
       const bool data = std::string_view(st.source).find("data/loaders/") != std::string_view::npos;
       if (data && !exercised.count(&st))
-        ADD_FAILURE() << p.name << ": style " << (st.dialects.empty() ? "" : st.dialects[0]) << " [" << st.condition
+        ADD_FAILURE() << p.name << ": style " << (st.dialects.empty() ? "" : dialect_name(st.dialects[0])) << " [" << st.condition
                       << "] cites " << st.source << " but no measured file used it";
       for (const auto& r : st.rules)
         if (std::string_view(r.source).find("data/loaders/") != std::string_view::npos && !exercised.count(&r))

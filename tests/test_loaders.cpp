@@ -109,7 +109,7 @@ TEST(LoaderProfiles, EveryLoaderOfTheIssueIsProfiledAndNamesItsSource) {
 
 TEST(LoaderProfiles, EachDialectHasOneEntryPerLoader) {
   for (const auto& p : loaders::profiles()) {
-    std::set<std::pair<std::string_view, std::string_view>> seen;  // (dialect, condition)
+    std::set<std::pair<Dialect, std::string_view>> seen;  // (dialect, condition)
     for (const auto& s : p.styles)
       for (auto d : s.dialects) EXPECT_TRUE(seen.insert({d, s.condition}).second) << p.name << " lists " << d << " twice";
   }
@@ -124,7 +124,7 @@ TEST(LoaderProfiles, EveryRuleDecidesTheVerdictOfAFileWithThatKind) {
       if (s.recognition != loaders::Recognition::kReads) continue;
       for (const auto& r : s.rules) {
         loaders::Description d;
-        d.dialect = std::string(s.dialects.front());
+        d.dialect = s.dialects.front();
         if (!s.condition.empty()) d.conditions.emplace_back(s.condition);
         d.items.push_back({"t.under.test", "double_blocks.0.img_attn.qkv", {r.kind}, loaders::Item::Piece::kWeights, 0});
         auto v = loaders::evaluate(p, d);
@@ -146,7 +146,7 @@ TEST(LoaderProfiles, EveryRuleDecidesTheVerdictOfAFileWithThatKind) {
 
 TEST(LoaderProfiles, IgnoredAndRejectedStylesAndUnprofiledDialects) {
   loaders::Description d;
-  d.dialect = "bfl";
+  d.dialect = Dialect::kBfl;
   d.items.push_back({"double_blocks.0.img_attn.qkv.lora_A.weight", "double_blocks.0.img_attn.qkv", {Kind::kBlockModule},
                      loaders::Item::Piece::kWeights, 0});
   auto invoke = loaders::evaluate(*loaders::find_profile("invokeai"), d);
@@ -156,7 +156,7 @@ TEST(LoaderProfiles, IgnoredAndRejectedStylesAndUnprofiledDialects) {
   auto comfy = loaders::evaluate(*loaders::find_profile("comfyui"), d);
   EXPECT_EQ(comfy.outcome, Outcome::kDrops);
   EXPECT_EQ(comfy.dropped.size(), 1u);
-  d.dialect = "no-such-style";
+  d.dialect = Dialect::kNone;  // a style no loader entry names
   auto unknown = loaders::evaluate(*loaders::find_profile("comfyui"), d);
   EXPECT_EQ(unknown.outcome, Outcome::kUnknown);
   EXPECT_NE(unknown.message.find("not established"), std::string::npos);
@@ -165,7 +165,7 @@ TEST(LoaderProfiles, IgnoredAndRejectedStylesAndUnprofiledDialects) {
 TEST(LoaderProfiles, ForgeSkipsAFileWithMoreThanTwelveUnreadTensors) {
   const auto& forge = *loaders::find_profile("forge");
   loaders::Description d;
-  d.dialect = "ai-toolkit";
+  d.dialect = Dialect::kAiToolkit;
   for (int i = 0; i < 12; ++i) {
     std::string name = "b";
     name += std::to_string(i);
@@ -181,7 +181,7 @@ TEST(LoaderProfiles, ForgeSkipsAFileWithMoreThanTwelveUnreadTensors) {
 
 TEST(LoaderProfiles, GuidanceInFallsBackToTheTopLevelRuleUnlessStated) {
   loaders::Description d;
-  d.dialect = "diffusers";
+  d.dialect = Dialect::kDiffusers;
   d.items.push_back({"g", "guidance_in.in_layer", {Kind::kGuidanceIn}, loaders::Item::Piece::kWeights, 0});
   EXPECT_EQ(loaders::evaluate(*loaders::find_profile("comfyui"), d).outcome, Outcome::kLoads);
   // InvokeAI maps guidance_embedder.linear_1 and linear_2 onto one module.
@@ -194,7 +194,7 @@ TEST(LoaderKinds, ModulesOfAKohyaFile) {
   GenSpec s = tiny("kohya");
   s.alpha = 2;
   auto d = loaders::describe(test::load_or_die(test::generated(s)));
-  EXPECT_EQ(d.dialect, "kohya");
+  EXPECT_EQ(d.dialect, Dialect::kKohya);
   auto k = kinds_of(d);
   for (Kind want : {Kind::kBlockModule, Kind::kTopLevelModule, Kind::kGuidanceIn, Kind::kFinalLinear, Kind::kFinalModulation,
                     Kind::kAlphaTensor})

@@ -233,10 +233,11 @@ const Option* find_option(std::string_view name) {
 std::vector<std::string> choices(Values v) {
   std::vector<std::string> out;
   switch (v) {
-    case Values::kLayouts: return {"bfl", "diffusers"};
+    case Values::kLayouts:
+      for (OutputLayout l : {OutputLayout::kBfl, OutputLayout::kDiffusers}) out.emplace_back(layout_name(l));
+      return out;
     case Values::kStyles:
-      for (Style s : {Style::kKohya, Style::kComfy, Style::kPeft, Style::kBfl, Style::kDiffusers})
-        out.emplace_back(style_name(s));
+      for (const StyleRow& s : style_rows()) out.emplace_back(style_name(s.style));
       return out;
     case Values::kDtypes:
       for (st::DType d : {st::DType::kF32, st::DType::kF64, st::DType::kF16, st::DType::kBF16})
@@ -250,7 +251,8 @@ std::vector<std::string> choices(Values v) {
         if (!f.test_only) out.emplace_back(f.name);
       return out;
     case Values::kDialects:
-      for (const auto& d : generator_dialects()) out.emplace_back(d.name);
+      for (const auto& d : dialect_rows())
+        if (d.generated.writes) out.emplace_back(d.name);
       return out;
     case Values::kColumns:
       out = report::style_columns();

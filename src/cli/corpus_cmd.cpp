@@ -130,7 +130,7 @@ int run_corpus_command(const lv::cli::Args& args) {
     e["file"] = v.file;
     e["variant"] = v.name;
     e["dialect"] = v.dialect;
-    e["detected_dialect"] = model->dialect;
+    e["detected_dialect"] = model->dialect.name();
     e["structure"] = v.structure;
     e["dtype"] = v.dtype;
     if (v.family) e["model"] = v.family->name;

@@ -88,9 +88,13 @@ std::optional<std::string> model_option(const Args& a, const lv::flux::Family*& 
 std::optional<std::string> pipeline_options(const Args& a, lv::report::PipelineOptions& o) {
   if (auto e = model_option(a, o.family)) return e;
   if (auto it = a.values.find("--to"); it != a.values.end()) {
-    if (it->second == "bfl") o.to = lv::OutputLayout::kBfl;
-    else if (it->second == "diffusers") o.to = lv::OutputLayout::kDiffusers;
-    else return "--to must be bfl or diffusers, got '" + it->second + "'";
+    auto layout = lv::layout_from_name(it->second);
+    if (!layout) {
+      std::string names;
+      for (const auto& n : lv::cli::choices(lv::cli::Values::kLayouts)) names += (names.empty() ? "" : " or ") + n;
+      return "--to must be " + names + ", got '" + it->second + "'";
+    }
+    o.to = *layout;
   }
   if (auto it = a.values.find("--style"); it != a.values.end()) {
     o.style = lv::style_from_name(it->second);
@@ -319,9 +323,10 @@ int cmd_sample(const Args& a) {
     spec.family = std::string(family->name);
   }
   if (auto it = a.values.find("--dialect"); it != a.values.end()) spec.dialect = it->second;
-  const lv::GeneratorDialect* dialect = nullptr;
+  const lv::DialectRow* dialect = nullptr;
   std::string names;
-  for (const auto& d : lv::generator_dialects()) {
+  for (const auto& d : lv::dialect_rows()) {
+    if (!d.generated.writes) continue;
     names += (names.empty() ? "" : ", ") + std::string(d.name);
     if (spec.dialect == d.name) dialect = &d;
   }
@@ -330,9 +335,9 @@ int cmd_sample(const Args& a) {
     return usage("the " + spec.dialect + " dialect cannot hold " + what + ": " + option + " does not apply to --dialect " +
                  spec.dialect);
   };
-  if (a.values.count("--alpha") && !dialect->alpha) return cannot_hold("--alpha", ".alpha tensors");
-  if (a.flags.count("--bias") && !dialect->bias) return cannot_hold("--bias", "bias deltas");
-  if (a.flags.count("--no-proj-mlp") && !dialect->no_proj_mlp)
+  if (a.values.count("--alpha") && !dialect->generated.alpha) return cannot_hold("--alpha", ".alpha tensors");
+  if (a.flags.count("--bias") && !dialect->generated.bias) return cannot_hold("--bias", "bias deltas");
+  if (a.flags.count("--no-proj-mlp") && !dialect->generated.no_proj_mlp)
     return cannot_hold("--no-proj-mlp", "a single block without proj_mlp (its linear1 is one fused module)");
   int64_t n = 0;
   if (auto it = a.values.find("--rank"); it != a.values.end()) {

@@ -113,7 +113,7 @@ inline constexpr std::string_view kLastBlocksQkv = "last-blocks-qkv";
 bool whole_file_condition(std::string_view condition);
 
 struct StyleSupport {
-  std::span<const std::string_view> dialects;
+  std::span<const Dialect> dialects;
   // Only for files with this condition ("" = any file). The first matching entry is used, so
   // conditional entries come before the plain one.
   std::string_view condition;

@@ -10,6 +10,7 @@ namespace {
 
 using K = Kind;
 using T = Treatment;
+using D = Dialect;
 
 // Where each fact comes from. "measured" facts were established by loading lora-verify's
 // outputs through the loader's own code; "code" facts by reading that code at the commit named.
@@ -24,29 +25,28 @@ constexpr std::string_view kSdScriptsCode = "code: sd-scripts 48d368fa (docs/loa
 constexpr std::string_view kForgeCode = "code: Forge dfdcbab6 (docs/loaders.md §4)";
 constexpr std::string_view kSdcppCode = "code: stable-diffusion.cpp 97d29908 (docs/loaders.md §4)";
 
-// Key styles (dialect ids as detected by lora-verify; see src/lora/keys.cpp).
-constexpr std::array<std::string_view, 1> kKohya = {"kohya"};
-constexpr std::array<std::string_view, 1> kComfy = {"comfy"};
-constexpr std::array<std::string_view, 2> kKohyaOrComfy = {"kohya", "comfy"};
-constexpr std::array<std::string_view, 1> kAiToolkit = {"ai-toolkit"};
-constexpr std::array<std::string_view, 1> kBareBfl = {"bfl"};
-constexpr std::array<std::string_view, 1> kDiffusers = {"diffusers"};
-constexpr std::array<std::string_view, 3> kDiffusersAny = {"diffusers", "diffusers-old", "fal"};
-constexpr std::array<std::string_view, 2> kDiffusersOrFal = {"diffusers", "fal"};
-constexpr std::array<std::string_view, 1> kDiffusersOld = {"diffusers-old"};
-constexpr std::array<std::string_view, 2> kDiffusersAndOld = {"diffusers", "diffusers-old"};
-constexpr std::array<std::string_view, 1> kFal = {"fal"};
+// Key styles (dialects as lora-verify reads them; src/lora/dialects.cpp).
+constexpr std::array<Dialect, 1> kKohya = {D::kKohya};
+constexpr std::array<Dialect, 1> kComfy = {D::kComfy};
+constexpr std::array<Dialect, 2> kKohyaOrComfy = {D::kKohya, D::kComfy};
+constexpr std::array<Dialect, 1> kAiToolkit = {D::kAiToolkit};
+constexpr std::array<Dialect, 1> kBareBfl = {D::kBfl};
+constexpr std::array<Dialect, 1> kDiffusers = {D::kDiffusers};
+constexpr std::array<Dialect, 3> kDiffusersAny = {D::kDiffusers, D::kDiffusersOld, D::kFal};
+constexpr std::array<Dialect, 2> kDiffusersOrFal = {D::kDiffusers, D::kFal};
+constexpr std::array<Dialect, 1> kDiffusersOld = {D::kDiffusersOld};
+constexpr std::array<Dialect, 2> kDiffusersAndOld = {D::kDiffusers, D::kDiffusersOld};
+constexpr std::array<Dialect, 1> kFal = {D::kFal};
 // Styles whose files diffusers converts as kohya files once they hold kohya text-encoder keys.
-constexpr std::array<std::string_view, 5> kDiffusersTeStyles = {"kohya", "comfy", "bfl", "xlabs", "fal"};
-constexpr std::array<std::string_view, 3> kNotKohyaButTe = {"bfl", "xlabs", "fal"};
-constexpr std::array<std::string_view, 1> kOneTrainer = {"onetrainer"};
-constexpr std::array<std::string_view, 1> kOneTrainerBfl = {"onetrainer-bfl"};
-constexpr std::array<std::string_view, 1> kLycoris = {"lycoris"};
-constexpr std::array<std::string_view, 1> kXlabs = {"xlabs"};
-constexpr std::array<std::string_view, 5> kUnmapped = {"bfl", "xlabs", "fal-kontext", "fal", "onetrainer-bfl"};
-constexpr std::array<std::string_view, 6> kSdcppUnmapped = {"bfl", "xlabs", "fal-kontext", "fal", "onetrainer-bfl", "onetrainer"};
-constexpr std::array<std::string_view, 9> kNotKohya = {"comfy",      "ai-toolkit",     "bfl",   "diffusers", "diffusers-old",
-                                                       "onetrainer", "onetrainer-bfl", "xlabs", "fal"};
+constexpr std::array<Dialect, 5> kDiffusersTeStyles = {D::kKohya, D::kComfy, D::kBfl, D::kXlabs, D::kFal};
+constexpr std::array<Dialect, 3> kNotKohyaButTe = {D::kBfl, D::kXlabs, D::kFal};
+constexpr std::array<Dialect, 1> kOneTrainer = {D::kOneTrainer};
+constexpr std::array<Dialect, 1> kOneTrainerBfl = {D::kOneTrainerBfl};
+constexpr std::array<Dialect, 1> kLycoris = {D::kLycoris};
+constexpr std::array<Dialect, 1> kXlabs = {D::kXlabs};
+constexpr std::array<Dialect, 5> kUnmapped = {D::kBfl, D::kXlabs, D::kFalKontext, D::kFal, D::kOneTrainerBfl};
+constexpr std::array<Dialect, 6> kSdcppUnmapped = {D::kBfl, D::kXlabs, D::kFalKontext, D::kFal, D::kOneTrainerBfl, D::kOneTrainer};
+constexpr std::array<Dialect, 9> kNotKohya = {D::kComfy, D::kAiToolkit, D::kBfl, D::kDiffusers, D::kDiffusersOld, D::kOneTrainer, D::kOneTrainerBfl, D::kXlabs, D::kFal};
 
 // ---- InvokeAI (current) ----
 // Measured (data/loaders/invokeai-8e71a8a51939.json): the install probe (the LyCORIS config's
@@ -403,7 +403,7 @@ constexpr std::array kComfyNothingMapped = {
     Rule{K::kTextEncoderT5Te2, T::kApplies, "", kComfyCode},
     Rule{K::kTextEncoderT5Te3, T::kApplies, "", kComfyCode},
 };
-constexpr std::array<std::string_view, 5> kComfyNothingStyles = {"bfl", "fal-kontext", "fal", "onetrainer-bfl", "xlabs"};
+constexpr std::array<Dialect, 5> kComfyNothingStyles = {D::kBfl, D::kFalKontext, D::kFal, D::kOneTrainerBfl, D::kXlabs};
 constexpr std::array kComfyStyles = {
     StyleSupport{kKohyaOrComfy, "", Recognition::kReads, "", kComfyKohya, kMeasured},
     StyleSupport{kAiToolkit, "", Recognition::kReads, "", kComfyAiToolkit, kMeasured},
@@ -666,7 +666,7 @@ constexpr std::array kSdcppForms = {Style::kComfy, Style::kPeft};
 // beside its FLUX.1 entries). Rules still sourced to kFlux2Doc are code reading
 // (docs/formats.md#flux2-peer-failures). ----
 constexpr std::string_view kFlux2Doc = "code: docs/formats.md#flux2-peer-failures";
-constexpr std::array<std::string_view, 2> kAiToolkitOrFal = {"ai-toolkit", "fal-kontext"};
+constexpr std::array<Dialect, 2> kAiToolkitOrFal = {D::kAiToolkit, D::kFalKontext};
 
 // diffusers, measured (data/loaders/diffusers-58eb52c0803e-flux2.json): Flux2LoraLoaderMixin on a
 // Flux2Transformer2DModel stand-in of each family (dev, klein 9B, klein 4B).
@@ -741,7 +741,7 @@ constexpr std::array kDiffusersF2Styles = {
 // FLUX.1 (Flux for dev, FluxSchnell for klein: no vector_in, no guidance_in) and fail to build the
 // model, so no FLUX.2 LoRA reaches the LoRA code. (What later ComfyUI commits do with FLUX.2 keys
 // is code reading only: docs/formats.md#flux2-peer-failures, CF-1.)
-constexpr std::array<std::string_view, 6> kFlux2Styles = {"kohya", "comfy", "ai-toolkit", "bfl", "diffusers", "fal"};
+constexpr std::array<Dialect, 6> kFlux2Styles = {D::kKohya, D::kComfy, D::kAiToolkit, D::kBfl, D::kDiffusers, D::kFal};
 constexpr std::array kComfyF2Styles = {
     StyleSupport{kFlux2Styles, "", Recognition::kRejects,
                  "TypeError: FluxParams.__init__() missing 1 required positional argument: 'vec_in_dim' — ComfyUI "

@@ -13,32 +13,6 @@
 namespace lv::loaders {
 namespace {
 
-// The key style a converter output is written in, as lora-verify's reader names it.
-struct OutputForm {
-  Style style;
-  std::string_view dialect;
-  bool alpha_tensors;  // .alpha written beside each low-rank module
-  bool bfl_layout;
-};
-
-constexpr OutputForm kForms[] = {
-    {Style::kKohya, "kohya", true, true},   {Style::kComfy, "comfy", true, true},
-    {Style::kPeft, "ai-toolkit", false, true}, {Style::kBfl, "bfl", false, true},
-    {Style::kDiffusers, "diffusers", false, false},
-};
-
-const OutputForm& form_of(Style s) {
-  for (const OutputForm& f : kForms)
-    if (f.style == s) return f;
-  return kForms[0];
-}
-
-// "kohya+lycoris" → "kohya": the adapter form is a kind of its own, not a key style.
-std::string base_dialect(std::string_view d) {
-  auto plus = d.find('+');
-  return std::string(plus == std::string_view::npos ? d : d.substr(0, plus));
-}
-
 Kind module_kind(std::string_view target) {
   if (target.rfind("double_blocks.", 0) == 0 && target.find(".txt_mlp.") != std::string_view::npos) return Kind::kTextMlp;
   if (target.rfind("double_blocks.", 0) == 0 || target.rfind("single_blocks.", 0) == 0) return Kind::kBlockModule;
@@ -171,13 +145,12 @@ int rank_of(Treatment t) {
 }
 
 const StyleSupport* support_for(const Profile& p, const Description& file) {
-  const std::string_view dialect = file.dialect;
   for (const StyleSupport& s : file.flux2 ? p.flux2_styles : p.styles) {
     if (!s.condition.empty() &&
         std::find(file.conditions.begin(), file.conditions.end(), s.condition) == file.conditions.end())
       continue;
-    for (std::string_view d : s.dialects)
-      if (d == dialect) return &s;
+    for (Dialect d : s.dialects)
+      if (d == file.dialect) return &s;
   }
   return nullptr;
 }
@@ -311,10 +284,10 @@ std::string_view outcome_name(Outcome o) {
 
 Description describe(const LoraModel& model) {
   Description d;
-  d.dialect = base_dialect(model.dialect);
+  d.dialect = model.dialect.id;
   d.flux2 = (model.layout.arch & flux::kArchFlux2) != 0;
   auto partial = partial_targets(model);
-  const bool diffusers_names = d.dialect == "diffusers" || d.dialect == "diffusers-old";
+  const bool diffusers_names = d.dialect == Dialect::kDiffusers || d.dialect == Dialect::kDiffusersOld;
   const std::set<size_t> shadowed = diffusers_names ? alpha_pattern_shadowed(model) : std::set<size_t>{};
   for (size_t i = 0; i < model.parts.size(); ++i) {
     const Part& p = model.parts[i];
@@ -332,7 +305,7 @@ Description describe(const LoraModel& model) {
         if (auto rk = role_kind(key->role, p.magnitude_per_row))
           item.kinds.push_back(*rk == Kind::kBiasDelta && bias_on_part(p) ? Kind::kBiasOnPart : *rk);
         item.piece = role_piece(key->role);
-        if (base_dialect(key->dialect) != d.dialect) item.kinds.push_back(Kind::kOtherDialect);
+        if (key->dialect.id != d.dialect) item.kinds.push_back(Kind::kOtherDialect);
       }
       if (gap != partial.end()) item.kinds.insert(item.kinds.end(), gap->second.begin(), gap->second.end());
       d.items.push_back(std::move(item));
@@ -346,12 +319,13 @@ Description describe(const LoraModel& model) {
 }
 
 Description describe_output(const LoraModel& model, Style style) {
-  const OutputForm& form = form_of(style);
+  const StyleRow& form = style_row(style);
+  const bool bfl_layout = style_layout(style) == OutputLayout::kBfl;
   Description d;
-  d.dialect = std::string(form.dialect);
+  d.dialect = form.writes;
   d.flux2 = (model.layout.arch & flux::kArchFlux2) != 0;
   // A BFL output zero-fills the parts a fused target lacks; a diffusers output keeps the gap.
-  auto partial = form.bfl_layout ? std::map<std::string, std::vector<Kind>>{} : partial_targets(model);
+  auto partial = bfl_layout ? std::map<std::string, std::vector<Kind>>{} : partial_targets(model);
   for (size_t i = 0; i < model.parts.size(); ++i) {
     const Part& p = model.parts[i];
     const Kind mk = module_kind(p.target);
@@ -365,7 +339,7 @@ Description describe_output(const LoraModel& model, Style style) {
     // their own tensors, alpha included), otherwise written as a dense .diff.
     if (p.form == PartForm::kLoKr || p.form == PartForm::kLoHa) {
       bool one_to_one = false;
-      if (form.bfl_layout) {
+      if (bfl_layout) {
         one_to_one = p.row_begin == 0 && p.row_end == p.target_rows && !p.swap_halves;
       } else {
         for (const auto& pm : flux::parts_of_target(model.layout, p.target))
@@ -392,7 +366,7 @@ Description describe_output(const LoraModel& model, Style style) {
       if (form.alpha_tensors) d.items.push_back({p.source_module + ".alpha", p.target, with_gap({mk, Kind::kAlphaTensor}),
                                                   Item::Piece::kWeights, i});
     }
-    const Kind bias_kind = !form.bfl_layout && bias_on_part(p) ? Kind::kBiasOnPart : Kind::kBiasDelta;
+    const Kind bias_kind = !bfl_layout && bias_on_part(p) ? Kind::kBiasOnPart : Kind::kBiasDelta;
     if (p.bias) d.items.push_back({p.bias->name, p.target, with_gap({mk, bias_kind}), Item::Piece::kBias, i});
     if (p.magnitude && p.form != PartForm::kLoKr && p.form != PartForm::kLoHa)
       d.items.push_back({p.magnitude->name, p.target, with_gap({mk, p.magnitude_per_row ? Kind::kDoraRow : Kind::kDoraColumn}), Item::Piece::kMagnitude, i});
@@ -410,8 +384,8 @@ Verdict evaluate(const Profile& profile, const Description& file) {
   if (!s) {
     v.outcome = Outcome::kUnknown;
     v.message = "how " + std::string(profile.display) + " reads " +
-                (file.dialect == "none" ? std::string("files of no known dialect")
-                                        : file.dialect + (file.flux2 ? " FLUX.2" : "") + " files") +
+                (file.dialect == Dialect::kNone ? std::string("files of no known dialect")
+                                                : std::string(dialect_name(file.dialect)) + (file.flux2 ? " FLUX.2" : "") + " files") +
                 " is not established";
     return v;
   }
@@ -478,7 +452,7 @@ Verdict evaluate(const Profile& profile, const Description& file) {
     }
   } else if (!v.unknown.empty()) {
     v.outcome = Outcome::kUnknown;
-    v.message = "not established for " + file.dialect + " files: ";
+    v.message = "not established for " + std::string(dialect_name(file.dialect)) + " files: ";
     for (size_t i = 0; i < v.unknown.size(); ++i) v.message += (i ? ", " : "") + std::string(kind_description(v.unknown[i]));
   } else {
     v.outcome = Outcome::kLoads;

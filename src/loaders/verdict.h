@@ -24,7 +24,7 @@ struct Item {
 };
 
 struct Description {
-  std::string dialect;  // the file's key style (base dialect id)
+  Dialect dialect = Dialect::kNone;  // the file's key style (its base dialect: LyCORIS forms are kinds)
   bool flux2 = false;   // a FLUX.2 file: the loaders' FLUX.2 entries apply
   std::vector<std::string> conditions;  // file-level conditions (profile.h: kForeignMetadata)
   std::vector<Item> items;

@@ -21,11 +21,6 @@ namespace {
 using st::DType;
 using st::TensorView;
 
-std::string underscored(std::string s) {
-  std::replace(s.begin(), s.end(), '.', '_');
-  return s;
-}
-
 size_t elem_bytes(DType d) { return st::dtype_bits(d) / 8; }
 
 // Output spelling of one module.
@@ -34,20 +29,13 @@ struct Spelling {
   std::string down, up, alpha, bias;  // alpha empty: the style has no alpha (scale folded)
 };
 
+// The spelling of one output module in `style`, from the dialect it writes.
 Spelling spell(Style style, const std::string& target, const std::string& diffusers_module) {
-  switch (style) {
-    case Style::kKohya:
-      return {"lora_unet_" + underscored(target), ".lora_down.weight", ".lora_up.weight", ".alpha", ".diff_b"};
-    case Style::kComfy:
-      return {"diffusion_model." + target, ".lora_down.weight", ".lora_up.weight", ".alpha", ".diff_b"};
-    case Style::kPeft:
-      return {"diffusion_model." + target, ".lora_A.weight", ".lora_B.weight", "", ".lora_B.bias"};
-    case Style::kBfl:
-      return {target, ".lora_A.weight", ".lora_B.weight", "", ".lora_B.bias"};
-    case Style::kDiffusers:
-      return {"transformer." + diffusers_module, ".lora_A.weight", ".lora_B.weight", "", ".lora_B.bias"};
-  }
-  return {};
+  const StyleRow& s = style_row(style);
+  const DialectRow& d = dialect_row(s.writes);
+  auto suffix = [](Role r, SuffixFamily f) { return std::string(suffix_for(r, f)); };
+  return {module_key(d, target, diffusers_module), suffix(Role::kDown, d.factors), suffix(Role::kUp, d.factors),
+          s.alpha_tensors ? suffix(Role::kAlpha, SuffixFamily::kAlpha) : "", suffix(Role::kBias, d.factors)};
 }
 
 // One part's rows as they land in an output module.
@@ -522,7 +510,8 @@ Status add_magnitude(const std::vector<const Part*>& here, const Spelling& sp, S
       return make_error(ErrorCode::kBadInput, "refused: " + where + " mixes per-row and per-column DoRA magnitudes (" +
                                                   dora->magnitude->name + ", " + p->magnitude->name + ")");
   }
-  const bool kohya_like = style == Style::kKohya || style == Style::kComfy;
+  // Kohya-style factors carry LyCORIS dora_scale [rows, 1]; PEFT ones lora_magnitude_vector [rows].
+  const bool kohya_like = dialect_row(style_row(style).writes).factors == SuffixFamily::kKohya;
   OutTensor t;
   if (!dora->magnitude_per_row) {
     const bool exact = dora->row_begin == m0 && dora->row_end == m1 &&
@@ -566,7 +555,7 @@ Status add_magnitude(const std::vector<const Part*>& here, const Spelling& sp, S
     local[static_cast<size_t>(j)] = k;
     identity = identity && p->magnitude == dora->magnitude && k == j;
   }
-  t.name = sp.module + (kohya_like ? ".dora_scale" : ".lora_magnitude_vector");
+  t.name = sp.module + std::string(kohya_like ? suffix_for(Role::kDoraScale, SuffixFamily::kDora) : suffix_for(Role::kMagnitude, SuffixFamily::kDora));
   t.shape = kohya_like ? std::vector<uint64_t>{static_cast<uint64_t>(n), 1} : std::vector<uint64_t>{static_cast<uint64_t>(n)};
   if (identity && dora->magnitude->numel == static_cast<uint64_t>(n)) {
     t.dtype = dora->magnitude->dtype;
@@ -586,25 +575,6 @@ Status add_magnitude(const std::vector<const Part*>& here, const Spelling& sp, S
 }
 
 }  // namespace
-
-std::string_view style_name(Style s) {
-  switch (s) {
-    case Style::kKohya: return "kohya";
-    case Style::kComfy: return "comfy";
-    case Style::kPeft: return "peft";
-    case Style::kBfl: return "bfl";
-    case Style::kDiffusers: return "diffusers";
-  }
-  return "?";
-}
-
-std::optional<Style> style_from_name(std::string_view s) {
-  for (Style st : {Style::kKohya, Style::kComfy, Style::kPeft, Style::kBfl, Style::kDiffusers})
-    if (style_name(st) == s) return st;
-  return std::nullopt;
-}
-
-std::string_view layout_name(OutputLayout l) { return l == OutputLayout::kBfl ? "bfl" : "diffusers"; }
 
 std::string_view strategy_name(Strategy s) {
   switch (s) {
@@ -758,7 +728,7 @@ Result<Conversion> convert_all_targets(const LoraModel& model, const ConvertOpti
 
 Result<Conversion> convert(const LoraModel& model, const ConvertOptions& opt) {
   const bool to_bfl = opt.to == OutputLayout::kBfl;
-  if (to_bfl == (opt.style == Style::kDiffusers))
+  if (opt.to != style_layout(opt.style))
     return make_error(ErrorCode::kUsage, "style " + std::string(style_name(opt.style)) + " does not write the " +
                                              std::string(layout_name(opt.to)) + " layout");
   if (opt.dtype && !st::dtype_is_encodable(*opt.dtype))
@@ -781,7 +751,7 @@ Result<Conversion> convert(const LoraModel& model, const ConvertOptions& opt) {
                          "lora_adapter_metadata not copied: its scales are folded into the output"});
   out.metadata["format"] = "pt";
   out.metadata["lora_verify.version"] = LV_VERSION;
-  out.metadata["lora_verify.source_dialect"] = model.dialect;
+  out.metadata["lora_verify.source_dialect"] = model.dialect.name();
   out.metadata["lora_verify.layout"] = std::string(layout_name(opt.to));
   out.metadata["lora_verify.style"] = std::string(style_name(opt.style));
   // The model family the file was read as: a later read of this output can tell FLUX.1 from

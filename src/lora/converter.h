@@ -11,20 +11,11 @@
 #include <vector>
 
 #include "core/result.h"
+#include "lora/dialects.h"
 #include "lora/model.h"
 #include "safetensors/writer.h"
 
 namespace lv {
-
-enum class OutputLayout { kBfl, kDiffusers };
-
-// Key spelling of the output. BFL layout: kKohya, kComfy, kPeft, kBfl. Diffusers layout:
-// kDiffusers (transformer.<module>.lora_A/lora_B).
-enum class Style { kKohya, kComfy, kPeft, kBfl, kDiffusers };
-
-std::string_view style_name(Style s);
-std::optional<Style> style_from_name(std::string_view s);
-std::string_view layout_name(OutputLayout l);
 
 struct ConvertOptions {
   OutputLayout to = OutputLayout::kBfl;

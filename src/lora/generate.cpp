@@ -6,15 +6,11 @@
 #include <map>
 #include <random>
 
+#include "lora/keys.h"
 #include "safetensors/writer.h"
 
 namespace lv {
 namespace {
-
-std::string underscored(std::string s) {
-  std::replace(s.begin(), s.end(), '.', '_');
-  return s;
-}
 
 bool ends_with(const std::string& s, const std::string& p) {
   return s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
@@ -64,6 +60,18 @@ struct Emitter {
   }
 };
 
+// The tensor names of one module `m` as dialect `d` writes them, given what it can hold.
+struct ModuleKeys {
+  std::string down, up, alpha, bias;
+};
+ModuleKeys keys_of(const DialectRow& d, const std::string& m) {
+  auto with = [&](bool holds, Role r, SuffixFamily f) { return holds ? m + std::string(suffix_for(r, f)) : std::string(); };
+  return {with(true, Role::kDown, d.factors), with(true, Role::kUp, d.factors),
+          with(d.generated.alpha, Role::kAlpha, SuffixFamily::kAlpha), with(d.generated.bias, Role::kBias, d.factors)};
+}
+
+void emit(Emitter& e, const ModuleKeys& k, int64_t rows, int64_t cols) { e.module(k.down, k.up, k.alpha, k.bias, rows, cols); }
+
 bool skipped(const GenSpec& spec, const std::string& module) {
   for (const auto& s : spec.skip)
     if (ends_with(module, s)) return true;
@@ -79,84 +87,98 @@ bool block_wanted(const GenSpec& spec, const std::string& name) {
   return limit < 0 || i < limit;
 }
 
+// Diffusers-named dialects: one module per diffusers part.
+void emit_diffusers_named(Emitter& e, const DialectRow& d) {
+  const GenSpec& spec = e.spec;
+  for (const auto& pm : flux::diffusers_map(spec.layout)) {
+    if (!block_wanted(spec, pm.diffusers) || skipped(spec, pm.diffusers)) continue;
+    if (!spec.proj_mlp && ends_with(pm.diffusers, ".proj_mlp")) continue;
+    if (!spec.norm_out && pm.diffusers == "norm_out.linear") continue;
+    auto t = flux::find_target(spec.layout, pm.target);
+    emit(e, keys_of(d, module_key(d, pm.target, pm.diffusers)), pm.row_end - pm.row_begin, t->cols);
+  }
+}
+
+// XLabs processors: double-block attention only, and the qkv rows of single blocks.
+void emit_xlabs(Emitter& e, const DialectRow& d, const flux::Target& t) {
+  bool single = false;
+  const int64_t i = flux::block_index(t.name, single);
+  const std::string b = (single ? "single_blocks." : "double_blocks.") + std::to_string(i) + ".processor.";
+  const std::pair<const char*, const char*> kProcessors[] = {{".img_attn.qkv", "qkv_lora1"}, {".txt_attn.qkv", "qkv_lora2"},
+                                                              {".img_attn.proj", "proj_lora1"}, {".txt_attn.proj", "proj_lora2"},
+                                                              {".linear1", "qkv_lora"}};
+  for (const auto& [target_end, processor] : kProcessors)
+    if (ends_with(t.name, target_end))
+      emit(e, keys_of(d, b + processor), std::string_view(processor) == "qkv_lora" ? 3 * e.spec.layout.hidden : t.rows, t.cols);
+}
+
+// BFL-named dialects: one module per target, or one per part where the dialect splits them.
+void emit_bfl_named(Emitter& e, const DialectRow& d) {
+  const GenSpec& spec = e.spec;
+  for (const auto& t : flux::bfl_targets(spec.layout)) {
+    if (!block_wanted(spec, t.name) || skipped(spec, t.name)) continue;
+    if (!spec.norm_out && t.name == "final_layer.adaLN_modulation.1") continue;
+    if (d.naming == Naming::kXlabs) {
+      emit_xlabs(e, d, t);
+      continue;
+    }
+    const std::string m = module_key(d, t.name, "");
+    if (!d.split_parts) {
+      emit(e, keys_of(d, m), t.rows, t.cols);
+      continue;
+    }
+    auto parts = flux::parts_of_target(spec.layout, t.name);
+    for (size_t j = 0; j < parts.size(); ++j) {
+      if (!spec.proj_mlp && j == 3) continue;
+      std::string mj = m;
+      if (parts.size() > 1) mj.append(".").append(std::to_string(j));  // appended: see keys.cpp
+      emit(e, keys_of(d, mj), parts[j].row_end - parts[j].row_begin, t.cols);
+    }
+  }
+}
+
+// The names of the generated dialects that satisfy `keep`, as a list for a message.
+template <class Keep>
+std::string generated_names(Keep keep) {
+  std::string out;
+  for (const DialectRow& r : dialect_rows())
+    if (r.generated.writes && keep(r)) out += (out.empty() ? "" : ", ") + std::string(r.name);
+  return out;
+}
+
+// The generator's dialect for `spec`, or why it cannot write it.
+Result<const DialectRow*> generated_dialect(const GenSpec& spec) {
+  auto id = dialect_from_name(spec.dialect);
+  if (!id || !dialect_row(*id).generated.writes)
+    return make_error(ErrorCode::kUsage, "unknown dialect '" + spec.dialect + "' for the generator; it writes " +
+                                             generated_names([](const DialectRow&) { return true; }));
+  const DialectRow& d = dialect_row(*id);
+  // Dialects whose FLUX.2 spelling no source establishes are not invented
+  // (docs/formats.md#dialects-in-flux2-files), and FLUX.2 has no bias to hold a bias delta.
+  const bool flux1_shaped = (spec.layout.arch & (flux::kArchFlux1 | flux::kArchChroma)) != 0;
+  if (!flux1_shaped && !d.generated.flux2)
+    return make_error(ErrorCode::kUsage, "the " + spec.dialect + " dialect has no established FLUX.2 spelling; FLUX.2 files are "
+                                         "written as " + generated_names([](const DialectRow& r) { return r.generated.flux2; }));
+  if (spec.bias && !spec.layout.biases)
+    return make_error(ErrorCode::kUsage, "this model has no biases, so a LoRA for it has no bias deltas (--bias)");
+  return &d;
+}
+
 }  // namespace
 
 Result<std::vector<uint8_t>> generate_lora(const GenSpec& spec) {
   if (spec.rank < 1 || spec.rank > 4096) return make_error(ErrorCode::kUsage, "rank must be 1..4096, got " + std::to_string(spec.rank));
   if (!st::dtype_is_encodable(spec.dtype)) return make_error(ErrorCode::kUsage, "dtype must be F32, F64, F16 or BF16");
-  const std::string& d = spec.dialect;
-  // Dialects whose FLUX.2 spelling no source establishes are not invented
-  // (docs/formats.md#dialects-in-flux2-files), and FLUX.2 has no bias to hold a bias delta.
-  const bool flux1_shaped = (spec.layout.arch & (flux::kArchFlux1 | flux::kArchChroma)) != 0;
-  if (!flux1_shaped && (d == "xlabs" || d == "onetrainer" || d == "onetrainer-bfl" || d == "diffusers-old"))
-    return make_error(ErrorCode::kUsage, "the " + d + " dialect has no established FLUX.2 spelling; FLUX.2 files are "
-                                         "written as diffusers, fal, kohya, comfy, ai-toolkit or bfl");
-  if (spec.bias && !spec.layout.biases)
-    return make_error(ErrorCode::kUsage, "this model has no biases, so a LoRA for it has no bias deltas (--bias)");
+  LV_TRY_ASSIGN(d, generated_dialect(spec));
   Emitter e{spec, std::mt19937_64(spec.seed), {}, {}, 0};
   std::map<std::string, std::string> meta;
   if (!spec.family.empty()) meta["lora_verify.model"] = spec.family;
-
-  if (d == "diffusers" || d == "diffusers-old" || d == "fal" || d == "onetrainer") {
-    for (const auto& pm : flux::diffusers_map(spec.layout)) {
-      if (!block_wanted(spec, pm.diffusers) || skipped(spec, pm.diffusers)) continue;
-      if (!spec.proj_mlp && ends_with(pm.diffusers, ".proj_mlp")) continue;
-      if (!spec.norm_out && pm.diffusers == "norm_out.linear") continue;
-      auto t = flux::find_target(spec.layout, pm.target);
-      int64_t rows = pm.row_end - pm.row_begin, cols = t->cols;
-      if (d == "diffusers" || d == "fal") {
-        std::string m = (d == "fal" ? "base_model.model." : "transformer.") + pm.diffusers;
-        e.module(m + ".lora_A.weight", m + ".lora_B.weight", m + ".alpha", m + ".lora_B.bias", rows, cols);
-      } else if (d == "diffusers-old") {
-        std::string m = "transformer." + pm.diffusers;
-        e.module(m + ".lora.down.weight", m + ".lora.up.weight", "", "", rows, cols);
-      } else {
-        std::string m = "lora_transformer_" + underscored(pm.diffusers);
-        e.module(m + ".lora_down.weight", m + ".lora_up.weight", m + ".alpha", m + ".diff_b", rows, cols);
-      }
-    }
-    if (spec.metadata_alpha && d == "diffusers") {
-      meta["lora_adapter_metadata"] = "{\"transformer.r\": " + std::to_string(spec.rank) +
-                                      ", \"transformer.lora_alpha\": " + std::to_string(2 * spec.rank) +
-                                      (spec.rslora ? ", \"transformer.use_rslora\": true" : "") + "}";
-    }
-  } else if (d == "kohya" || d == "comfy" || d == "ai-toolkit" || d == "bfl" || d == "onetrainer-bfl" || d == "xlabs") {
-    for (const auto& t : flux::bfl_targets(spec.layout)) {
-      if (!block_wanted(spec, t.name) || skipped(spec, t.name)) continue;
-      if (!spec.norm_out && t.name == "final_layer.adaLN_modulation.1") continue;
-      if (d == "kohya") {
-        std::string m = "lora_unet_" + underscored(t.name);
-        e.module(m + ".lora_down.weight", m + ".lora_up.weight", m + ".alpha", m + ".diff_b", t.rows, t.cols);
-      } else if (d == "comfy") {
-        std::string m = "diffusion_model." + t.name;
-        e.module(m + ".lora_down.weight", m + ".lora_up.weight", m + ".alpha", m + ".diff_b", t.rows, t.cols);
-      } else if (d == "ai-toolkit" || d == "bfl") {
-        std::string m = (d == "bfl" ? "" : "diffusion_model.") + t.name;
-        e.module(m + ".lora_A.weight", m + ".lora_B.weight", m + ".alpha", m + ".lora_B.bias", t.rows, t.cols);
-      } else if (d == "onetrainer-bfl") {
-        auto parts = flux::parts_of_target(spec.layout, t.name);
-        for (size_t j = 0; j < parts.size(); ++j) {
-          if (!spec.proj_mlp && j == 3) continue;
-          std::string m = "transformer." + t.name;
-          if (parts.size() > 1) m.append(".").append(std::to_string(j));  // appended: see keys.cpp
-          e.module(m + ".lora_down.weight", m + ".lora_up.weight", m + ".alpha", "", parts[j].row_end - parts[j].row_begin, t.cols);
-        }
-      } else {  // xlabs: double-block attention only, and the qkv rows of single blocks
-        bool single = false;
-        int64_t i = flux::block_index(t.name, single);
-        std::string b = (single ? "single_blocks." : "double_blocks.") + std::to_string(i) + ".processor.";
-        auto ends = [&](const char* s) { return ends_with(t.name, s); };
-        if (ends(".img_attn.qkv")) e.module(b + "qkv_lora1.down.weight", b + "qkv_lora1.up.weight", "", "", t.rows, t.cols);
-        else if (ends(".txt_attn.qkv")) e.module(b + "qkv_lora2.down.weight", b + "qkv_lora2.up.weight", "", "", t.rows, t.cols);
-        else if (ends(".img_attn.proj")) e.module(b + "proj_lora1.down.weight", b + "proj_lora1.up.weight", "", "", t.rows, t.cols);
-        else if (ends(".txt_attn.proj")) e.module(b + "proj_lora2.down.weight", b + "proj_lora2.up.weight", "", "", t.rows, t.cols);
-        else if (ends(".linear1")) e.module(b + "qkv_lora.down.weight", b + "qkv_lora.up.weight", "", "", 3 * spec.layout.hidden, t.cols);
-      }
-    }
-  } else {
-    return make_error(ErrorCode::kUsage, "unknown dialect '" + d +
-                                             "' for the generator; it writes diffusers, diffusers-old, fal, onetrainer, "
-                                             "kohya, comfy, ai-toolkit, bfl, onetrainer-bfl, xlabs");
+  if (d->naming == Naming::kDiffusers) emit_diffusers_named(e, *d);
+  else emit_bfl_named(e, *d);
+  if (spec.metadata_alpha && d->generated.metadata_alpha) {
+    meta["lora_adapter_metadata"] = "{\"transformer.r\": " + std::to_string(spec.rank) +
+                                    ", \"transformer.lora_alpha\": " + std::to_string(2 * spec.rank) +
+                                    (spec.rslora ? ", \"transformer.use_rslora\": true" : "") + "}";
   }
   if (spec.text_encoder) {
     for (int i = 0; i < 2; ++i) {
@@ -167,16 +189,5 @@ Result<std::vector<uint8_t>> generate_lora(const GenSpec& spec) {
   for (size_t i = 0; i < e.tensors.size(); ++i) e.tensors[i].data = e.buffers[i];
   return st::serialize(e.tensors, meta);
 }
-
-namespace {
-constexpr GeneratorDialect kGeneratorDialects[] = {
-    {"diffusers", true, true, true},     {"diffusers-old", false, false, true}, {"fal", true, true, true},
-    {"onetrainer", true, true, true},    {"kohya", true, true, false},          {"comfy", true, true, false},
-    {"ai-toolkit", true, true, false},   {"bfl", true, true, false},            {"onetrainer-bfl", true, false, true},
-    {"xlabs", false, false, false},
-};
-}  // namespace
-
-std::span<const GeneratorDialect> generator_dialects() { return kGeneratorDialects; }
 
 }  // namespace lv

@@ -10,16 +10,15 @@
 
 #include "core/result.h"
 #include "flux/layout.h"
+#include "lora/dialects.h"
 #include "safetensors/dtype.h"
 
 namespace lv {
 
 struct GenSpec {
   flux::Layout layout = flux::Layout::flux1_dev();
-  // "diffusers" (transformer. + lora_A/B), "diffusers-old" (lora.down/up), "fal"
-  // (base_model.model.), "kohya", "comfy", "ai-toolkit", "bfl", "onetrainer",
-  // "onetrainer-bfl", "xlabs".
-  std::string dialect = "diffusers";
+  // The name of a dialect the generator writes (DialectRow::generated; src/lora/dialects.cpp).
+  std::string dialect = std::string(dialect_name(Dialect::kDiffusers));
   int64_t rank = 4;
   st::DType dtype = st::DType::kBF16;
   uint64_t seed = 1;
@@ -39,14 +38,6 @@ struct GenSpec {
   bool text_encoder = false;   // add a few lora_te1_ tensors
   std::string family;          // recorded as lora_verify.model metadata when set ("flux1", …)
 };
-
-// The dialects generate_lora writes, and what each can hold: `sample` refuses an option its
-// dialect cannot hold instead of ignoring it.
-struct GeneratorDialect {
-  std::string_view name;
-  bool alpha, bias, no_proj_mlp;
-};
-std::span<const GeneratorDialect> generator_dialects();
 
 // Builds the safetensors bytes of a LoRA following `spec`.
 Result<std::vector<uint8_t>> generate_lora(const GenSpec& spec);

@@ -15,9 +15,8 @@ bool ends_with(std::string_view s, std::string_view p) {
   return s.size() >= p.size() && s.substr(s.size() - p.size()) == p;
 }
 
-// Suffix spellings. `family` separates PEFT (lora_A/B), kohya-style (lora_down/up) and
-// the rest so the dialect can be named.
-enum class Family { kPeft, kPeftOld, kKohya, kXlabs, kLycoris, kDiff, kDora, kAlpha };
+// Suffix spellings, by the family that names the dialect.
+using Family = SuffixFamily;
 
 struct SuffixRow {
   std::string_view suffix;
@@ -56,25 +55,35 @@ constexpr std::array kSuffixes = {
     SuffixRow{".lora_magnitude_vector.weight", Role::kMagnitude, Family::kDora},
 };
 
-// Prefix spellings: what follows them and which dialect they announce.
-enum class Spelling { kDotted, kBflUnderscore, kDiffusersUnderscore };
-
+// The prefixes of the dialect table, longest first: what follows each and which dialect it
+// announces for each naming of the module.
 struct PrefixRow {
   std::string_view prefix;
   Spelling spelling;
-  std::string_view dialect_diffusers;  // dialect when the module is in diffusers naming
-  std::string_view dialect_bfl;        // dialect when the module is in BFL naming
+  Dialect diffusers = Dialect::kNone;  // when the module is in diffusers naming
+  Dialect bfl = Dialect::kNone;        // when the module is in BFL naming
 };
 
-constexpr std::array kPrefixes = {
-    PrefixRow{"lora_unet_", Spelling::kBflUnderscore, "", "kohya"},
-    PrefixRow{"lora_transformer_", Spelling::kDiffusersUnderscore, "onetrainer", ""},
-    PrefixRow{"lycoris_", Spelling::kDiffusersUnderscore, "lycoris", ""},
-    PrefixRow{"diffusion_model.", Spelling::kDotted, "", "comfy"},
-    PrefixRow{"transformer.", Spelling::kDotted, "diffusers", "onetrainer-bfl"},
-    PrefixRow{"base_model.model.", Spelling::kDotted, "fal", "fal-kontext"},  // fal trainer (PEFT base_model wrapper)
-    PrefixRow{"", Spelling::kDotted, "diffusers", "bfl"},
-};
+std::vector<PrefixRow> make_prefixes() {
+  std::vector<PrefixRow> out;
+  auto add = [&](std::string_view prefix, Spelling spelling, Naming naming, Dialect d) {
+    auto it = std::find_if(out.begin(), out.end(), [&](const PrefixRow& r) { return r.prefix == prefix && r.spelling == spelling; });
+    if (it == out.end()) it = out.insert(out.end(), PrefixRow{prefix, spelling});
+    (naming == Naming::kDiffusers ? it->diffusers : it->bfl) = d;
+  };
+  for (const DialectRow& r : dialect_rows()) {
+    if (r.id == Dialect::kNone || r.refines != Dialect::kNone || r.naming == Naming::kXlabs) continue;
+    add(r.prefix, r.spelling, r.naming, r.id);
+    if (r.bare_prefix_read) add("", Spelling::kDotted, r.naming, r.id);
+  }
+  std::stable_sort(out.begin(), out.end(), [](const PrefixRow& a, const PrefixRow& b) { return a.prefix.size() > b.prefix.size(); });
+  return out;
+}
+
+const std::vector<PrefixRow>& prefixes() {
+  static const std::vector<PrefixRow> rows = make_prefixes();
+  return rows;
+}
 
 struct TextEncoderRow {
   std::string_view prefix;
@@ -105,16 +114,12 @@ std::string strip_adapter(std::string_view name, std::string& adapter) {
   return std::string(name);
 }
 
-// Family of a dialect name: PEFT suffixes on BFL names announce ai-toolkit etc.
-std::string refine_dialect(std::string_view base, Family family, Naming naming) {
-  if (naming == Naming::kXlabs) return "xlabs";
-  std::string d(base);
-  if (family == Family::kLycoris && d != "lycoris") return d + "+lycoris";
-  if (d == "comfy" && family == Family::kPeft) return "ai-toolkit";
-  if (d == "diffusers" && family == Family::kPeftOld) return "diffusers-old";
-  if (d == "diffusers" && family == Family::kKohya) return "diffusers-kohya-suffix";
-  if (d == "bfl" && family == Family::kKohya) return "comfy-bare";
-  return d;
+// The dialect a key is in: XLabs processor names are XLabs', LyCORIS adapter suffixes keep the
+// key dialect and mark it; other suffix families may refine the prefix's dialect.
+DialectTag tag_of(Dialect base, Family family, Naming naming) {
+  if (naming == Naming::kXlabs) return {Dialect::kXlabs, false};
+  if (family == Family::kLycoris) return {base, base != Dialect::kLycoris};
+  return {refine_dialect(base, family), false};
 }
 
 // Recognises XLabs processor names: "double_blocks.0.processor.qkv_lora1".
@@ -146,13 +151,18 @@ std::string_view role_name(Role r) {
   return "?";
 }
 
-bool dialect_is_bfl_named(std::string_view dialect) {
-  if (dialect == "xlabs") return true;
-  for (const auto& row : kPrefixes) {
-    if (row.dialect_bfl.empty()) continue;
-    if (starts_with(dialect, row.dialect_bfl)) return true;
-  }
-  return dialect == "ai-toolkit";
+std::string_view suffix_for(Role role, SuffixFamily family) {
+  for (const auto& row : kSuffixes)
+    if (row.role == role && row.family == family) return row.suffix;
+  return role == Role::kBias ? suffix_for(Role::kDiffB, Family::kDiff) : std::string_view();
+}
+
+std::string module_key(const DialectRow& dialect, const std::string& target, const std::string& diffusers_module) {
+  const std::string& module = dialect.naming == Naming::kDiffusers ? diffusers_module : target;
+  std::string key(dialect.prefix);
+  if (dialect.spelling == Spelling::kDotted) return key + module;
+  for (char c : module) key += c == '.' ? '_' : c;
+  return key;
 }
 
 std::optional<std::string> text_encoder_label(std::string_view name) {
@@ -187,62 +197,48 @@ std::optional<ParsedKey> parse_with_suffix(ParsedKey key, const std::string& nam
   std::string stem = name.substr(0, name.size() - suffix->suffix.size());
   key.role = suffix->role;
 
-  for (const auto& prefix : kPrefixes) {
+  for (const PrefixRow& prefix : prefixes()) {
     if (!starts_with(stem, prefix.prefix)) continue;
     std::string module = stem.substr(prefix.prefix.size());
     if (module.empty()) return std::nullopt;
-    std::string_view base_dialect;
-    switch (prefix.spelling) {
-      case Spelling::kBflUnderscore: {
-        auto dotted = flux::bfl_from_underscore(module);
-        if (!dotted) return std::nullopt;
-        module = *dotted;
+    Dialect base = Dialect::kNone;
+    if (prefix.spelling == Spelling::kUnderscored) {
+      const bool bfl = prefix.bfl != Dialect::kNone;
+      auto dotted = bfl ? flux::bfl_from_underscore(module) : flux::diffusers_from_underscore(module);
+      if (!dotted) return std::nullopt;
+      module = *dotted;
+      key.naming = bfl ? Naming::kBfl : Naming::kDiffusers;
+      base = bfl ? prefix.bfl : prefix.diffusers;
+    } else if (is_xlabs_module(module)) {
+      key.naming = Naming::kXlabs;
+      base = Dialect::kXlabs;
+    } else {
+      // Naming is decided by the module table alone; block ranges are checked later,
+      // against the layout inferred from the whole file.
+      std::string bfl = module;
+      int split = split_index_of(bfl);
+      // A name both namings spell alike (Chroma's distilled_guidance_layer.in_proj) is read
+      // in the naming the prefix announces first: diffusers under transformer.
+      const bool same_in_both = split < 0 && prefix.diffusers != Dialect::kNone &&
+                                flux::find_diffusers(flux::Layout::any_blocks(), module).has_value();
+      if (!same_in_both && flux::find_target(flux::Layout::any_blocks(), bfl)) {
         key.naming = Naming::kBfl;
-        base_dialect = prefix.dialect_bfl;
-        break;
-      }
-      case Spelling::kDiffusersUnderscore: {
-        auto dotted = flux::diffusers_from_underscore(module);
-        if (!dotted) return std::nullopt;
-        module = *dotted;
+        key.split_index = split;
+        module = bfl;
+        base = prefix.bfl;
+      } else if (flux::find_diffusers(flux::Layout::any_blocks(), module)) {
         key.naming = Naming::kDiffusers;
-        base_dialect = prefix.dialect_diffusers;
-        break;
-      }
-      case Spelling::kDotted: {
-        if (is_xlabs_module(module)) {
-          key.naming = Naming::kXlabs;
-          base_dialect = "xlabs";
-          break;
-        }
-        // Naming is decided by the module table alone; block ranges are checked later,
-        // against the layout inferred from the whole file.
-        std::string bfl = module;
-        int split = split_index_of(bfl);
-        // A name both namings spell alike (Chroma's distilled_guidance_layer.in_proj) is read
-        // in the naming the prefix announces first: diffusers under transformer.
-        const bool same_in_both = split < 0 && !prefix.dialect_diffusers.empty() &&
-                                  flux::find_diffusers(flux::Layout::any_blocks(), module).has_value();
-        if (!same_in_both && flux::find_target(flux::Layout::any_blocks(), bfl)) {
-          key.naming = Naming::kBfl;
-          key.split_index = split;
-          module = bfl;
-          base_dialect = prefix.dialect_bfl;
-        } else if (flux::find_diffusers(flux::Layout::any_blocks(), module)) {
-          key.naming = Naming::kDiffusers;
-          base_dialect = prefix.dialect_diffusers;
-        } else {
-          return std::nullopt;  // a module of neither table: reported as unknown, never guessed
-        }
-        break;
+        base = prefix.diffusers;
+      } else {
+        return std::nullopt;  // a module of neither table: reported as unknown, never guessed
       }
     }
-    if (base_dialect.empty()) return std::nullopt;
+    if (base == Dialect::kNone) return std::nullopt;
     // XLabs-style ".down/.up.weight" suffixes only belong to XLabs processor names.
     if (suffix->family == Family::kXlabs && key.naming != Naming::kXlabs) return std::nullopt;
     if (key.naming == Naming::kXlabs && suffix->family != Family::kXlabs && suffix->family != Family::kAlpha)
       return std::nullopt;
-    key.dialect = refine_dialect(base_dialect, suffix->family, key.naming);
+    key.dialect = tag_of(base, suffix->family, key.naming);
     key.module = module;
     // Appended piece by piece: g++ 12 warns falsely (-Wrestrict) on "." + std::to_string().
     key.group = std::string(prefix.prefix);

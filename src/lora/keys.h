@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+#include "lora/dialects.h"
+
 namespace lv {
 
 // What a tensor is for, within its module.
@@ -16,15 +18,8 @@ enum class Role {
   kDoraScale, kMagnitude,
 };
 
-// How the module part of the name is spelled once the prefix is stripped.
-enum class Naming {
-  kDiffusers,  // "single_transformer_blocks.0.attn.to_q"
-  kBfl,        // "single_blocks.0.linear1" (optionally with a split index)
-  kXlabs,      // "double_blocks.0.processor.qkv_lora1"
-};
-
 struct ParsedKey {
-  std::string dialect;     // "diffusers", "kohya", "comfy", "ai-toolkit", "bfl", … (stable ids)
+  DialectTag dialect;
   Naming naming = Naming::kDiffusers;
   std::string module;      // dotted module name in its naming, without prefix or split index
   std::string group;       // what groups tensors of one module: prefix + module + adapter
@@ -42,8 +37,13 @@ std::optional<ParsedKey> parse_key(std::string_view name);
 
 std::string_view role_name(Role r);
 
-// True for dialects whose module names are BFL's (kohya, comfy, ai-toolkit, bfl, …): their
-// natural conversion goes to the diffusers layout; diffusers-named ones go to BFL.
-bool dialect_is_bfl_named(std::string_view dialect);
+// The suffix a writer gives a tensor of `role` in a dialect whose factors are `family`'s: the
+// first row of the suffix table for it ("" when the family has none). A bias delta falls
+// back to the unscaled .diff_b.
+std::string_view suffix_for(Role role, SuffixFamily family);
+
+// The name of a module as `dialect` writes it: prefix + module (BFL target or diffusers
+// module, by the dialect's naming), spelled as the dialect spells it.
+std::string module_key(const DialectRow& dialect, const std::string& target, const std::string& diffusers_module);
 
 }  // namespace lv

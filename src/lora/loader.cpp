@@ -196,7 +196,7 @@ Result<LoraModel> load_lora(std::shared_ptr<const st::SafetensorsFile> file, con
       // Diffusers block names with kohya suffixes and no FLUX.1-only module: Qwen-Image.
       if (sig.architecture == "Qwen-Image")
         for (auto& [t, k] : keyed)
-          if (k.dialect == "diffusers-kohya-suffix") {
+          if (k.dialect.id == Dialect::kDiffusersKohyaSuffix) {
             if (hits++ == 0) example = t->name;
           }
       if (hits > 0)
@@ -209,7 +209,7 @@ Result<LoraModel> load_lora(std::shared_ptr<const st::SafetensorsFile> file, con
   }
   if (keyed.empty() && options.allow_empty) {
     model.layout = options.layout.value_or(flux::Layout::flux1_dev());
-    model.dialect = "none";
+    model.dialect = {};
     for (const TensorView* t : unknown)
       findings.push_back({"lora.tensor.unknown", Severity::kWarning, t->name, "not used: the name matches no LoRA dialect of FLUX.1"});
     return model;
@@ -245,7 +245,9 @@ Result<LoraModel> load_lora(std::shared_ptr<const st::SafetensorsFile> file, con
 
   // 4. Group tensors by module.
   std::map<std::string, Group> groups;
-  std::map<std::string, int64_t> dialects;
+  // Sorted by name, as reports list them (and the first of equal counts wins by name).
+  auto by_name = [](const DialectTag& a, const DialectTag& b) { return a.name() < b.name(); };
+  std::map<DialectTag, int64_t, decltype(by_name)> dialects(by_name);
   for (auto& [t, k] : keyed) {
     Group& g = groups[k.group];
     if (g.tensors.empty()) {
@@ -266,7 +268,7 @@ Result<LoraModel> load_lora(std::shared_ptr<const st::SafetensorsFile> file, con
                                    [](auto& a, auto& b) { return a.second < b.second; })->first;
   if (dialects.size() > 1) {
     std::string list;
-    for (auto& [d, n] : dialects) list += (list.empty() ? "" : ", ") + d + " " + std::to_string(n);
+    for (auto& [d, n] : dialects) list += (list.empty() ? "" : ", ") + d.name() + " " + std::to_string(n);
     findings.push_back({"lora.dialect.mixed", Severity::kInfo, "", "tensors in several dialects: " + list});
   }
 

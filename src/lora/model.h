@@ -9,6 +9,7 @@
 
 #include "core/finding.h"
 #include "flux/layout.h"
+#include "lora/dialects.h"
 #include "safetensors/reader.h"
 
 namespace lv {
@@ -86,9 +87,9 @@ struct LoraModel {
   std::string family;          // detected or named model family ("flux1", "flux2-klein-4b"; "" when a layout was given)
   std::string family_display;
   std::vector<std::string> family_evidence;  // what decided it
-  std::string dialect;  // primary dialect detected, e.g. "diffusers", "kohya"
-  // Evidence: for each dialect seen, how many tensors were read in it (sorted by name).
-  std::vector<std::pair<std::string, int64_t>> dialect_counts;
+  DialectTag dialect;  // the dialect most of its tensors are in
+  // Evidence: for each dialect seen, how many tensors were read in it.
+  std::vector<std::pair<DialectTag, int64_t>> dialect_counts;
   std::vector<Part> parts;
   std::vector<PassThrough> passthrough;
   std::vector<Finding> findings;

@@ -31,8 +31,8 @@ Inspection inspect(const st::SafetensorsFile& f, const Result<LoraModel>& model,
   if (model.ok()) {
     if (!model->family.empty())
       j["model"] = {{"family", model->family}, {"display", model->family_display}, {"evidence", model->family_evidence}};
-    j["dialect"] = model->dialect;
-    for (const auto& [d, n] : model->dialect_counts) j["dialect_evidence"].push_back({{"dialect", d}, {"tensors", n}});
+    j["dialect"] = model->dialect.name();
+    for (const auto& [d, n] : model->dialect_counts) j["dialect_evidence"].push_back({{"dialect", d.name()}, {"tensors", n}});
     j["deltas"] = model->parts.size();
     j["passed_through"] = model->passthrough.size();
     std::vector<std::string> unknown;

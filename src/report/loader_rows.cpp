@@ -233,8 +233,7 @@ Refusal convert_for_refusal(const loaders::Profile& p, const LoraModel& model, c
 void append_output_side(OutputSide& side, const LoraModel& out, int threads) {
   loaders::Description d = loaders::describe(out);
   // The dialect is the first group's that holds deltas; pass-through-only groups have none.
-  if (side.description.dialect.empty() || (side.description.dialect == "none" && !out.parts.empty()))
-    side.description.dialect = d.dialect;
+  if (side.description.dialect == Dialect::kNone) side.description.dialect = d.dialect;
   side.description.flux2 = side.description.flux2 || d.flux2;
   // File-level conditions that hold when any group has them; convert always writes its
   // lora_verify.* metadata (no ai-toolkit software entry).

@@ -108,12 +108,12 @@ Report build(const std::string& command, const LoraModel& in, const LoraModel& o
   r.command = command;
   r.version = LV_VERSION;
   r.input = in.file->path();
-  r.dialect = in.dialect;
-  r.dialects = in.dialect_counts;
+  r.dialect = in.dialect.name();
+  for (const auto& [d, n] : in.dialect_counts) r.dialects.emplace_back(d.name(), n);
   r.family = in.family;
   r.family_display = in.family_display;
   r.family_evidence = in.family_evidence;
-  r.other_dialect = out.dialect;
+  r.other_dialect = out.dialect.name();
   Summary& s = r.summary;
   s.tensors = static_cast<int64_t>(in.file->tensors().size());
   s.parts = static_cast<int64_t>(in.parts.size());
@@ -247,7 +247,7 @@ std::vector<Finding> input_findings(const LoraModel& in) {
 namespace {
 
 OutputLayout own_layout(const LoraModel& model) {
-  return dialect_is_bfl_named(model.dialect) ? OutputLayout::kBfl : OutputLayout::kDiffusers;
+  return dialect_is_bfl_named(model.dialect.id) ? OutputLayout::kBfl : OutputLayout::kDiffusers;
 }
 
 OutputLayout other_layout(const LoraModel& model) {
