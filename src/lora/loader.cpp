@@ -131,7 +131,94 @@ PeftConfig read_peft_config(const st::SafetensorsFile& file, std::vector<Finding
   return cfg;
 }
 
-// ---- grouping ----
+// ---- phase 1: every tensor by name ----
+
+using Keyed = std::vector<KeyedTensor>;
+
+// Absolute RMSNorm scales: set-values, not deltas (docs/formats.md#norm-scales).
+bool is_norm_scale(const std::string& name) {
+  return name.size() > 6 && (contains(name, "_norm.scale") || contains(name, ".norm_q.weight") ||
+                             contains(name, ".norm_k.weight") || contains(name, ".norm_added_q.weight") ||
+                             contains(name, ".norm_added_k.weight"));
+}
+
+// LoRA tensors with their parsed keys; text encoders and norm scales go to model.passthrough,
+// the rest to `unknown`.
+Keyed classify_tensors(const st::SafetensorsFile& file, LoraModel& model, std::vector<const TensorView*>& unknown) {
+  Keyed keyed;
+  for (const TensorView& t : file.tensors()) {
+    if (auto te = text_encoder_label(t.name)) model.passthrough.push_back({t.name, "text encoder (" + *te + ")"});
+    else if (auto k = parse_key(t.name)) keyed.push_back({&t, std::move(*k)});
+    else if (is_norm_scale(t.name)) model.passthrough.push_back({t.name, "absolute norm scale (a set-value, not a delta)"});
+    else unknown.push_back(&t);
+  }
+  return keyed;
+}
+
+// ---- phase 2: files that are clearly another model, or hold no LoRA tensor ----
+
+Status refuse_other_architectures(const st::SafetensorsFile& file, const Keyed& keyed) {
+  if (std::any_of(keyed.begin(), keyed.end(), [](const KeyedTensor& k) { return flux_specific(k.key); })) return {};
+  for (const auto& sig : kOtherArchitectures) {
+    int64_t hits = 0;
+    std::string example;
+    auto hit = [&](const std::string& name) {
+      if (hits++ == 0) example = name;
+    };
+    for (const TensorView& t : file.tensors())
+      if (std::any_of(std::begin(sig.patterns), std::end(sig.patterns),
+                      [&](std::string_view p) { return !p.empty() && contains(t.name, p); }))
+        hit(t.name);
+    // Diffusers block names with kohya suffixes and no FLUX.1-only module: Qwen-Image.
+    if (sig.architecture == "Qwen-Image")
+      for (const KeyedTensor& k : keyed)
+        if (k.key.dialect.id == Dialect::kDiffusersKohyaSuffix) hit(k.tensor->name);
+    if (hits > 0)
+      return make_error(ErrorCode::kBadInput,
+                        file.path() + ": not a FLUX LoRA: it looks like " + std::string(sig.architecture) + " (" +
+                            std::to_string(hits) + " of " + std::to_string(file.tensors().size()) +
+                            " tensors match its key patterns, e.g. '" + example +
+                            "'); lora-verify checks FLUX LoRAs (FLUX.1, Chroma, Flex.1, FLUX.2) only");
+  }
+  return {};
+}
+
+Error no_lora_tensors_error(const st::SafetensorsFile& file, const LoraModel& model,
+                             const std::vector<const TensorView*>& unknown) {
+  if (!model.passthrough.empty() && unknown.empty())
+    return make_error(ErrorCode::kBadInput, file.path() + ": no transformer LoRA tensors: all " +
+                                                std::to_string(model.passthrough.size()) +
+                                                " tensors are text-encoder or norm tensors");
+  std::string example = unknown.empty() ? std::string("(no tensors)") : "'" + unknown.front()->name + "'";
+  return make_error(ErrorCode::kBadInput, file.path() + ": not a FLUX LoRA: none of its " +
+                                              std::to_string(file.tensors().size()) +
+                                              " tensors names a FLUX module in a known LoRA dialect, e.g. " + example);
+}
+
+void report_unknown(const std::vector<const TensorView*>& unknown, bool with_shape, std::vector<Finding>& findings) {
+  for (const TensorView* t : unknown)
+    findings.push_back({"lora.tensor.unknown", Severity::kWarning, t->name,
+                        "not used: the name matches no LoRA dialect of FLUX.1" +
+                            (with_shape ? " (shape " + st::shape_string(t->shape) + ")" : std::string())});
+}
+
+// ---- phase 3: family and layout, from the options or detected from names, widths and blocks ----
+
+Status resolve_layout(const st::SafetensorsFile& file, const Keyed& keyed, const LoadOptions& options, LoraModel& model) {
+  model.layout = options.layout.value_or(flux::Layout::flux1_dev());
+  if (options.layout) return {};
+  auto recorded = file.metadata().find("lora_verify.model");
+  LV_TRY_ASSIGN(det, detect_family(keyed, file.path(), options.family,
+                                   recorded == file.metadata().end() ? std::string() : recorded->second));
+  model.layout = det.layout;
+  model.family = std::string(det.family->name);
+  model.family_display = std::string(det.family->display);
+  model.family_evidence = std::move(det.evidence);
+  model.findings.insert(model.findings.end(), det.findings.begin(), det.findings.end());
+  return {};
+}
+
+// ---- phase 4: tensors grouped by module; the file's dialect ----
 
 struct Group {
   std::string group;
@@ -139,6 +226,43 @@ struct Group {
   std::map<Role, const TensorView*> tensors;
   bool duplicated = false;  // two tensors claimed one role: the module is not used
 };
+
+std::map<std::string, Group> group_tensors(const Keyed& keyed, std::vector<Finding>& findings) {
+  std::map<std::string, Group> groups;
+  for (const KeyedTensor& k : keyed) {
+    Group& g = groups[k.key.group];
+    if (g.tensors.empty()) {
+      g.group = k.key.group;
+      g.key = k.key;
+    }
+    auto [it, inserted] = g.tensors.emplace(k.key.role, k.tensor);
+    if (!inserted) {
+      findings.push_back({"lora.key.duplicate", Severity::kError, k.tensor->name,
+                          "tensors '" + it->second->name + "' and '" + k.tensor->name + "' are both the " +
+                              std::string(role_name(k.key.role)) + " of module " + k.key.group + "; neither is used"});
+      g.duplicated = true;
+    }
+  }
+  return groups;
+}
+
+// The dialect most tensors are in, with the count of each (sorted by name, as reports list
+// them; the first of equal counts wins by name).
+void count_dialects(const Keyed& keyed, LoraModel& model) {
+  auto by_name = [](const DialectTag& a, const DialectTag& b) { return a.name() < b.name(); };
+  std::map<DialectTag, int64_t, decltype(by_name)> dialects(by_name);
+  for (const KeyedTensor& k : keyed) dialects[k.key.dialect]++;
+  for (auto& [d, n] : dialects) model.dialect_counts.emplace_back(d, n);
+  model.dialect = std::max_element(model.dialect_counts.begin(), model.dialect_counts.end(),
+                                   [](auto& a, auto& b) { return a.second < b.second; })->first;
+  if (dialects.size() > 1) {
+    std::string list;
+    for (auto& [d, n] : dialects) list += (list.empty() ? "" : ", ") + d.name() + " " + std::to_string(n);
+    model.findings.push_back({"lora.dialect.mixed", Severity::kInfo, "", "tensors in several dialects: " + list});
+  }
+}
+
+// ---- phase 5: each group becomes parts ----
 
 double scalar_value(const TensorView& t, bool& ok) {
   ok = t.numel == 1 && st::dtype_is_decodable(t.dtype);
@@ -150,399 +274,312 @@ double scalar_value(const TensorView& t, bool& ok) {
 
 bool is_matrix(const TensorView* t) { return t && t->shape.size() == 2; }
 
-}  // namespace
+std::string dims(int64_t rows, int64_t cols) { return std::to_string(rows) + "x" + std::to_string(cols); }
 
-Result<LoraModel> load_lora(std::shared_ptr<const st::SafetensorsFile> file, const LoadOptions& options) {
-  LoraModel model;
-  model.file = file;
-  const std::string& path = file->path();
-  std::vector<Finding>& findings = model.findings;
+// Reads one module's tensors into parts. Each step returns false when the module cannot be
+// used; it has then said why in a finding on every tensor of the module.
+class GroupReader {
+ public:
+  GroupReader(const std::string& name, const Group& g, const PeftConfig& peft, LoraModel& model)
+      : name_(name), g_(g), peft_(peft), model_(model) {}
 
-  // 1. Classify every tensor by name.
-  std::vector<std::pair<const TensorView*, ParsedKey>> keyed;
-  std::vector<const TensorView*> unknown;
-  for (const TensorView& t : file->tensors()) {
-    if (auto te = text_encoder_label(t.name)) {
-      model.passthrough.push_back({t.name, "text encoder (" + *te + ")"});
-      continue;
-    }
-    if (auto k = parse_key(t.name)) {
-      keyed.emplace_back(&t, std::move(*k));
-      continue;
-    }
-    // Absolute RMSNorm scales: set-values, not deltas (docs/formats.md#norm-scales).
-    if (t.name.size() > 6 && (contains(t.name, "_norm.scale") || contains(t.name, ".norm_q.weight") ||
-                              contains(t.name, ".norm_k.weight") || contains(t.name, ".norm_added_q.weight") ||
-                              contains(t.name, ".norm_added_k.weight"))) {
-      model.passthrough.push_back({t.name, "absolute norm scale (a set-value, not a delta)"});
-      continue;
-    }
-    unknown.push_back(&t);
+  void read() {
+    if (!usable() || !read_alpha() || !read_magnitude()) return;
+    if (!read_low_rank() || !read_dense() || !read_lokr() || !read_loha() || !read_bias()) return;
+    finish();
   }
 
-  // 2. Architecture: refuse files that are clearly another model.
-  bool any_flux_specific = std::any_of(keyed.begin(), keyed.end(), [](auto& p) { return flux_specific(p.second); });
-  if (!any_flux_specific) {
-    for (const auto& sig : kOtherArchitectures) {
-      int64_t hits = 0;
-      std::string example;
-      for (const TensorView& t : file->tensors()) {
-        for (std::string_view p : sig.patterns)
-          if (!p.empty() && contains(t.name, p)) {
-            if (hits++ == 0) example = t.name;
-            break;
-          }
-      }
-      // Diffusers block names with kohya suffixes and no FLUX.1-only module: Qwen-Image.
-      if (sig.architecture == "Qwen-Image")
-        for (auto& [t, k] : keyed)
-          if (k.dialect.id == Dialect::kDiffusersKohyaSuffix) {
-            if (hits++ == 0) example = t->name;
-          }
-      if (hits > 0)
-        return make_error(ErrorCode::kBadInput,
-                          path + ": not a FLUX LoRA: it looks like " + std::string(sig.architecture) + " (" +
-                              std::to_string(hits) + " of " + std::to_string(file->tensors().size()) +
-                              " tensors match its key patterns, e.g. '" + example +
-                              "'); lora-verify checks FLUX LoRAs (FLUX.1, Chroma, Flex.1, FLUX.2) only");
-    }
+ private:
+  const std::string& name_;
+  const Group& g_;
+  const PeftConfig& peft_;
+  LoraModel& model_;
+  Placement at_;
+  int64_t rows_ = 0;  // rows of the target this module's delta covers
+  Part base_;
+  const TensorView* alpha_t_ = nullptr;
+  double alpha_ = 0;
+  std::vector<Part> made_;
+
+  const TensorView* get(Role r) const {
+    auto it = g_.tensors.find(r);
+    return it == g_.tensors.end() ? nullptr : it->second;
   }
-  if (keyed.empty() && options.allow_empty) {
-    model.layout = options.layout.value_or(flux::Layout::flux1_dev());
-    model.dialect = {};
-    for (const TensorView* t : unknown)
-      findings.push_back({"lora.tensor.unknown", Severity::kWarning, t->name, "not used: the name matches no LoRA dialect of FLUX.1"});
-    return model;
+  bool unused(const std::string& id, Severity sev, const std::string& why) {
+    for (auto& [role, t] : g_.tensors) model_.findings.push_back({id, sev, t->name, why});
+    return false;
   }
-  if (keyed.empty()) {
-    if (!model.passthrough.empty() && unknown.empty())
-      return make_error(ErrorCode::kBadInput, path + ": no transformer LoRA tensors: all " +
-                                                  std::to_string(model.passthrough.size()) +
-                                                  " tensors are text-encoder or norm tensors");
-    std::string example = unknown.empty() ? std::string("(no tensors)") : "'" + unknown.front()->name + "'";
-    return make_error(ErrorCode::kBadInput, path + ": not a FLUX LoRA: none of its " +
-                                                std::to_string(file->tensors().size()) +
-                                                " tensors names a FLUX module in a known LoRA dialect, e.g. " +
-                                                example);
+  bool shape_error(const std::string& why) {
+    return unused("lora.shape.mismatch", Severity::kError, "not used: module " + name_ + " on " + at_.target + ": " + why);
   }
+  std::string need() const { return dims(rows_, at_.cols); }
 
-  // 3. Family and layout: from the options, or detected from names, widths and block indices.
-  flux::Layout layout = options.layout.value_or(flux::Layout::flux1_dev());
-  if (!options.layout) {
-    std::vector<KeyedTensor> kts;
-    kts.reserve(keyed.size());
-    for (auto& [t, k] : keyed) kts.push_back({t, k});
-    auto recorded = file->metadata().find("lora_verify.model");
-    LV_TRY_ASSIGN(det, detect_family(kts, path, options.family,
-                                     recorded == file->metadata().end() ? std::string() : recorded->second));
-    layout = det.layout;
-    model.family = std::string(det.family->name);
-    model.family_display = std::string(det.family->display);
-    model.family_evidence = std::move(det.evidence);
-    findings.insert(findings.end(), det.findings.begin(), det.findings.end());
+  bool usable();
+  bool read_alpha();
+  double scale_for(int64_t rank) const;
+  bool read_magnitude();
+  bool read_low_rank();
+  bool read_dense();
+  bool read_lokr();
+  bool read_loha();
+  bool read_bias();
+  void finish();
+};
+
+// Not duplicated, decodable, and placed on rows of a target of the layout.
+bool GroupReader::usable() {
+  if (g_.duplicated) return unused("lora.tensor.unused", Severity::kError, "not used: module " + name_ + " has duplicate tensors");
+  for (auto& [role, t] : g_.tensors)
+    if (role != Role::kAlpha && !st::dtype_is_decodable(t->dtype))
+      return unused("lora.dtype.unsupported", Severity::kError,
+                    "not used: module " + name_ + ": tensor '" + t->name + "' is " + std::string(st::dtype_name(t->dtype)) +
+                        "; LoRA factors must be F32, F64, F16, BF16 or F8");
+  auto placement = place(model_.layout, g_.key);
+  if (!placement)
+    return unused("lora.module.unknown", Severity::kWarning,
+                  "not used: module '" + g_.key.module + "' has no target in " +
+                      (model_.family_display.empty() ? std::string("this layout") : model_.family_display));
+  at_ = *placement;
+  rows_ = at_.row_end - at_.row_begin;
+  base_.target = at_.target;
+  base_.target_rows = at_.rows;
+  base_.target_cols = at_.cols;
+  base_.row_begin = at_.row_begin;
+  base_.row_end = at_.row_end;
+  base_.swap_halves = at_.swap;
+  base_.source_module = name_;
+  return true;
+}
+
+bool GroupReader::read_alpha() {
+  alpha_t_ = get(Role::kAlpha);
+  if (!alpha_t_) return true;
+  bool ok = false;
+  alpha_ = scalar_value(*alpha_t_, ok);
+  if (!ok)
+    return unused("lora.alpha.invalid", Severity::kError,
+                  "not used: alpha of module " + name_ + " must be one float element, has " +
+                      std::to_string(alpha_t_->numel) + " of " + std::string(st::dtype_name(alpha_t_->dtype)));
+  if (!std::isfinite(alpha_))
+    return unused("lora.alpha.nonfinite", Severity::kError, "not used: alpha of module " + name_ + " is " + std::to_string(alpha_));
+  if (alpha_ <= 0)
+    model_.findings.push_back({"lora.alpha.nonpositive", Severity::kWarning, alpha_t_->name,
+                               "alpha " + std::to_string(alpha_) + " is not positive"});
+  base_.scale_roundoff = st::dtype_unit_roundoff(alpha_t_->dtype);
+  return true;
+}
+
+// The weight-delta scale of factors of `rank`: alpha/rank from an .alpha tensor, else from
+// PEFT metadata (diffusers names), else 1 (docs/formats.md#scale-rules).
+double GroupReader::scale_for(int64_t rank) const {
+  if (alpha_t_) return rank > 0 ? alpha_ / static_cast<double>(rank) : 0.0;
+  if (peft_.present && g_.key.naming == Naming::kDiffusers) {
+    double r = peft_.r, a = peft_.alpha;
+    if (const double* v = match_pattern(peft_.rank_pattern, g_.key.module)) r = *v;
+    if (const double* v = match_pattern(peft_.alpha_pattern, g_.key.module)) a = *v;
+    if (!(r > 0)) return 1.0;
+    return peft_.rslora ? a / std::sqrt(r) : a / r;
   }
-  model.layout = layout;
+  return 1.0;
+}
 
-  // 4. Group tensors by module.
-  std::map<std::string, Group> groups;
-  // Sorted by name, as reports list them (and the first of equal counts wins by name).
-  auto by_name = [](const DialectTag& a, const DialectTag& b) { return a.name() < b.name(); };
-  std::map<DialectTag, int64_t, decltype(by_name)> dialects(by_name);
-  for (auto& [t, k] : keyed) {
-    Group& g = groups[k.group];
-    if (g.tensors.empty()) {
-      g.group = k.group;
-      g.key = k;
-    }
-    auto [it, inserted] = g.tensors.emplace(k.role, t);
-    if (!inserted) {
-      findings.push_back({"lora.key.duplicate", Severity::kError, t->name,
-                          "tensors '" + it->second->name + "' and '" + t->name + "' are both the " +
-                              std::string(role_name(k.role)) + " of module " + k.group + "; neither is used"});
-      g.duplicated = true;
-    }
-    dialects[k.dialect]++;
+bool GroupReader::read_magnitude() {
+  if (get(Role::kMagnitude) && get(Role::kDoraScale))
+    return unused("lora.key.duplicate", Severity::kError, "not used: module " + name_ + " has both lora_magnitude_vector and dora_scale");
+  const TensorView* mag = get(Role::kMagnitude) ? get(Role::kMagnitude) : get(Role::kDoraScale);
+  if (!mag) return true;
+  const auto& s = mag->shape;
+  const uint64_t rows = static_cast<uint64_t>(rows_), cols = static_cast<uint64_t>(at_.cols);
+  const bool row_vec = (s.size() == 1 && s[0] == rows) || (s.size() == 2 && s[0] == rows && s[1] == 1);
+  const bool col_vec = s.size() == 2 && s[0] == 1 && s[1] == cols && get(Role::kDoraScale);
+  if ((!row_vec && !col_vec) || !st::dtype_is_decodable(mag->dtype))
+    return shape_error("DoRA magnitude " + st::shape_string(s) + " of " + std::string(st::dtype_name(mag->dtype)) +
+                       " must be a float [" + std::to_string(rows) + "] or [" + std::to_string(rows) +
+                       ", 1] (per row), or a dora_scale [1, " + std::to_string(cols) + "] (per column)");
+  base_.magnitude = mag;
+  base_.magnitude_per_row = row_vec;
+  return true;
+}
+
+bool GroupReader::read_low_rank() {
+  const TensorView* down = get(Role::kDown);
+  const TensorView* up = get(Role::kUp);
+  if (!down && !up) return true;
+  if (!down || !up)
+    return unused("lora.factor.missing", Severity::kError,
+                  std::string("not used: module ") + name_ + " has a " + (down ? "down" : "up") + " matrix but no " +
+                      (down ? "up" : "down") + " matrix");
+  if (!is_matrix(down) || !is_matrix(up))
+    return shape_error("down " + st::shape_string(down->shape) + " and up " + st::shape_string(up->shape) + " must both be 2-D");
+  if (up->shape[1] != down->shape[0])
+    return unused("lora.rank.mismatch", Severity::kError,
+                  "not used: module " + name_ + ": up " + st::shape_string(up->shape) + " has rank " +
+                      std::to_string(up->shape[1]) + " but down " + st::shape_string(down->shape) + " has rank " +
+                      std::to_string(down->shape[0]));
+  if (down->shape[1] != static_cast<uint64_t>(at_.cols) || up->shape[0] != static_cast<uint64_t>(rows_))
+    return shape_error("delta is " + std::to_string(up->shape[0]) + "x" + std::to_string(down->shape[1]) + ", rows " +
+                       std::to_string(at_.row_begin) + ".." + std::to_string(at_.row_end) + " of " + dims(at_.rows, at_.cols) +
+                       " need " + need());
+  Part p = base_;
+  p.form = PartForm::kLowRank;
+  p.down = down;
+  p.up = up;
+  p.scale = scale_for(static_cast<int64_t>(down->shape[0]));
+  made_.push_back(p);
+  return true;
+}
+
+bool GroupReader::read_dense() {
+  const TensorView* diff = get(Role::kDiff);
+  if (!diff) return true;
+  if (!is_matrix(diff) || diff->shape[0] != static_cast<uint64_t>(rows_) || diff->shape[1] != static_cast<uint64_t>(at_.cols))
+    return shape_error("diff " + st::shape_string(diff->shape) + " must be [" + std::to_string(rows_) + ", " +
+                       std::to_string(at_.cols) + "] (never reshaped)");
+  Part p = base_;
+  p.form = PartForm::kDense;
+  p.diff = diff;
+  made_.push_back(p);
+  return true;
+}
+
+// One LoKr factor: a full matrix, or a product a·b with matching inner sizes.
+bool lokr_factor_ok(const TensorView* full, const TensorView* a, const TensorView* b) {
+  return (full && !a && !b && is_matrix(full)) || (!full && is_matrix(a) && is_matrix(b) && a->shape[1] == b->shape[0]);
+}
+
+bool GroupReader::read_lokr() {
+  if (!get(Role::kLokrW1) && !get(Role::kLokrW1A) && !get(Role::kLokrW2) && !get(Role::kLokrW2A)) return true;
+  Part p = base_;
+  p.form = PartForm::kLoKr;
+  p.w1 = get(Role::kLokrW1);
+  p.w1_a = get(Role::kLokrW1A);
+  p.w1_b = get(Role::kLokrW1B);
+  p.w2 = get(Role::kLokrW2);
+  p.w2_a = get(Role::kLokrW2A);
+  p.w2_b = get(Role::kLokrW2B);
+  if (get(Role::kLokrT2))
+    return unused("lora.lokr.tucker", Severity::kError, "not used: module " + name_ + ": LoKr with a Tucker core (lokr_t2) is not supported");
+  if (!lokr_factor_ok(p.w1, p.w1_a, p.w1_b) || !lokr_factor_ok(p.w2, p.w2_a, p.w2_b))
+    return shape_error("LoKr factors must be w1 or w1_a·w1_b and w2 or w2_a·w2_b, all 2-D with matching inner sizes");
+  const uint64_t r1 = p.w1 ? p.w1->shape[0] : p.w1_a->shape[0], c1 = p.w1 ? p.w1->shape[1] : p.w1_b->shape[1];
+  const uint64_t r2 = p.w2 ? p.w2->shape[0] : p.w2_a->shape[0], c2 = p.w2 ? p.w2->shape[1] : p.w2_b->shape[1];
+  const unsigned __int128 rows = static_cast<unsigned __int128>(r1) * r2, cols = static_cast<unsigned __int128>(c1) * c2;
+  if (rows != static_cast<unsigned __int128>(rows_) || cols != static_cast<unsigned __int128>(at_.cols))
+    return shape_error("kron(w1 [" + std::to_string(r1) + ", " + std::to_string(c1) + "], w2 [" + std::to_string(r2) + ", " +
+                       std::to_string(c2) + "]) is " + std::to_string(static_cast<uint64_t>(r1 * r2)) + "x" +
+                       std::to_string(static_cast<uint64_t>(c1 * c2)) + " but the target rows need " + need() +
+                       " (never reshaped)");
+  const int64_t r = p.w1_b ? static_cast<int64_t>(p.w1_b->shape[0]) : (p.w2_b ? static_cast<int64_t>(p.w2_b->shape[0]) : 0);
+  p.scale = (alpha_t_ && r > 0) ? alpha_ / static_cast<double>(r) : 1.0;
+  made_.push_back(p);
+  return true;
+}
+
+bool GroupReader::read_loha() {
+  if (!get(Role::kHadaW1A) && !get(Role::kHadaW1B) && !get(Role::kHadaW2A) && !get(Role::kHadaW2B)) return true;
+  Part p = base_;
+  p.form = PartForm::kLoHa;
+  p.hada_w1_a = get(Role::kHadaW1A);
+  p.hada_w1_b = get(Role::kHadaW1B);
+  p.hada_w2_a = get(Role::kHadaW2A);
+  p.hada_w2_b = get(Role::kHadaW2B);
+  const auto rows = static_cast<uint64_t>(rows_), cols = static_cast<uint64_t>(at_.cols);
+  auto pair_ok = [&](const TensorView* a, const TensorView* b) {
+    return is_matrix(a) && is_matrix(b) && a->shape[1] == b->shape[0] && a->shape[0] == rows && b->shape[1] == cols;
+  };
+  if (!pair_ok(p.hada_w1_a, p.hada_w1_b) || !pair_ok(p.hada_w2_a, p.hada_w2_b))
+    return shape_error("LoHa factors must be w1_a [" + std::to_string(rows_) + ", r] · w1_b [r, " + std::to_string(at_.cols) +
+                       "] and the same for w2");
+  p.scale = alpha_t_ ? scale_for(static_cast<int64_t>(p.hada_w1_b->shape[0])) : 1.0;
+  made_.push_back(p);
+  return true;
+}
+
+// Bias delta: lora_B.bias is scaled like the weight delta (PEFT), diff_b is not.
+bool GroupReader::read_bias() {
+  const TensorView* bias = get(Role::kBias);
+  const TensorView* diff_b = get(Role::kDiffB);
+  if (bias && diff_b) return unused("lora.key.duplicate", Severity::kError, "not used: module " + name_ + " has both lora_B.bias and diff_b");
+  const TensorView* b = bias ? bias : diff_b;
+  if (!b) return true;
+  if (!model_.layout.biases) {
+    model_.findings.push_back({"lora.bias.no_target", Severity::kError, b->name,
+                               "not used: bias delta " + st::shape_string(b->shape) + " on " + at_.target + ": " +
+                                   (model_.family_display.empty() ? std::string("this model") : model_.family_display) +
+                                   " has no biases, so it has no target"});
+    return true;
   }
-  for (auto& [d, n] : dialects) model.dialect_counts.emplace_back(d, n);
-  model.dialect = std::max_element(model.dialect_counts.begin(), model.dialect_counts.end(),
-                                   [](auto& a, auto& b) { return a.second < b.second; })->first;
-  if (dialects.size() > 1) {
-    std::string list;
-    for (auto& [d, n] : dialects) list += (list.empty() ? "" : ", ") + d.name() + " " + std::to_string(n);
-    findings.push_back({"lora.dialect.mixed", Severity::kInfo, "", "tensors in several dialects: " + list});
+  if (b->numel != static_cast<uint64_t>(rows_) || b->shape.size() != 1)
+    return shape_error("bias delta " + st::shape_string(b->shape) + " must be [" + std::to_string(rows_) + "]");
+  if (bias && !get(Role::kDown))
+    return unused("lora.factor.missing", Severity::kError, "not used: module " + name_ + " has lora_B.bias but no lora_A/lora_B");
+  if (made_.empty()) {
+    Part p = base_;
+    p.form = PartForm::kBiasOnly;
+    made_.push_back(p);
   }
+  made_.front().bias = b;
+  made_.front().bias_scale = bias ? made_.front().scale : 1.0;
+  return true;
+}
 
-  PeftConfig peft = read_peft_config(*file, findings);
-
-  // 5. Each group becomes parts.
-  for (auto& entry : groups) {
-    // Plain references: clang 14 cannot capture structured bindings in lambdas.
-    const std::string& name = entry.first;
-    Group& g = entry.second;
-    auto unused = [&](const std::string& id, Severity sev, const std::string& why) {
-      for (auto& [role, t] : g.tensors) findings.push_back({id, sev, t->name, why});
-    };
-    if (g.duplicated) {
-      unused("lora.tensor.unused", Severity::kError, "not used: module " + name + " has duplicate tensors");
-      continue;
-    }
-    const TensorView* bad_dtype = nullptr;
-    for (auto& [role, t] : g.tensors)
-      if (role != Role::kAlpha && !st::dtype_is_decodable(t->dtype)) bad_dtype = t;
-    if (bad_dtype) {
-      unused("lora.dtype.unsupported", Severity::kError,
-             "not used: module " + name + ": tensor '" + bad_dtype->name + "' is " +
-                 std::string(st::dtype_name(bad_dtype->dtype)) + "; LoRA factors must be F32, F64, F16, BF16 or F8");
-      continue;
-    }
-    auto placement = place(layout, g.key);
-    if (!placement) {
-      unused("lora.module.unknown", Severity::kWarning,
-             "not used: module '" + g.key.module + "' has no target in " +
-                 (model.family_display.empty() ? std::string("this layout") : model.family_display));
-      continue;
-    }
-    auto get = [&](Role r) -> const TensorView* {
-      auto it = g.tensors.find(r);
-      return it == g.tensors.end() ? nullptr : it->second;
-    };
-    const int64_t part_rows = placement->row_end - placement->row_begin;
-    Part base;
-    base.target = placement->target;
-    base.target_rows = placement->rows;
-    base.target_cols = placement->cols;
-    base.row_begin = placement->row_begin;
-    base.row_end = placement->row_end;
-    base.swap_halves = placement->swap;
-    base.source_module = name;
-
-    // Alpha.
-    const TensorView* alpha_t = get(Role::kAlpha);
-    double alpha = 0;
-    if (alpha_t) {
-      bool ok = false;
-      alpha = scalar_value(*alpha_t, ok);
-      if (!ok) {
-        unused("lora.alpha.invalid", Severity::kError,
-               "not used: alpha of module " + name + " must be one float element, has " + std::to_string(alpha_t->numel) +
-                   " of " + std::string(st::dtype_name(alpha_t->dtype)));
-        continue;
-      }
-      if (!std::isfinite(alpha)) {
-        unused("lora.alpha.nonfinite", Severity::kError, "not used: alpha of module " + name + " is " + std::to_string(alpha));
-        continue;
-      }
-      if (alpha <= 0)
-        findings.push_back({"lora.alpha.nonpositive", Severity::kWarning, alpha_t->name,
-                            "alpha " + std::to_string(alpha) + " is not positive"});
-      base.scale_roundoff = st::dtype_unit_roundoff(alpha_t->dtype);
-    }
-    auto scale_for = [&](int64_t rank) -> double {
-      if (alpha_t) return rank > 0 ? alpha / static_cast<double>(rank) : 0.0;
-      if (peft.present && g.key.naming == Naming::kDiffusers) {
-        double r = peft.r, a = peft.alpha;
-        if (const double* v = match_pattern(peft.rank_pattern, g.key.module)) r = *v;
-        if (const double* v = match_pattern(peft.alpha_pattern, g.key.module)) a = *v;
-        if (!(r > 0)) return 1.0;
-        return peft.rslora ? a / std::sqrt(r) : a / r;
-      }
-      return 1.0;
-    };
-    auto shape_error = [&](const std::string& why) {
-      unused("lora.shape.mismatch", Severity::kError, "not used: module " + name + " on " + placement->target + ": " + why);
-    };
-
-    if (get(Role::kMagnitude) && get(Role::kDoraScale)) {
-      unused("lora.key.duplicate", Severity::kError,
-             "not used: module " + name + " has both lora_magnitude_vector and dora_scale");
-      continue;
-    }
-    if (const TensorView* mag = get(Role::kMagnitude) ? get(Role::kMagnitude) : get(Role::kDoraScale)) {
-      const auto& s = mag->shape;
-      const uint64_t rows = static_cast<uint64_t>(part_rows), cols = static_cast<uint64_t>(placement->cols);
-      const bool row_vec = (s.size() == 1 && s[0] == rows) || (s.size() == 2 && s[0] == rows && s[1] == 1);
-      const bool col_vec = s.size() == 2 && s[0] == 1 && s[1] == cols && get(Role::kDoraScale);
-      if ((!row_vec && !col_vec) || !st::dtype_is_decodable(mag->dtype)) {
-        shape_error("DoRA magnitude " + st::shape_string(s) + " of " + std::string(st::dtype_name(mag->dtype)) +
-                    " must be a float [" + std::to_string(rows) + "] or [" + std::to_string(rows) + ", 1] (per row), or a dora_scale [1, " +
-                    std::to_string(cols) + "] (per column)");
-        continue;
-      }
-      base.magnitude = mag;
-      base.magnitude_per_row = row_vec;
-    }
-
-    std::vector<Part> made;
-    std::string rejected;
-    const TensorView* down = get(Role::kDown);
-    const TensorView* up = get(Role::kUp);
-    if (down || up) {
-      if (!down || !up) {
-        unused("lora.factor.missing", Severity::kError,
-               std::string("not used: module ") + name + " has a " + (down ? "down" : "up") + " matrix but no " +
-                   (down ? "up" : "down") + " matrix");
-        continue;
-      }
-      if (!is_matrix(down) || !is_matrix(up)) {
-        shape_error("down " + st::shape_string(down->shape) + " and up " + st::shape_string(up->shape) + " must both be 2-D");
-        continue;
-      }
-      if (up->shape[1] != down->shape[0]) {
-        unused("lora.rank.mismatch", Severity::kError,
-               "not used: module " + name + ": up " + st::shape_string(up->shape) + " has rank " + std::to_string(up->shape[1]) +
-                   " but down " + st::shape_string(down->shape) + " has rank " + std::to_string(down->shape[0]));
-        continue;
-      }
-      if (down->shape[1] != static_cast<uint64_t>(placement->cols) || up->shape[0] != static_cast<uint64_t>(part_rows)) {
-        shape_error("delta is " + std::to_string(up->shape[0]) + "x" + std::to_string(down->shape[1]) + ", rows " +
-                    std::to_string(placement->row_begin) + ".." + std::to_string(placement->row_end) + " of " +
-                    std::to_string(placement->rows) + "x" + std::to_string(placement->cols) + " need " +
-                    std::to_string(part_rows) + "x" + std::to_string(placement->cols));
-        continue;
-      }
-      Part p = base;
-      p.form = PartForm::kLowRank;
-      p.down = down;
-      p.up = up;
-      p.scale = scale_for(static_cast<int64_t>(down->shape[0]));
-      made.push_back(p);
-    }
-    if (const TensorView* diff = get(Role::kDiff)) {
-      if (!is_matrix(diff) || diff->shape[0] != static_cast<uint64_t>(part_rows) ||
-          diff->shape[1] != static_cast<uint64_t>(placement->cols)) {
-        shape_error("diff " + st::shape_string(diff->shape) + " must be [" + std::to_string(part_rows) + ", " +
-                    std::to_string(placement->cols) + "] (never reshaped)");
-        continue;
-      }
-      Part p = base;
-      p.form = PartForm::kDense;
-      p.diff = diff;
-      made.push_back(p);
-    }
-    if (get(Role::kLokrW1) || get(Role::kLokrW1A) || get(Role::kLokrW2) || get(Role::kLokrW2A)) {
-      Part p = base;
-      p.form = PartForm::kLoKr;
-      p.w1 = get(Role::kLokrW1);
-      p.w1_a = get(Role::kLokrW1A);
-      p.w1_b = get(Role::kLokrW1B);
-      p.w2 = get(Role::kLokrW2);
-      p.w2_a = get(Role::kLokrW2A);
-      p.w2_b = get(Role::kLokrW2B);
-      if (get(Role::kLokrT2)) {
-        unused("lora.lokr.tucker", Severity::kError, "not used: module " + name + ": LoKr with a Tucker core (lokr_t2) is not supported");
-        continue;
-      }
-      bool w1ok = (p.w1 && !p.w1_a && !p.w1_b && is_matrix(p.w1)) ||
-                  (!p.w1 && is_matrix(p.w1_a) && is_matrix(p.w1_b) && p.w1_a->shape[1] == p.w1_b->shape[0]);
-      bool w2ok = (p.w2 && !p.w2_a && !p.w2_b && is_matrix(p.w2)) ||
-                  (!p.w2 && is_matrix(p.w2_a) && is_matrix(p.w2_b) && p.w2_a->shape[1] == p.w2_b->shape[0]);
-      if (!w1ok || !w2ok) {
-        shape_error("LoKr factors must be w1 or w1_a·w1_b and w2 or w2_a·w2_b, all 2-D with matching inner sizes");
-        continue;
-      }
-      uint64_t r1 = p.w1 ? p.w1->shape[0] : p.w1_a->shape[0], c1 = p.w1 ? p.w1->shape[1] : p.w1_b->shape[1];
-      uint64_t r2 = p.w2 ? p.w2->shape[0] : p.w2_a->shape[0], c2 = p.w2 ? p.w2->shape[1] : p.w2_b->shape[1];
-      unsigned __int128 rows = static_cast<unsigned __int128>(r1) * r2, cols = static_cast<unsigned __int128>(c1) * c2;
-      if (rows != static_cast<unsigned __int128>(part_rows) || cols != static_cast<unsigned __int128>(placement->cols)) {
-        shape_error("kron(w1 [" + std::to_string(r1) + ", " + std::to_string(c1) + "], w2 [" + std::to_string(r2) + ", " +
-                    std::to_string(c2) + "]) is " + std::to_string(static_cast<uint64_t>(r1 * r2)) + "x" +
-                    std::to_string(static_cast<uint64_t>(c1 * c2)) + " but the target rows need " +
-                    std::to_string(part_rows) + "x" + std::to_string(placement->cols) + " (never reshaped)");
-        continue;
-      }
-      int64_t r = p.w1_b ? static_cast<int64_t>(p.w1_b->shape[0]) : (p.w2_b ? static_cast<int64_t>(p.w2_b->shape[0]) : 0);
-      p.scale = (alpha_t && r > 0) ? alpha / static_cast<double>(r) : 1.0;
-      made.push_back(p);
-    }
-    if (get(Role::kHadaW1A) || get(Role::kHadaW1B) || get(Role::kHadaW2A) || get(Role::kHadaW2B)) {
-      Part p = base;
-      p.form = PartForm::kLoHa;
-      p.hada_w1_a = get(Role::kHadaW1A);
-      p.hada_w1_b = get(Role::kHadaW1B);
-      p.hada_w2_a = get(Role::kHadaW2A);
-      p.hada_w2_b = get(Role::kHadaW2B);
-      bool ok = is_matrix(p.hada_w1_a) && is_matrix(p.hada_w1_b) && is_matrix(p.hada_w2_a) && is_matrix(p.hada_w2_b) &&
-                p.hada_w1_a->shape[1] == p.hada_w1_b->shape[0] && p.hada_w2_a->shape[1] == p.hada_w2_b->shape[0] &&
-                p.hada_w1_a->shape[0] == static_cast<uint64_t>(part_rows) && p.hada_w2_a->shape[0] == static_cast<uint64_t>(part_rows) &&
-                p.hada_w1_b->shape[1] == static_cast<uint64_t>(placement->cols) &&
-                p.hada_w2_b->shape[1] == static_cast<uint64_t>(placement->cols);
-      if (!ok) {
-        shape_error("LoHa factors must be w1_a [" + std::to_string(part_rows) + ", r] · w1_b [r, " +
-                    std::to_string(placement->cols) + "] and the same for w2");
-        continue;
-      }
-      p.scale = alpha_t ? scale_for(static_cast<int64_t>(p.hada_w1_b->shape[0])) : 1.0;
-      made.push_back(p);
-    }
-
-    // Bias delta: lora_B.bias is scaled like the weight delta (PEFT), diff_b is not.
-    const TensorView* bias = get(Role::kBias);
-    const TensorView* diff_b = get(Role::kDiffB);
-    if (bias && diff_b) {
-      unused("lora.key.duplicate", Severity::kError, "not used: module " + name + " has both lora_B.bias and diff_b");
-      continue;
-    }
-    if ((bias || diff_b) && !layout.biases) {
-      const TensorView* b = bias ? bias : diff_b;
-      findings.push_back({"lora.bias.no_target", Severity::kError, b->name,
-                          "not used: bias delta " + st::shape_string(b->shape) + " on " + placement->target + ": " +
-                              (model.family_display.empty() ? std::string("this model") : model.family_display) +
-                              " has no biases, so it has no target"});
-      bias = diff_b = nullptr;
-    }
-    if (bias || diff_b) {
-      const TensorView* b = bias ? bias : diff_b;
-      if (b->numel != static_cast<uint64_t>(part_rows) || b->shape.size() != 1) {
-        shape_error("bias delta " + st::shape_string(b->shape) + " must be [" + std::to_string(part_rows) + "]");
-        continue;
-      }
-      if (bias && !down) {
-        unused("lora.factor.missing", Severity::kError, "not used: module " + name + " has lora_B.bias but no lora_A/lora_B");
-        continue;
-      }
-      if (made.empty()) {
-        Part p = base;
-        p.form = PartForm::kBiasOnly;
-        made.push_back(p);
-      }
-      made.front().bias = b;
-      made.front().bias_scale = bias ? made.front().scale : 1.0;
-    }
-    if (made.empty()) {
-      unused("lora.tensor.unused", Severity::kWarning, "not used: module " + name + " has no weight or bias delta");
-      continue;
-    }
-    if (base.magnitude)
-      findings.push_back({"lora.dora", Severity::kInfo, base.magnitude->name,
-                          std::string("DoRA magnitude per ") + (base.magnitude_per_row ? "output row" : "input column") +
-                              " on " + placement->target + ": the effective weight needs the base model's weights; "
-                              "the factors and the magnitude are checked, not the merged weight"});
-    for (auto& p : made) {
-      for (auto& [role, t] : g.tensors) p.source_tensors.push_back(t->name);
-      model.parts.push_back(std::move(p));
-    }
+void GroupReader::finish() {
+  if (made_.empty()) {
+    unused("lora.tensor.unused", Severity::kWarning, "not used: module " + name_ + " has no weight or bias delta");
+    return;
   }
+  if (base_.magnitude)
+    model_.findings.push_back({"lora.dora", Severity::kInfo, base_.magnitude->name,
+                               std::string("DoRA magnitude per ") + (base_.magnitude_per_row ? "output row" : "input column") +
+                                   " on " + at_.target + ": the effective weight needs the base model's weights; "
+                                   "the factors and the magnitude are checked, not the merged weight"});
+  for (auto& p : made_) {
+    for (auto& [role, t] : g_.tensors) p.source_tensors.push_back(t->name);
+    model_.parts.push_back(std::move(p));
+  }
+}
 
-  for (const TensorView* t : unknown)
-    findings.push_back({"lora.tensor.unknown", Severity::kWarning, t->name,
-                        "not used: the name matches no LoRA dialect of FLUX.1 (shape " + st::shape_string(t->shape) + ")"});
+// ---- phase 6: overlapping parts ----
 
-  // Overlapping parts on one target are legal (they add) but usually a duplicate. A sweep
-  // over row starts finds them in O(n log n), whatever a hostile file holds.
+// Overlapping parts on one target are legal (they add) but usually a duplicate. A sweep over
+// row starts finds them in O(n log n), whatever a hostile file holds.
+void report_overlaps(LoraModel& model) {
   std::map<std::string, std::vector<const Part*>> by_target;
   for (const auto& p : model.parts) by_target[p.target].push_back(&p);
   for (auto& [target, parts] : by_target) {
     std::sort(parts.begin(), parts.end(), [](const Part* a, const Part* b) { return a->row_begin < b->row_begin; });
     const Part* widest = nullptr;
     for (const Part* p : parts) {
-      if (widest && p->row_begin < widest->row_end && p->source_module != widest->source_module) {
-        findings.push_back({"lora.module.overlap", Severity::kWarning, target,
-                            "modules " + widest->source_module + " and " + p->source_module + " both change rows of " +
-                                target + "; their deltas add"});
-      }
+      if (widest && p->row_begin < widest->row_end && p->source_module != widest->source_module)
+        model.findings.push_back({"lora.module.overlap", Severity::kWarning, target,
+                                  "modules " + widest->source_module + " and " + p->source_module + " both change rows of " +
+                                      target + "; their deltas add"});
       if (!widest || p->row_end > widest->row_end) widest = p;
     }
   }
+}
+
+}  // namespace
+
+Result<LoraModel> load_lora(std::shared_ptr<const st::SafetensorsFile> file, const LoadOptions& options) {
+  LoraModel model;
+  model.file = file;
+  std::vector<const TensorView*> unknown;
+  const Keyed keyed = classify_tensors(*file, model, unknown);
+  LV_TRY(refuse_other_architectures(*file, keyed));
+  if (keyed.empty() && options.allow_empty) {
+    model.layout = options.layout.value_or(flux::Layout::flux1_dev());
+    report_unknown(unknown, false, model.findings);
+    return model;
+  }
+  if (keyed.empty()) return no_lora_tensors_error(*file, model, unknown);
+  LV_TRY(resolve_layout(*file, keyed, options, model));
+  const auto groups = group_tensors(keyed, model.findings);
+  count_dialects(keyed, model);
+  const PeftConfig peft = read_peft_config(*file, model.findings);
+  for (const auto& [name, g] : groups) GroupReader(name, g, peft, model).read();
+  report_unknown(unknown, true, model.findings);
+  report_overlaps(model);
   return model;
 }
 

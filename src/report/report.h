@@ -94,7 +94,7 @@ struct Report {
   std::string dialect;
   std::vector<std::pair<std::string, int64_t>> dialects;  // evidence: tensors per dialect
   std::string other_dialect;
-  std::string layout;    // output layout of the conversion ("bfl", "diffusers")
+  std::string layout;    // output layout of the conversion (layout_name)
   std::string style;
   Summary summary;
   std::vector<ModuleRow> modules;  // sorted by target
