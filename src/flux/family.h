@@ -12,18 +12,23 @@
 
 namespace lv::flux {
 
+// An img_in input width one of a family's variants uses.
+struct ImgInWidth {
+  int64_t width;
+  std::string_view variants;  // "" for the base model
+};
+
 struct Family {
   std::string_view name;     // as `--model` takes it: "flux1", "chroma", "flux2-klein-4b", …
   std::string_view display;  // "FLUX.2 [klein] 4B"
   std::string_view covers;   // variants sharing the layout ("dev, schnell, Fill, …")
-  uint8_t arch = kArchFlux1;
-  int64_t hidden = 0, mlp = 0;
-  int64_t double_blocks = 0, single_blocks = 0;  // the full model's counts
+  Layout layout;             // dimensions, block counts of the full model, which table rows exist
   // Block counts the file may exceed (FLUX.1: a warning, the layout grows); false: an index
   // beyond the count rules the family out. Flex.1's single count is unconfirmed: from the file.
   bool double_from_file = false, single_from_file = false;
-  int64_t in_channels = 64, out_channels = 64, context = 4096, vec = 768, time = 256;
-  bool guidance = true, biases = true;
+  // The img_in widths its variants use (FLUX.1: 64, 128 Canny/Depth, 384 Fill): the file's
+  // width is taken, never a reason to rule the family out. Empty: the layout's width is fixed.
+  std::span<const ImgInWidth> img_in_widths;
   // Families with identical tables and widths form one group; a file consistent with two
   // groups is ambiguous, one consistent with several members of a group gets the first.
   std::string_view group;

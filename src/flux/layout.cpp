@@ -48,6 +48,7 @@ struct TargetRow {
   bool swap_halves;
   bool needs_guidance;
   uint8_t arch = kArchFlux1 | kArchChroma;  // architectures that have this module
+  ModuleRole role = ModuleRole::kTopLevel;  // block rows: kBlock unless named (see section_role)
 };
 
 constexpr uint8_t kF1 = kArchFlux1;
@@ -64,19 +65,19 @@ constexpr uint8_t kF1F2 = kArchFlux1 | kArchFlux2;
 constexpr TargetRow kTopTargets[] = {
     {"img_in", Dim::kH, Dim::kIn, {{"x_embedder", Dim::kH}}, 1, false, false, kAll},
     {"txt_in", Dim::kH, Dim::kCtx, {{"context_embedder", Dim::kH}}, 1, false, false, kAll},
-    {"time_in.in_layer", Dim::kH, Dim::kTime, {{"time_text_embed.timestep_embedder.linear_1", Dim::kH}}, 1, false, false, kF1},
-    {"time_in.out_layer", Dim::kH, Dim::kH, {{"time_text_embed.timestep_embedder.linear_2", Dim::kH}}, 1, false, false, kF1},
+    {"time_in.in_layer", Dim::kH, Dim::kTime, {{"time_text_embed.timestep_embedder.linear_1", Dim::kH}}, 1, false, false, kF1, ModuleRole::kTimeEmbedder},
+    {"time_in.out_layer", Dim::kH, Dim::kH, {{"time_text_embed.timestep_embedder.linear_2", Dim::kH}}, 1, false, false, kF1, ModuleRole::kTimeEmbedder},
     {"vector_in.in_layer", Dim::kH, Dim::kVec, {{"time_text_embed.text_embedder.linear_1", Dim::kH}}, 1, false, false, kF1},
     {"vector_in.out_layer", Dim::kH, Dim::kH, {{"time_text_embed.text_embedder.linear_2", Dim::kH}}, 1, false, false, kF1},
-    {"guidance_in.in_layer", Dim::kH, Dim::kTime, {{"time_text_embed.guidance_embedder.linear_1", Dim::kH}}, 1, false, true, kF1},
-    {"guidance_in.out_layer", Dim::kH, Dim::kH, {{"time_text_embed.guidance_embedder.linear_2", Dim::kH}}, 1, false, true, kF1},
-    {"time_in.in_layer", Dim::kH, Dim::kTime, {{"time_guidance_embed.timestep_embedder.linear_1", Dim::kH}}, 1, false, false, kF2},
-    {"time_in.out_layer", Dim::kH, Dim::kH, {{"time_guidance_embed.timestep_embedder.linear_2", Dim::kH}}, 1, false, false, kF2},
-    {"guidance_in.in_layer", Dim::kH, Dim::kTime, {{"time_guidance_embed.guidance_embedder.linear_1", Dim::kH}}, 1, false, true, kF2},
-    {"guidance_in.out_layer", Dim::kH, Dim::kH, {{"time_guidance_embed.guidance_embedder.linear_2", Dim::kH}}, 1, false, true, kF2},
-    {"double_stream_modulation_img.lin", Dim::k6H, Dim::kH, {{"double_stream_modulation_img.linear", Dim::k6H}}, 1, false, false, kF2},
-    {"double_stream_modulation_txt.lin", Dim::k6H, Dim::kH, {{"double_stream_modulation_txt.linear", Dim::k6H}}, 1, false, false, kF2},
-    {"single_stream_modulation.lin", Dim::k3H, Dim::kH, {{"single_stream_modulation.linear", Dim::k3H}}, 1, false, false, kF2},
+    {"guidance_in.in_layer", Dim::kH, Dim::kTime, {{"time_text_embed.guidance_embedder.linear_1", Dim::kH}}, 1, false, true, kF1, ModuleRole::kGuidanceEmbedder},
+    {"guidance_in.out_layer", Dim::kH, Dim::kH, {{"time_text_embed.guidance_embedder.linear_2", Dim::kH}}, 1, false, true, kF1, ModuleRole::kGuidanceEmbedder},
+    {"time_in.in_layer", Dim::kH, Dim::kTime, {{"time_guidance_embed.timestep_embedder.linear_1", Dim::kH}}, 1, false, false, kF2, ModuleRole::kTimeEmbedder},
+    {"time_in.out_layer", Dim::kH, Dim::kH, {{"time_guidance_embed.timestep_embedder.linear_2", Dim::kH}}, 1, false, false, kF2, ModuleRole::kTimeEmbedder},
+    {"guidance_in.in_layer", Dim::kH, Dim::kTime, {{"time_guidance_embed.guidance_embedder.linear_1", Dim::kH}}, 1, false, true, kF2, ModuleRole::kGuidanceEmbedder},
+    {"guidance_in.out_layer", Dim::kH, Dim::kH, {{"time_guidance_embed.guidance_embedder.linear_2", Dim::kH}}, 1, false, true, kF2, ModuleRole::kGuidanceEmbedder},
+    {"double_stream_modulation_img.lin", Dim::k6H, Dim::kH, {{"double_stream_modulation_img.linear", Dim::k6H}}, 1, false, false, kF2, ModuleRole::kSharedModulation},
+    {"double_stream_modulation_txt.lin", Dim::k6H, Dim::kH, {{"double_stream_modulation_txt.linear", Dim::k6H}}, 1, false, false, kF2, ModuleRole::kSharedModulation},
+    {"single_stream_modulation.lin", Dim::k3H, Dim::kH, {{"single_stream_modulation.linear", Dim::k3H}}, 1, false, false, kF2, ModuleRole::kSharedModulation},
     {"distilled_guidance_layer.in_proj", Dim::kApprox, Dim::kApproxIn, {{"distilled_guidance_layer.in_proj", Dim::kApprox}}, 1, false, false, kC},
     {"distilled_guidance_layer.layers.0.in_layer", Dim::kApprox, Dim::kApprox, {{"distilled_guidance_layer.layers.0.linear_1", Dim::kApprox}}, 1, false, false, kC},
     {"distilled_guidance_layer.layers.0.out_layer", Dim::kApprox, Dim::kApprox, {{"distilled_guidance_layer.layers.0.linear_2", Dim::kApprox}}, 1, false, false, kC},
@@ -89,8 +90,8 @@ constexpr TargetRow kTopTargets[] = {
     {"distilled_guidance_layer.layers.4.in_layer", Dim::kApprox, Dim::kApprox, {{"distilled_guidance_layer.layers.4.linear_1", Dim::kApprox}}, 1, false, false, kC},
     {"distilled_guidance_layer.layers.4.out_layer", Dim::kApprox, Dim::kApprox, {{"distilled_guidance_layer.layers.4.linear_2", Dim::kApprox}}, 1, false, false, kC},
     {"distilled_guidance_layer.out_proj", Dim::kH, Dim::kApprox, {{"distilled_guidance_layer.out_proj", Dim::kH}}, 1, false, false, kC},
-    {"final_layer.linear", Dim::kOut, Dim::kH, {{"proj_out", Dim::kOut}}, 1, false, false, kAll},
-    {"final_layer.adaLN_modulation.1", Dim::k2H, Dim::kH, {{"norm_out.linear", Dim::k2H}}, 1, true, false, kF1F2},
+    {"final_layer.linear", Dim::kOut, Dim::kH, {{"proj_out", Dim::kOut}}, 1, false, false, kAll, ModuleRole::kFinalLinear},
+    {"final_layer.adaLN_modulation.1", Dim::k2H, Dim::kH, {{"norm_out.linear", Dim::k2H}}, 1, true, false, kF1F2, ModuleRole::kFinalModulation},
 };
 
 constexpr TargetRow kDoubleTargets[] = {
@@ -100,15 +101,15 @@ constexpr TargetRow kDoubleTargets[] = {
     {"txt_attn.proj", Dim::kH, Dim::kH, {{"attn.to_add_out", Dim::kH}}, 1, false, false, kAll},
     {"img_mlp.0", Dim::kM, Dim::kH, {{"ff.net.0.proj", Dim::kM}}, 1, false, false, kF1C},
     {"img_mlp.2", Dim::kH, Dim::kM, {{"ff.net.2", Dim::kH}}, 1, false, false, kF1C},
-    {"txt_mlp.0", Dim::kM, Dim::kH, {{"ff_context.net.0.proj", Dim::kM}}, 1, false, false, kF1C},
-    {"txt_mlp.2", Dim::kH, Dim::kM, {{"ff_context.net.2", Dim::kH}}, 1, false, false, kF1C},
+    {"txt_mlp.0", Dim::kM, Dim::kH, {{"ff_context.net.0.proj", Dim::kM}}, 1, false, false, kF1C, ModuleRole::kTextMlp},
+    {"txt_mlp.2", Dim::kH, Dim::kM, {{"ff_context.net.2", Dim::kH}}, 1, false, false, kF1C, ModuleRole::kTextMlp},
     {"img_mod.lin", Dim::k6H, Dim::kH, {{"norm1.linear", Dim::k6H}}, 1, false, false, kF1},
     {"txt_mod.lin", Dim::k6H, Dim::kH, {{"norm1_context.linear", Dim::k6H}}, 1, false, false, kF1},
     // FLUX.2: SwiGLU projections, rows [0,M) gate and [M,2M) up in both namings (no reorder).
     {"img_mlp.0", Dim::k2M, Dim::kH, {{"ff.linear_in", Dim::k2M}}, 1, false, false, kF2},
     {"img_mlp.2", Dim::kH, Dim::kM, {{"ff.linear_out", Dim::kH}}, 1, false, false, kF2},
-    {"txt_mlp.0", Dim::k2M, Dim::kH, {{"ff_context.linear_in", Dim::k2M}}, 1, false, false, kF2},
-    {"txt_mlp.2", Dim::kH, Dim::kM, {{"ff_context.linear_out", Dim::kH}}, 1, false, false, kF2},
+    {"txt_mlp.0", Dim::k2M, Dim::kH, {{"ff_context.linear_in", Dim::k2M}}, 1, false, false, kF2, ModuleRole::kTextMlp},
+    {"txt_mlp.2", Dim::kH, Dim::kM, {{"ff_context.linear_out", Dim::kH}}, 1, false, false, kF2, ModuleRole::kTextMlp},
 };
 
 constexpr TargetRow kSingleTargets[] = {
@@ -129,8 +130,10 @@ std::string block_name(const char* prefix, int64_t i, const char* rest) {
   return std::string(prefix) + std::to_string(i) + "." + rest;
 }
 
-Target make_target(const Layout& l, const TargetRow& row, std::string name) {
-  return Target{std::move(name), resolve(l, row.rows), resolve(l, row.cols)};
+// Block rows say kTopLevel only by default: a block module is kBlock unless its row names a role.
+Target make_target(const Layout& l, const TargetRow& row, std::string name, bool in_block) {
+  const ModuleRole role = in_block && row.role == ModuleRole::kTopLevel ? ModuleRole::kBlock : row.role;
+  return Target{std::move(name), resolve(l, row.rows), resolve(l, row.cols), role};
 }
 
 void append_parts(const Layout& l, const TargetRow& row, const std::string& target_name,
@@ -279,13 +282,13 @@ Layout Layout::tiny() {
 std::vector<Target> bfl_targets(const Layout& l) {
   std::vector<Target> out;
   for (const auto& r : kTopTargets)
-    if (guidance_ok(l, r)) out.push_back(make_target(l, r, r.bfl));
+    if (guidance_ok(l, r)) out.push_back(make_target(l, r, r.bfl, false));
   for (int64_t i = 0; i < l.double_blocks; ++i)
     for (const auto& r : kDoubleTargets)
-      if (in_arch(l, r)) out.push_back(make_target(l, r, block_name(kBflDoublePrefix, i, r.bfl)));
+      if (in_arch(l, r)) out.push_back(make_target(l, r, block_name(kBflDoublePrefix, i, r.bfl), true));
   for (int64_t i = 0; i < l.single_blocks; ++i)
     for (const auto& r : kSingleTargets)
-      if (in_arch(l, r)) out.push_back(make_target(l, r, block_name(kBflSinglePrefix, i, r.bfl)));
+      if (in_arch(l, r)) out.push_back(make_target(l, r, block_name(kBflSinglePrefix, i, r.bfl), true));
   return out;
 }
 
@@ -310,16 +313,16 @@ std::optional<Target> find_target(const Layout& l, std::string_view name) {
   if (split_block(name, kBflDoublePrefix, i, rest)) {
     const TargetRow* r = find_bfl_row(l, kDoubleTargets, rest);
     if (!r || i >= l.double_blocks) return std::nullopt;
-    return make_target(l, *r, std::string(name));
+    return make_target(l, *r, std::string(name), true);
   }
   if (split_block(name, kBflSinglePrefix, i, rest)) {
     const TargetRow* r = find_bfl_row(l, kSingleTargets, rest);
     if (!r || i >= l.single_blocks) return std::nullopt;
-    return make_target(l, *r, std::string(name));
+    return make_target(l, *r, std::string(name), true);
   }
   const TargetRow* r = find_bfl_row(l, kTopTargets, name);
   if (!r || !guidance_ok(l, *r)) return std::nullopt;
-  return make_target(l, *r, std::string(name));
+  return make_target(l, *r, std::string(name), false);
 }
 
 std::optional<PartMap> find_diffusers(const Layout& l, std::string_view name) {

@@ -51,11 +51,24 @@ struct Layout {
   }
 };
 
+// What a module is for, as loaders tell modules apart (a column of the module tables).
+enum class ModuleRole : uint8_t {
+  kTopLevel,          // an embedder or projection outside the blocks
+  kBlock,             // a module of a double or single block
+  kTextMlp,           // a double block's text-stream MLP
+  kTimeEmbedder,      // time_in
+  kGuidanceEmbedder,  // guidance_in
+  kSharedModulation,  // FLUX.2's modulations shared by all blocks of a kind
+  kFinalLinear,       // final_layer.linear
+  kFinalModulation,   // final_layer.adaLN_modulation.1
+};
+
 // One BFL Linear module a LoRA can target.
 struct Target {
   std::string name;  // e.g. "double_blocks.0.img_attn.qkv"
   int64_t rows = 0;  // out features
   int64_t cols = 0;  // in features
+  ModuleRole role = ModuleRole::kTopLevel;
 };
 
 // One diffusers module placed on a row range of a BFL target.

@@ -13,14 +13,20 @@
 namespace lv::loaders {
 namespace {
 
+// The loaders' kind of a module, from its role in the module tables.
 Kind module_kind(std::string_view target) {
-  if (target.rfind("double_blocks.", 0) == 0 && target.find(".txt_mlp.") != std::string_view::npos) return Kind::kTextMlp;
-  if (target.rfind("double_blocks.", 0) == 0 || target.rfind("single_blocks.", 0) == 0) return Kind::kBlockModule;
-  if (target == "final_layer.linear") return Kind::kFinalLinear;
-  if (target == "final_layer.adaLN_modulation.1") return Kind::kFinalModulation;
-  if (target.rfind("guidance_in.", 0) == 0) return Kind::kGuidanceIn;
-  if (target.rfind("time_in.", 0) == 0) return Kind::kTimeEmbedder;
-  if (target.find("stream_modulation") != std::string_view::npos) return Kind::kSharedModulation;
+  using R = flux::ModuleRole;
+  constexpr std::pair<R, Kind> kKinds[] = {
+      {R::kTopLevel, Kind::kTopLevelModule},     {R::kBlock, Kind::kBlockModule},
+      {R::kTextMlp, Kind::kTextMlp},             {R::kTimeEmbedder, Kind::kTimeEmbedder},
+      {R::kGuidanceEmbedder, Kind::kGuidanceIn}, {R::kSharedModulation, Kind::kSharedModulation},
+      {R::kFinalLinear, Kind::kFinalLinear},     {R::kFinalModulation, Kind::kFinalModulation},
+  };
+  static const flux::Layout any = flux::Layout::any_blocks();
+  const auto t = flux::find_target(any, target);
+  const R role = t ? t->role : R::kTopLevel;
+  for (const auto& [r, k] : kKinds)
+    if (r == role) return k;
   return Kind::kTopLevelModule;
 }
 

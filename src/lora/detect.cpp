@@ -24,7 +24,7 @@ uint8_t archs_of(const ParsedKey& k) {
 std::string arch_label(uint8_t m) {
   std::vector<std::string> names;
   for (const flux::Family& f : flux::families())
-    if (!f.test_only && (f.arch & m)) {
+    if (!f.test_only && (f.layout.arch & m)) {
       std::string d(f.display);
       if (std::find(names.begin(), names.end(), d) == names.end()) names.push_back(d);
     }
@@ -73,7 +73,7 @@ Fit fit(const flux::Family& f, const std::vector<KeyedTensor>& keyed) {
     const uint64_t rows = static_cast<uint64_t>(p->row_end - p->row_begin), cols = static_cast<uint64_t>(p->cols);
     // img_in's input width differs between variants of one family (64 dev, 128 Canny/Depth,
     // 384 Fill): it is evidence only where the family fixes it, and never decides alone.
-    const bool img_in_cols = p->target == "img_in" && f.group == "flux1";
+    const bool img_in_cols = p->target == "img_in" && !f.img_in_widths.empty();
     if ((down || diff) && !img_in_cols && t->shape[1] != cols) {
       miss(std::to_string(t->shape[1]) + " input columns, " + std::string(f.display) + " has " + std::to_string(cols));
       continue;
@@ -124,6 +124,17 @@ Fit fit(const flux::Family& f, const std::vector<KeyedTensor>& keyed) {
   return r;
 }
 
+// "64, 128 (Canny/Depth) or 384 (Fill)".
+std::string img_in_widths_text(const flux::Family& f) {
+  std::string s;
+  for (size_t i = 0; i < f.img_in_widths.size(); ++i) {
+    const flux::ImgInWidth& v = f.img_in_widths[i];
+    s += (i == 0 ? "" : i + 1 == f.img_in_widths.size() ? " or " : ", ") + std::to_string(v.width);
+    if (!v.variants.empty()) s += " (" + std::string(v.variants) + ")";
+  }
+  return s;
+}
+
 // Block counts and img_in width from the file, within what the family allows.
 void fill_from_file(const flux::Family& f, const std::vector<KeyedTensor>& keyed, Detection& d) {
   int64_t max_double = -1, max_single = -1;
@@ -155,29 +166,18 @@ void fill_from_file(const flux::Family& f, const std::vector<KeyedTensor>& keyed
     auto p = place(d.layout, kt.key);
     if (!p || p->target != "img_in" || kt.key.role != Role::kDown || kt.tensor->shape.size() != 2) continue;
     const int64_t w = static_cast<int64_t>(std::min<uint64_t>(kt.tensor->shape[1], 1u << 20));
-    if (f.group == "flux1" && !f.test_only && w != 64 && w != 128 && w != 384)
+    if (f.img_in_widths.empty()) break;
+    d.layout.in_channels = w;
+    if (std::none_of(f.img_in_widths.begin(), f.img_in_widths.end(), [&](const flux::ImgInWidth& v) { return v.width == w; }))
       d.findings.push_back({"flux.img_in.width", Severity::kWarning, kt.tensor->name,
-                            "img_in input width " + std::to_string(w) +
-                                " is none of FLUX.1's 64, 128 (Canny/Depth) or 384 (Fill)"});
-    if (f.group == "flux1") d.layout.in_channels = w;
+                            "img_in input width " + std::to_string(w) + " is none of " + std::string(f.display) + "'s " +
+                                img_in_widths_text(f)});
     break;
   }
 }
 
-}  // namespace
-
-Result<Detection> detect_family(const std::vector<KeyedTensor>& keyed, const std::string& path,
-                                const flux::Family* forced, const std::string& recorded) {
-  Detection d;
-  if (forced) {
-    d.family = forced;
-    d.layout = flux::layout_of(*forced);
-    d.evidence.push_back("named with --model " + std::string(forced->name));
-    fill_from_file(*forced, keyed, d);
-    return d;
-  }
-
-  // 1. Names: the architectures whose tables have every module the file names.
+// Phase 1, names: the architectures whose tables have every module the file names.
+Result<uint8_t> archs_from_names(const std::vector<KeyedTensor>& keyed, const std::string& path, Detection& d) {
   uint8_t mask = flux::kArchAny;
   std::map<uint8_t, std::pair<int64_t, std::string>> narrowing;  // archs of a name → count, example
   for (const KeyedTensor& kt : keyed) {
@@ -202,72 +202,94 @@ Result<Detection> detect_family(const std::vector<KeyedTensor>& keyed, const std
     if (m == mask)
       d.evidence.push_back("names: " + std::to_string(n.first) + " tensor" + (n.first == 1 ? "" : "s") +
                            " name modules only " + arch_label(m) + " has (e.g. " + n.second + ")");
+  return mask;
+}
 
-  // 2. Widths and block indices: every family whose tables the names allow, fitted.
+// No family fits every factor: the closest one is used and the misfits become shape findings,
+// unless nothing fits at all (another model, or a width no family has).
+Result<const Fit*> closest_fit(const std::vector<Fit>& fits, const std::string& path, Detection& d) {
+  const Fit* best = nullptr;
+  for (const Fit& f : fits)
+    if (f.matches > 0 && (!best || f.matches - f.mismatches > best->matches - best->mismatches)) best = &f;
+  if (!best) {
+    std::string example = fits.empty() ? std::string() : fits.front().first_mismatch;
+    return make_error(ErrorCode::kBadInput,
+                      path + ": not a LoRA of a known FLUX family: no family's module shapes fit its factors (" +
+                          (example.empty() ? std::string("no factor to measure") : example) +
+                          "); known: FLUX.1, Chroma and Flex.1 with hidden 3072, FLUX.2 [dev] 6144, [klein] 9B 4096, "
+                          "[klein] 4B 3072");
+  }
+  d.evidence.push_back("widths: no family fits every factor; closest: " + std::string(best->family->display) + " (" +
+                       std::to_string(best->matches) + " fit, " + std::to_string(best->mismatches) + " do not)");
+  return best;
+}
+
+// Several families fit: one group of them wins, settled by a family lora-verify recorded in
+// the file where the groups differ; more than one group left is ambiguous.
+Result<const Fit*> choose_among(std::vector<const Fit*> fitting, const std::string& path, const std::string& recorded,
+                                Detection& d) {
+  std::vector<std::string> groups;
+  for (const Fit* f : fitting)
+    if (std::find(groups.begin(), groups.end(), f->family->group) == groups.end()) groups.emplace_back(f->family->group);
+  const Fit* stamped = nullptr;
+  for (const Fit* f : fitting)
+    if (!recorded.empty() && f->family->name == recorded) stamped = f;
+  if (groups.size() > 1 && stamped) {
+    std::string others;
+    for (const std::string& g : groups)
+      if (g != stamped->family->group) others += (others.empty() ? "" : ", ") + g;
+    d.evidence.push_back("metadata: lora_verify.model = " + recorded + " (the factors also fit " + others + ")");
+    fitting = {stamped};
+    groups = {std::string(stamped->family->group)};
+  }
+  if (groups.size() > 1) {
+    std::string names;
+    for (const std::string& g : groups)
+      for (const Fit* f : fitting)
+        if (f->family->group == g) {
+          names += (names.empty() ? "" : ", ") + std::string(f->family->name) + " (" + std::string(f->family->display) + ")";
+          break;
+        }
+    return make_error(ErrorCode::kBadInput,
+                      path + ": ambiguous model: every factor fits " + names +
+                          "; what would decide is missing (modules whose shapes differ between them — linear1, "
+                          "img_mlp.0/.2, linear2, final_layer.linear, txt_in — block indices beyond the smaller "
+                          "model's, or names only one of them has); name the model with --model (" +
+                          flux::family_names() + ")");
+  }
+  const Fit* chosen = fitting.front();
+  std::string also;
+  for (const Fit* f : fitting)
+    if (f != chosen) also += (also.empty() ? "" : ", ") + std::string(f->family->display);
+  d.evidence.push_back("widths: all " + std::to_string(chosen->matches) + " factor shapes fit " +
+                       std::string(chosen->family->display) + " (hidden " + std::to_string(chosen->family->layout.hidden) +
+                       ")" + (also.empty() ? "" : "; also consistent with " + also + " (same tables; --model names them)"));
+  return chosen;
+}
+
+}  // namespace
+
+Result<Detection> detect_family(const std::vector<KeyedTensor>& keyed, const std::string& path,
+                                const flux::Family* forced, const std::string& recorded) {
+  Detection d;
+  if (forced) {
+    d.family = forced;
+    d.layout = flux::layout_of(*forced);
+    d.evidence.push_back("named with --model " + std::string(forced->name));
+    fill_from_file(*forced, keyed, d);
+    return d;
+  }
+  LV_TRY_ASSIGN(mask, archs_from_names(keyed, path, d));
+  // Phase 2, widths and block indices: every family whose tables the names allow, fitted.
   std::vector<Fit> fits;
   for (const flux::Family& f : flux::families())
-    if (f.arch & mask) fits.push_back(fit(f, keyed));
+    if (f.layout.arch & mask) fits.push_back(fit(f, keyed));
   std::vector<const Fit*> fitting;
   for (const Fit& f : fits)
     if (f.mismatches == 0 && f.matches > 0) fitting.push_back(&f);
-  const Fit* chosen = nullptr;
-  if (fitting.empty()) {
-    // No family fits every factor: the closest one is used and the misfits become shape
-    // findings, unless nothing fits at all (another model, or a width no family has).
-    const Fit* best = nullptr;
-    for (const Fit& f : fits)
-      if (f.matches > 0 && (!best || f.matches - f.mismatches > best->matches - best->mismatches)) best = &f;
-    if (!best) {
-      std::string example = fits.empty() ? std::string() : fits.front().first_mismatch;
-      return make_error(ErrorCode::kBadInput,
-                        path + ": not a LoRA of a known FLUX family: no family's module shapes fit its factors (" +
-                            (example.empty() ? std::string("no factor to measure") : example) +
-                            "); known: FLUX.1, Chroma and Flex.1 with hidden 3072, FLUX.2 [dev] 6144, [klein] 9B 4096, "
-                            "[klein] 4B 3072");
-    }
-    chosen = best;
-    d.evidence.push_back("widths: no family fits every factor; closest: " + std::string(best->family->display) + " (" +
-                         std::to_string(best->matches) + " fit, " + std::to_string(best->mismatches) + " do not)");
-  } else {
-    std::vector<std::string> groups;
-    for (const Fit* f : fitting)
-      if (std::find(groups.begin(), groups.end(), f->family->group) == groups.end()) groups.emplace_back(f->family->group);
-    // A family recorded by lora-verify in the file settles a choice among fitting ones.
-    const Fit* stamped = nullptr;
-    for (const Fit* f : fitting)
-      if (!recorded.empty() && f->family->name == recorded) stamped = f;
-    if (groups.size() > 1 && stamped) {
-      std::string others;
-      for (const std::string& g : groups)
-        if (g != stamped->family->group) others += (others.empty() ? "" : ", ") + g;
-      d.evidence.push_back("metadata: lora_verify.model = " + recorded + " (the factors also fit " + others + ")");
-      fitting = {stamped};
-      groups = {std::string(stamped->family->group)};
-    }
-    if (groups.size() > 1) {
-      std::string names, ruled_out;
-      for (const std::string& g : groups) {
-        for (const Fit* f : fitting)
-          if (f->family->group == g) {
-            names += (names.empty() ? "" : ", ") + std::string(f->family->name) + " (" + std::string(f->family->display) + ")";
-            break;
-          }
-      }
-      return make_error(ErrorCode::kBadInput,
-                        path + ": ambiguous model: every factor fits " + names +
-                            "; what would decide is missing (modules whose shapes differ between them — linear1, "
-                            "img_mlp.0/.2, linear2, final_layer.linear, txt_in — block indices beyond the smaller "
-                            "model's, or names only one of them has); name the model with --model (" +
-                            flux::family_names() + ")");
-    }
-    chosen = fitting.front();
-    std::string also;
-    for (const Fit* f : fitting)
-      if (f != chosen) also += (also.empty() ? "" : ", ") + std::string(f->family->display);
-    d.evidence.push_back("widths: all " + std::to_string(chosen->matches) + " factor shapes fit " +
-                         std::string(chosen->family->display) + " (hidden " + std::to_string(chosen->family->hidden) + ")" +
-                         (also.empty() ? "" : "; also consistent with " + also + " (same tables; --model names them)"));
-  }
+  auto chosen_or = fitting.empty() ? closest_fit(fits, path, d) : choose_among(fitting, path, recorded, d);
+  if (!chosen_or.ok()) return chosen_or.take_error();
+  const Fit* chosen = chosen_or.value();
   int ruled = 0;
   for (const Fit& f : fits)
     if (f.mismatches > 0 && f.family != chosen->family && !f.family->test_only && ruled++ < 3)
