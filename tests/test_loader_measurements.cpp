@@ -134,11 +134,11 @@ struct Tally {
 
 // "ai-toolkit [metadata-…]": the first style entry of the profile holding the rule.
 std::string style_of(const loaders::Profile& p, const loaders::Rule* r) {
-  for (auto list : {p.styles, p.flux2_styles})
+  for (auto list : p.styles)
     for (const auto& s : list)
       for (const auto& rule : s.rules)
         if (&rule == r)
-          return std::string(s.dialects.empty() ? "" : dialect_name(s.dialects[0])) + (list.data() == p.flux2_styles.data() ? " FLUX.2" : "") +
+          return std::string(s.dialects.empty() ? "" : dialect_name(s.dialects[0])) + (list.data() == p.styles[1].data() && !list.empty() ? " FLUX.2" : "") +
                  (s.condition.empty() ? "" : " [" + std::string(s.condition) + "]");
   return "?";
 }
@@ -269,8 +269,8 @@ TEST(LoaderMeasurements, ProfilesEqualWhatTheAppsDid) {
   for (const auto& s : stale) ADD_FAILURE() << "exercised by a measured file but its source is not the measurement: " << s;
   for (const auto& p : loaders::profiles()) {
     std::vector<const loaders::StyleSupport*> entries;
-    for (const auto& st : p.styles) entries.push_back(&st);
-    for (const auto& st : p.flux2_styles) entries.push_back(&st);
+    for (const auto& list : p.styles)
+      for (const auto& st : list) entries.push_back(&st);
     for (const loaders::StyleSupport* e : entries) {
       const loaders::StyleSupport& st = *e;
       const bool data = std::string_view(st.source).find("data/loaders/") != std::string_view::npos;

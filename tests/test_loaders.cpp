@@ -91,7 +91,7 @@ TEST(LoaderProfiles, EveryLoaderOfTheIssueIsProfiledAndNamesItsSource) {
   for (const auto& p : loaders::profiles()) {
     names.emplace_back(p.name);
     EXPECT_FALSE(p.established.empty()) << p.name;
-    for (const auto& s : p.styles) {
+    for (const auto& s : p.styles[0]) {
       EXPECT_FALSE(s.source.empty()) << p.name;
       EXPECT_FALSE(s.dialects.empty()) << p.name;
       std::set<Kind> seen;
@@ -110,7 +110,7 @@ TEST(LoaderProfiles, EveryLoaderOfTheIssueIsProfiledAndNamesItsSource) {
 TEST(LoaderProfiles, EachDialectHasOneEntryPerLoader) {
   for (const auto& p : loaders::profiles()) {
     std::set<std::pair<Dialect, std::string_view>> seen;  // (dialect, condition)
-    for (const auto& s : p.styles)
+    for (const auto& s : p.styles[0])
       for (auto d : s.dialects) EXPECT_TRUE(seen.insert({d, s.condition}).second) << p.name << " lists " << d << " twice";
   }
 }
@@ -120,7 +120,7 @@ TEST(LoaderProfiles, EachDialectHasOneEntryPerLoader) {
 TEST(LoaderProfiles, EveryRuleDecidesTheVerdictOfAFileWithThatKind) {
   int rules = 0;
   for (const auto& p : loaders::profiles()) {
-    for (const auto& s : p.styles) {
+    for (const auto& s : p.styles[0]) {
       if (s.recognition != loaders::Recognition::kReads) continue;
       for (const auto& r : s.rules) {
         loaders::Description d;

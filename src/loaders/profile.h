@@ -5,11 +5,13 @@
 // default output style and the matrix.
 #pragma once
 
+#include <iterator>
 #include <optional>
 #include <span>
 #include <string_view>
 #include <vector>
 
+#include "flux/layout.h"
 #include "lora/converter.h"
 
 namespace lv::loaders {
@@ -123,13 +125,24 @@ struct StyleSupport {
   std::string_view source;
 };
 
+// The kinds of file a loader tells apart by architecture, each with its own entries in a
+// profile: FLUX.1-shaped files (FLUX.1, Chroma, Flex.1) and FLUX.2 files (only what is
+// established). A new architecture a loader reads differently is a row here.
+struct FileKind {
+  uint8_t arch;             // flux::Arch bits of the files of this kind
+  std::string_view label;   // in messages: "how X reads kohya FLUX.2 files"; "" for the first
+};
+inline constexpr FileKind kFileKinds[] = {{flux::kArchFlux1 | flux::kArchChroma, ""}, {flux::kArchFlux2, "FLUX.2"}};
+inline constexpr size_t kFileKindCount = std::size(kFileKinds);
+// The kind of a file of layout architecture `arch` (the first one when none names it).
+size_t file_kind(uint8_t arch);
+
 struct Profile {
   std::string_view name;         // "invokeai", as given to --for
   std::string_view display;      // "InvokeAI (current)"
   std::string_view established;  // loader version or commit the facts were established at
   std::string_view measured;     // data/loaders/*.json the "measured" facts come from ("" = none)
-  std::span<const StyleSupport> styles;  // FLUX.1-shaped files (FLUX.1, Chroma, Flex.1)
-  std::span<const StyleSupport> flux2_styles;  // FLUX.2 files: only what is established
+  std::span<const StyleSupport> styles[kFileKindCount];  // entries per kFileKinds row
   // lora-verify output styles this loader reads, best first (docs/loaders.md §3). Empty when
   // no form is established: `--for` then refuses.
   std::span<const Style> forms;

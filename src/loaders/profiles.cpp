@@ -751,28 +751,31 @@ constexpr std::array kComfyF2Styles = {
 
 constexpr std::array kProfiles = {
     Profile{"invokeai", "InvokeAI (current)", "invoke-ai/InvokeAI 8e71a8a5 (2026-08)",
-            "data/loaders/invokeai-8e71a8a51939.json, data/loaders/invokeai-8e71a8a51939-flux2.json", kInvokeStyles,
-            kInvokeF2Styles, kInvokeForms,
+            "data/loaders/invokeai-8e71a8a51939.json, data/loaders/invokeai-8e71a8a51939-flux2.json", {kInvokeStyles, kInvokeF2Styles}, kInvokeForms,
             "reads diffusion_model. + lora_A/lora_B (no .alpha) completely, top-level modules included", -1, ""},
-    Profile{"invokeai-5.1", "InvokeAI 5.1.x", "invoke-ai/InvokeAI v5.1.1 (5806a4bc)", "", kInvoke51Styles, {}, kInvoke51Forms,
+    Profile{"invokeai-5.1", "InvokeAI 5.1.x", "invoke-ai/InvokeAI v5.1.1 (5806a4bc)", "", {kInvoke51Styles, {}}, kInvoke51Forms,
             "the version of the proj_mlp AssertionError; only block modules in kohya files load", -1, ""},
     Profile{"comfyui", "ComfyUI", "Comfy-Org/ComfyUI a125cd84 (2025-10)",
-            "data/loaders/comfyui-a125cd84b054.json, data/loaders/comfyui-a125cd84b054-flux2.json", kComfyStyles,
-            kComfyF2Styles, kComfyForms, "", -1, ""},
+            "data/loaders/comfyui-a125cd84b054.json, data/loaders/comfyui-a125cd84b054-flux2.json", {kComfyStyles, kComfyF2Styles}, kComfyForms, "", -1, ""},
     Profile{"diffusers", "diffusers", "huggingface/diffusers 58eb52c0 (2026-08)",
-            "data/loaders/diffusers-58eb52c0803e.json, data/loaders/diffusers-58eb52c0803e-flux2.json", kDiffusersStyles,
-            kDiffusersF2Styles, kDiffusersForms,
+            "data/loaders/diffusers-58eb52c0803e.json, data/loaders/diffusers-58eb52c0803e-flux2.json", {kDiffusersStyles, kDiffusersF2Styles}, kDiffusersForms,
             "", -1, ""},
-    Profile{"sd-scripts", "sd-scripts", "kohya-ss/sd-scripts 48d368fa (2026-02)", "data/loaders/sd-scripts-48d368fa5577.json", kSdScriptsStyles, {}, kSdScriptsForms,
+    Profile{"sd-scripts", "sd-scripts", "kohya-ss/sd-scripts 48d368fa (2026-02)", "data/loaders/sd-scripts-48d368fa5577.json", {kSdScriptsStyles, {}}, kSdScriptsForms,
             "networks/convert_flux_lora.py", -1, ""},
     Profile{"forge", "Forge", "lllyasviel/stable-diffusion-webui-forge dfdcbab6 (2025-06, code reading only)", "",
-            kForgeStyles, {}, kForgeForms, "facts from its code, not measured", 12,
+            {kForgeStyles, {}}, kForgeForms, "facts from its code, not measured", 12,
             "[LORA] LoRA version mismatch for KModel: <file> (more than 12 tensors not read: the whole LoRA is skipped)"},
     Profile{"sdcpp", "stable-diffusion.cpp", "leejet/stable-diffusion.cpp 97d29908 (2026-08, code reading only)", "",
-            kSdcppStyles, {}, kSdcppForms, "facts from its code, not measured; releases before 2025-12-18 not covered", -1, ""},
+            {kSdcppStyles, {}}, kSdcppForms, "facts from its code, not measured; releases before 2025-12-18 not covered", -1, ""},
 };
 
 }  // namespace
+
+size_t file_kind(uint8_t arch) {
+  for (size_t i = 0; i < kFileKindCount; ++i)
+    if (kFileKinds[i].arch & arch) return i;
+  return 0;
+}
 
 std::string_view kind_name(Kind k) {
   switch (k) {

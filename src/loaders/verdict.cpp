@@ -13,6 +13,12 @@
 namespace lv::loaders {
 namespace {
 
+// " FLUX.2" for a file of the second kind, "" for the first.
+std::string file_kind_label(const Description& file) {
+  const std::string_view label = kFileKinds[file_kind(file.arch)].label;
+  return label.empty() ? std::string() : " " + std::string(label);
+}
+
 // The loaders' kind of a module, from its role in the module tables.
 Kind module_kind(std::string_view target) {
   using R = flux::ModuleRole;
@@ -151,7 +157,7 @@ int rank_of(Treatment t) {
 }
 
 const StyleSupport* support_for(const Profile& p, const Description& file) {
-  for (const StyleSupport& s : file.flux2 ? p.flux2_styles : p.styles) {
+  for (const StyleSupport& s : p.styles[file_kind(file.arch)]) {
     if (!s.condition.empty() &&
         std::find(file.conditions.begin(), file.conditions.end(), s.condition) == file.conditions.end())
       continue;
@@ -291,7 +297,7 @@ std::string_view outcome_name(Outcome o) {
 Description describe(const LoraModel& model) {
   Description d;
   d.dialect = model.dialect.id;
-  d.flux2 = (model.layout.arch & flux::kArchFlux2) != 0;
+  d.arch = model.layout.arch;
   auto partial = partial_targets(model);
   const bool diffusers_names = d.dialect == Dialect::kDiffusers || d.dialect == Dialect::kDiffusersOld;
   const std::set<size_t> shadowed = diffusers_names ? alpha_pattern_shadowed(model) : std::set<size_t>{};
@@ -329,7 +335,7 @@ Description describe_output(const LoraModel& model, Style style) {
   const bool bfl_layout = style_layout(style) == OutputLayout::kBfl;
   Description d;
   d.dialect = form.writes;
-  d.flux2 = (model.layout.arch & flux::kArchFlux2) != 0;
+  d.arch = model.layout.arch;
   // A BFL output zero-fills the parts a fused target lacks; a diffusers output keeps the gap.
   auto partial = bfl_layout ? std::map<std::string, std::vector<Kind>>{} : partial_targets(model);
   for (size_t i = 0; i < model.parts.size(); ++i) {
@@ -391,7 +397,7 @@ Verdict evaluate(const Profile& profile, const Description& file) {
     v.outcome = Outcome::kUnknown;
     v.message = "how " + std::string(profile.display) + " reads " +
                 (file.dialect == Dialect::kNone ? std::string("files of no known dialect")
-                                                : std::string(dialect_name(file.dialect)) + (file.flux2 ? " FLUX.2" : "") + " files") +
+                                                : std::string(dialect_name(file.dialect)) + file_kind_label(file) + " files") +
                 " is not established";
     return v;
   }

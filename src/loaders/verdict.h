@@ -25,7 +25,7 @@ struct Item {
 
 struct Description {
   Dialect dialect = Dialect::kNone;  // the file's key style (its base dialect: LyCORIS forms are kinds)
-  bool flux2 = false;   // a FLUX.2 file: the loaders' FLUX.2 entries apply
+  uint8_t arch = 0;     // flux::Arch bits of its layout: which of a profile's entries apply (kFileKinds)
   std::vector<std::string> conditions;  // file-level conditions (profile.h: kForeignMetadata)
   std::vector<Item> items;
 };

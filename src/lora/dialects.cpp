@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <array>
 
+#include "flux/layout.h"
+
 namespace lv {
 namespace {
 
@@ -11,25 +13,27 @@ using D = Dialect;
 using N = Naming;
 using S = Spelling;
 using F = SuffixFamily;
+constexpr uint8_t kF1 = flux::kArchFlux1 | flux::kArchChroma;  // FLUX.1-shaped files
+constexpr uint8_t kAll = kF1 | flux::kArchFlux2;
 
 // Rows in the order of the Dialect enum; the generated ones in the order `sample` lists them.
-//                 id                        name                      prefix               spelling        naming          factors     bare   split  refines            writes alpha  bias   no-mlp meta   FLUX.2
+//                 id                        name                      prefix               spelling        naming          factors     bare   split  refines            writes alpha  bias   no-mlp meta   archs
 constexpr std::array kRows = {
-    DialectRow{D::kNone,                 "none",                   "",                  S::kDotted,     N::kDiffusers, F::kPeft,    false, false, D::kNone,       {false, false, false, false, false, false}},
-    DialectRow{D::kDiffusers,            "diffusers",              "transformer.",      S::kDotted,     N::kDiffusers, F::kPeft,    true,  false, D::kNone,       {true,  true,  true,  true,  true,  true}},
-    DialectRow{D::kDiffusersOld,         "diffusers-old",          "transformer.",      S::kDotted,     N::kDiffusers, F::kPeftOld, false, false, D::kDiffusers,  {true,  false, false, true,  false, false}},
-    DialectRow{D::kDiffusersKohyaSuffix, "diffusers-kohya-suffix", "transformer.",      S::kDotted,     N::kDiffusers, F::kKohya,   false, false, D::kDiffusers,  {false, false, false, false, false, false}},
-    DialectRow{D::kFal,                  "fal",                    "base_model.model.", S::kDotted,     N::kDiffusers, F::kPeft,    false, false, D::kNone,       {true,  true,  true,  true,  false, true}},
-    DialectRow{D::kFalKontext,           "fal-kontext",            "base_model.model.", S::kDotted,     N::kBfl,       F::kPeft,    false, false, D::kNone,       {false, false, false, false, false, false}},
-    DialectRow{D::kOneTrainer,           "onetrainer",             "lora_transformer_", S::kUnderscored, N::kDiffusers, F::kKohya,  false, false, D::kNone,       {true,  true,  true,  true,  false, false}},
-    DialectRow{D::kLycoris,              "lycoris",                "lycoris_",          S::kUnderscored, N::kDiffusers, F::kLycoris, false, false, D::kNone,      {false, false, false, false, false, false}},
-    DialectRow{D::kKohya,                "kohya",                  "lora_unet_",        S::kUnderscored, N::kBfl,      F::kKohya,   false, false, D::kNone,       {true,  true,  true,  false, false, true}},
-    DialectRow{D::kComfy,                "comfy",                  "diffusion_model.",  S::kDotted,     N::kBfl,       F::kKohya,   false, false, D::kNone,       {true,  true,  true,  false, false, true}},
-    DialectRow{D::kComfyBare,            "comfy-bare",             "",                  S::kDotted,     N::kBfl,       F::kKohya,   false, false, D::kBfl,        {false, false, false, false, false, false}},
-    DialectRow{D::kAiToolkit,            "ai-toolkit",             "diffusion_model.",  S::kDotted,     N::kBfl,       F::kPeft,    false, false, D::kComfy,      {true,  true,  true,  false, false, true}},
-    DialectRow{D::kBfl,                  "bfl",                    "",                  S::kDotted,     N::kBfl,       F::kPeft,    false, false, D::kNone,       {true,  true,  true,  false, false, true}},
-    DialectRow{D::kOneTrainerBfl,        "onetrainer-bfl",         "transformer.",      S::kDotted,     N::kBfl,       F::kKohya,   false, true,  D::kNone,       {true,  true,  false, true,  false, false}},
-    DialectRow{D::kXlabs,                "xlabs",                  "",                  S::kDotted,     N::kXlabs,     F::kXlabs,   false, false, D::kNone,       {true,  false, false, false, false, false}},
+    DialectRow{D::kNone,                 "none",                   "",                  S::kDotted,     N::kDiffusers, F::kPeft,    false, false, D::kNone,       {false, false, false, false, false, 0}},
+    DialectRow{D::kDiffusers,            "diffusers",              "transformer.",      S::kDotted,     N::kDiffusers, F::kPeft,    true,  false, D::kNone,       {true, true, true, true, true, kAll}},
+    DialectRow{D::kDiffusersOld,         "diffusers-old",          "transformer.",      S::kDotted,     N::kDiffusers, F::kPeftOld, false, false, D::kDiffusers,  {true, false, false, true, false, kF1}},
+    DialectRow{D::kDiffusersKohyaSuffix, "diffusers-kohya-suffix", "transformer.",      S::kDotted,     N::kDiffusers, F::kKohya,   false, false, D::kDiffusers,  {false, false, false, false, false, 0}},
+    DialectRow{D::kFal,                  "fal",                    "base_model.model.", S::kDotted,     N::kDiffusers, F::kPeft,    false, false, D::kNone,       {true, true, true, true, false, kAll}},
+    DialectRow{D::kFalKontext,           "fal-kontext",            "base_model.model.", S::kDotted,     N::kBfl,       F::kPeft,    false, false, D::kNone,       {false, false, false, false, false, 0}},
+    DialectRow{D::kOneTrainer,           "onetrainer",             "lora_transformer_", S::kUnderscored, N::kDiffusers, F::kKohya,  false, false, D::kNone,       {true, true, true, true, false, kF1}},
+    DialectRow{D::kLycoris,              "lycoris",                "lycoris_",          S::kUnderscored, N::kDiffusers, F::kLycoris, false, false, D::kNone,      {false, false, false, false, false, 0}},
+    DialectRow{D::kKohya,                "kohya",                  "lora_unet_",        S::kUnderscored, N::kBfl,      F::kKohya,   false, false, D::kNone,       {true, true, true, false, false, kAll}},
+    DialectRow{D::kComfy,                "comfy",                  "diffusion_model.",  S::kDotted,     N::kBfl,       F::kKohya,   false, false, D::kNone,       {true, true, true, false, false, kAll}},
+    DialectRow{D::kComfyBare,            "comfy-bare",             "",                  S::kDotted,     N::kBfl,       F::kKohya,   false, false, D::kBfl,        {false, false, false, false, false, 0}},
+    DialectRow{D::kAiToolkit,            "ai-toolkit",             "diffusion_model.",  S::kDotted,     N::kBfl,       F::kPeft,    false, false, D::kComfy,      {true, true, true, false, false, kAll}},
+    DialectRow{D::kBfl,                  "bfl",                    "",                  S::kDotted,     N::kBfl,       F::kPeft,    false, false, D::kNone,       {true, true, true, false, false, kAll}},
+    DialectRow{D::kOneTrainerBfl,        "onetrainer-bfl",         "transformer.",      S::kDotted,     N::kBfl,       F::kKohya,   false, true,  D::kNone,       {true, true, false, true, false, kF1}},
+    DialectRow{D::kXlabs,                "xlabs",                  "",                  S::kDotted,     N::kXlabs,     F::kXlabs,   false, false, D::kNone,       {true, false, false, false, false, kF1}},
 };
 
 constexpr std::array kStyles = {

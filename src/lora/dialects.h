@@ -47,9 +47,11 @@ struct DialectRow {
   // A file in `refines`'s prefix and naming whose factors have this row's suffixes is read as
   // this dialect (kNone: the prefix and naming alone name it).
   Dialect refines;
-  // The sample generator writes it, and what it can hold there.
+  // The sample generator writes it, and what it can hold there; `archs`: the architectures
+  // (flux::Arch bits) whose spelling in this dialect a source establishes.
   struct Generated {
-    bool writes, alpha, bias, no_proj_mlp, metadata_alpha, flux2;
+    bool writes, alpha, bias, no_proj_mlp, metadata_alpha;
+    uint8_t archs;
   } generated;
 };
 

@@ -155,10 +155,9 @@ Result<const DialectRow*> generated_dialect(const GenSpec& spec) {
   const DialectRow& d = dialect_row(*id);
   // Dialects whose FLUX.2 spelling no source establishes are not invented
   // (docs/formats.md#dialects-in-flux2-files), and FLUX.2 has no bias to hold a bias delta.
-  const bool flux1_shaped = (spec.layout.arch & (flux::kArchFlux1 | flux::kArchChroma)) != 0;
-  if (!flux1_shaped && !d.generated.flux2)
+  if ((spec.layout.arch & d.generated.archs) == 0)
     return make_error(ErrorCode::kUsage, "the " + spec.dialect + " dialect has no established FLUX.2 spelling; FLUX.2 files are "
-                                         "written as " + generated_names([](const DialectRow& r) { return r.generated.flux2; }));
+                                         "written as " + generated_names([&](const DialectRow& r) { return (r.generated.archs & spec.layout.arch) != 0; }));
   if (spec.bias && !spec.layout.biases)
     return make_error(ErrorCode::kUsage, "this model has no biases, so a LoRA for it has no bias deltas (--bias)");
   return &d;

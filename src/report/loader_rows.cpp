@@ -234,7 +234,7 @@ void append_output_side(OutputSide& side, const LoraModel& out, int threads) {
   loaders::Description d = loaders::describe(out);
   // The dialect is the first group's that holds deltas; pass-through-only groups have none.
   if (side.description.dialect == Dialect::kNone) side.description.dialect = d.dialect;
-  side.description.flux2 = side.description.flux2 || d.flux2;
+  if (side.description.arch == 0) side.description.arch = d.arch;
   // File-level conditions that hold when any group has them; convert always writes its
   // lora_verify.* metadata (no ai-toolkit software entry).
   auto& conds = side.description.conditions;
