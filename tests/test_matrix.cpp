@@ -252,6 +252,7 @@ TEST(Matrix, MalformedBaselineIsAnErrorNotACrash) {
       "{\"schema\":\"lora-verify.matrix/1\",\"rows\":[{\"variant\":1,\"cells\":[]}],\"columns\":[]}",
       "{\"schema\":\"lora-verify.matrix/1\",\"rows\":[{\"variant\":\"v\",\"cells\":[7]}],\"columns\":[]}",
       "{\"schema\":\"lora-verify.matrix/1\",\"rows\":[{\"variant\":\"v\",\"cells\":[{\"column\":\"kohya\"}]}],\"columns\":[]}",
+      "{\"schema\":\"lora-verify.matrix/1\",\"rows\":[{\"variant\":\"v\",\"cells\":[{\"column\":\"kohya\",\"outcome\":\"fine\"}]}],\"columns\":[]}",
       "{\"schema\":\"lora-verify.matrix/1\",\"rows\":[],\"columns\":[],\"shard\":{\"index\":3,\"count\":2,\"total_rows\":1}}",
       "{\"schema\":\"lora-verify.matrix/1\",\"rows\":[],\"columns\":[],\"shard\":{\"index\":-1,\"count\":1e300,\"total_rows\":1}}",
   };
@@ -268,6 +269,35 @@ TEST(Matrix, MalformedBaselineIsAnErrorNotACrash) {
       "odd.json");
   ASSERT_TRUE(ok.ok()) << ok.error().message;
   EXPECT_TRUE(ok->rows[0].equivalent());
+}
+
+// Every outcome of the outcome table is written under its name and read back as itself; a
+// name the table does not know is refused with that name.
+TEST(Matrix, EveryOutcomeReadsBackAsItselfAndUnknownOnesAreRefused) {
+  MatrixResult m;
+  m.columns = {"c"};
+  for (const OutcomeInfo& i : outcome_table()) {
+    MatrixRow r;
+    r.variant = std::string(i.name);
+    MatrixCell c;
+    c.column = "c";
+    c.outcome = i.outcome;
+    r.cells.push_back(c);
+    m.rows.push_back(r);
+  }
+  const MatrixResult back = read_back(m);
+  ASSERT_EQ(back.rows.size(), outcome_table().size());
+  for (size_t k = 0; k < back.rows.size(); ++k) {
+    EXPECT_EQ(back.rows[k].cells.at(0).outcome, outcome_table()[k].outcome);
+    EXPECT_EQ(outcome_named(outcome_table()[k].name), outcome_table()[k].outcome);
+  }
+  std::string json = render_matrix_json(m);
+  const std::string from = "\"outcome\": \"timed out\"";
+  ASSERT_NE(json.find(from), std::string::npos) << json;
+  json.replace(json.find(from), from.size(), "\"outcome\": \"timed-out\"");
+  auto bad = read_matrix_json(json, "new.json");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("unknown outcome 'timed-out'"), std::string::npos) << bad.error().message;
 }
 
 TEST(MatrixCli, RegressionAgainstABaselineExitsOne) {
