@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "report/matrix.h"
+#include "matrix/variants.h"
 #include "support/lora_support.h"
 
 namespace {
@@ -33,7 +33,7 @@ TEST(Corpus, WritesEveryVariantWithAManifestAndIdenticalBytesBetweenRuns) {
   for (const auto& n : names)
     EXPECT_TRUE(lv::test::read_file(dir + "/a/" + n) == lv::test::read_file(dir + "/b/" + n)) << n << " differs between runs";
 
-  const auto variants = lv::report::builtin_variants_matching(filter);
+  const auto variants = lv::matrix::builtin_variants_matching(filter);
   ASSERT_EQ(variants.size(), 5u);  // diffusers, diffusers-old, fal, onetrainer, onetrainer-bfl
   auto manifest = nlohmann::json::parse(lv::test::read_file(dir + "/a/manifest.json"));
   EXPECT_EQ(manifest["schema"], "lora-verify.corpus/1");

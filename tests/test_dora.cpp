@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "lora/converter.h"
-#include "report/matrix_loaders.h"
+#include "matrix/loader_cells.h"
 #include "report/pipeline.h"
 #include "safetensors/writer.h"
 #include "support/lora_support.h"
@@ -307,7 +307,7 @@ TEST(Dora, MatrixConvertForCellsAgreeWithConvertFor) {
     }
     auto file = lv::st::SafetensorsFile::open(in);
     ASSERT_TRUE(file.ok());
-    const auto cells = lv::report::matrix_loader_cells(std::make_shared<const lv::st::SafetensorsFile>(std::move(file).value()));
+    const auto cells = lv::matrix::matrix_loader_cells(std::make_shared<const lv::st::SafetensorsFile>(std::move(file).value()));
     ASSERT_FALSE(cells.empty());
     for (const auto& c : cells) {
       if (c.form == "-") continue;

@@ -8,10 +8,14 @@
 #include <set>
 #include <sstream>
 
-#include "report/matrix.h"
+#include "matrix/combine.h"
+#include "matrix/io.h"
+#include "matrix/render.h"
+#include "matrix/run.h"
+#include "matrix/variants.h"
 #include "support/lora_support.h"
 
-using namespace lv::report;
+using namespace lv::matrix;
 
 namespace {
 
@@ -90,7 +94,7 @@ TEST(Matrix, MarkdownIsAGithubTableWithTheSummaryOnTop) {
   MatrixResult m = run(only("kohya / complete"));
   m.rows[0].cells[1] = MatrixCell{};
   m.rows[0].cells[1].column = "comfy";
-  m.rows[0].cells[1].outcome = "refused";
+  m.rows[0].cells[1].outcome = Outcome::kRefused;
   m.rows[0].cells[1].reason = "a | pipe\nand a newline";
   const std::string md = render_matrix_markdown(m);
   std::istringstream in(md);
@@ -133,8 +137,8 @@ TEST(Matrix, BaselineMarksARegressionAndAFix) {
   EXPECT_TRUE(diff_against_baseline(base, now).empty());
   // The baseline had a refused cell that now passes (a fix), and an equivalent cell that now
   // fails (a regression).
-  base.rows[0].cells[0].outcome = "refused";
-  now.rows[1].cells[2].outcome = "not equivalent";
+  base.rows[0].cells[0].outcome = Outcome::kRefused;
+  now.rows[1].cells[2].outcome = Outcome::kNotEquivalent;
   auto changes = diff_against_baseline(base, now);
   ASSERT_EQ(changes.size(), 2u);
   EXPECT_TRUE(changes[0].fix);
@@ -144,7 +148,7 @@ TEST(Matrix, BaselineMarksARegressionAndAFix) {
   mark_changes(now, changes);
   EXPECT_EQ(now.regressions, 1);
   EXPECT_EQ(now.fixes, 1);
-  EXPECT_EQ(now.rows[1].cells[2].was, "equivalent");
+  EXPECT_EQ(now.rows[1].cells[2].was, Outcome::kEquivalent);
   const std::string md = render_matrix_markdown(now);
   EXPECT_NE(md.find("1 regression, 1 fix"), std::string::npos) << md;
   EXPECT_NE(md.find("❌⚠️"), std::string::npos);
@@ -211,7 +215,7 @@ TEST(Matrix, InputFilesAndDirectoriesAddRows) {
   MatrixResult m = run(o);
   ASSERT_EQ(m.rows.size(), 2u);
   EXPECT_EQ(m.rows[0].variant, dir + "/broken.safetensors");
-  EXPECT_EQ(m.rows[0].cells[0].outcome, "refused");
+  EXPECT_EQ(m.rows[0].cells[0].outcome, Outcome::kRefused);
   EXPECT_FALSE(m.rows[0].cells[0].reason.empty());
   EXPECT_FALSE(m.rows[0].builtin);
   EXPECT_TRUE(m.rows[1].equivalent()) << render_matrix_markdown(m);
@@ -248,6 +252,7 @@ TEST(Matrix, MalformedBaselineIsAnErrorNotACrash) {
       "{\"schema\":\"lora-verify.matrix/1\",\"rows\":[{\"variant\":1,\"cells\":[]}],\"columns\":[]}",
       "{\"schema\":\"lora-verify.matrix/1\",\"rows\":[{\"variant\":\"v\",\"cells\":[7]}],\"columns\":[]}",
       "{\"schema\":\"lora-verify.matrix/1\",\"rows\":[{\"variant\":\"v\",\"cells\":[{\"column\":\"kohya\"}]}],\"columns\":[]}",
+      "{\"schema\":\"lora-verify.matrix/1\",\"rows\":[{\"variant\":\"v\",\"cells\":[{\"column\":\"kohya\",\"outcome\":\"fine\"}]}],\"columns\":[]}",
       "{\"schema\":\"lora-verify.matrix/1\",\"rows\":[],\"columns\":[],\"shard\":{\"index\":3,\"count\":2,\"total_rows\":1}}",
       "{\"schema\":\"lora-verify.matrix/1\",\"rows\":[],\"columns\":[],\"shard\":{\"index\":-1,\"count\":1e300,\"total_rows\":1}}",
   };
@@ -266,6 +271,35 @@ TEST(Matrix, MalformedBaselineIsAnErrorNotACrash) {
   EXPECT_TRUE(ok->rows[0].equivalent());
 }
 
+// Every outcome of the outcome table is written under its name and read back as itself; a
+// name the table does not know is refused with that name.
+TEST(Matrix, EveryOutcomeReadsBackAsItselfAndUnknownOnesAreRefused) {
+  MatrixResult m;
+  m.columns = {"c"};
+  for (const OutcomeInfo& i : outcome_table()) {
+    MatrixRow r;
+    r.variant = std::string(i.name);
+    MatrixCell c;
+    c.column = "c";
+    c.outcome = i.outcome;
+    r.cells.push_back(c);
+    m.rows.push_back(r);
+  }
+  const MatrixResult back = read_back(m);
+  ASSERT_EQ(back.rows.size(), outcome_table().size());
+  for (size_t k = 0; k < back.rows.size(); ++k) {
+    EXPECT_EQ(back.rows[k].cells.at(0).outcome, outcome_table()[k].outcome);
+    EXPECT_EQ(outcome_named(outcome_table()[k].name), outcome_table()[k].outcome);
+  }
+  std::string json = render_matrix_json(m);
+  const std::string from = "\"outcome\": \"timed out\"";
+  ASSERT_NE(json.find(from), std::string::npos) << json;
+  json.replace(json.find(from), from.size(), "\"outcome\": \"timed-out\"");
+  auto bad = read_matrix_json(json, "new.json");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("unknown outcome 'timed-out'"), std::string::npos) << bad.error().message;
+}
+
 TEST(MatrixCli, RegressionAgainstABaselineExitsOne) {
   const std::string dir = lv::test::temp_dir();
   write_lora(dir + "/good.safetensors");
@@ -276,7 +310,7 @@ TEST(MatrixCli, RegressionAgainstABaselineExitsOne) {
   auto base = read_matrix_json(slurp(dir + "/base/compatibility.json"), "base");
   ASSERT_TRUE(base.ok()) << base.error().message;
   ASSERT_EQ(base->rows.size(), 2u);
-  for (auto& c : base->rows[0].cells) c.outcome = "equivalent";  // bad.safetensors sorts first
+  for (auto& c : base->rows[0].cells) c.outcome = Outcome::kEquivalent;  // bad.safetensors sorts first
   spit(dir + "/old.json", render_matrix_json(*base));
   auto r = lv::test::run_cli({"matrix", "--no-builtin", "--baseline", dir + "/old.json", "--out", dir + "/now", dir});
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;

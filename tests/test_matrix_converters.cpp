@@ -18,11 +18,16 @@
 #include <set>
 #include <thread>
 
-#include "report/matrix.h"
-#include "report/matrix_converters.h"
+#include "matrix/combine.h"
+#include "matrix/converter_cell.h"
+#include "matrix/io.h"
+#include "matrix/process.h"
+#include "matrix/render.h"
+#include "matrix/run.h"
+#include "matrix/variants.h"
 #include "support/lora_support.h"
 
-using namespace lv::report;
+using namespace lv::matrix;
 
 namespace {
 
@@ -82,25 +87,25 @@ TEST(MatrixConverters, EveryStandInGetsExactlyItsCatalogedCell) {
     // partial blocks of those dialects, and it converts everything else correctly.
     const MatrixCell& ap = cell(r, "assert-partial");
     if (partial(structure) && (dialect == "diffusers" || dialect == "diffusers-old")) {
-      EXPECT_EQ(ap.outcome, "failed");
+      EXPECT_EQ(ap.outcome, Outcome::kFailed);
       EXPECT_EQ(ap.reason.rfind("exit code 1: AssertionError: partial block ", 0), 0u) << ap.reason;
       EXPECT_EQ(ap.log, "logs/assert-partial/" + variant_slug(r.variant) + ".log");
       EXPECT_NE(ap.log_text.find("Traceback (most recent call last)"), std::string::npos) << ap.log_text;
     } else {
-      EXPECT_EQ(ap.outcome, "equivalent") << ap.reason;
+      EXPECT_EQ(ap.outcome, Outcome::kEquivalent) << ap.reason;
       EXPECT_TRUE(ap.log.empty());
     }
 
     // Identity instead of zero matters exactly where a fused target lacks a part.
     const MatrixCell& idf = cell(r, "identity-fill");
     if (r.zero_filled > 0) {
-      EXPECT_EQ(idf.outcome, "not equivalent");
+      EXPECT_EQ(idf.outcome, Outcome::kNotEquivalent);
       const bool mlp_or_qkv = idf.reason.find("linear1 (different") != std::string::npos ||
                               idf.reason.find("qkv (different") != std::string::npos;
       EXPECT_TRUE(mlp_or_qkv) << idf.reason;
       EXPECT_EQ(idf.reason.find("final_layer"), std::string::npos) << idf.reason;
     } else {
-      EXPECT_EQ(idf.outcome, "equivalent") << idf.reason;
+      EXPECT_EQ(idf.outcome, Outcome::kEquivalent) << idf.reason;
     }
     if (partial(structure) && dialect != "xlabs") {
       EXPECT_GT(r.zero_filled, 0);
@@ -111,17 +116,17 @@ TEST(MatrixConverters, EveryStandInGetsExactlyItsCatalogedCell) {
     const MatrixCell& nos = cell(r, "no-norm-out-swap");
     const MatrixCell& dtl = cell(r, "drop-top-level");
     if (top_level) {
-      EXPECT_EQ(nos.outcome, "not equivalent");
+      EXPECT_EQ(nos.outcome, Outcome::kNotEquivalent);
       EXPECT_NE(nos.reason.find(": 1 of "), std::string::npos) << nos.reason;
       EXPECT_NE(nos.reason.find("worst: final_layer.adaLN_modulation.1 (different"), std::string::npos) << nos.reason;
-      EXPECT_EQ(dtl.outcome, "not equivalent");
+      EXPECT_EQ(dtl.outcome, Outcome::kNotEquivalent);
       EXPECT_NE(dtl.reason.find("final_layer.adaLN_modulation.1 (missing)"), std::string::npos) << dtl.reason;
       EXPECT_EQ(dtl.reason.find("blocks."), std::string::npos) << "only top-level modules are lost: " << dtl.reason;
     } else {
-      EXPECT_EQ(nos.outcome, "equivalent") << nos.reason;
-      EXPECT_EQ(dtl.outcome, "equivalent") << dtl.reason;
+      EXPECT_EQ(nos.outcome, Outcome::kEquivalent) << nos.reason;
+      EXPECT_EQ(dtl.outcome, Outcome::kEquivalent) << dtl.reason;
     }
-    for (const auto& c : r.cells) failing[c.column] += c.outcome != "equivalent";
+    for (const auto& c : r.cells) failing[c.column] += c.outcome != Outcome::kEquivalent;
   }
   // The counts of the run recorded in the summary note (BF16 rows).
   EXPECT_EQ(failing["assert-partial"], 10);
@@ -165,16 +170,16 @@ TEST(MatrixConvertersCli, HangsMissingAndGarbageOutputsAreGradedWithoutStalling)
   ASSERT_EQ(m->rows.size(), 1u);
   EXPECT_EQ(m->columns, (std::vector<std::string>{"kohya", "round-trip", "ours", "hang", "no-output", "garbage", "sleeper", "reads-stdin"}));
   const MatrixRow& row = m->rows[0];
-  EXPECT_EQ(cell(row, "kohya").outcome, "equivalent");
-  EXPECT_EQ(cell(row, "ours").outcome, "equivalent");
-  EXPECT_EQ(cell(row, "hang").outcome, "timed out");
+  EXPECT_EQ(cell(row, "kohya").outcome, Outcome::kEquivalent);
+  EXPECT_EQ(cell(row, "ours").outcome, Outcome::kEquivalent);
+  EXPECT_EQ(cell(row, "hang").outcome, Outcome::kTimedOut);
   EXPECT_EQ(cell(row, "hang").reason, "no result within 1.5 s (--converter-timeout); its process group was killed");
-  EXPECT_EQ(cell(row, "sleeper").outcome, "timed out");
-  EXPECT_EQ(cell(row, "no-output").outcome, "no output");
+  EXPECT_EQ(cell(row, "sleeper").outcome, Outcome::kTimedOut);
+  EXPECT_EQ(cell(row, "no-output").outcome, Outcome::kNoOutput);
   EXPECT_EQ(cell(row, "no-output").reason, "exit code 0, but {out} was not written");
-  EXPECT_EQ(cell(row, "garbage").outcome, "unreadable output");
+  EXPECT_EQ(cell(row, "garbage").outcome, Outcome::kUnreadableOutput);
   EXPECT_EQ(cell(row, "garbage").reason.rfind("output of garbage: not a safetensors file", 0), 0u) << cell(row, "garbage").reason;
-  EXPECT_EQ(cell(row, "reads-stdin").outcome, "failed");
+  EXPECT_EQ(cell(row, "reads-stdin").outcome, Outcome::kFailed);
   EXPECT_EQ(cell(row, "reads-stdin").reason, "exit code 3");
   // Logs: one per cell that is not equivalent, none for the equivalent ones.
   const std::string slug = "diffusers-complete-bf16";
@@ -214,7 +219,7 @@ TEST(MatrixConvertersCli, OursIsEquivalentAndShardsMergeAndBaselinesWork) {
   auto m = read_matrix_json(lv::test::read_file(dir + "/full/compatibility.json"), "full");
   ASSERT_TRUE(m.ok());
   EXPECT_EQ(m->rows.size(), 9u);  // every dialect but xlabs
-  for (const auto& r : m->rows) EXPECT_EQ(cell(r, "ours").outcome, "equivalent") << r.variant << ": " << cell(r, "ours").reason;
+  for (const auto& r : m->rows) EXPECT_EQ(cell(r, "ours").outcome, Outcome::kEquivalent) << r.variant << ": " << cell(r, "ours").reason;
   for (const char* s : {"0/2", "1/2"}) {
     auto r = with({"--shard", s, "--out", dir + "/s" + std::string(1, s[0])});
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
@@ -268,7 +273,7 @@ TEST(MatrixConvertersCli, OutputLargerThanTheLimitFails) {
   ASSERT_TRUE(m.ok());
   const MatrixCell& c = cell(m->rows[0], "big");
   // head is stopped at the limit (SIGXFSZ); sh goes on and exits 0 with a cut file.
-  EXPECT_EQ(c.outcome, "unreadable output") << c.reason;
+  EXPECT_EQ(c.outcome, Outcome::kUnreadableOutput) << c.reason;
   EXPECT_EQ(c.reason, "{out} reached the --converter-max-output limit of 65536 bytes (writes past it fail)");
   std::filesystem::remove_all(dir);
 }
@@ -285,7 +290,7 @@ TEST(MatrixConvertersCli, OursIsEquivalentOnEveryBuiltinVariant) {
   ASSERT_TRUE(m.ok());
   EXPECT_EQ(m->rows.size(), builtin_variant_names().size());
   EXPECT_EQ(m->rows.size(), 522u);  // FLUX.1, Chroma, FLUX.2 [dev], [klein] 9B and 4B
-  for (const auto& row : m->rows) EXPECT_EQ(cell(row, "ours").outcome, "equivalent") << row.variant << ": " << cell(row, "ours").reason;
+  for (const auto& row : m->rows) EXPECT_EQ(cell(row, "ours").outcome, Outcome::kEquivalent) << row.variant << ": " << cell(row, "ours").reason;
   std::filesystem::remove_all(dir);
 }
 
@@ -314,12 +319,12 @@ TEST(MatrixConvertersCli, InputFilesGetConverterCellsAndStayUntouched) {
   ASSERT_TRUE(m.ok());
   ASSERT_EQ(m->rows.size(), 2u);
   EXPECT_EQ(m->rows[0].variant, dir + "/loras/broken.safetensors");
-  for (const auto& c : m->rows[0].cells) EXPECT_EQ(c.outcome, "refused") << c.column;
-  EXPECT_EQ(cell(m->rows[1], "ours").outcome, "equivalent") << cell(m->rows[1], "ours").reason;
-  EXPECT_EQ(cell(m->rows[1], "ap").outcome, "failed");
+  for (const auto& c : m->rows[0].cells) EXPECT_EQ(c.outcome, Outcome::kRefused) << c.column;
+  EXPECT_EQ(cell(m->rows[1], "ours").outcome, Outcome::kEquivalent) << cell(m->rows[1], "ours").reason;
+  EXPECT_EQ(cell(m->rows[1], "ap").outcome, Outcome::kFailed);
   EXPECT_EQ(cell(m->rows[1], "ap").reason.rfind("exit code 1: AssertionError: partial block single_transformer_blocks.0", 0), 0u)
       << cell(m->rows[1], "ap").reason;
-  EXPECT_EQ(cell(m->rows[1], "vandal").outcome, "failed");  // lora-verify refuses the one-byte input
+  EXPECT_EQ(cell(m->rows[1], "vandal").outcome, Outcome::kFailed);  // lora-verify refuses the one-byte input
   EXPECT_TRUE(lv::test::read_file(mine) == before) << "a converter changed the original input";
   std::filesystem::remove_all(dir);
 }

@@ -6,7 +6,7 @@
 #include "loaders/profile.h"
 #include "lora/converter.h"
 #include "lora/generate.h"
-#include "report/matrix.h"
+#include "matrix/model.h"
 #include "safetensors/dtype.h"
 
 namespace lv::cli {
@@ -255,7 +255,7 @@ std::vector<std::string> choices(Values v) {
         if (d.generated.writes) out.emplace_back(d.name);
       return out;
     case Values::kColumns:
-      out = report::style_columns();
+      out = matrix::style_columns();
       out.emplace_back("none");
       return out;
     default: return out;

@@ -15,13 +15,13 @@
 #include "loaders/verdict.h"
 #include "lora/loader.h"
 #include "cli/messages.h"
-#include "report/matrix.h"
-#include "report/matrix_loaders.h"
+#include "matrix/loader_cells.h"
+#include "matrix/variants.h"
 #include "safetensors/writer.h"
 
 namespace {
 
-namespace rp = lv::report;
+namespace mx = lv::matrix;
 using lv::cli::fail;
 using lv::cli::usage;
 using lv::ErrorCode;
@@ -76,7 +76,7 @@ J targets_json(const lv::LoraModel& model) {
 
 J loaders_json(const lv::LoraModel& model) {
   J out = J::array();
-  for (const auto& c : rp::matrix_loader_cells(model)) {
+  for (const auto& c : mx::matrix_loader_cells(model)) {
     J e;
     e["loader"] = c.loader;
     e["established"] = std::string(lv::loaders::find_profile(c.loader)->established);
@@ -102,7 +102,7 @@ int run_corpus_command(const lv::cli::Args& args) {
   if (!dir) return usage("needs the output directory DIR");
   if (*dir == "-") return usage("DIR cannot be '-' (standard output cannot hold files)");
 
-  const auto variants = rp::builtin_variants_matching(filter.value_or(""));
+  const auto variants = mx::builtin_variants_matching(filter.value_or(""));
   if (variants.empty()) {
     std::printf("no built-in variant matches --filter '%s'; nothing written to %s\n", filter->c_str(), dir->c_str());
     return static_cast<int>(ErrorCode::kChecksFailed);
@@ -114,7 +114,7 @@ int run_corpus_command(const lv::cli::Args& args) {
 
   J files = J::array();
   for (const auto& v : variants) {
-    auto bytes = rp::generate_builtin(v.name);
+    auto bytes = mx::generate_builtin(v.name);
     if (!bytes.ok()) return fail({ErrorCode::kInternal, v.name + ": " + bytes.error().message});
     const std::string path = (std::filesystem::path(*dir) / v.file).string();
     if (auto st = lv::st::write_bytes_atomic(path, {bytes->data(), bytes->size()}, {}); !st.ok()) return fail(st.error());

@@ -18,13 +18,17 @@
 #include <thread>
 
 #include "cli/messages.h"
-#include "report/matrix.h"
-#include "report/matrix_converters.h"
+#include "matrix/combine.h"
+#include "matrix/converter_cell.h"
+#include "matrix/io.h"
+#include "matrix/process.h"
+#include "matrix/render.h"
+#include "matrix/run.h"
 #include "safetensors/writer.h"
 
 namespace {
 
-namespace rp = lv::report;
+namespace rp = lv::matrix;
 using lv::cli::fail;
 using lv::cli::usage;
 using lv::ErrorCode;
@@ -210,74 +214,65 @@ std::string columns_list(const rp::MatrixResult& m) {
   return s;
 }
 
-}  // namespace
-
-int run_matrix_command(const lv::cli::Args& args) {
-  MatrixArgs a;
-  if (auto e = parse(args, a)) return usage(*e);
-  g_quiet = a.quiet;
-  const auto start = std::chrono::steady_clock::now();
-  rp::MatrixResult m;
-  std::vector<std::string> guarded;  // files the output must never replace
-  if (a.merge) {
-    std::vector<rp::MatrixResult> shards;
-    for (const auto& path : a.positional) {
-      auto s = read_json_file(path);
-      if (!s.ok()) return fail(s.error());
-      shards.push_back(std::move(s).value());
-    }
-    auto merged = rp::merge_matrices(shards);
-    if (!merged.ok()) return fail(merged.error());
-    m = std::move(merged).value();
-  } else {
-    rp::MatrixOptions o;
-    o.inputs = a.positional;
-    o.builtin = a.builtin;
-    o.filter = a.filter;
-    o.jobs = a.jobs > 0 ? a.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    o.shard_index = a.shard_index;
-    o.shard_count = a.shard_count;
-    o.progress = !a.quiet;  // shown only when stderr is a terminal
-    o.styles = a.styles;
-    o.converters = a.converters;
-    o.limits = a.limits;
-    if (!o.converters.empty()) rp::kill_converters_on_signals();
-    auto r = rp::run_matrix(o);
-    if (!r.ok()) return fail(r.error());
-    m = std::move(r).value();
-    guarded = a.positional;
+lv::Result<rp::MatrixResult> merge_shards(const MatrixArgs& a) {
+  std::vector<rp::MatrixResult> shards;
+  for (const auto& path : a.positional) {
+    auto s = read_json_file(path);
+    if (!s.ok()) return s.take_error();
+    shards.push_back(std::move(s).value());
   }
+  return rp::merge_matrices(shards);
+}
 
-  bool regression = false;
-  if (a.baseline) {
-    // Read completely before anything is written, so --out may be the baseline's folder.
-    auto base = read_json_file(*a.baseline);
-    if (!base.ok()) return fail(base.error());
-    const bool partial = !a.filter.empty() || !a.builtin || a.sharded;
-    auto changes = rp::diff_against_baseline(*base, m, partial);
-    rp::mark_changes(m, changes);
-    for (const auto& n : m.baseline_notes) say("%s\n", n.c_str());
-    regression = m.regressions > 0;
-  }
+lv::Result<rp::MatrixResult> run(const MatrixArgs& a) {
+  rp::MatrixOptions o;
+  o.inputs = a.positional;
+  o.builtin = a.builtin;
+  o.filter = a.filter;
+  o.jobs = a.jobs > 0 ? a.jobs : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  o.shard_index = a.shard_index;
+  o.shard_count = a.shard_count;
+  o.progress = !a.quiet;  // shown only when stderr is a terminal
+  o.styles = a.styles;
+  o.converters = a.converters;
+  o.limits = a.limits;
+  if (!o.converters.empty()) lv::process::kill_running_on_signals();
+  return rp::run_matrix(o);
+}
 
-  // A matrix that checked nothing must not pass, nor replace the files of one that did.
-  if (m.rows.empty() && (!a.sharded || m.total_rows == 0)) {  // an empty shard of a real run is fine
-    std::string why = !a.filter.empty() ? "no built-in variant matches --filter '" + a.filter + "'"
-                      : a.sharded      ? "shard " + std::to_string(a.shard_index) + "/" + std::to_string(a.shard_count) +
-                                        " holds no rows"
-                                       : "there are no rows";
-    if (!a.positional.empty() && !a.merge) why += ", and the inputs hold no .safetensors file";
-    say("the matrix checked nothing: %s; nothing written to %s\n", why.c_str(), a.out.c_str());
-    return static_cast<int>(ErrorCode::kChecksFailed);
-  }
-  bool inputs_all_failed = false;  // only inputs, and not one of them converts equivalently
-  if (!m.rows.empty() && std::none_of(m.rows.begin(), m.rows.end(), [](const rp::MatrixRow& r) { return r.builtin; }))
-    inputs_all_failed = std::none_of(m.rows.begin(), m.rows.end(), [](const rp::MatrixRow& r) { return r.equivalent(); });
+// Marks what changed against --baseline and prints it; the number of regressions.
+lv::Result<int64_t> compare_with_baseline(const MatrixArgs& a, rp::MatrixResult& m) {
+  // Read completely before anything is written, so --out may be the baseline's folder.
+  auto base = read_json_file(*a.baseline);
+  if (!base.ok()) return base.take_error();
+  const bool partial = !a.filter.empty() || !a.builtin || a.sharded;
+  rp::mark_changes(m, rp::diff_against_baseline(*base, m, partial));
+  for (const auto& n : m.baseline_notes) say("%s\n", n.c_str());
+  return m.regressions;
+}
 
+// Why a matrix checked nothing (it must not pass, nor replace the files of one that did), or nothing.
+std::optional<std::string> checked_nothing(const MatrixArgs& a, const rp::MatrixResult& m) {
+  if (!m.rows.empty() || (a.sharded && m.total_rows > 0)) return std::nullopt;  // an empty shard of a real run is fine
+  std::string why = !a.filter.empty() ? "no built-in variant matches --filter '" + a.filter + "'"
+                    : a.sharded      ? "shard " + std::to_string(a.shard_index) + "/" + std::to_string(a.shard_count) +
+                                      " holds no rows"
+                                     : "there are no rows";
+  if (!a.positional.empty() && !a.merge) why += ", and the inputs hold no .safetensors file";
+  return why;
+}
+
+// Only inputs, and not one of them converts equivalently.
+bool inputs_all_failed(const rp::MatrixResult& m) {
+  return !m.rows.empty() && std::none_of(m.rows.begin(), m.rows.end(), [](const rp::MatrixRow& r) { return r.builtin; }) &&
+         std::none_of(m.rows.begin(), m.rows.end(), [](const rp::MatrixRow& r) { return r.equivalent(); });
+}
+
+lv::Status write_reports(const MatrixArgs& a, const rp::MatrixResult& m, const std::vector<std::string>& guarded) {
   std::error_code ec;
   std::filesystem::create_directories(a.out, ec);
   if (ec || !std::filesystem::is_directory(a.out, ec))
-    return fail({ErrorCode::kCannotCreate, a.out + ": cannot create the output directory" + (ec ? ": " + ec.message() : "")});
+    return lv::Error{ErrorCode::kCannotCreate, a.out + ": cannot create the output directory" + (ec ? ": " + ec.message() : "")};
   const std::pair<const char*, std::string> files[] = {{"compatibility.md", rp::render_matrix_markdown(m, a.timings)},
                                                        {"compatibility.json", rp::render_matrix_json(m, a.timings)},
                                                        {"compatibility.html", rp::render_matrix_html(m, a.timings)}};
@@ -286,28 +281,34 @@ int run_matrix_command(const lv::cli::Args& args) {
   for (const auto& [name, body] : files)
     set.push_back({(std::filesystem::path(a.out) / name).string(),
                    {reinterpret_cast<const uint8_t*>(body.data()), body.size()}});
-  if (auto st = lv::st::write_set_atomic(set, guarded); !st.ok()) return fail(st.error());
-  // Converter logs: only for cells that are not equivalent; stale logs of these converters go.
-  size_t logs = 0;
+  return lv::st::write_set_atomic(set, guarded);
+}
+
+// Converter logs: only for cells that are not equivalent; stale logs of these converters go.
+lv::Result<size_t> write_logs(const MatrixArgs& a, const rp::MatrixResult& m, const std::vector<std::string>& guarded) {
+  std::error_code ec;
   for (const auto& col : m.columns) {
-    const auto& styles = rp::style_columns();
-    if (std::find(styles.begin(), styles.end(), col) != styles.end()) continue;
+    if (rp::is_style_column(col)) continue;
     const std::filesystem::path dir = std::filesystem::path(a.out) / "logs" / col;
     if (std::filesystem::is_directory(dir, ec))
       for (const auto& e : std::filesystem::directory_iterator(dir, ec))
         if (e.path().extension() == ".log") std::filesystem::remove(e.path(), ec);
   }
+  size_t logs = 0;
   for (const auto& r : m.rows)
     for (const auto& c : r.cells) {
       if (c.log.empty() || c.log_text.empty()) continue;
       const std::filesystem::path p = std::filesystem::path(a.out) / c.log;
       std::filesystem::create_directories(p.parent_path(), ec);
       auto st = lv::st::write_bytes_atomic(p.string(), {reinterpret_cast<const uint8_t*>(c.log_text.data()), c.log_text.size()}, guarded);
-      if (!st.ok()) return fail(st.error());
+      if (!st.ok()) return st.error();
       ++logs;
     }
-  if (logs) std::printf("wrote %zu converter log%s to %s/logs/\n", logs, logs == 1 ? "" : "s", a.out.c_str());
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return logs;
+}
+
+// The lines after a run: per row with --verbose, the summary, and why the exit code is 1.
+void report_outcome(const MatrixArgs& a, const rp::MatrixResult& m, double secs, bool failed_inputs) {
   if (a.verbose)
     for (const auto& r : m.rows)
       std::fprintf(stderr, "lora-verify: %s: %s (%.2f s)\n", r.variant.c_str(), r.equivalent() ? "equivalent" : "not equivalent",
@@ -316,16 +317,42 @@ int run_matrix_command(const lv::cli::Args& args) {
   // columns only, with --styles none).
   say("%lld of %zu variants equivalent in every column (%s); wrote %s/compatibility.{md,json,html} (%.1f s)\n",
       static_cast<long long>(m.equivalent_rows()), m.rows.size(), columns_list(m).c_str(), a.out.c_str(), secs);
-  if (regression) say("%lld regression(s) against %s\n", static_cast<long long>(m.regressions), a.baseline->c_str());
+  if (m.regressions > 0) say("%lld regression(s) against %s\n", static_cast<long long>(m.regressions), a.baseline->c_str());
   if (m.builtin_failed())
-    say("%s\n", std::any_of(m.columns.begin(), m.columns.end(), [](const std::string& c) {
-                 const auto& st = rp::style_columns();
-                 return std::find(st.begin(), st.end(), c) != st.end();
-               })
+    say("%s\n", std::any_of(m.columns.begin(), m.columns.end(), rp::is_style_column)
                     ? "a built-in variant is not equivalent (see the matrix)"
                     : "a converter's cell is not equivalent for a built-in variant (see the matrix and logs/)");
-  if (inputs_all_failed)
+  if (failed_inputs)
     say("none of the %zu input%s converts equivalently in every output style (see the matrix)\n", m.rows.size(),
-                m.rows.size() == 1 ? "" : "s");
-  return regression || m.builtin_failed() || inputs_all_failed ? static_cast<int>(ErrorCode::kChecksFailed) : 0;
+        m.rows.size() == 1 ? "" : "s");
+}
+
+}  // namespace
+
+int run_matrix_command(const lv::cli::Args& args) {
+  MatrixArgs a;
+  if (auto e = parse(args, a)) return usage(*e);
+  g_quiet = a.quiet;
+  const auto start = std::chrono::steady_clock::now();
+  auto made = a.merge ? merge_shards(a) : run(a);
+  if (!made.ok()) return fail(made.error());
+  rp::MatrixResult m = std::move(made).value();
+  const std::vector<std::string> guarded = a.merge ? std::vector<std::string>{} : a.positional;  // never replaced
+  int64_t regressions = 0;
+  if (a.baseline) {
+    auto r = compare_with_baseline(a, m);
+    if (!r.ok()) return fail(r.error());
+    regressions = *r;
+  }
+  if (auto why = checked_nothing(a, m)) {
+    say("the matrix checked nothing: %s; nothing written to %s\n", why->c_str(), a.out.c_str());
+    return static_cast<int>(ErrorCode::kChecksFailed);
+  }
+  const bool failed_inputs = inputs_all_failed(m);
+  if (auto st = write_reports(a, m, guarded); !st.ok()) return fail(st.error());
+  auto logs = write_logs(a, m, guarded);
+  if (!logs.ok()) return fail(logs.error());
+  if (*logs) std::printf("wrote %zu converter log%s to %s/logs/\n", *logs, *logs == 1 ? "" : "s", a.out.c_str());
+  report_outcome(a, m, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), failed_inputs);
+  return regressions > 0 || m.builtin_failed() || failed_inputs ? static_cast<int>(ErrorCode::kChecksFailed) : 0;
 }

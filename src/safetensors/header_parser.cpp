@@ -22,6 +22,7 @@ class Handler : public nlohmann::json_sax<json> {
   Handler(ParsedHeader& out, const Limits& limits) : out_(out), limits_(limits) {}
 
   std::string error;
+  std::string broken;  // a broken invariant of the handler itself (not of the input)
 
   bool null() override {
     if (!check_depth_scalar()) return false;
@@ -208,8 +209,12 @@ class Handler : public nlohmann::json_sax<json> {
     return true;
   }
 
+  // A value at the root follows its key, which key() recorded (or the parse stopped there).
   bool after_metadata_null() {
-    if (!root_keys_.count("__metadata__")) return fail("internal: metadata key missing");
+    if (!root_keys_.count("__metadata__")) {
+      broken = "the header parser saw __metadata__: null without recording its key";
+      return false;
+    }
     return true;  // null metadata means absent
   }
 
@@ -266,6 +271,7 @@ Result<ParsedHeader> parse_header_json(std::string_view text, const Limits& limi
   } catch (const std::exception& e) {  // defensive: the handler never throws, nlohmann should not
     return make_error(ErrorCode::kBadInput, std::string("header JSON rejected: ") + e.what());
   }
+  if (!h.broken.empty()) return internal_error(h.broken);
   if (!ok || !h.error.empty())
     return make_error(ErrorCode::kBadInput, h.error.empty() ? "header is not valid JSON" : h.error);
   return out;

@@ -459,9 +459,11 @@ bool check_factors(const Side& a, const Side& b, Sums& s, std::string& message) 
 }
 
 // The terms of both sides on rows [s0, s1) (side A's first; `a_count` of them): every
-// column of an up that is non-zero there. False on a broken segmentation invariant.
-LV_CPU_CLONES bool segment_terms(const Side& a, const Side& b, const std::vector<std::vector<uint64_t>> (&down_hashes)[2], int64_t s0,
-                   int64_t s1, std::vector<Term>& terms, size_t& a_count, int64_t& m, std::string& message) {
+// column of an up that is non-zero there. An internal error when the segmentation invariant
+// breaks: the loader checks every up against its part's rows, and segment_cuts cuts at every
+// part boundary and wrap point, so no input reaches it.
+LV_CPU_CLONES Status segment_terms(const Side& a, const Side& b, const std::vector<std::vector<uint64_t>> (&down_hashes)[2],
+                                   int64_t s0, int64_t s1, std::vector<Term>& terms, size_t& a_count, int64_t& m) {
   const int64_t q = s1 - s0;
   terms.clear();
   m = -1;
@@ -476,11 +478,9 @@ LV_CPU_CLONES bool segment_terms(const Side& a, const Side& b, const std::vector
       // Segments are cut at every part boundary and swap point: the part's rows of this
       // segment are contiguous in its own storage.
       const Eigen::Index r0 = local_row(p, s0);
-      if (r0 + q > up.rows() || local_row(p, s1 - 1) != r0 + q - 1) {
-        message = "internal: rows " + std::to_string(s0) + ".." + std::to_string(s1) + " of " + p.source_module +
-                  " are not contiguous";
-        return false;
-      }
+      if (r0 + q > up.rows() || local_row(p, s1 - 1) != r0 + q - 1)
+        return internal_error("rows " + std::to_string(s0) + ".." + std::to_string(s1) + " of " + p.source_module +
+                              " are not contiguous in its up factor");
       // Columns of B that are non-zero on the segment, in one pass over its rows.
       const Eigen::Index r = up.cols();
       std::vector<uint8_t> live(static_cast<size_t>(r), 0);
@@ -502,7 +502,7 @@ LV_CPU_CLONES bool segment_terms(const Side& a, const Side& b, const std::vector
     }
     if (side == 0) a_count = terms.size();
   }
-  return true;
+  return {};
 }
 
 // Groups of terms with equal down rows (by_up false) or equal up columns on the segment
@@ -662,7 +662,8 @@ void segment_bounds(GramCache& cache, const std::vector<Term>& terms, size_t a_c
 // Low-rank targets: per row segment, the difference of the two sides as U·Vᵀ with shared
 // factors merged, its norm from Grams or (under cancellation) one thin QR; side A's norm,
 // the inner product of the sides and the bounds of side B's rounding on the same Grams.
-bool low_rank_errors(const Side& a, const Side& b, int64_t rows, Sums& s, std::string& message) {
+// False (with `message`) on non-finite factors; an error on a broken invariant.
+Result<bool> low_rank_errors(const Side& a, const Side& b, int64_t rows, Sums& s, std::string& message) {
   if (!check_factors(a, b, s, message)) return false;
   // Down rows are compared by value: a hash of each row's first values, computed once per
   // part; rows with equal hashes are compared in full.
@@ -681,7 +682,7 @@ bool low_rank_errors(const Side& a, const Side& b, int64_t rows, Sums& s, std::s
     const int64_t s0 = cut[c], s1 = cut[c + 1], q = s1 - s0;
     size_t a_count = 0;
     int64_t m = -1;
-    if (!segment_terms(a, b, down_hashes, s0, s1, terms, a_count, m, message)) return false;
+    LV_TRY(segment_terms(a, b, down_hashes, s0, s1, terms, a_count, m));
     if (terms.empty()) continue;
     // Side A's own norm, from its columns alone (no cancellation between sides).
     double norm_seg2 = 0;
@@ -979,8 +980,9 @@ void judge(ModuleResult& r, bool weight_ok, bool gain_ok, bool bias_ok, bool mag
   }
 }
 
-ModuleResult compare_target(const std::string& target, const std::vector<const Part*>& pa, const std::vector<const Part*>& pb,
-                            const CompareOptions& opt) {
+// One target's verdict; an error only for a broken internal invariant.
+Result<ModuleResult> compare_target(const std::string& target, const std::vector<const Part*>& pa,
+                                    const std::vector<const Part*>& pb, const CompareOptions& opt) {
   ModuleResult r;
   r.target = target;
   const Part& any = pa.empty() ? *pb.front() : *pa.front();
@@ -1037,7 +1039,8 @@ ModuleResult compare_target(const std::string& target, const std::vector<const P
         side->downs.push_back(to_matrix(*p->down));
         side->ups.push_back(to_matrix(*p->up));
       }
-    ok = low_rank_errors(a, b, r.rows, sums, r.message);
+    LV_TRY_ASSIGN(finite, low_rank_errors(a, b, r.rows, sums, r.message));
+    ok = finite;
   }
   bool bias_finite = true;
   Eigen::VectorXd ba = bias_of(pa, r.rows, bias_finite), bb = bias_of(pb, r.rows, bias_finite);
@@ -1084,16 +1087,22 @@ Result<CompareResult> compare_parts(const std::vector<Part>& a, const std::vecto
 
   CompareResult out;
   out.modules.resize(work.size());
+  std::vector<std::optional<Error>> broken(work.size());
   std::atomic<size_t> next{0};
   auto run = [&] {
-    for (size_t i; (i = next.fetch_add(1)) < work.size();)
-      out.modules[i] = compare_target(work[i]->first, work[i]->second.first, work[i]->second.second, opt);
+    for (size_t i; (i = next.fetch_add(1)) < work.size();) {
+      auto m = compare_target(work[i]->first, work[i]->second.first, work[i]->second.second, opt);
+      if (m.ok()) out.modules[i] = std::move(m).value();
+      else broken[i] = m.take_error();
+    }
   };
   const int threads = std::max(1, std::min<int>(opt.threads, static_cast<int>(work.size())));
   std::vector<std::thread> pool;
   for (int t = 1; t < threads; ++t) pool.emplace_back(run);
   run();
   for (auto& t : pool) t.join();
+  for (auto& e : broken)
+    if (e) return std::move(*e);
 
   for (const auto& m : out.modules) {
     if (m.status != ModuleStatus::kEquivalent) out.all_equivalent = false;

@@ -1,10 +1,13 @@
-// The lora-verify binary, continued (issue 15): messages when nothing could be checked,
-// one finding per module, untrained LoRAs, inspect's modules, --quiet/--verbose/--progress.
+// What the lora-verify binary tells its user: the reports' findings and messages
+// (nothing checked, one finding per module, untrained LoRAs, inspect's modules, no "none"
+// dialect), how much it says (--progress, --verbose, --quiet), and the matrix command's
+// summary line and converter logs.
 #include <gtest/gtest.h>
 
 #include <cctype>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -15,9 +18,12 @@
 
 using lv::test::run_cli;
 
+namespace fs = std::filesystem;
+
 namespace {
 
-class CliRest : public ::testing::Test {
+// A temporary directory per test, and files written into it.
+class CliFiles : public ::testing::Test {
  protected:
   void SetUp() override { dir_ = lv::test::temp_dir(); }
   void TearDown() override { std::filesystem::remove_all(dir_); }
@@ -33,6 +39,11 @@ class CliRest : public ::testing::Test {
   }
   std::string dir_;
 };
+
+// What verify and inspect report about a file.
+class CliReports : public CliFiles {};
+// --progress, --verbose and --quiet.
+class CliVerbosity : public CliFiles {};
 
 int lines_with(const std::string& text, const std::string& needle) {
   int n = 0;
@@ -56,7 +67,7 @@ std::vector<uint8_t> all_shapes_wrong() {
 }  // namespace
 
 // Nothing checked is said as such, and a module's tensors share one finding.
-TEST_F(CliRest, NothingCheckedSaysWhyAndFindingsAreOnePerModule) {
+TEST_F(CliReports, NothingCheckedSaysWhyAndFindingsAreOnePerModule) {
   const std::string in = write("bad.safetensors", all_shapes_wrong());
   auto r = run_cli({in});
   EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
@@ -107,7 +118,7 @@ std::vector<uint8_t> two_modules(bool zero_ups, bool nan = false) {
 // Every up zero: one file-level warning that the LoRA has no effect, not one per module.
 // (Two double-block attention modules at width 3072 fit FLUX.1 and FLUX.2 [klein] 4B alike:
 // the model is named, as a user of such a file must.)
-TEST_F(CliRest, AnUntrainedLoraIsOneWarningForTheFile) {
+TEST_F(CliReports, AnUntrainedLoraIsOneWarningForTheFile) {
   const std::string in = write("untrained.safetensors", two_modules(true));
   auto r = run_cli({in, "--model", "flux1"});
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
@@ -127,7 +138,7 @@ TEST_F(CliRest, AnUntrainedLoraIsOneWarningForTheFile) {
 }
 
 // inspect shows the modules, ranks and alphas, and flags NaN/Inf, in text and JSON.
-TEST_F(CliRest, InspectShowsModulesRanksAlphasAndNonFiniteValues) {
+TEST_F(CliReports, InspectShowsModulesRanksAlphasAndNonFiniteValues) {
   const std::string in = write("nan.safetensors", two_modules(false, true));
   auto r = run_cli({"inspect", in, "--model", "flux1"});
   EXPECT_EQ(r.exit_code, 0) << r.err;  // a valid container
@@ -148,9 +159,23 @@ TEST_F(CliRest, InspectShowsModulesRanksAlphasAndNonFiniteValues) {
   EXPECT_EQ(j["findings"][0]["id"], "lora.value.nonfinite");
 }
 
+// A LoKr file (no key dialect of its own) is never reported as "none files".
+TEST_F(CliReports, ALokrReportNamesNoNoneDialect) {
+  if (!lv::test::fixtures_present()) GTEST_SKIP() << "no ../shared/fixtures (" << lv::test::fixtures_dir() << ")";
+  const std::string in = dir_ + "/lokr.safetensors";
+  {
+    auto b = lv::test::fixture_file("flux_lokr_bfl_format", 1, lv::st::DType::kBF16, 4, 4);
+    std::ofstream(in, std::ios::binary).write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
+  }
+  for (const auto& args : std::vector<std::vector<std::string>>{{in, "--model", "flux1"}, {"inspect", in}}) {
+    auto r = run_cli(args);
+    EXPECT_EQ(r.out.find("none files"), std::string::npos) << r.out;
+  }
+}
+
 // --progress: progress lines on stderr even when it is no terminal; --verbose: each phase's
 // time; --quiet: nothing but errors, the exit code tells (report files still written).
-TEST_F(CliRest, ProgressVerboseAndQuiet) {
+TEST_F(CliVerbosity, ProgressVerboseAndQuiet) {
   const std::string in = dir_ + "/in.safetensors";
   ASSERT_EQ(run_cli({"sample", in, "--tiny", "--rank", "2"}).exit_code, 0);
   auto p = run_cli({in, "--progress"});
@@ -207,7 +232,7 @@ TEST_F(CliRest, ProgressVerboseAndQuiet) {
 }
 
 // matrix takes --quiet and --verbose too.
-TEST_F(CliRest, MatrixQuietAndVerbose) {
+TEST_F(CliVerbosity, MatrixQuietAndVerbose) {
   const std::string in = dir_ + "/in.safetensors";
   ASSERT_EQ(run_cli({"sample", in, "--tiny", "--rank", "2"}).exit_code, 0);
   auto q = run_cli({"matrix", "--no-builtin", "--out", dir_ + "/q", "--quiet", in});
@@ -221,25 +246,24 @@ TEST_F(CliRest, MatrixQuietAndVerbose) {
   EXPECT_EQ(run_cli({"matrix", "--quiet", "--verbose"}).exit_code, 64);
 }
 
-// The README's exit-code table lists the codes --help lists, and the options --help gives
-// every command are documented in the README.
-TEST_F(CliRest, ReadmeExitCodesAndOptionsMatchTheHelp) {
-  const std::string readme = lv::test::read_file(std::string(LV_SOURCE_DIR) + "/README.md");
-  ASSERT_FALSE(readme.empty());
-  const std::string help = run_cli({"--help"}).out;
-  std::vector<std::string> from_readme, from_help;
-  std::istringstream r(readme.substr(readme.find("### Exit codes")));
-  for (std::string line; std::getline(r, line) && (line.empty() || line[0] != '#' || from_readme.empty());) {
-    if (line.rfind("| ", 0) == 0 && line.size() > 2 && std::isdigit(static_cast<unsigned char>(line[2])))
-      from_readme.push_back(line.substr(2, line.find(" |", 2) - 2));
-    if (!from_readme.empty() && line.empty()) break;
-  }
-  std::istringstream h(help.substr(help.find("exit codes:")));
-  for (std::string line; std::getline(h, line);)
-    if (line.rfind("  ", 0) == 0 && line.size() > 2 && std::isdigit(static_cast<unsigned char>(line[2])))
-      from_help.push_back(line.substr(2, line.find("  ", 2) - 2));
-  EXPECT_EQ(from_readme, from_help);
-  EXPECT_EQ(from_help, (std::vector<std::string>{"0", "1", "64", "65", "66", "70", "73", "74", "130, 143"}));
-  for (const char* o : {"--quiet", "--verbose", "--progress", "cmake --install", "cpack -G DEB", "bash-completion"})
-    EXPECT_NE(readme.find(o), std::string::npos) << o;
+// The matrix's summary line names the columns that ran, and a converter's log holds what it
+// printed, uncut, with the real path of {in}.
+TEST(CliMatrixSummary, SummaryLineAndConverterLogsSayWhatHappened) {
+  const std::string dir = lv::test::temp_dir();
+  auto ok = run_cli({"matrix", "--styles", "none", "--converter", "copy=cp {in} {out}", "--filter", "kohya / complete",
+                     "--out", dir + "/a"});
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_NE(ok.out.find("3 of 3 variants equivalent in every column (copy)"), std::string::npos) << ok.out;
+  auto bad = run_cli({"matrix", "--styles", "none", "--converter", "bad=sh -c 'echo 0123456789 >&2; exit 3' {in} {out}", "--filter",
+                      "kohya / complete / BF16", "--out", dir + "/b"});
+  EXPECT_EQ(bad.exit_code, 1) << bad.err;
+  EXPECT_NE(bad.out.find("a converter's cell is not equivalent"), std::string::npos) << bad.out;
+  std::string log;
+  for (const auto& e : fs::recursive_directory_iterator(dir + "/b/logs"))
+    if (e.path().extension() == ".log") log = lv::test::read_file(e.path().string());
+  EXPECT_NE(log.find("0123456789"), std::string::npos) << log;
+  EXPECT_EQ(log.find("(last "), std::string::npos) << "nothing was cut:\n" << log;
+  EXPECT_NE(log.find("{in} is /"), std::string::npos) << "the real path of {in}:\n" << log;
+  fs::remove_all(dir);
 }
+

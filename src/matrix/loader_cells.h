@@ -11,10 +11,10 @@
 
 #include "flux/family.h"
 #include "lora/model.h"
-#include "report/matrix.h"
+#include "matrix/model.h"
 #include "safetensors/reader.h"
 
-namespace lv::report {
+namespace lv::matrix {
 
 // One cell per profiled loader for a loaded model: the input verdict, the form convert --for
 // writes, and what convert --for does with it.
@@ -31,4 +31,4 @@ nlohmann::ordered_json loader_summary_json(const MatrixResult& m);
 // Reads a row's "loaders" array back; returns false (with `why`) when it is malformed.
 bool read_loader_cells(const nlohmann::json& row, std::vector<MatrixLoaderCell>& out, std::string& why);
 
-}  // namespace lv::report
+}  // namespace lv::matrix

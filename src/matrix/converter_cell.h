@@ -1,6 +1,6 @@
 // Converter columns of the compatibility matrix (`matrix --converter NAME=CMD`): runs any
-// tool on each variant in a fresh temporary directory, with a time and an output-size limit,
-// and grades its output with `compare` (run_compare).
+// tool on each variant in a fresh temporary directory, with a time and an output-size limit
+// (matrix/process.h), and grades its output with `compare` (run_compare).
 #pragma once
 
 #include <cstdint>
@@ -10,10 +10,10 @@
 #include <vector>
 
 #include "flux/family.h"
-#include "report/matrix.h"
+#include "matrix/model.h"
 #include "safetensors/reader.h"
 
-namespace lv::report {
+namespace lv::matrix {
 
 // Parses "NAME=CMD". NAME: letters, digits, '.', '_', '-' (it names a column and a log
 // folder), not a built-in column; CMD must contain {in} and {out}. Returns why not.
@@ -27,19 +27,11 @@ struct ConverterInput {
 
 // Runs one converter on one variant and grades the result. Never throws and never blocks
 // longer than the time limit (plus the time to kill the process group and compare).
-// Outcomes: "equivalent", "not equivalent", "failed", "timed out", "no output",
-// "unreadable output". For cells that are not equivalent, `log` names the log file
-// (logs/<converter>/<slug>.log, relative to --out) and `log_text` holds its text.
+// Outcomes: equivalent, not equivalent, failed, timed out, no output, unreadable output.
+// For cells that are not equivalent, `log` names the log file (logs/<converter>/<slug>.log,
+// relative to --out) and `log_text` holds its text.
 MatrixCell run_converter_cell(const MatrixConverter& conv, const ConverterLimits& limits,
                               const std::shared_ptr<const st::SafetensorsFile>& source, const ConverterInput& input,
                               const std::string& variant, const flux::Family* family = nullptr);
 
-// "diffusers / no-proj-mlp / BF16" -> "diffusers-no-proj-mlp-bf16" (file-name safe).
-std::string variant_slug(const std::string& variant);
-
-// Kills the process group of every converter still running (async-signal-safe), and
-// installs SIGINT/SIGTERM/SIGHUP handlers that do so before the previous handlers run.
-void kill_running_converters();
-void kill_converters_on_signals();
-
-}  // namespace lv::report
+}  // namespace lv::matrix

@@ -1,25 +1,29 @@
-// The loader view of the compatibility matrix (see matrix_loaders.h).
-#include "report/matrix_loaders.h"
+// The loader view of the compatibility matrix (see loader_cells.h).
+#include "matrix/loader_cells.h"
 
 #include <map>
 #include <set>
 #include <sstream>
 
 #include "loaders/verdict.h"
-#include "report/loader_rows.h"
 #include "lora/loader.h"
+#include "matrix/render_common.h"
+#include "report/loader_rows.h"
 
-namespace lv::report {
+namespace lv::matrix {
 namespace {
 
-const char* const kOutcomes[] = {"loads", "drops", "rejects", "unknown", "refused"};
+// A loader cell's outcomes (the loaders' own, and refused for convert --for) in the order
+// counts list them, with their Markdown marks.
+struct LoaderMark {
+  const char* outcome;
+  const char* md;
+};
+const LoaderMark kOutcomes[] = {{"loads", "✅"}, {"drops", "⚠️"}, {"rejects", "⛔"}, {"unknown", "❔"}, {"refused", "🚫"}};
 
 std::string md_outcome(const std::string& o) {
-  if (o == "loads") return "✅";
-  if (o == "drops") return "⚠️";
-  if (o == "rejects") return "⛔";
-  if (o == "unknown") return "❔";
-  if (o == "refused") return "🚫";
+  for (const LoaderMark& m : kOutcomes)
+    if (o == m.outcome) return m.md;
   return "-";
 }
 
@@ -61,25 +65,13 @@ LoaderSummary summarize(const MatrixResult& m) {
 
 std::string counts(const std::map<std::string, int>& c, bool md) {
   std::string out;
-  for (const char* o : kOutcomes) {
-    auto it = c.find(o);
+  for (const LoaderMark& m : kOutcomes) {
+    auto it = c.find(m.outcome);
     if (it == c.end() || it->second == 0) continue;
     if (!out.empty()) out += " ";
-    out += (md ? md_outcome(o) : std::string(o) + " ") + std::to_string(it->second);
+    out += (md ? std::string(m.md) : std::string(m.outcome) + " ") + std::to_string(it->second);
   }
   return out.empty() ? "-" : out;
-}
-
-std::string esc(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '&') o += "&amp;";
-    else if (c == '<') o += "&lt;";
-    else if (c == '>') o += "&gt;";
-    else if (c == '"') o += "&quot;";
-    else o += c;
-  }
-  return o;
 }
 
 }  // namespace
@@ -97,12 +89,12 @@ std::vector<MatrixLoaderCell> matrix_loader_cells(const LoraModel& model) {
     for (const auto& t : v.dropped) c.dropped.push_back(t.tensor);
     if (auto choice = loaders::choose_form(p, forms)) {
       c.form = std::string(style_name(choice->style));
-      const Refusal r = convert_for_refusal(p, model, *choice, forms);
+      const report::Refusal r = report::convert_for_refusal(p, model, *choice, forms);
       c.refusal = r.why;
       // What `convert --for` does: writes that form, refuses (no file at all), or cannot say how the
       // loader reads it (unknown, which --allow-unknown writes anyway).
-      c.form_outcome = r.kind == Refusal::Kind::kRefused   ? "refused"
-                       : r.kind == Refusal::Kind::kUnknown ? "unknown"
+      c.form_outcome = r.kind == report::Refusal::Kind::kRefused   ? "refused"
+                       : r.kind == report::Refusal::Kind::kUnknown ? "unknown"
                                                            : std::string(loaders::outcome_name(choice->verdict.outcome));
     } else {
       c.form = c.form_outcome = "-";
@@ -182,15 +174,15 @@ std::string render_loader_summary_html(const MatrixResult& m) {
        "loads with tensors dropped, rejects, or is not established for. The last row: the form "
        "<code>convert --for</code> writes for each loader and how its outputs fare.</p>\n";
   o << "<table><thead><tr><th>dialect</th>";
-  for (const auto& l : s.loaders) o << "<th>" << esc(l) << "</th>";
+  for (const auto& l : s.loaders) o << "<th>" << esc_html(l) << "</th>";
   o << "</tr></thead><tbody>\n";
   for (const auto& d : s.dialects) {
-    o << "<tr><td>" << esc(d) << "</td>";
+    o << "<tr><td>" << esc_html(d) << "</td>";
     for (const auto& l : s.loaders) {
       auto it = s.input.find({d, l});
       const bool all_load = it != s.input.end() && it->second.size() == 1 && it->second.count("loads");
       o << "<td class=\"c " << (all_load ? "eq" : it == s.input.end() ? "na" : "rf") << "\">"
-        << esc(it == s.input.end() ? "-" : counts(it->second, false)) << "</td>";
+        << esc_html(it == s.input.end() ? "-" : counts(it->second, false)) << "</td>";
     }
     o << "</tr>\n";
   }
@@ -201,7 +193,7 @@ std::string render_loader_summary_html(const MatrixResult& m) {
     const bool none = f == s.form_name.end() || f->second == "-";
     const bool all_load = !none && c->second.size() == 1 && c->second.count("loads");
     o << "<td class=\"c " << (none ? "na" : all_load ? "eq" : "rf") << "\">"
-      << esc(none ? "no form established" : f->second + ": " + counts(c->second, false)) << "</td>";
+      << esc_html(none ? "no form established" : f->second + ": " + counts(c->second, false)) << "</td>";
   }
   o << "</tr>\n</tbody></table>\n";
   return o.str();
@@ -222,8 +214,8 @@ nlohmann::ordered_json loader_summary_json(const MatrixResult& m) {
       auto it = s.input.find({d, l});
       if (it == s.input.end()) continue;
       nlohmann::ordered_json c = nlohmann::ordered_json::object();
-      for (const char* o : kOutcomes)
-        if (it->second.count(o)) c[o] = it->second.at(o);
+      for (const LoaderMark& m : kOutcomes)
+        if (it->second.count(m.outcome)) c[m.outcome] = it->second.at(m.outcome);
       a.push_back({{"dialect", d}, {"loader", l}, {"input", std::move(c)}});
     }
   return a;
@@ -248,9 +240,9 @@ bool read_loader_cells(const nlohmann::json& row, std::vector<MatrixLoaderCell>&
       why = "a loader cell lacks loader, input, form or form_outcome";
       return false;
     }
-    out.push_back({*loader, *input, *form, *fo});
+    out.push_back({*loader, *input, *form, *fo, "", {}, ""});
   }
   return true;
 }
 
-}  // namespace lv::report
+}  // namespace lv::matrix
