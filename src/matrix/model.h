@@ -14,7 +14,7 @@ namespace lv::matrix {
 
 // One cell: the outcome of one output style (or the round trip, or a converter) for one variant.
 struct MatrixCell {
-  std::string column;  // "kohya", "comfy", "peft", "bfl", "diffusers", "round-trip", or a converter's name
+  std::string column;  // an output style (style_name), "round-trip", or a converter's name
   Outcome outcome = Outcome::kRefused;
   std::string reason;  // why it failed or was refused ("" when equivalent)
   double worst_error = 0;

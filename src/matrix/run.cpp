@@ -28,17 +28,20 @@ using report::PipelineOptions;
 using report::Report;
 using FileRef = std::shared_ptr<const st::SafetensorsFile>;
 
-// The style columns: a conversion to a layout in a key style; the round trip comes last.
+// The style columns, one per output style of the style table; the round trip comes last.
 struct StyleColumn {
-  const char* name;
+  std::string name;
   OutputLayout to;
   Style style;
 };
-const StyleColumn kConversions[] = {{"kohya", OutputLayout::kBfl, Style::kKohya},
-                                    {"comfy", OutputLayout::kBfl, Style::kComfy},
-                                    {"peft", OutputLayout::kBfl, Style::kPeft},
-                                    {"bfl", OutputLayout::kBfl, Style::kBfl},
-                                    {"diffusers", OutputLayout::kDiffusers, Style::kDiffusers}};
+const std::vector<StyleColumn>& conversions() {
+  static const std::vector<StyleColumn> kConversions = [] {
+    std::vector<StyleColumn> out;
+    for (const StyleRow& r : style_rows()) out.push_back({std::string(style_name(r.style)), style_layout(r.style), r.style});
+    return out;
+  }();
+  return kConversions;
+}
 const char* const kRoundTrip = "round-trip";
 // A row's dialect or ranks when no conversion told them (a std::string: assigning the literal
 // makes GCC 12 warn, -Wrestrict, a false positive).
@@ -110,7 +113,7 @@ void take_facts(MatrixRow& row, const Report& r, bool overwrite, bool fused) {
 // The selected conversion columns; true when one of them wrote the BFL layout.
 bool add_conversion_cells(MatrixRow& row, const FileRef& file, const MatrixOptions& opt, const flux::Family* family) {
   bool bfl_run = false;
-  for (const StyleColumn& col : kConversions) {
+  for (const StyleColumn& col : conversions()) {
     if (!selected(opt, col.name)) continue;
     const bool fused = col.to == OutputLayout::kBfl;
     bfl_run = bfl_run || fused;
@@ -235,7 +238,7 @@ void parallel_for(size_t n, int jobs, const std::function<void(size_t)>& f) {
 const std::vector<std::string>& style_columns() {
   static const std::vector<std::string> kColumns = [] {
     std::vector<std::string> c;
-    for (const StyleColumn& s : kConversions) c.emplace_back(s.name);
+    for (const StyleColumn& s : conversions()) c.emplace_back(s.name);
     c.emplace_back(kRoundTrip);
     return c;
   }();

@@ -15,29 +15,29 @@ constexpr int64_t kBlocks = 2;
 constexpr uint64_t kSeed = 7;
 // ---- the grid: dialects and structures are data -------------------------------------------
 
+// What a variant needs to know of a dialect the generator writes, from the dialect table.
 struct Dialect {
-  const char* name;
+  std::string name;
   bool diffusers_named;  // diffusers module names: q, k, v, proj_mlp are separate modules
   bool split_index;      // BFL names with fused targets split by index (.0 .1 .2 .3)
   bool alpha;            // the dialect spells .alpha tensors
   bool bias;             // the dialect spells bias deltas (lora_B.bias or diff_b)
   bool metadata;         // lora_adapter_metadata (PEFT config in the safetensors header)
-  bool top_level;        // covers the embedders and the final layer
+  bool top_level;        // covers the embedders and the final layer (XLabs processors do not)
+  uint8_t archs;         // architectures whose spelling in it is established
 };
 
-const Dialect kDialects[] = {
-    // name             diffusers split  alpha  bias   meta   top-level
-    {"diffusers",       true,     false, true,  true,  true,  true},
-    {"diffusers-old",   true,     false, false, false, false, true},
-    {"fal",             true,     false, true,  true,  false, true},
-    {"onetrainer",      true,     false, true,  true,  false, true},
-    {"kohya",           false,    false, true,  true,  false, true},
-    {"comfy",           false,    false, true,  true,  false, true},
-    {"ai-toolkit",      false,    false, true,  true,  false, true},
-    {"bfl",             false,    false, true,  true,  false, true},
-    {"onetrainer-bfl",  false,    true,  true,  false, false, true},
-    {"xlabs",           false,    false, false, false, false, false},
-};
+const std::vector<Dialect>& dialects() {
+  static const std::vector<Dialect> kDialects = [] {
+    std::vector<Dialect> out;
+    for (const DialectRow& r : dialect_rows())
+      if (r.generated.writes)
+        out.push_back({std::string(r.name), r.naming == Naming::kDiffusers, r.split_parts, r.generated.alpha,
+                       r.generated.bias, r.generated.metadata_alpha, r.naming != Naming::kXlabs, r.generated.archs});
+    return out;
+  }();
+  return kDialects;
+}
 
 // The top-level modules other than norm_out, in both namings (for "norm-out only").
 std::vector<std::string> top_level_except_norm_out(const flux::Layout& layout) {
@@ -148,10 +148,9 @@ const std::vector<Structure>& structures() {
 
 const st::DType kDTypes[] = {st::DType::kF32, st::DType::kF16, st::DType::kBF16};
 
-// The other families of the family table get rows too (BF16, the dialects their LoRAs are
-// written in); a structure the family's layout cannot hold is n/a, judged from the layout.
+// The other families of the family table get rows too (BF16, the dialects whose FLUX.2
+// spelling is established: those LoRAs of every family are written in); a structure the family's layout cannot hold is n/a, judged from the layout.
 const char* const kFamilyRows[] = {"chroma", "flux2-dev", "flux2-klein-9b", "flux2-klein-4b"};
-const char* const kFamilyDialects[] = {"diffusers", "fal", "kohya", "comfy", "ai-toolkit", "bfl"};
 
 std::optional<std::string> family_not_applicable(const flux::Layout& l, const std::string& structure) {
   const bool split_mlp = flux::parts_of_target(l, "single_blocks.0.linear1").size() == 4;
@@ -161,12 +160,6 @@ std::optional<std::string> family_not_applicable(const flux::Layout& l, const st
   if (structure == "norm-out" && !flux::find_target(l, "final_layer.adaLN_modulation.1"))
     return "the model has no final adaLN Linear";
   return std::nullopt;
-}
-
-const Dialect* find_dialect(const std::string& name) {
-  for (const auto& d : kDialects)
-    if (name == d.name) return &d;
-  return nullptr;
 }
 
 // A variant of `family` (its layout in `v.spec` already) with the shared generator settings.
@@ -189,12 +182,12 @@ Variant make_variant(Variant v, const Dialect& d, const Structure& s, st::DType 
 // Every dialect × structure that applies × dtype, of FLUX.1-dev.
 void add_flux1_variants(std::vector<Variant>& out) {
   const flux::Family* flux1 = flux::find_family("flux1");
-  for (const auto& d : kDialects)
+  for (const auto& d : dialects())
     for (const auto& s : structures()) {
       if (s.not_applicable(d)) continue;
       for (st::DType dt : kDTypes) {
         Variant v;
-        v.name = std::string(d.name) + " / " + s.name + " / " + std::string(st::dtype_name(dt));
+        v.name = d.name + " / " + s.name + " / " + std::string(st::dtype_name(dt));
         out.push_back(make_variant(std::move(v), d, s, dt, flux1));
       }
     }
@@ -204,16 +197,16 @@ void add_flux1_variants(std::vector<Variant>& out) {
 void add_family_variants(std::vector<Variant>& out) {
   for (const char* family : kFamilyRows) {
     const flux::Family* f = flux::find_family(family);
-    for (const char* dn : kFamilyDialects) {
-      const Dialect* d = find_dialect(dn);
+    for (const Dialect& d : dialects()) {
+      if (!(d.archs & flux::kArchFlux2)) continue;
       for (const auto& s : structures()) {
-        if (!d || s.not_applicable(*d) || std::string(s.name) == "text-encoder") continue;
+        if (s.not_applicable(d) || std::string(s.name) == "text-encoder") continue;
         Variant v;
         v.spec.layout = flux::layout_of(*f);
         if (family_not_applicable(v.spec.layout, s.name)) continue;
         // Named apart from the FLUX.1 rows ("kohya / complete /" filters only those).
-        v.name = std::string(family) + ": " + dn + ", " + s.name + ", BF16";
-        out.push_back(make_variant(std::move(v), *d, s, st::DType::kBF16, f));
+        v.name = std::string(family) + ": " + d.name + ", " + s.name + ", BF16";
+        out.push_back(make_variant(std::move(v), d, s, st::DType::kBF16, f));
       }
     }
   }
@@ -279,13 +272,13 @@ std::vector<StructureLegend> builtin_structure_legend() {
 
 std::vector<std::string> builtin_dialects() {
   std::vector<std::string> n;
-  for (const auto& d : kDialects) n.push_back(d.name);
+  for (const auto& d : dialects()) n.push_back(d.name);
   return n;
 }
 
 std::vector<Applicability> builtin_applicability() {
   std::vector<Applicability> out;
-  for (const auto& d : kDialects)
+  for (const auto& d : dialects())
     for (const auto& s : structures()) {
       auto why = s.not_applicable(d);
       out.push_back({d.name, s.name, !why, why.value_or("")});
