@@ -128,27 +128,26 @@ Result<SafetensorsFile> SafetensorsFile::from_bytes(std::vector<uint8_t> bytes, 
   return validate(std::make_shared<OwnedBacking>(std::move(bytes)), std::move(display_name), limits);
 }
 
-Result<SafetensorsFile> SafetensorsFile::validate(std::shared_ptr<const Backing> backing, std::string path, const Limits& limits) {
-  const std::span<const uint8_t> b = backing->bytes();
-  const uint64_t size = b.size();
-  auto bad = [&](const std::string& msg) { return make_error(ErrorCode::kBadInput, path + ": " + msg); };
+namespace {
 
-  // Rule 1: length prefix.
-  if (size < 8) return bad("file is " + std::to_string(size) + " bytes, shorter than the 8-byte header length");
-  uint64_t n = 0;
+// Phases of validation (docs/safetensors.md): each returns what is wrong, without the path.
+using Problem = std::optional<std::string>;
+
+// Rule 1: the length prefix. A length that cannot be right usually means the file is
+// something else: say what.
+Problem header_length_problem(std::span<const uint8_t> b, const Limits& limits, uint64_t& n) {
+  const uint64_t size = b.size();
+  if (size < 8) return "file is " + std::to_string(size) + " bytes, shorter than the 8-byte header length";
+  n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | b[static_cast<size_t>(i)];
-  // A length that cannot be right usually means the file is something else: say what.
-  auto not_safetensors = [&](const std::string& why) {
-    bool text = true;
-    for (int i = 0; i < 8; ++i) text = text && ((b[static_cast<size_t>(i)] >= 0x20 && b[static_cast<size_t>(i)] < 0x7f) ||
-                                                b[static_cast<size_t>(i)] == '\n' || b[static_cast<size_t>(i)] == '\r' ||
-                                                b[static_cast<size_t>(i)] == '\t');
-    if (!text) return bad(why);
+  auto not_safetensors = [&](const std::string& why) -> std::string {
+    auto is_text = [](uint8_t c) { return (c >= 0x20 && c < 0x7f) || c == '\n' || c == '\r' || c == '\t'; };
+    if (!std::all_of(b.begin(), b.begin() + 8, is_text)) return why;
     const char c = static_cast<char>(b[0]);
     const std::string what = c == '{' || c == '[' ? std::string("it starts with '") + c + "' like a JSON file"
                                                   : "it starts with text";
-    return bad("not a safetensors file: " + what + ", but a safetensors file starts with an 8-byte little-endian " +
-               "header length (read as one, its " + why + ")");
+    return "not a safetensors file: " + what + ", but a safetensors file starts with an 8-byte little-endian " +
+           "header length (read as one, its " + why + ")";
   };
   if (n > limits.max_header_bytes)
     return not_safetensors("header length " + std::to_string(n) + " exceeds the limit of " +
@@ -156,64 +155,71 @@ Result<SafetensorsFile> SafetensorsFile::validate(std::shared_ptr<const Backing>
   if (n > size - 8)
     return not_safetensors("header length " + std::to_string(n) + " runs past the end of the file (" +
                            std::to_string(size) + " bytes)");
+  return std::nullopt;
+}
 
-  // Rules 2-3: UTF-8 and JSON schema.
-  std::string_view text(reinterpret_cast<const char*>(b.data() + 8), static_cast<size_t>(n));
-  auto parsed = parse_header_json(text, limits);
-  if (!parsed.ok()) return bad(parsed.error().message);
-  ParsedHeader& h = parsed.value();
-  if (h.entries.size() > limits.max_tensors)
-    return bad(std::to_string(h.entries.size()) + " tensors exceed the limit of " + std::to_string(limits.max_tensors));
+// Rule 5 per tensor: element count and byte size from shape and dtype, without wrap.
+Problem size_problem(const HeaderEntry& e, uint64_t& numel, uint64_t& nbytes) {
+  uint64_t count = 1;
+  for (uint64_t d : e.shape)
+    if (__builtin_mul_overflow(count, d, &count))
+      return "tensor '" + e.name + "': shape " + shape_string(e.shape) + " has more than 2^64 elements";
+  uint64_t bits = 0;
+  const std::string of = "tensor '" + e.name + "': shape " + shape_string(e.shape) + " of " + std::string(dtype_name(e.dtype));
+  if (__builtin_mul_overflow(count, static_cast<uint64_t>(dtype_bits(e.dtype)), &bits)) return of + " is more than 2^64 bits";
+  if (bits % 8 != 0) return of + " is " + std::to_string(bits) + " bits, not a whole number of bytes";
+  numel = count;
+  nbytes = bits / 8;
+  return std::nullopt;
+}
 
-  const uint64_t data_size = size - 8 - n;
-  // Rule 5 per tensor: byte size from shape and dtype, without wrap.
-  std::vector<uint64_t> nbytes(h.entries.size());
-  std::vector<uint64_t> numel(h.entries.size());
-  for (size_t i = 0; i < h.entries.size(); ++i) {
-    const HeaderEntry& e = h.entries[i];
-    uint64_t count = 1;
-    for (uint64_t d : e.shape)
-      if (__builtin_mul_overflow(count, d, &count))
-        return bad("tensor '" + e.name + "': shape " + shape_string(e.shape) + " has more than 2^64 elements");
-    uint64_t bits = 0;
-    if (__builtin_mul_overflow(count, static_cast<uint64_t>(dtype_bits(e.dtype)), &bits))
-      return bad("tensor '" + e.name + "': shape " + shape_string(e.shape) + " of " + std::string(dtype_name(e.dtype)) +
-                 " is more than 2^64 bits");
-    if (bits % 8 != 0)
-      return bad("tensor '" + e.name + "': shape " + shape_string(e.shape) + " of " + std::string(dtype_name(e.dtype)) +
-                 " is " + std::to_string(bits) + " bits, not a whole number of bytes");
-    numel[i] = count;
-    nbytes[i] = bits / 8;
-  }
-
-  // Rule 4: sorted by (begin, end), contiguous from 0, no gap, overlap or alias.
-  std::vector<size_t> order(h.entries.size());
+// Rules 4 and 6: sorted by (begin, end), contiguous from 0, no gap, overlap or alias, and the
+// data buffer ends exactly at the file's end.
+Problem offsets_problem(const std::vector<HeaderEntry>& entries, const std::vector<uint64_t>& nbytes, uint64_t data_size) {
+  std::vector<size_t> order(entries.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::sort(order.begin(), order.end(), [&](size_t a, size_t c) {
-    const auto& x = h.entries[a];
-    const auto& y = h.entries[c];
+    const auto& x = entries[a];
+    const auto& y = entries[c];
     return x.begin != y.begin ? x.begin < y.begin : (x.end != y.end ? x.end < y.end : x.name < y.name);
   });
   uint64_t pos = 0;
   for (size_t i : order) {
-    const HeaderEntry& e = h.entries[i];
-    if (e.end < e.begin)
-      return bad("tensor '" + e.name + "': data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) +
-                 "] end before they begin");
+    const HeaderEntry& e = entries[i];
+    const std::string offsets =
+        "tensor '" + e.name + "': data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) + "]";
+    if (e.end < e.begin) return offsets + " end before they begin";
     if (e.begin != pos)
-      return bad("tensor '" + e.name + "': data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) + "] " +
-                 (e.begin > pos ? "leave a gap after byte " : "overlap the previous tensor, which ends at byte ") +
-                 std::to_string(pos));
+      return offsets + " " + (e.begin > pos ? "leave a gap after byte " : "overlap the previous tensor, which ends at byte ") +
+             std::to_string(pos);
     if (e.end - e.begin != nbytes[i])
-      return bad("tensor '" + e.name + "': data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) + "] hold " +
-                 std::to_string(e.end - e.begin) + " bytes but shape " + shape_string(e.shape) + " of " +
-                 std::string(dtype_name(e.dtype)) + " needs " + std::to_string(nbytes[i]) + " bytes");
+      return offsets + " hold " + std::to_string(e.end - e.begin) + " bytes but shape " + shape_string(e.shape) + " of " +
+             std::string(dtype_name(e.dtype)) + " needs " + std::to_string(nbytes[i]) + " bytes";
     pos = e.end;
   }
-  // Rule 6: the data buffer ends exactly at the file's end.
   if (pos != data_size)
-    return bad("tensors end at data byte " + std::to_string(pos) + " but the data buffer holds " + std::to_string(data_size) +
-               " bytes (" + (pos < data_size ? "trailing bytes" : "truncated file") + ")");
+    return "tensors end at data byte " + std::to_string(pos) + " but the data buffer holds " + std::to_string(data_size) +
+           " bytes (" + (pos < data_size ? "trailing bytes" : "truncated file") + ")";
+  return std::nullopt;
+}
+
+}  // namespace
+
+Result<SafetensorsFile> SafetensorsFile::validate(std::shared_ptr<const Backing> backing, std::string path, const Limits& limits) {
+  const std::span<const uint8_t> b = backing->bytes();
+  auto bad = [&](const std::string& msg) { return make_error(ErrorCode::kBadInput, path + ": " + msg); };
+  uint64_t n = 0;
+  if (auto p = header_length_problem(b, limits, n)) return bad(*p);
+  // Rules 2-3: UTF-8 and JSON schema.
+  auto parsed = parse_header_json(std::string_view(reinterpret_cast<const char*>(b.data() + 8), static_cast<size_t>(n)), limits);
+  if (!parsed.ok()) return bad(parsed.error().message);
+  ParsedHeader& h = parsed.value();
+  if (h.entries.size() > limits.max_tensors)
+    return bad(std::to_string(h.entries.size()) + " tensors exceed the limit of " + std::to_string(limits.max_tensors));
+  std::vector<uint64_t> nbytes(h.entries.size()), numel(h.entries.size());
+  for (size_t i = 0; i < h.entries.size(); ++i)
+    if (auto p = size_problem(h.entries[i], numel[i], nbytes[i])) return bad(*p);
+  if (auto p = offsets_problem(h.entries, nbytes, b.size() - 8 - n)) return bad(*p);
 
   SafetensorsFile f;
   f.backing_ = backing;
@@ -221,7 +227,7 @@ Result<SafetensorsFile> SafetensorsFile::validate(std::shared_ptr<const Backing>
   f.metadata_ = std::move(h.metadata);
   f.has_metadata_ = h.has_metadata;
   f.header_bytes_ = n;
-  f.file_bytes_ = size;
+  f.file_bytes_ = b.size();
   const uint8_t* data = b.data() + 8 + n;
   f.tensors_.reserve(h.entries.size());
   for (size_t i = 0; i < h.entries.size(); ++i) {
