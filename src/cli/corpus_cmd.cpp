@@ -63,7 +63,7 @@ J targets_json(const lv::LoraModel& model) {
       if (found) {
         ++present;
         e["rank"] = found->rank();
-        e["tensors"] = found->source_tensors;
+        e["tensors"] = found->source_names();
       }
       list.push_back(std::move(e));
     }

@@ -92,10 +92,10 @@ std::set<size_t> alpha_pattern_shadowed(const LoraModel& model) {
   std::optional<double> top;
   for (const Part& p : model.parts) {
     if (p.form != PartForm::kLowRank || !p.down || p.down->shape.empty()) continue;
-    for (const std::string& n : p.source_tensors)
-      if (n.ends_with(".alpha")) {
-        alpha[n] = p.scale * static_cast<double>(p.down->shape[0]);
-        if (p.target == "final_layer.linear") top = alpha[n];
+    for (const Part::Source& s : p.source_tensors)
+      if (s.role == Role::kAlpha) {
+        alpha[s.name] = p.scale * static_cast<double>(p.down->shape[0]);
+        if (p.target == "final_layer.linear") top = alpha[s.name];
       }
   }
   std::set<size_t> out;
@@ -103,8 +103,8 @@ std::set<size_t> alpha_pattern_shadowed(const LoraModel& model) {
   for (size_t i = 0; i < model.parts.size(); ++i) {
     const Part& p = model.parts[i];
     if (p.target.rfind("single_blocks.", 0) != 0 || !p.target.ends_with(".linear2")) continue;
-    for (const std::string& n : p.source_tensors)
-      if (auto it = alpha.find(n); it != alpha.end() && it->second != *top) out.insert(i);
+    for (const Part::Source& s : p.source_tensors)
+      if (auto it = alpha.find(s.name); it != alpha.end() && it->second != *top) out.insert(i);
   }
   return out;
 }
@@ -134,7 +134,7 @@ std::map<std::string, std::vector<Kind>> partial_targets(const LoraModel& model)
 void add_passthrough(const LoraModel& model, Description& d) {
   for (size_t i = 0; i < model.passthrough.size(); ++i) {
     const PassThrough& pt = model.passthrough[i];
-    Kind k = pt.reason.rfind("text encoder", 0) == 0 ? text_encoder_kind(pt.tensor) : Kind::kNormScale;
+    Kind k = pt.text_encoder ? text_encoder_kind(pt.tensor) : Kind::kNormScale;
     d.items.push_back({pt.tensor, "", {k}, Item::Piece::kPassThrough, i});
   }
 }
@@ -307,18 +307,15 @@ Description describe(const LoraModel& model) {
     auto gap = partial.find(p.target);
     const bool no_alpha = p.form == PartForm::kLowRank &&
                           std::none_of(p.source_tensors.begin(), p.source_tensors.end(),
-                                       [](const std::string& n) { return n.ends_with(".alpha"); });
+                                       [](const Part::Source& s) { return s.role == Role::kAlpha; });
     const bool block = parent_kind(mk).value_or(mk) == Kind::kBlockModule;
-    for (const std::string& name : p.source_tensors) {
-      Item item{name, p.target, {mk}, Item::Piece::kWeights, i};
+    for (const Part::Source& s : p.source_tensors) {
+      Item item{s.name, p.target, {mk}, role_piece(s.role), i};
       if (no_alpha) item.kinds.push_back(block ? Kind::kMissingAlpha : Kind::kMissingAlphaTop);
       if (shadowed.count(i)) item.kinds.push_back(Kind::kAlphaPatternShadowed);
-      if (auto key = parse_key(name)) {
-        if (auto rk = role_kind(key->role, p.magnitude_per_row))
-          item.kinds.push_back(*rk == Kind::kBiasDelta && bias_on_part(p) ? Kind::kBiasOnPart : *rk);
-        item.piece = role_piece(key->role);
-        if (key->dialect.id != d.dialect) item.kinds.push_back(Kind::kOtherDialect);
-      }
+      if (auto rk = role_kind(s.role, p.magnitude_per_row))
+        item.kinds.push_back(*rk == Kind::kBiasDelta && bias_on_part(p) ? Kind::kBiasOnPart : *rk);
+      if (s.dialect.id != d.dialect) item.kinds.push_back(Kind::kOtherDialect);
       if (gap != partial.end()) item.kinds.insert(item.kinds.end(), gap->second.begin(), gap->second.end());
       d.items.push_back(std::move(item));
     }
@@ -346,7 +343,7 @@ Description describe_output(const LoraModel& model, Style style) {
       if (gap != partial.end()) kinds.insert(kinds.end(), gap->second.begin(), gap->second.end());
       return kinds;
     };
-    const std::string& first = p.source_tensors.empty() ? p.source_module : p.source_tensors.front();
+    const std::string& first = p.source_tensors.empty() ? p.source_module : p.source_tensors.front().name;
     // Adapter deltas are renamed when they are alone on exactly one output module (with
     // their own tensors, alpha included), otherwise written as a dense .diff.
     if (p.form == PartForm::kLoKr || p.form == PartForm::kLoHa) {
@@ -361,12 +358,11 @@ Description describe_output(const LoraModel& model, Style style) {
         return &o != &p && o.target == p.target && o.row_begin < p.row_end && p.row_begin < o.row_end;
       });
       if (one_to_one && alone) {
-        for (const std::string& name : p.source_tensors) {
-          auto key = parse_key(name);
-          if (!key || key->role == Role::kBias || key->role == Role::kDiffB) continue;
+        for (const Part::Source& s : p.source_tensors) {
+          if (s.role == Role::kBias || s.role == Role::kDiffB) continue;
           std::vector<Kind> kinds{mk};
-          if (auto rk = role_kind(key->role, p.magnitude_per_row)) kinds.push_back(*rk);
-          d.items.push_back({name, p.target, with_gap(kinds), role_piece(key->role), i});
+          if (auto rk = role_kind(s.role, p.magnitude_per_row)) kinds.push_back(*rk);
+          d.items.push_back({s.name, p.target, with_gap(kinds), role_piece(s.role), i});
         }
       } else {
         d.items.push_back({first, p.target, with_gap({mk, Kind::kDiff}), Item::Piece::kWeights, i});

@@ -460,14 +460,13 @@ std::string_view form_name(PartForm f) {
 }
 
 Status rename_adapter(const Part& p, const Spelling& sp, Conversion& out, const st::SafetensorsFile& file) {
-  for (const std::string& name : p.source_tensors) {
-    auto k = parse_key(name);
-    const TensorView* t = file.find(name);
-    if (!k || !t) return internal_error("tensor " + name + " of part " + p.source_module + " vanished");
-    if (k->role == Role::kDiffB || k->role == Role::kBias) continue;  // written with the module's bias
-    if (k->role == Role::kMagnitude || k->role == Role::kDoraScale) continue;  // written by add_magnitude
+  for (const Part::Source& s : p.source_tensors) {
+    const TensorView* t = file.find(s.name);
+    if (!t) return internal_error("tensor " + s.name + " of part " + p.source_module + " vanished");
+    if (s.role == Role::kDiffB || s.role == Role::kBias) continue;  // written with the module's bias
+    if (s.role == Role::kMagnitude || s.role == Role::kDoraScale) continue;  // written by add_magnitude
     OutTensor o;
-    o.name = sp.module + "." + std::string(role_name(k->role));
+    o.name = sp.module + "." + std::string(role_name(s.role));
     o.dtype = t->dtype;
     o.shape = t->shape;
     o.view = t->bytes();

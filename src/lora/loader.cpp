@@ -149,7 +149,7 @@ Keyed classify_tensors(const st::SafetensorsFile& file, LoraModel& model, std::v
   for (const TensorView& t : file.tensors()) {
     if (auto te = text_encoder_label(t.name)) model.passthrough.push_back({t.name, "text encoder (" + *te + ")"});
     else if (auto k = parse_key(t.name)) keyed.push_back({&t, std::move(*k)});
-    else if (is_norm_scale(t.name)) model.passthrough.push_back({t.name, "absolute norm scale (a set-value, not a delta)"});
+    else if (is_norm_scale(t.name)) model.passthrough.push_back({t.name, "absolute norm scale (a set-value, not a delta)", false});
     else unknown.push_back(&t);
   }
   return keyed;
@@ -224,6 +224,7 @@ struct Group {
   std::string group;
   ParsedKey key;  // of the first tensor seen (naming, module, dialect, split index)
   std::map<Role, const TensorView*> tensors;
+  std::map<Role, DialectTag> dialects;  // of each tensor (an .alpha may read as its prefix's base dialect)
   bool duplicated = false;  // two tensors claimed one role: the module is not used
 };
 
@@ -236,6 +237,7 @@ std::map<std::string, Group> group_tensors(const Keyed& keyed, std::vector<Findi
       g.key = k.key;
     }
     auto [it, inserted] = g.tensors.emplace(k.key.role, k.tensor);
+    if (inserted) g.dialects.emplace(k.key.role, k.key.dialect);
     if (!inserted) {
       findings.push_back({"lora.key.duplicate", Severity::kError, k.tensor->name,
                           "tensors '" + it->second->name + "' and '" + k.tensor->name + "' are both the " +
@@ -534,7 +536,7 @@ void GroupReader::finish() {
                                    " on " + at_.target + ": the effective weight needs the base model's weights; "
                                    "the factors and the magnitude are checked, not the merged weight"});
   for (auto& p : made_) {
-    for (auto& [role, t] : g_.tensors) p.source_tensors.push_back(t->name);
+    for (auto& [role, t] : g_.tensors) p.source_tensors.push_back({t->name, role, g_.dialects.at(role)});
     model_.parts.push_back(std::move(p));
   }
 }
@@ -560,6 +562,13 @@ void report_overlaps(LoraModel& model) {
 }
 
 }  // namespace
+
+std::vector<std::string> Part::source_names() const {
+  std::vector<std::string> out;
+  out.reserve(source_tensors.size());
+  for (const Source& s : source_tensors) out.push_back(s.name);
+  return out;
+}
 
 Result<LoraModel> load_lora(std::shared_ptr<const st::SafetensorsFile> file, const LoadOptions& options) {
   LoraModel model;

@@ -10,6 +10,7 @@
 #include "core/finding.h"
 #include "flux/layout.h"
 #include "lora/dialects.h"
+#include "lora/keys.h"
 #include "safetensors/reader.h"
 
 namespace lv {
@@ -69,8 +70,15 @@ struct Part {
   const st::TensorView* magnitude = nullptr;
   bool magnitude_per_row = false;
 
-  std::string source_module;               // module name as spelled in the file
-  std::vector<std::string> source_tensors;  // every tensor this part consumed
+  std::string source_module;  // module name as spelled in the file
+  // Every tensor this part consumed, with what its name was parsed to (never parsed again).
+  struct Source {
+    std::string name;
+    Role role;
+    DialectTag dialect;
+  };
+  std::vector<Source> source_tensors;
+  std::vector<std::string> source_names() const;
 
   int64_t rank() const;  // A's rows for kLowRank, 0 otherwise
 };
@@ -79,6 +87,7 @@ struct Part {
 struct PassThrough {
   std::string tensor;
   std::string reason;  // "text encoder (CLIP-L)", "absolute norm scale", …
+  bool text_encoder = true;  // false: an absolute norm scale
 };
 
 struct LoraModel {

@@ -50,7 +50,7 @@ Inspection inspect(const st::SafetensorsFile& f, const Result<LoraModel>& model,
         rank_min = rank_min ? std::min(rank_min, p.rank()) : p.rank();
         rank_max = std::max(rank_max, p.rank());
       }
-      for (const auto& name : p.source_tensors) {
+      for (const auto& name : p.source_names()) {
         const auto* t = f.find(name);
         if (!t || name.size() < 6 || name.compare(name.size() - 6, 6, ".alpha") != 0 || t->numel != 1 ||
             !st::dtype_is_decodable(t->dtype))

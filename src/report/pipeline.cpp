@@ -120,7 +120,8 @@ Report build(const std::string& command, const LoraModel& in, const LoraModel& o
   s.passthrough = static_cast<int64_t>(in.passthrough.size());
   for (const auto& p : in.passthrough) r.passthrough.emplace_back(p.tensor, p.reason);
   std::set<std::string> used;
-  for (const auto& p : in.parts) used.insert(p.source_tensors.begin(), p.source_tensors.end());
+  for (const auto& p : in.parts)
+    for (const auto& s : p.source_tensors) used.insert(s.name);
   s.unused = s.tensors - static_cast<int64_t>(used.size()) - s.passthrough;
   bool first_rank = true;
   for (const auto& p : in.parts) {
