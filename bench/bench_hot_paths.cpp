@@ -9,6 +9,7 @@
 #include "lora/converter.h"
 #include "lora/generate.h"
 #include "lora/loader.h"
+#include "lora/reread.h"
 #include "safetensors/header_parser.h"
 #include "safetensors/reader.h"
 #include "safetensors/writer.h"
@@ -96,11 +97,8 @@ void BM_EquivalenceLinear1(benchmark::State& state) {
   lv::ConvertOptions o;
   o.style = lv::Style::kPeft;
   o.dtype = lv::st::DType::kF32;  // forces new values: no shared bytes to cancel
-  auto conv = lv::convert(in, o).value();
-  lv::LoadOptions lo;
-  lo.layout = in.layout;
-  auto out = lv::load_lora(file_of(lv::st::serialize(lv::tensors_to_write(conv), conv.metadata).value()), lo).value();
-  run_equivalence(state, in, out);
+  auto c = lv::convert_and_reread(in, o).value();
+  run_equivalence(state, in, c.out.model);
 }
 BENCHMARK(BM_EquivalenceLinear1)->RangeMultiplier(2)->Range(4, 128)->Unit(benchmark::kMillisecond);
 

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "lora/converter.h"
+#include "lora/reread.h"
 #include "report/pipeline.h"
 #include "safetensors/writer.h"
 #include "support/lora_support.h"
@@ -41,14 +42,10 @@ Converted convert_and_reload(const LoraModel& in, OutputLayout to, Style style, 
   o.to = to;
   o.style = style;
   o.dtype = dtype;
-  auto c = convert(in, o);
+  auto c = lv::convert_and_reread(in, o, "converted.safetensors");
   EXPECT_TRUE(c.ok()) << (c.ok() ? "" : c.error().message);
-  Converted r{std::move(c).value(), nullptr, {}};
-  auto bytes = st::serialize(tensors_to_write(r.conv), r.conv.metadata);
-  EXPECT_TRUE(bytes.ok());
-  r.file = lv::test::file_from_bytes(std::move(bytes).value(), "converted.safetensors");
-  r.model = load_or_die(r.file, in.layout);
-  return r;
+  if (!c.ok()) return {};
+  return {std::move(c->conversion), c->out.file, std::move(c->out.model)};
 }
 
 verify::CompareResult compare_or_die(const LoraModel& a, const LoraModel& b) {

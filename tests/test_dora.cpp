@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "lora/converter.h"
+#include "lora/reread.h"
 #include "matrix/loader_cells.h"
 #include "report/pipeline.h"
 #include "safetensors/writer.h"
@@ -56,12 +57,10 @@ struct Converted {
 };
 
 Converted reload(Conversion conv) {
-  Converted r{std::move(conv), nullptr, {}};
-  auto bytes = st::serialize(tensors_to_write(r.conv), r.conv.metadata);
-  EXPECT_TRUE(bytes.ok());
-  r.file = test::file_from_bytes(std::move(bytes).value(), "converted.safetensors");
-  r.model = load_or_die(r.file, kTiny);
-  return r;
+  auto back = lv::reread(conv, kTiny, false, "converted.safetensors");
+  EXPECT_TRUE(back.ok()) << (back.ok() ? "" : back.error().message);
+  if (!back.ok()) return {};
+  return {std::move(conv), back->file, std::move(back->model)};
 }
 
 Converted convert_or_die(const LoraModel& in, OutputLayout to, Style style) {

@@ -6,6 +6,7 @@
 
 #include "flux/family.h"
 #include "lora/converter.h"
+#include "lora/reread.h"
 #include "report/pipeline.h"
 #include "support/lora_support.h"
 #include "verify/equivalence.h"
@@ -232,14 +233,9 @@ TEST(Families, Flux2ConvertsToEveryStyleAndBackExactly) {
         co.to = st == Style::kDiffusers ? OutputLayout::kDiffusers : OutputLayout::kBfl;
         co.style = st;
         co.dtype = st::DType::kF64;
-        auto conv = convert(*in, co);
-        ASSERT_TRUE(conv.ok()) << conv.error().message;
-        auto bytes = st::serialize(tensors_to_write(*conv), conv->metadata);
-        ASSERT_TRUE(bytes.ok());
-        LoadOptions lo;
-        lo.layout = in->layout;
-        auto out = load_lora(test::file_from_bytes(std::move(bytes).value()), lo);
-        ASSERT_TRUE(out.ok()) << out.error().message;
+        auto c = convert_and_reread(*in, co);
+        ASSERT_TRUE(c.ok()) << c.error().message;
+        const LoraModel* out = &c->out.model;
         for (const auto& t : flux::bfl_targets(in->layout)) {
           std::vector<const Part*> a, b;
           for (const auto& p : in->parts)
@@ -262,19 +258,13 @@ TEST(Families, Flux2RoundTripThroughTheOtherLayoutIsExact) {
   ConvertOptions there;
   there.to = OutputLayout::kDiffusers;
   there.style = Style::kDiffusers;
-  auto a = convert(*in, there);
-  ASSERT_TRUE(a.ok());
-  LoadOptions lo;
-  lo.layout = in->layout;
-  auto mid = load_lora(test::file_from_bytes(st::serialize(tensors_to_write(*a), a->metadata).value()), lo);
-  ASSERT_TRUE(mid.ok());
+  auto a = convert_and_reread(*in, there);
+  ASSERT_TRUE(a.ok()) << a.error().message;
   ConvertOptions back;
   back.style = Style::kPeft;
-  auto b = convert(*mid, back);
-  ASSERT_TRUE(b.ok());
-  auto end = load_lora(test::file_from_bytes(st::serialize(tensors_to_write(*b), b->metadata).value()), lo);
-  ASSERT_TRUE(end.ok());
-  auto cmp = verify::compare(*in, *end);
+  auto b = convert_and_reread(a->out.model, back);
+  ASSERT_TRUE(b.ok()) << b.error().message;
+  auto cmp = verify::compare(*in, b->out.model);
   ASSERT_TRUE(cmp.ok());
   EXPECT_TRUE(cmp->all_equivalent);
   EXPECT_EQ(cmp->worst_relative_error, 0.0);

@@ -14,6 +14,7 @@
 #include <optional>
 #include <thread>
 
+#include "lora/reread.h"
 #include "matrix/converter_cell.h"
 #include "matrix/grid.h"
 #include "matrix/loader_cells.h"
@@ -61,12 +62,6 @@ MatrixCell cell_from(const std::string& column, const Result<Report>& r) {
   return c;
 }
 
-Result<FileRef> reread(const Conversion& c, const std::string& name) {
-  LV_TRY_ASSIGN(bytes, st::serialize(tensors_to_write(c), c.metadata));
-  auto f = st::SafetensorsFile::from_bytes(std::move(bytes), name);
-  if (!f.ok()) return internal_error("the converter wrote an invalid file: " + f.error().message);
-  return std::make_shared<const st::SafetensorsFile>(std::move(f).value());
-}
 
 // Converts to the other layout (default style), then back, and compares with the source.
 Result<Report> round_trip(const FileRef& src, const flux::Family* family) {
@@ -74,17 +69,13 @@ Result<Report> round_trip(const FileRef& src, const flux::Family* family) {
   first.family = family;
   LV_TRY_ASSIGN(in, load_lora(src, first));
   ConvertOptions there = report::resolve_convert_options(in, PipelineOptions{});
-  LV_TRY_ASSIGN(c1, convert(in, there));
-  LV_TRY_ASSIGN(f1, reread(c1, "(converted in memory)"));
-  LoadOptions lo;
-  lo.layout = in.layout;
-  lo.allow_empty = true;
-  LV_TRY_ASSIGN(mid, load_lora(f1, lo));
+  LV_TRY_ASSIGN(first_way, convert_and_reread(in, there));
+  const LoraModel& mid = first_way.out.model;
   ConvertOptions back;
   back.to = there.to == OutputLayout::kBfl ? OutputLayout::kDiffusers : OutputLayout::kBfl;
   back.style = back.to == OutputLayout::kBfl ? Style::kKohya : Style::kDiffusers;
   LV_TRY_ASSIGN(c2, convert(mid, back));
-  LV_TRY_ASSIGN(f2, reread(c2, "(converted back in memory)"));
+  LV_TRY_ASSIGN(f2, serialize_and_read(c2, false, "(converted back in memory)"));
   PipelineOptions cmp;
   cmp.threads = 1;
   cmp.family = family;

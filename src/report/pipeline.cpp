@@ -10,6 +10,7 @@
 
 #include "loaders/verdict.h"
 #include "lora/keys.h"
+#include "lora/reread.h"
 #include "report/loader_rows.h"
 #include "safetensors/writer.h"
 #include "verify/checks.h"
@@ -211,12 +212,6 @@ Result<LoraModel> load(std::shared_ptr<const st::SafetensorsFile> file, const Pi
 
 // Reads the converted side with the input's layout (a conversion changes names, not
 // shapes). A file without LoRA tensors is an empty model: every module is then missing.
-Result<LoraModel> load_output(std::shared_ptr<const st::SafetensorsFile> file, const LoraModel& in) {
-  LoadOptions lo;
-  lo.layout = in.layout;
-  lo.allow_empty = true;
-  return load_lora(std::move(file), lo);
-}
 
 }  // namespace
 
@@ -311,7 +306,7 @@ Result<Report> verify_conversion(const std::string& command, const LoraModel& or
   const LoraModel& in = plan.kept ? *plan.kept : original;
   const ConvertOptions& co = plan.options;
   step(opt, "re-reading", 3, 6);
-  auto out = load_output(out_file, in);
+  auto out = load_converted(out_file, in.layout);
   if (!out.ok()) return internal_error("the converter's output does not read back: " + out.error().message);
   verify::CompareOptions vo;
   vo.threads = opt.threads;
@@ -332,12 +327,6 @@ Result<Report> verify_conversion(const std::string& command, const LoraModel& or
   return r;
 }
 
-// What gets verified is the serialized output, re-read: a conversion tensor's buffer is
-// freed once its bytes are written or serialized, so peak memory holds the output once.
-void release(OutTensor& t) {
-  std::vector<uint8_t>().swap(t.owned);
-  t.view = {};
-}
 
 // A --for output is written only where the loader's verdict on it is "loads": a file the loader
 // rejects (whatever is left out) is refused, and so is one whose verdict is not established,
@@ -516,12 +505,9 @@ Result<Report> verify_once(std::shared_ptr<const st::SafetensorsFile> input, con
     LV_TRY_ASSIGN(conv, convert(g, co));
     output_bytes += conv.bytes();
     step(opt, "serializing" + of, at(1), 6);
-    LV_TRY_ASSIGN(bytes, st::serialize(tensors_to_write(conv), conv.metadata,
-                                       [&](size_t i) { release(conv.tensors[i]); }));
-    auto reread = st::SafetensorsFile::from_bytes(std::move(bytes), "(converted in memory)");
-    if (!reread.ok()) return internal_error("the converter wrote an invalid file: " + reread.error().message);
+    LV_TRY_ASSIGN(file, serialize_and_read(conv, /*free_written=*/true));
     step(opt, "re-reading" + of, at(2), 6);
-    auto out = load_output(std::make_shared<const st::SafetensorsFile>(std::move(reread).value()), in);
+    auto out = load_converted(std::move(file), in.layout);
     if (!out.ok()) return internal_error("the converter's output does not read back: " + out.error().message);
     step(opt, "verifying" + of, at(3), 6);
     verify::CompareOptions vo;
@@ -583,7 +569,7 @@ Result<Report> run_compare(std::shared_ptr<const st::SafetensorsFile> source,
   step(opt, "reading", 0, 4);
   LV_TRY_ASSIGN(in, load(source, opt));
   step(opt, "reading the conversion", 1, 4);
-  LV_TRY_ASSIGN(out, load_output(converted, in));
+  LV_TRY_ASSIGN(out, load_converted(converted, in.layout));
   verify::CompareOptions vo;
   vo.threads = opt.threads;
   step(opt, "verifying", 2, 4);
@@ -622,7 +608,9 @@ Result<Report> convert_once(std::shared_ptr<const st::SafetensorsFile> input, co
   LV_TRY_ASSIGN(pending, st::stage_file(output, tensors_to_write(conv), conv.metadata, {input->path()},
                                         /*allow_stdout=*/true));
   const uint64_t output_bytes = conv.bytes();
-  for (OutTensor& t : conv.tensors) release(t);
+  // What gets verified is the written output, re-read: the conversion's buffers go now, so
+  // peak memory holds the output once.
+  for (OutTensor& t : conv.tensors) free_tensor(t);
   auto written = st::SafetensorsFile::open(pending.temporary());
   if (!written.ok()) return make_error(ErrorCode::kIo, "cannot re-read the written file: " + written.error().message);
   const std::string shown = output == "-" ? std::string(kStandardOutput) : output;
