@@ -148,9 +148,20 @@ const std::vector<Structure>& structures() {
 
 const st::DType kDTypes[] = {st::DType::kF32, st::DType::kF16, st::DType::kBF16};
 
-// The other families of the family table get rows too (BF16, the dialects whose FLUX.2
-// spelling is established: those LoRAs of every family are written in); a structure the family's layout cannot hold is n/a, judged from the layout.
-const char* const kFamilyRows[] = {"chroma", "flux2-dev", "flux2-klein-9b", "flux2-klein-4b"};
+// The full grid is of the family table's first family (FLUX.1). The other families whose
+// tables or widths differ from it get rows too (one differing only in block counts adds nothing
+// at the grid's two blocks): BF16, the dialects whose FLUX.2 spelling is established (those
+// LoRAs of every family are written in); a structure a layout cannot hold is n/a, judged from it.
+const flux::Family& grid_family() { return flux::families().front(); }
+
+std::vector<const flux::Family*> other_families() {
+  std::vector<const flux::Family*> out;
+  const flux::Layout& base = grid_family().layout;
+  for (const flux::Family& f : flux::families())
+    if (!f.test_only && (f.layout.arch != base.arch || f.layout.hidden != base.hidden || f.layout.mlp != base.mlp))
+      out.push_back(&f);
+  return out;
+}
 
 std::optional<std::string> family_not_applicable(const flux::Layout& l, const std::string& structure) {
   const bool split_mlp = flux::parts_of_target(l, "single_blocks.0.linear1").size() == 4;
@@ -181,7 +192,7 @@ Variant make_variant(Variant v, const Dialect& d, const Structure& s, st::DType 
 
 // Every dialect × structure that applies × dtype, of FLUX.1-dev.
 void add_flux1_variants(std::vector<Variant>& out) {
-  const flux::Family* flux1 = flux::find_family("flux1");
+  const flux::Family* flux1 = &grid_family();
   for (const auto& d : dialects())
     for (const auto& s : structures()) {
       if (s.not_applicable(d)) continue;
@@ -195,8 +206,7 @@ void add_flux1_variants(std::vector<Variant>& out) {
 
 // The other families: their dialects × the structures their layouts hold, in BF16.
 void add_family_variants(std::vector<Variant>& out) {
-  for (const char* family : kFamilyRows) {
-    const flux::Family* f = flux::find_family(family);
+  for (const flux::Family* f : other_families()) {
     for (const Dialect& d : dialects()) {
       if (!(d.archs & flux::kArchFlux2)) continue;
       for (const auto& s : structures()) {
@@ -205,7 +215,7 @@ void add_family_variants(std::vector<Variant>& out) {
         v.spec.layout = flux::layout_of(*f);
         if (family_not_applicable(v.spec.layout, s.name)) continue;
         // Named apart from the FLUX.1 rows ("kohya / complete /" filters only those).
-        v.name = std::string(family) + ": " + d.name + ", " + s.name + ", BF16";
+        v.name = std::string(f->name) + ": " + d.name + ", " + s.name + ", BF16";
         out.push_back(make_variant(std::move(v), d, s, st::DType::kBF16, f));
       }
     }
@@ -226,7 +236,7 @@ const std::vector<Variant>& builtin_variants() {
 
 std::string builtin_description() {
   std::string families;
-  for (const char* f : kFamilyRows) families += (families.empty() ? "" : ", ") + std::string(flux::find_family(f)->display);
+  for (const flux::Family* f : other_families()) families += (families.empty() ? "" : ", ") + std::string(f->display);
   return "Built-in variants are generated in memory, seeded (seed " + std::to_string(kSeed) +
          "), from the FLUX.1-dev layout: real FLUX.1-dev shapes, rank " + std::to_string(kRank) +
          ", double and single blocks 0–" + std::to_string(kBlocks - 1) +
