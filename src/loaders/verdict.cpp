@@ -347,17 +347,7 @@ Description describe_output(const LoraModel& model, Style style) {
     // Adapter deltas are renamed when they are alone on exactly one output module (with
     // their own tensors, alpha included), otherwise written as a dense .diff.
     if (p.form == PartForm::kLoKr || p.form == PartForm::kLoHa) {
-      bool one_to_one = false;
-      if (bfl_layout) {
-        one_to_one = p.row_begin == 0 && p.row_end == p.target_rows && !p.swap_halves;
-      } else {
-        for (const auto& pm : flux::parts_of_target(model.layout, p.target))
-          one_to_one |= pm.row_begin == p.row_begin && pm.row_end == p.row_end && pm.swap_halves == p.swap_halves;
-      }
-      const bool alone = std::none_of(model.parts.begin(), model.parts.end(), [&](const Part& o) {
-        return &o != &p && o.target == p.target && o.row_begin < p.row_end && p.row_begin < o.row_end;
-      });
-      if (one_to_one && alone) {
+      if (adapter_renamed(model, p, style_layout(style))) {
         for (const Part::Source& s : p.source_tensors) {
           if (s.role == Role::kBias || s.role == Role::kDiffB) continue;
           std::vector<Kind> kinds{mk};

@@ -575,6 +575,26 @@ Status add_magnitude(const std::vector<const Part*>& here, const Spelling& sp, S
 
 }  // namespace
 
+std::vector<OutputModule> output_modules(const flux::Layout& layout, const std::string& target, OutputLayout to) {
+  std::vector<OutputModule> out;
+  const auto maps = flux::parts_of_target(layout, target);
+  if (to == OutputLayout::kBfl) {
+    if (auto t = flux::find_target(layout, target)) out.push_back({"", 0, t->rows, false});
+    return out;
+  }
+  for (const auto& pm : maps) out.push_back({pm.diffusers, pm.row_begin, pm.row_end, pm.swap_halves});
+  return out;
+}
+
+bool adapter_renamed(const LoraModel& model, const Part& p, OutputLayout to) {
+  for (const OutputModule& m : output_modules(model.layout, p.target, to)) {
+    if (!maps_one_to_one(p, m.begin, m.end, m.swap)) continue;
+    return std::none_of(model.parts.begin(), model.parts.end(),
+                        [&](const Part& o) { return &o != &p && o.target == p.target && overlaps(o, m.begin, m.end); });
+  }
+  return false;
+}
+
 std::string_view strategy_name(Strategy s) {
   switch (s) {
     case Strategy::kRename: return "rename";
@@ -601,23 +621,18 @@ using TargetParts = std::pair<const std::string, std::vector<const Part*>>;
 // Converts one target into `out` (its modules, in the layout's order).
 Status convert_target(const LoraModel& model, const ConvertOptions& opt, const std::string& target,
                       std::vector<const Part*> parts, ModuleBuilder& builder, Conversion& out) {
-  const bool to_bfl = opt.to == OutputLayout::kBfl;
   // Row order, so fused factors list q, k, v, mlp as the target does.
   std::stable_sort(parts.begin(), parts.end(), [](const Part* a, const Part* b) { return a->row_begin < b->row_begin; });
   const Part& first = *parts.front();
   auto maps = flux::parts_of_target(model.layout, target);
-  // Output modules of this target: the whole target (BFL) or each diffusers part.
   struct Module {
     Spelling sp;
     int64_t begin, end;
     bool swap;
   };
   std::vector<Module> modules;
-  if (to_bfl) {
-    modules.push_back({spell(opt.style, target, ""), 0, first.target_rows, false});
-  } else {
-    for (const auto& pm : maps) modules.push_back({spell(opt.style, target, pm.diffusers), pm.row_begin, pm.row_end, pm.swap_halves});
-  }
+  for (const OutputModule& om : output_modules(model.layout, target, opt.to))
+    modules.push_back({spell(opt.style, target, om.diffusers), om.begin, om.end, om.swap});
   if (modules.empty()) return internal_error("target " + target + " has no modules in the layout");
 
   for (const Module& m : modules) {

@@ -67,6 +67,18 @@ struct Conversion {
 
 Result<Conversion> convert(const LoraModel& model, const ConvertOptions& options);
 
+// The plan convert() follows, for those that describe its output without building it.
+// One output module of a target: the whole target (BFL) or one diffusers part (`diffusers`).
+struct OutputModule {
+  std::string diffusers;  // "" in the BFL layout
+  int64_t begin = 0, end = 0;
+  bool swap = false;  // its rows are the target's with the two halves swapped
+};
+std::vector<OutputModule> output_modules(const flux::Layout& layout, const std::string& target, OutputLayout to);
+// An adapter delta (LoKr, LoHa, dense) is renamed, bit for bit, when it is alone on exactly
+// one output module; otherwise it is written as a dense .diff of each module it touches.
+bool adapter_renamed(const LoraModel& model, const Part& p, OutputLayout to);
+
 // Views for the writer (valid while `conversion` lives).
 std::vector<st::TensorToWrite> tensors_to_write(const Conversion& conversion);
 
