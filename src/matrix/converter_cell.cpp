@@ -149,8 +149,7 @@ bool grade_run(const process::Outcome& run, const ConverterLimits& limits, const
 }
 
 // {out} read back and compared with the source, as `compare` does.
-void compare_output(const std::string& converter, const CellDir& cell, const std::shared_ptr<const st::SafetensorsFile>& source,
-                    const flux::Family* family, MatrixCell& c) {
+void compare_output(const std::string& converter, const CellDir& cell, const Source& source, MatrixCell& c) {
   const std::string name = "output of " + converter;
   auto file = st::SafetensorsFile::open(cell.out());
   if (!file.ok()) {
@@ -160,9 +159,10 @@ void compare_output(const std::string& converter, const CellDir& cell, const std
   }
   auto converted = std::make_shared<const st::SafetensorsFile>(std::move(file).value());
   report::PipelineOptions cmp;
-  cmp.family = family;
+  cmp.family = source.family;
   cmp.threads = 1;  // parallelism is across rows
-  auto r = report::run_compare(source, converted, cmp);
+  auto model = source.get();
+  auto r = model.ok() ? report::run_compare(**model, converted, cmp) : Result<report::Report>(model.error());
   if (!r.ok()) {
     c.outcome = Outcome::kUnreadableOutput;
     c.reason = cell.stable(replace_all(r.error().message, cell.out(), name));
@@ -182,7 +182,7 @@ void compare_output(const std::string& converter, const CellDir& cell, const std
 
 // A run that exited 0: what it wrote as {out}.
 void grade_output(const std::string& converter, const CellDir& cell, const ConverterLimits& limits, const std::string& err,
-                  const std::shared_ptr<const st::SafetensorsFile>& source, const flux::Family* family, MatrixCell& c) {
+                  const Source& source, MatrixCell& c) {
   struct stat st {};
   if (::lstat(cell.out().c_str(), &st) != 0) {
     c.outcome = Outcome::kNoOutput;
@@ -198,7 +198,7 @@ void grade_output(const std::string& converter, const CellDir& cell, const Conve
     c.reason = "{out} reached the --converter-max-output limit of " + std::to_string(limits.max_output) +
                " bytes (writes past it fail)";
   } else {
-    compare_output(converter, cell, source, family, c);
+    compare_output(converter, cell, source, c);
   }
 }
 
@@ -241,9 +241,8 @@ std::optional<std::string> parse_converter(const std::string& spec, MatrixConver
   return std::nullopt;
 }
 
-MatrixCell run_converter_cell(const MatrixConverter& conv, const ConverterLimits& limits,
-                              const std::shared_ptr<const st::SafetensorsFile>& source, const ConverterInput& input,
-                              const std::string& variant, const flux::Family* family) {
+MatrixCell run_converter_cell(const MatrixConverter& conv, const ConverterLimits& limits, const Source& source,
+                              const ConverterInput& input, const std::string& variant) {
   MatrixCell c;
   c.column = conv.name;
   CellDir cell;
@@ -262,7 +261,7 @@ MatrixCell run_converter_cell(const MatrixConverter& conv, const ConverterLimits
   const process::Outcome run =
       process::run_shell(cmd, cell.dir, cell.out_log(), cell.err_log(), {limits.timeout_seconds, limits.max_output});
   const Printed printed = read_printed(cell);
-  if (!grade_run(run, limits, printed.err, c)) grade_output(conv.name, cell, limits, printed.err, source, family, c);
+  if (!grade_run(run, limits, printed.err, c)) grade_output(conv.name, cell, limits, printed.err, source, c);
   if (c.outcome != Outcome::kEquivalent) {
     c.log = "logs/" + conv.name + "/" + variant_slug(variant) + ".log";
     c.log_text = log_text(conv, variant, cmd, cell, c, printed);

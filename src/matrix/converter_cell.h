@@ -11,6 +11,7 @@
 
 #include "flux/family.h"
 #include "matrix/model.h"
+#include "matrix/source.h"
 #include "safetensors/reader.h"
 
 namespace lv::matrix {
@@ -30,8 +31,7 @@ struct ConverterInput {
 // Outcomes: equivalent, not equivalent, failed, timed out, no output, unreadable output.
 // For cells that are not equivalent, `log` names the log file (logs/<converter>/<slug>.log,
 // relative to --out) and `log_text` holds its text.
-MatrixCell run_converter_cell(const MatrixConverter& conv, const ConverterLimits& limits,
-                              const std::shared_ptr<const st::SafetensorsFile>& source, const ConverterInput& input,
-                              const std::string& variant, const flux::Family* family = nullptr);
+MatrixCell run_converter_cell(const MatrixConverter& conv, const ConverterLimits& limits, const Source& source,
+                              const ConverterInput& input, const std::string& variant);
 
 }  // namespace lv::matrix

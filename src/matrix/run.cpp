@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "lora/reread.h"
+#include "matrix/source.h"
 #include "matrix/converter_cell.h"
 #include "matrix/grid.h"
 #include "matrix/loader_cells.h"
@@ -64,10 +65,9 @@ MatrixCell cell_from(const std::string& column, const Result<Report>& r) {
 
 
 // Converts to the other layout (default style), then back, and compares with the source.
-Result<Report> round_trip(const FileRef& src, const flux::Family* family) {
-  LoadOptions first;
-  first.family = family;
-  LV_TRY_ASSIGN(in, load_lora(src, first));
+Result<Report> round_trip(const Source& src) {
+  LV_TRY_ASSIGN(in_ptr, src.get());
+  const LoraModel& in = *in_ptr;
   ConvertOptions there = report::resolve_convert_options(in, PipelineOptions{});
   LV_TRY_ASSIGN(first_way, convert_and_reread(in, there));
   const LoraModel& mid = first_way.out.model;
@@ -78,17 +78,18 @@ Result<Report> round_trip(const FileRef& src, const flux::Family* family) {
   LV_TRY_ASSIGN(f2, serialize_and_read(c2, false, "(converted back in memory)"));
   PipelineOptions cmp;
   cmp.threads = 1;
-  cmp.family = family;
-  return report::run_compare(src, f2, cmp);
+  cmp.family = src.family;
+  return report::run_compare(in, f2, cmp);
 }
 
-Result<Report> verify_as(const FileRef& file, OutputLayout to, Style style, const flux::Family* family) {
+Result<Report> verify_as(const Source& src, OutputLayout to, Style style) {
+  LV_TRY_ASSIGN(model, src.get());
   PipelineOptions o;
   o.to = to;
   o.style = style;
   o.threads = 1;  // parallelism is across rows
-  o.family = family;
-  return report::run_verify(file, o);
+  o.family = src.family;
+  return report::run_verify(*model, o);
 }
 
 // The row's dialect and ranks (unless known, or `overwrite`), and its zero-filled parts,
@@ -102,13 +103,13 @@ void take_facts(MatrixRow& row, const Report& r, bool overwrite, bool fused) {
 }
 
 // The selected conversion columns; true when one of them wrote the BFL layout.
-bool add_conversion_cells(MatrixRow& row, const FileRef& file, const MatrixOptions& opt, const flux::Family* family) {
+bool add_conversion_cells(MatrixRow& row, const Source& src, const MatrixOptions& opt) {
   bool bfl_run = false;
   for (const StyleColumn& col : conversions()) {
     if (!selected(opt, col.name)) continue;
     const bool fused = col.to == OutputLayout::kBfl;
     bfl_run = bfl_run || fused;
-    auto r = verify_as(file, col.to, col.style, family);
+    auto r = verify_as(src, col.to, col.style);
     if (r.ok()) take_facts(row, *r, false, fused);
     row.cells.push_back(cell_from(col.name, r));
   }
@@ -119,16 +120,16 @@ MatrixRow run_row(const Job& job, const FileRef& file, const MatrixOptions& opt,
   MatrixRow row;
   row.variant = job.name;
   row.builtin = job.spec != nullptr;
-  const bool bfl_run = add_conversion_cells(row, file, opt, job.family);
-  if (selected(opt, kRoundTrip)) row.cells.push_back(cell_from(kRoundTrip, round_trip(file, job.family)));
+  const Source src = Source::read(file, job.family);
+  const bool bfl_run = add_conversion_cells(row, src, opt);
+  if (selected(opt, kRoundTrip)) row.cells.push_back(cell_from(kRoundTrip, round_trip(src)));
   if (row.dialect.empty() || !bfl_run) {
     // No style column told the dialect, ranks and zero-filled parts: one kohya conversion does.
-    auto r = verify_as(file, OutputLayout::kBfl, Style::kKohya, job.family);
+    auto r = verify_as(src, OutputLayout::kBfl, Style::kKohya);
     if (r.ok()) take_facts(row, *r, true, true);
   }
-  for (const auto& conv : opt.converters)
-    row.cells.push_back(run_converter_cell(conv, opt.limits, file, input, job.name, job.family));
-  row.loaders = matrix_loader_cells(file, job.family);
+  for (const auto& conv : opt.converters) row.cells.push_back(run_converter_cell(conv, opt.limits, src, input, job.name));
+  if (src.model) row.loaders = matrix_loader_cells(*src.model);
   if (row.dialect.empty()) row.dialect = kUnknown;
   if (row.ranks.empty()) row.ranks = kUnknown;
   for (const auto& c : row.cells) row.worst_error = std::max(row.worst_error, c.worst_error);

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <map>
 #include <set>
@@ -209,9 +210,6 @@ Result<LoraModel> load(std::shared_ptr<const st::SafetensorsFile> file, const Pi
   lo.family = opt.family;
   return load_lora(std::move(file), lo);
 }
-
-// Reads the converted side with the input's layout (a conversion changes names, not
-// shapes). A file without LoRA tensors is an empty model: every module is then missing.
 
 }  // namespace
 
@@ -444,21 +442,18 @@ constexpr uint64_t kVerifyGroupBytes = uint64_t{96} << 20;
 
 namespace {
 
-Result<Report> verify_once(std::shared_ptr<const st::SafetensorsFile> input, const PipelineOptions& opt) {
-  step(opt, "reading", 0, 6);
-  LV_TRY_ASSIGN(original, load(input, opt));
-  LV_TRY_ASSIGN(plan, plan_conversion(original, opt));
-  const LoraModel& in = plan.kept ? *plan.kept : original;
-  const ConvertOptions& co = plan.options;
-  // Groups: whole targets (every part of a target converts and compares together), in the
-  // converter's order, then the pass-through tensors, cut at kVerifyGroupBytes of input.
-  auto bytes_of = [](const Part& p) {
-    uint64_t n = 0;
-    for (const st::TensorView* t : {p.down, p.up, p.diff, p.w1, p.w1_a, p.w1_b, p.w2, p.w2_a, p.w2_b, p.hada_w1_a,
-                                    p.hada_w1_b, p.hada_w2_a, p.hada_w2_b, p.bias, p.magnitude})
-      if (t) n += t->nbytes;
-    return n;
-  };
+// The bytes of a part's tensors in the input.
+uint64_t part_bytes(const Part& p) {
+  uint64_t n = 0;
+  for (const st::TensorView* t : {p.down, p.up, p.diff, p.w1, p.w1_a, p.w1_b, p.w2, p.w2_a, p.w2_b, p.hada_w1_a,
+                                  p.hada_w1_b, p.hada_w2_a, p.hada_w2_b, p.bias, p.magnitude})
+    if (t) n += t->nbytes;
+  return n;
+}
+
+// Groups: whole targets (every part of a target converts and compares together), in the
+// converter's order, then the pass-through tensors, cut at kVerifyGroupBytes of input.
+std::vector<LoraModel> verify_groups(const LoraModel& in) {
   std::map<std::string, std::vector<const Part*>> by_target;
   for (const Part& p : in.parts) by_target[p.target].push_back(&p);
   std::vector<LoraModel> groups;
@@ -473,7 +468,7 @@ Result<Report> verify_once(std::shared_ptr<const st::SafetensorsFile> input, con
   };
   for (const auto& [target, ps] : by_target) {
     uint64_t n = 0;
-    for (const Part* p : ps) n += bytes_of(*p);
+    for (const Part* p : ps) n += part_bytes(*p);
     LoraModel& g = next_group(n);
     for (const Part* p : ps) g.parts.push_back(*p);
   }
@@ -482,66 +477,90 @@ Result<Report> verify_once(std::shared_ptr<const st::SafetensorsFile> input, con
     next_group(t ? t->nbytes : 0).passthrough.push_back(pt);
   }
   if (groups.empty()) groups.push_back(in.empty_copy());
+  return groups;
+}
 
-  Conversion all;
-  OutputSide output_side;  // what each loader does with the output, gathered group by group
-  std::optional<LoraModel> first_out;
+// What verifying the groups one by one gathers.
+struct Verified {
+  Conversion all;         // notes, modules and pass-through count of every group
+  OutputSide output_side;  // what each loader does with the output
+  std::optional<LoraModel> first_out;  // the output's dialect (no parts kept)
   std::vector<Finding> out_findings;
   verify::CompareResult cmp;
   uint64_t output_bytes = 0;
-  auto add_unique = [](std::vector<Finding>& to, const Finding& f) {
-    for (const Finding& e : to)
-      if (e.id == f.id && e.tensor == f.tensor && e.message == f.message) return;
-    to.push_back(f);
-  };
-  size_t group_no = 0;
-  for (LoraModel& g : groups) {
-    // One group: the phases as convert names them; several: the same, numbered.
+};
+
+void add_unique(std::vector<Finding>& to, const Finding& f) {
+  for (const Finding& e : to)
+    if (e.id == f.id && e.tensor == f.tensor && e.message == f.message) return;
+  to.push_back(f);
+}
+
+// One group: converted, serialized, re-read and compared; its facts added to `v`.
+Status verify_group(const LoraModel& g, const ConvertOptions& co, const PipelineOptions& opt, const std::string& of,
+                    const std::function<int(int)>& at, Verified& v) {
+  step(opt, "converting" + of, at(0), 6);
+  LV_TRY_ASSIGN(conv, convert(g, co));
+  v.output_bytes += conv.bytes();
+  step(opt, "serializing" + of, at(1), 6);
+  LV_TRY_ASSIGN(file, serialize_and_read(conv, /*free_written=*/true));
+  step(opt, "re-reading" + of, at(2), 6);
+  auto out = load_converted(std::move(file), g.layout);
+  if (!out.ok()) return internal_error("the converter's output does not read back: " + out.error().message);
+  step(opt, "verifying" + of, at(3), 6);
+  verify::CompareOptions vo;
+  vo.threads = opt.threads;
+  LV_TRY_ASSIGN(part_cmp, verify::compare_parts(g.parts, out->parts, vo));
+  for (auto& m : part_cmp.modules) v.cmp.modules.push_back(std::move(m));
+  for (const Finding& f : conv.notes) add_unique(v.all.notes, f);
+  for (const Finding& f : out->findings)
+    if (f.severity != Severity::kInfo) add_unique(v.out_findings, {f.id, f.severity, f.tensor, "in the output: " + f.message});
+  v.all.modules.insert(v.all.modules.end(), conv.modules.begin(), conv.modules.end());
+  append_output_side(v.output_side, *out, opt.threads);
+  v.all.passthrough += conv.passthrough;
+  if (!v.first_out || (v.first_out->parts.empty() && !out->parts.empty())) {
+    out->parts.clear();  // only its dialect is reported: the group's bytes need not stay
+    out->file.reset();
+    v.first_out = std::move(out).value();
+  }
+  return {};
+}
+
+// Every group in turn (one: the phases as convert names them; several: the same, numbered),
+// then the modules in target order with the worst error.
+Result<Verified> verify_all_groups(const LoraModel& in, const ConvertOptions& co, const PipelineOptions& opt) {
+  const std::vector<LoraModel> groups = verify_groups(in);
+  Verified v;
+  for (size_t i = 0; i < groups.size(); ++i) {
     const std::string of = groups.size() == 1 ? std::string()
-                                              : " (group " + std::to_string(group_no + 1) + " of " +
-                                                    std::to_string(groups.size()) + ")";
-    auto at = [&](int k) { return static_cast<int>((group_no * 4 + static_cast<size_t>(k)) / groups.size()) + 1; };
-    step(opt, "converting" + of, at(0), 6);
-    LV_TRY_ASSIGN(conv, convert(g, co));
-    output_bytes += conv.bytes();
-    step(opt, "serializing" + of, at(1), 6);
-    LV_TRY_ASSIGN(file, serialize_and_read(conv, /*free_written=*/true));
-    step(opt, "re-reading" + of, at(2), 6);
-    auto out = load_converted(std::move(file), in.layout);
-    if (!out.ok()) return internal_error("the converter's output does not read back: " + out.error().message);
-    step(opt, "verifying" + of, at(3), 6);
-    verify::CompareOptions vo;
-    vo.threads = opt.threads;
-    LV_TRY_ASSIGN(part_cmp, verify::compare_parts(g.parts, out->parts, vo));
-    ++group_no;
-    for (auto& m : part_cmp.modules) cmp.modules.push_back(std::move(m));
-    for (const Finding& f : conv.notes) add_unique(all.notes, f);
-    for (Finding f : out->findings)
-      if (f.severity != Severity::kInfo) add_unique(out_findings, {f.id, f.severity, f.tensor, "in the output: " + f.message});
-    all.modules.insert(all.modules.end(), conv.modules.begin(), conv.modules.end());
-    append_output_side(output_side, *out, opt.threads);
-    all.passthrough += conv.passthrough;
-    if (!first_out || (first_out->parts.empty() && !out->parts.empty())) {
-      out->parts.clear();  // only its dialect is reported: the group's bytes need not stay
-      out->file.reset();
-      first_out = std::move(out).value();
-    }
+                                              : " (group " + std::to_string(i + 1) + " of " + std::to_string(groups.size()) + ")";
+    auto at = [&](int k) { return static_cast<int>((i * 4 + static_cast<size_t>(k)) / groups.size()) + 1; };
+    LV_TRY(verify_group(groups[i], co, opt, of, at, v));
   }
-  std::sort(cmp.modules.begin(), cmp.modules.end(), [](const auto& x, const auto& y) { return x.target < y.target; });
-  for (const auto& m : cmp.modules) {
-    if (m.status != verify::ModuleStatus::kEquivalent) cmp.all_equivalent = false;
-    if (!std::isnan(m.relative_error)) cmp.worst_relative_error = std::max(cmp.worst_relative_error, m.relative_error);
+  std::sort(v.cmp.modules.begin(), v.cmp.modules.end(), [](const auto& x, const auto& y) { return x.target < y.target; });
+  for (const auto& m : v.cmp.modules) {
+    if (m.status != verify::ModuleStatus::kEquivalent) v.cmp.all_equivalent = false;
+    if (!std::isnan(m.relative_error)) v.cmp.worst_relative_error = std::max(v.cmp.worst_relative_error, m.relative_error);
   }
+  return v;
+}
+
+// The verify pipeline from a loaded model: plan, convert and verify in groups, report.
+Result<Report> verify_model(const LoraModel& original, const PipelineOptions& opt) {
+  LV_TRY_ASSIGN(plan, plan_conversion(original, opt));
+  const LoraModel& in = plan.kept ? *plan.kept : original;
+  const ConvertOptions& co = plan.options;
+  LV_TRY_ASSIGN(v, verify_all_groups(in, co, opt));
   auto findings = input_findings(in);
-  findings.insert(findings.end(), all.notes.begin(), all.notes.end());
-  findings.insert(findings.end(), out_findings.begin(), out_findings.end());
+  findings.insert(findings.end(), v.all.notes.begin(), v.all.notes.end());
+  findings.insert(findings.end(), v.out_findings.begin(), v.out_findings.end());
   add_dropped_findings(plan, opt, findings);
-  Report r = build("verify", in, *first_out, cmp, &all, std::move(findings));
+  Report r = build("verify", in, *v.first_out, v.cmp, &v.all, std::move(findings));
   r.layout = std::string(layout_name(co.to));
   r.style = std::string(style_name(co.style));
-  r.summary.output_bytes = output_bytes;
+  r.summary.output_bytes = v.output_bytes;
   step(opt, "loaders", 5, 6);
-  attach_loaders(r, original, output_side, "", plan, opt);
+  attach_loaders(r, original, v.output_side, "", plan, opt);
   step(opt, "done", 6, 6);
   return r;
 }
@@ -561,13 +580,24 @@ Result<Report> with_own_layout_fallback(const PipelineOptions& opt, Once once) {
 }  // namespace
 
 Result<Report> run_verify(std::shared_ptr<const st::SafetensorsFile> input, const PipelineOptions& opt) {
-  return with_own_layout_fallback(opt, [&](const PipelineOptions& o) { return verify_once(input, o); });
+  step(opt, "reading", 0, 6);
+  LV_TRY_ASSIGN(model, load(input, opt));
+  return run_verify(model, opt);
+}
+
+Result<Report> run_verify(const LoraModel& model, const PipelineOptions& opt) {
+  return with_own_layout_fallback(opt, [&](const PipelineOptions& o) { return verify_model(model, o); });
 }
 
 Result<Report> run_compare(std::shared_ptr<const st::SafetensorsFile> source,
                            std::shared_ptr<const st::SafetensorsFile> converted, const PipelineOptions& opt) {
   step(opt, "reading", 0, 4);
   LV_TRY_ASSIGN(in, load(source, opt));
+  return run_compare(in, std::move(converted), opt);
+}
+
+Result<Report> run_compare(const LoraModel& in, std::shared_ptr<const st::SafetensorsFile> converted,
+                           const PipelineOptions& opt) {
   step(opt, "reading the conversion", 1, 4);
   LV_TRY_ASSIGN(out, load_converted(converted, in.layout));
   verify::CompareOptions vo;

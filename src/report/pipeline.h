@@ -62,10 +62,16 @@ ConvertOptions resolve_convert_options(const LoraModel& model, const PipelineOpt
 
 // Converts `input` in memory, re-reads the result with the same reader, and verifies it.
 Result<Report> run_verify(std::shared_ptr<const st::SafetensorsFile> input, const PipelineOptions& opt);
+// The same from a model already loaded (with the family and layout `opt` names): callers that
+// verify one input several ways load it once.
+Result<Report> run_verify(const LoraModel& model, const PipelineOptions& opt);
 
 // Verifies a conversion made by any tool: `converted` may be in any dialect lora-verify reads.
 Result<Report> run_compare(std::shared_ptr<const st::SafetensorsFile> source,
                            std::shared_ptr<const st::SafetensorsFile> converted, const PipelineOptions& opt);
+// The same from the source model already loaded.
+Result<Report> run_compare(const LoraModel& source, std::shared_ptr<const st::SafetensorsFile> converted,
+                           const PipelineOptions& opt);
 
 // How a report names standard output (`convert -o -`).
 inline constexpr const char* kStandardOutput = "(standard output)";
