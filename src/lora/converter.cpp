@@ -459,10 +459,10 @@ std::string_view form_name(PartForm f) {
   }
 }
 
-Status rename_adapter(const Part& p, const Spelling& sp, Conversion& out, const st::SafetensorsFile& file) {
+Status rename_adapter(const Part& p, const Spelling& sp, Conversion& out) {
   for (const Part::Source& s : p.source_tensors) {
-    const TensorView* t = file.find(s.name);
-    if (!t) return internal_error("tensor " + s.name + " of part " + p.source_module + " vanished");
+    const TensorView* t = s.tensor;
+    if (!t) return internal_error("tensor " + s.name + " of part " + p.source_module + " has no data");
     if (s.role == Role::kDiffB || s.role == Role::kBias) continue;  // written with the module's bias
     if (s.role == Role::kMagnitude || s.role == Role::kDoraScale) continue;  // written by add_magnitude
     OutTensor o;
@@ -659,7 +659,7 @@ Status convert_target(const LoraModel& model, const ConvertOptions& opt, const s
     // One adapter alone on exactly this module: renamed, bit for bit.
     const bool alone = here.size() == 1 && maps_one_to_one(*adapters[0], m.begin, m.end, m.swap);
     if (alone) {
-      LV_TRY(rename_adapter(*adapters[0], m.sp, out, *model.file));
+      LV_TRY(rename_adapter(*adapters[0], m.sp, out));
       if (adapters[0]->bias) builder.build(m.sp, target, m.end - m.begin, first.target_cols, std::move(contribs), 0);
       continue;
     }
@@ -741,7 +741,6 @@ Result<Conversion> convert_all_targets(const LoraModel& model, const ConvertOpti
 }  // namespace
 
 Result<Conversion> convert(const LoraModel& model, const ConvertOptions& opt) {
-  const bool to_bfl = opt.to == OutputLayout::kBfl;
   if (opt.to != style_layout(opt.style))
     return make_error(ErrorCode::kUsage, "style " + std::string(style_name(opt.style)) + " does not write the " +
                                              std::string(layout_name(opt.to)) + " layout");

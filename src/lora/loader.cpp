@@ -536,7 +536,7 @@ void GroupReader::finish() {
                                    " on " + at_.target + ": the effective weight needs the base model's weights; "
                                    "the factors and the magnitude are checked, not the merged weight"});
   for (auto& p : made_) {
-    for (auto& [role, t] : g_.tensors) p.source_tensors.push_back({t->name, role, g_.dialects.at(role)});
+    for (auto& [role, t] : g_.tensors) p.source_tensors.push_back({t->name, role, g_.dialects.at(role), t});
     model_.parts.push_back(std::move(p));
   }
 }

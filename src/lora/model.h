@@ -76,6 +76,7 @@ struct Part {
     std::string name;
     Role role;
     DialectTag dialect;
+    const st::TensorView* tensor = nullptr;  // into LoraModel::file
   };
   std::vector<Source> source_tensors;
   std::vector<std::string> source_names() const;

@@ -445,9 +445,7 @@ namespace {
 // The bytes of a part's tensors in the input.
 uint64_t part_bytes(const Part& p) {
   uint64_t n = 0;
-  for (const st::TensorView* t : {p.down, p.up, p.diff, p.w1, p.w1_a, p.w1_b, p.w2, p.w2_a, p.w2_b, p.hada_w1_a,
-                                  p.hada_w1_b, p.hada_w2_a, p.hada_w2_b, p.bias, p.magnitude})
-    if (t) n += t->nbytes;
+  for (const Part::Source& s : p.source_tensors) n += s.tensor ? s.tensor->nbytes : 0;
   return n;
 }
 
