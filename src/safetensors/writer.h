@@ -29,7 +29,7 @@ Result<std::vector<uint8_t>> serialize(const std::vector<TensorToWrite>& tensors
                                        const std::map<std::string, std::string>& metadata,
                                        const std::function<void(size_t)>& copied = {});
 
-// Streams the file to a temporary file beside `path`, fsyncs and renames it into place.
+// Streams the file to a temporary file beside `path`, fsyncs it and renames it into place.
 // `path` "-" is refused (kCannotCreate): it means standard output, never a file named "-".
 // Refuses (kCannotCreate) when `path` names the same file as one of `inputs` (compared by
 // device and inode, so links and `./x` spellings are caught). Never leaves a partial file
@@ -42,8 +42,10 @@ Status write_file(const std::string& path, const std::vector<TensorToWrite>& ten
 // that it can be re-read and verified first. commit() puts it in place: a regular file (or
 // none yet) is replaced by a rename; a character device or FIFO (and "-", standard output,
 // when stage_file allows it) gets the bytes streamed into it, as a shell redirection would,
-// and is never replaced. Destroyed without commit(), the temporary is removed and the
-// destination is as it was. A signal (remove_temporaries_on_signals) removes it too.
+// and is never replaced. The temporary's bytes can be re-read at once: its fsync runs in
+// the background and commit() waits for it (a failed fsync is a kIo error, the temporary
+// removed). Destroyed without commit(), the temporary is removed and the destination is as
+// it was. A signal (remove_temporaries_on_signals) removes it too.
 class PendingOutput {
  public:
   PendingOutput();
