@@ -707,38 +707,48 @@ bool low_rank_errors(const Side& a, const Side& b, int64_t rows, Sums& s, std::s
 }
 
 // Marks the columns of `rank`-wide rows [r0, r0+q) that hold a non-zero bit pattern; false
-// when a value is not finite.
+// when a value is not finite. The bits of each column are OR-ed row by row (contiguous,
+// vectorized), then tested once.
 template <typename U>
 bool live_columns(const uint8_t* data, int64_t r0, int64_t q, int64_t rank, U exp_mask, std::vector<uint8_t>& live) {
-  bool finite = true;
+  std::vector<U> bits(static_cast<size_t>(rank), 0);
+  U bad = 0;
   for (int64_t t = 0; t < q; ++t) {
     const uint8_t* row = data + static_cast<size_t>((r0 + t) * rank) * sizeof(U);
     for (int64_t c = 0; c < rank; ++c) {
       const U x = st::load_bits<U>(row + static_cast<size_t>(c) * sizeof(U));
-      live[static_cast<size_t>(c)] |= x != 0;
-      finite &= (x & exp_mask) != exp_mask;
+      bits[static_cast<size_t>(c)] |= x;
+      bad |= static_cast<U>((x & exp_mask) == exp_mask);
     }
   }
-  return finite;
+  for (int64_t c = 0; c < rank; ++c) live[static_cast<size_t>(c)] |= bits[static_cast<size_t>(c)] != 0;
+  return bad == 0;
+}
+
+// A hash of `n` bytes, 8 at a time in four independent lanes (no serial multiply chain).
+uint64_t hash_bytes(const uint8_t* p, size_t n) {
+  uint64_t h[4] = {0xcbf29ce484222325ull, 0x84222325cbf29ce4ull, 0x9e3779b97f4a7c15ull, 0xc2b2ae3d27d4eb4full};
+  size_t k = 0;
+  for (; k + 8 <= n; k += 8) {
+    uint64_t& lane = h[(k >> 3) & 3];
+    lane = (lane ^ st::load_bits<uint64_t>(p + k)) * 0x100000001b3ull;
+  }
+  for (; k < n; ++k) h[0] = (h[0] ^ p[k]) * 0x100000001b3ull;
+  return ((h[0] ^ (h[1] >> 7)) * 0xff51afd7ed558ccdull) ^ ((h[2] ^ (h[3] >> 11)) * 0xc4ceb9fe1a85ec53ull);
 }
 
 // A hash per row of a row-major matrix; false when a value is not finite.
 template <typename U>
 bool row_hashes(const uint8_t* data, uint64_t rows, uint64_t cols, U exp_mask, std::vector<uint64_t>& out) {
-  bool finite = true;
   out.resize(static_cast<size_t>(rows));
-  for (uint64_t r = 0; r < rows; ++r) {
-    const uint8_t* row = data + r * cols * sizeof(U);
-    uint64_t h[2] = {0xcbf29ce484222325ull, 0x84222325cbf29ce4ull};
-    for (uint64_t k = 0; k < cols; ++k) {
-      const U x = st::load_bits<U>(row + k * sizeof(U));
-      finite &= (x & exp_mask) != exp_mask;
-      uint64_t& lane = h[k & 1];
-      lane = (lane ^ static_cast<uint64_t>(x)) * 0x100000001b3ull;
-    }
-    out[static_cast<size_t>(r)] = (h[0] ^ (h[1] >> 7)) * 0xff51afd7ed558ccdull;
+  const size_t row_bytes = static_cast<size_t>(cols) * sizeof(U);
+  for (uint64_t r = 0; r < rows; ++r) out[static_cast<size_t>(r)] = hash_bytes(data + r * row_bytes, row_bytes);
+  U bad = 0;
+  for (uint64_t i = 0; i < rows * cols; ++i) {
+    const U x = st::load_bits<U>(data + i * sizeof(U));
+    bad |= static_cast<U>((x & exp_mask) == exp_mask);
   }
-  return finite;
+  return bad == 0;
 }
 
 template <typename U>
@@ -746,6 +756,96 @@ bool same_column(const uint8_t* a, size_t a_stride, const uint8_t* b, size_t b_s
   for (int64_t t = 0; t < q; ++t)
     if (st::load_bits<U>(a + static_cast<size_t>(t) * a_stride) != st::load_bits<U>(b + static_cast<size_t>(t) * b_stride)) return false;
   return true;
+}
+
+// A low-rank part of bytes_cancel: its dtypes' bit layouts and a hash per down row.
+struct PartBytes {
+  const Part* p;
+  st::IeeeBits up, down;
+  size_t down_row_bytes;
+  std::vector<uint64_t> down_hash;  // per down row
+};
+
+// A non-zero column of a part's up on a segment of bytes_cancel.
+struct ByteTerm {
+  const PartBytes* b;
+  int64_t r0;  // the part's own row of the segment's first row
+  int64_t col;
+  bool used;
+};
+
+// The up columns of two terms equal on the segment's q rows.
+bool same_up_column(const ByteTerm& ta, const ByteTerm& tb, int64_t q) {
+  const PartBytes &ba = *ta.b, &bb = *tb.b;
+  const size_t es = ba.up.bytes;
+  const size_t ra = static_cast<size_t>(ba.p->up->shape[1]), rb = static_cast<size_t>(bb.p->up->shape[1]);
+  const uint8_t* a0 = ba.p->up->data + (static_cast<size_t>(ta.r0) * ra + static_cast<size_t>(ta.col)) * es;
+  const uint8_t* b0 = bb.p->up->data + (static_cast<size_t>(tb.r0) * rb + static_cast<size_t>(tb.col)) * es;
+  return st::with_bits(ba.up.bytes, [&](auto u) { return same_column<decltype(u)>(a0, ra * es, b0, rb * es, q); });
+}
+
+// Same scale, dtypes and down-row bytes: the terms cancel if their up columns are equal.
+bool same_down(const ByteTerm& ta, const ByteTerm& tb) {
+  const PartBytes &ba = *ta.b, &bb = *tb.b;
+  return ba.p->scale == bb.p->scale && ba.p->up->dtype == bb.p->up->dtype && ba.p->down->dtype == bb.p->down->dtype &&
+         ba.down_row_bytes == bb.down_row_bytes &&
+         std::memcmp(ba.p->down->data + static_cast<size_t>(ta.col) * ba.down_row_bytes,
+                     bb.p->down->data + static_cast<size_t>(tb.col) * bb.down_row_bytes, ba.down_row_bytes) == 0;
+}
+
+// The up columns of every pair equal on the segment's q rows, in one pass over the rows
+// (row-major storage: each row of every up is read once, not once per column). Pairs of
+// adjacent columns of the same two parts compare as one run of bytes per row.
+bool up_columns_equal(const std::vector<std::pair<const ByteTerm*, const ByteTerm*>>& pairs, int64_t q) {
+  struct Run {
+    const ByteTerm *a, *b;
+    int64_t len;
+  };
+  std::vector<Run> runs;
+  for (const auto& [a, b] : pairs) {
+    Run* last = runs.empty() ? nullptr : &runs.back();
+    if (last && last->a->b == a->b && last->b->b == b->b && a->col == last->a->col + last->len &&
+        b->col == last->b->col + last->len)
+      ++last->len;
+    else
+      runs.push_back({a, b, 1});
+  }
+  const auto at = [](const ByteTerm& x, int64_t t) {
+    const st::TensorView& up = *x.b->p->up;
+    return up.data + (static_cast<size_t>(x.r0 + t) * up.shape[1] + static_cast<size_t>(x.col)) * x.b->up.bytes;
+  };
+  for (int64_t t = 0; t < q; ++t)
+    for (const Run& r : runs)
+      if (std::memcmp(at(*r.a, t), at(*r.b, t), static_cast<size_t>(r.len) * r.a->b->up.bytes) != 0) return false;
+  return true;
+}
+
+// Pairs every term of side B with an unused term of side A whose down row is equal (first
+// candidate in hash order) and whose up column is equal on the segment's q rows: with
+// `check_up`, each candidate's column as it is tried; without, the pairs chosen on the downs
+// alone and all their columns checked at the end in one pass over the rows (the same pairs
+// when it succeeds; a failure is "not shown", and the caller tries again with check_up).
+bool pair_terms(std::vector<ByteTerm> (&terms)[2], int64_t q, bool check_up) {
+  std::unordered_multimap<uint64_t, size_t> by_hash;
+  for (size_t i = 0; i < terms[0].size(); ++i) {
+    terms[0][i].used = false;
+    by_hash.emplace(terms[0][i].b->down_hash[static_cast<size_t>(terms[0][i].col)], i);
+  }
+  std::vector<std::pair<const ByteTerm*, const ByteTerm*>> pairs;
+  for (const ByteTerm& tb : terms[1]) {
+    const ByteTerm* match = nullptr;
+    auto [lo, hi] = by_hash.equal_range(tb.b->down_hash[static_cast<size_t>(tb.col)]);
+    for (auto it = lo; it != hi && !match; ++it) {
+      ByteTerm& ta = terms[0][it->second];
+      if (ta.used || !same_down(ta, tb) || (check_up && !same_up_column(ta, tb, q))) continue;
+      ta.used = true;
+      match = &ta;
+    }
+    if (!match) return false;
+    pairs.emplace_back(match, &tb);
+  }
+  if (check_up || pairs.empty()) return true;
+  return up_columns_equal(pairs, q);
 }
 
 // Exact cancellation shown on the raw bytes, the common case of a conversion that copies
@@ -756,12 +856,6 @@ bool same_column(const uint8_t* a, size_t a_stride, const uint8_t* b, size_t b_s
 // False means "not shown" (a dtype other than F16/BF16/F32/F64, different dtypes, a folded
 // scale, a non-finite value, a real difference): the numerical path decides.
 bool bytes_cancel(const std::vector<const Part*>& pa, const std::vector<const Part*>& pb, int64_t rows) {
-  struct PartBytes {
-    const Part* p;
-    st::IeeeBits up, down;
-    size_t down_row_bytes;
-    std::vector<uint64_t> down_hash;  // per down row
-  };
   // A term pairs only with a term of the other side that has the same scale and dtypes: a
   // part with no such counterpart and a non-zero bit in its up is shown not to cancel before
   // anything is hashed (a folded scale, another dtype — the common numerical cases).
@@ -791,17 +885,11 @@ bool bytes_cancel(const std::vector<const Part*>& pa, const std::vector<const Pa
       if (!finite) return false;
       sides[side].push_back(std::move(b));
     }
-  struct Term {
-    const PartBytes* b;
-    int64_t r0;  // the part's own row of the segment's first row
-    int64_t col;
-    bool used;
-  };
   const std::vector<int64_t> cut = segment_cuts(rows, pa, pb);
   std::vector<uint8_t> live;
   for (size_t c = 0; c + 1 < cut.size(); ++c) {
     const int64_t s0 = cut[c], s1 = cut[c + 1], q = s1 - s0;
-    std::vector<Term> terms[2];
+    std::vector<ByteTerm> terms[2];
     for (int side = 0; side < 2; ++side)
       for (const PartBytes& b : sides[side]) {
         const Part& p = *b.p;
@@ -819,31 +907,7 @@ bool bytes_cancel(const std::vector<const Part*>& pa, const std::vector<const Pa
           if (live[static_cast<size_t>(col)]) terms[side].push_back({&b, r0, col, false});
       }
     if (terms[0].size() != terms[1].size()) return false;
-    std::unordered_multimap<uint64_t, size_t> by_hash;
-    for (size_t i = 0; i < terms[0].size(); ++i)
-      by_hash.emplace(terms[0][i].b->down_hash[static_cast<size_t>(terms[0][i].col)], i);
-    for (const Term& tb : terms[1]) {
-      const PartBytes& bb = *tb.b;
-      bool matched = false;
-      auto [lo, hi] = by_hash.equal_range(bb.down_hash[static_cast<size_t>(tb.col)]);
-      for (auto it = lo; it != hi && !matched; ++it) {
-        Term& ta = terms[0][it->second];
-        const PartBytes& ba = *ta.b;
-        if (ta.used || ba.p->scale != bb.p->scale || ba.p->up->dtype != bb.p->up->dtype ||
-            ba.p->down->dtype != bb.p->down->dtype || ba.down_row_bytes != bb.down_row_bytes)
-          continue;
-        if (std::memcmp(ba.p->down->data + static_cast<size_t>(ta.col) * ba.down_row_bytes,
-                        bb.p->down->data + static_cast<size_t>(tb.col) * bb.down_row_bytes, ba.down_row_bytes) != 0)
-          continue;
-        const size_t es = ba.up.bytes;
-        const size_t ra = static_cast<size_t>(ba.p->up->shape[1]), rb = static_cast<size_t>(bb.p->up->shape[1]);
-        const uint8_t* a0 = ba.p->up->data + (static_cast<size_t>(ta.r0) * ra + static_cast<size_t>(ta.col)) * es;
-        const uint8_t* b0 = bb.p->up->data + (static_cast<size_t>(tb.r0) * rb + static_cast<size_t>(tb.col)) * es;
-        matched = st::with_bits(ba.up.bytes, [&](auto u) { return same_column<decltype(u)>(a0, ra * es, b0, rb * es, q); });
-        if (matched) ta.used = true;
-      }
-      if (!matched) return false;
-    }
+    if (!pair_terms(terms, q, false) && !pair_terms(terms, q, true)) return false;
   }
   return true;
 }
