@@ -622,9 +622,10 @@ Result<Report> convert_once(std::shared_ptr<const st::SafetensorsFile> input, co
   // The input's value checks (a pass over its bytes) run beside the write and the verification.
   auto in_findings = std::async(std::launch::async | std::launch::deferred, [&in] { return input_findings(in); });
   // Written to a temporary first; put in place only once it has been re-read and verified.
-  LV_TRY_ASSIGN(pending, st::stage_file(output, tensors_to_write(conv), conv.metadata, {input->path()},
-                                        /*allow_stdout=*/true));
+  // Each buffer is freed as soon as its bytes are written: the page cache takes the memory.
   const uint64_t output_bytes = conv.bytes();
+  LV_TRY_ASSIGN(pending, st::stage_file(output, tensors_to_write(conv), conv.metadata, {input->path()},
+                                        /*allow_stdout=*/true, [&](size_t i) { release(conv.tensors[i]); }));
   for (OutTensor& t : conv.tensors) release(t);
   auto written = st::SafetensorsFile::open(pending.temporary());
   if (!written.ok()) return make_error(ErrorCode::kIo, "cannot re-read the written file: " + written.error().message);

@@ -517,14 +517,16 @@ Result<std::vector<uint8_t>> serialize(const std::vector<TensorToWrite>& tensors
 
 namespace {
 
-Emit emit_file(const Plan& p, const std::vector<TensorToWrite>& tensors) {
-  return [&p, &tensors](const auto& write) {
+Emit emit_file(const Plan& p, const std::vector<TensorToWrite>& tensors, const std::function<void(size_t)>& written = {}) {
+  return [&p, &tensors, &written](const auto& write) {
     uint8_t len[8];
     put_u64(len, p.header.size());
     if (!write({len, 8})) return false;
     if (!write({reinterpret_cast<const uint8_t*>(p.header.data()), p.header.size()})) return false;
-    for (size_t i : p.order)
+    for (size_t i : p.order) {
       if (!write(tensors[i].data)) return false;
+      if (written) written(i);
+    }
     return true;
   };
 }
@@ -550,11 +552,12 @@ Status PendingOutput::commit() {
 
 Result<PendingOutput> stage_file(const std::string& path, const std::vector<TensorToWrite>& tensors,
                                  const std::map<std::string, std::string>& metadata,
-                                 const std::vector<std::string>& inputs, bool allow_stdout) {
+                                 const std::vector<std::string>& inputs, bool allow_stdout,
+                                 const std::function<void(size_t)>& written) {
   auto p = plan(tensors, metadata);
   if (!p.ok()) return p.take_error();
   LV_TRY_ASSIGN(dest, examine(path, inputs, allow_stdout));
-  LV_TRY_ASSIGN(staged, stage(dest, emit_file(*p, tensors)));
+  LV_TRY_ASSIGN(staged, stage(dest, emit_file(*p, tensors, written)));
   auto impl = std::make_unique<PendingOutput::Impl>();
   impl->staged = std::move(staged);
   return PendingOutput(std::move(impl));

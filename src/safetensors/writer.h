@@ -63,16 +63,19 @@ class PendingOutput {
   std::unique_ptr<Impl> impl_;
   friend Result<PendingOutput> stage_file(const std::string&, const std::vector<TensorToWrite>&,
                                           const std::map<std::string, std::string>&, const std::vector<std::string>&,
-                                          bool);
+                                          bool, const std::function<void(size_t)>&);
 };
 
 // Writes the file to a temporary (beside a regular destination; in $TMPDIR for a device,
 // a FIFO or standard output) and returns it uncommitted. Refuses (kCannotCreate) what
 // write_file refuses, and a socket, block device or other special file as destination.
-// `path` "-" means standard output only when `allow_stdout`.
+// `path` "-" means standard output only when `allow_stdout`. `written(i)`, when given, is
+// called once tensor i's bytes are written (and never read again), so a caller can free its
+// buffer while the rest is written.
 Result<PendingOutput> stage_file(const std::string& path, const std::vector<TensorToWrite>& tensors,
                                  const std::map<std::string, std::string>& metadata,
-                                 const std::vector<std::string>& inputs, bool allow_stdout = false);
+                                 const std::vector<std::string>& inputs, bool allow_stdout = false,
+                                 const std::function<void(size_t)>& written = {});
 
 // Atomically writes arbitrary bytes (reports) with the same temp+rename and input guard.
 // A character device or FIFO is written directly; it is never replaced.
