@@ -12,6 +12,7 @@
 #include <set>
 #include <span>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
 
 #include "lora/delta.h"
@@ -98,6 +99,26 @@ struct Side {
   std::vector<const Part*> parts;
   std::vector<FactorMap> downs, ups;  // decoded low-rank factors, per part (in decode_pool)
 };
+
+// Decodes a side's low-rank factors. A factor whose bytes equal an earlier one of the side
+// (the downs of q, k and v split from one fused down) shares its decoded storage: the same
+// values at the same address, so the Grams and products on it are computed once (GramCache
+// keys on addresses) and every result is what separate copies would give.
+void decode_side(const std::vector<const Part*>& list, Side& side) {
+  std::vector<std::pair<const st::TensorView*, FactorMap>> seen;
+  const auto decoded = [&](const st::TensorView& t) {
+    for (const auto& [u, m] : seen)
+      if (same_tensor(u, &t)) return m;
+    seen.emplace_back(&t, to_matrix(t));
+    return seen.back().second;
+  };
+  for (const Part* p : list) {
+    if (p->form != PartForm::kLowRank) continue;
+    side.parts.push_back(p);
+    side.downs.push_back(decoded(*p->down));
+    side.ups.push_back(decoded(*p->up));
+  }
+}
 
 double roundoff(const std::vector<const Part*>& a, const std::vector<const Part*>& b) {
   double u = std::ldexp(1.0, -24);
@@ -356,6 +377,17 @@ class GramCache {
     return scale.asDiagonal() * it->second * scale.asDiagonal();
   }
 
+  // AᵀB of the columns (Kind::kUp) or A·Bᵀ of the rows (Kind::kDown) of two factors, once
+  // per pair of column lists.
+  const MatrixXd& cross(Kind kind, int64_t len, const std::vector<Column>& a, const std::vector<Column>& b) {
+    auto key = std::make_tuple(kind, len, a, b);
+    auto it = cross_.find(key);
+    if (it == cross_.end())
+      it = cross_.emplace(std::move(key), cross_of(build_factor(kind, len, a), build_factor(kind, len, b), kind == Kind::kUp))
+               .first;
+    return it->second;
+  }
+
  private:
   struct Key {
     Kind kind;
@@ -378,6 +410,7 @@ class GramCache {
     return g;
   }
   std::map<Key, MatrixXd> cache_;
+  std::map<std::tuple<Kind, int64_t, std::vector<Column>, std::vector<Column>>, MatrixXd> cross_;
 };
 
 // ‖U Vᵀ‖_F² for U = the up columns on a segment of q rows, V = the down columns (length m).
@@ -633,8 +666,8 @@ void segment_bounds(GramCache& cache, const std::vector<Term>& terms, size_t a_c
     // V_A·ṽ and U_Aᵀ·ũ for every B term: columns of A's Grams where the factor is A's
     // own, else one product for all.
     MatrixXd gv, gu;
-    if (any_down) gv = cross_of(build_factor(Kind::kDown, m, va), build_factor(Kind::kDown, m, vb), false);
-    if (any_up) gu = cross_of(build_factor(Kind::kUp, q, ua), build_factor(Kind::kUp, q, ub), true);
+    if (any_down) gv = cache.cross(Kind::kDown, m, va, vb);
+    if (any_up) gu = cache.cross(Kind::kUp, q, ua, ub);
     for (size_t j = 0; j < nb; ++j) {
       const Term& t = terms[na + j];
       const int64_t dm = down_match[na + j], um = up_match[na + j];
@@ -1094,13 +1127,8 @@ ModuleResult compare_target(const std::string& target, const std::vector<const P
   } else {
     decode_pool.next = 0;  // this target's factors reuse the thread's buffers
     Side a, b;
-    for (auto [list, side] : {std::pair{&pa, &a}, std::pair{&pb, &b}})
-      for (const Part* p : *list) {
-        if (p->form != PartForm::kLowRank) continue;
-        side->parts.push_back(p);
-        side->downs.push_back(to_matrix(*p->down));
-        side->ups.push_back(to_matrix(*p->up));
-      }
+    decode_side(pa, a);
+    decode_side(pb, b);
     ok = low_rank_errors(a, b, r.rows, sums, r.message);
   }
   bool bias_finite = true;
