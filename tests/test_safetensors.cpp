@@ -403,6 +403,44 @@ TEST(Dtype, FastRoundingEqualsTheReference) {
   }
 }
 
+TEST(Dtype, ScaleRoundEqualsScalingThenEncoding) {
+  // scale_round_16 (the converter's fold of a scale into a 16-bit factor) gives the bytes of
+  // x·scale through encode_from_double and each value's error (rounded − v)/u, or refuses
+  // a row with a value outside the normal range — at every offset, so that each lane and
+  // the remainder of a vectorized loop are seen.
+  std::mt19937_64 rng(11);
+  std::vector<double> x(1000);
+  for (double& v : x) {
+    const double m = 1.0 + std::ldexp(static_cast<double>(rng() >> 12), -52);
+    v = (rng() & 1 ? -1 : 1) * std::ldexp(m, static_cast<int>(rng() % 24) - 12);
+  }
+  for (DType d : {DType::kBF16, DType::kF16})
+    for (double scale : {0.5, 1.0, 0.37, 3.0 / 7.0, -1.25}) {
+      std::vector<double> v(x.size()), err(x.size()), back(x.size());
+      std::vector<uint8_t> got(2 * x.size()), want(2 * x.size());
+      ASSERT_TRUE(scale_round_16(d, x.data(), x.size(), scale, got.data(), v.data(), err.data())) << dtype_name(d);
+      std::vector<double> y(x.size());
+      for (size_t i = 0; i < x.size(); ++i) y[i] = x[i] * scale;
+      encode_from_double_reference(d, y.data(), y.size(), want.data());
+      decode_to_double(d, want.data(), want.size() / 2, back.data());
+      ASSERT_EQ(got, want) << dtype_name(d) << " scale " << scale;
+      for (size_t i = 0; i < x.size(); ++i) {
+        ASSERT_EQ(v[i], y[i]);
+        ASSERT_EQ(err[i], (back[i] - y[i]) / dtype_unit_roundoff(d)) << i;
+      }
+      for (size_t at : {size_t{0}, size_t{7}, size_t{8}, size_t{999}})
+        for (double bad : {0.0, 1e-45, 1e39, std::numeric_limits<double>::infinity(), std::numeric_limits<double>::quiet_NaN()}) {
+          std::vector<double> z = x;
+          z[at] = bad;
+          EXPECT_FALSE(scale_round_16(d, z.data(), z.size(), 1.0, got.data(), v.data(), err.data()))
+              << dtype_name(d) << " " << bad << " at " << at;
+        }
+    }
+  std::vector<uint8_t> out(8);
+  std::vector<double> v(4), err(4);
+  EXPECT_FALSE(scale_round_16(DType::kF32, x.data(), 4, 1.0, out.data(), v.data(), err.data()));
+}
+
 TEST(Dtype, Fp8DecodesExactly) {
   uint8_t e4m3[] = {0x38, 0x7e, 0x7f, 0x01, 0xb8};
   double v[5];
