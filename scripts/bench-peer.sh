@@ -29,7 +29,13 @@ out=bench/peer.md
 {
   echo "# Peer benchmark ($(date -u +%Y-%m-%d), $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg) at the start)"
   echo
-  echo "Medians of $runs runs, seconds. \`scripts/bench-peer.sh\`; sd-scripts at ${LV_SDSCRIPTS:+$(git -C "$LV_SDSCRIPTS" rev-parse --short HEAD 2>/dev/null || echo "?")}${LV_SDSCRIPTS:-"(not given: LV_SDSCRIPTS)"}."
+  if [ -n "${LV_SDSCRIPTS:-}" ]; then
+    rev=$(git -C "$LV_SDSCRIPTS" rev-parse --short HEAD 2>/dev/null || echo "not a git checkout")
+    peer_at="sd-scripts at $LV_SDSCRIPTS ($rev)"
+  else
+    peer_at="sd-scripts not given (LV_SDSCRIPTS)"
+  fi
+  echo "Medians of $runs runs, seconds. \`scripts/bench-peer.sh\`; $peer_at."
   echo
   echo "| rank | direction | size MB | lora-verify convert | floor | ratio | peer (sd-scripts) | peer + cp | ratio to peer + cp | lora-verify phases |"
   echo "|---|---|---|---|---|---|---|---|---|---|"
@@ -45,7 +51,7 @@ for r in $ranks; do
   p="-" pc="-" pr="-"
   if [ -n "${LV_SDSCRIPTS:-}" ] && [ -f "$LV_SDSCRIPTS/networks/convert_flux_lora.py" ]; then
     p=$(peer "$k" "$work/peer.safetensors")
-    pc=$(echo "$p + $cpk" | bc -l)
+    pc=$(printf '%.3f' "$(echo "$p + $cpk" | bc -l)")
     pr=$(printf '%.2f' "$(echo "$lv / $pc" | bc -l)")
   fi
   printf '| %s | kohya → diffusers | %s | %.3f | cp %.3f | %.2f× | %s | %s | %s | %s |\n' "$r" "$mb" "$lv" "$cpk" \
@@ -59,4 +65,6 @@ for r in $ranks; do
     "$(echo "$lv / $floor" | bc -l)" "$(phases convert "$d" -o "$work/o.safetensors" --style kohya)" >> "$out"
   rm -f "$k" "$d" "$work"/*.safetensors "$work/dd.bin"
 done
+echo >> "$out"
+echo "Load $(cut -d' ' -f1 /proc/loadavg) at the end." >> "$out"
 cat "$out"

@@ -2,6 +2,7 @@
 #include "verify/equivalence.h"
 
 #include <algorithm>
+#include <bit>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -514,13 +515,17 @@ LV_CPU_CLONES bool segment_terms(const Side& a, const Side& b, const std::vector
                   " are not contiguous";
         return false;
       }
-      // Columns of B that are non-zero on the segment, in one pass over its rows.
+      // Columns of B that are non-zero on the segment (a NaN too, ±0 not), in one pass over
+      // its rows: each column's bits but the sign OR-ed together (vectorized), then tested.
       const Eigen::Index r = up.cols();
-      std::vector<uint8_t> live(static_cast<size_t>(r), 0);
+      std::vector<uint64_t> bits(static_cast<size_t>(r), 0);
       for (Eigen::Index t = 0; t < q; ++t) {
         const double* row = up.row(r0 + t).data();
-        for (Eigen::Index col = 0; col < r; ++col) live[static_cast<size_t>(col)] |= row[col] != 0.0;
+        for (Eigen::Index col = 0; col < r; ++col)
+          bits[static_cast<size_t>(col)] |= std::bit_cast<uint64_t>(row[col]) & 0x7fffffffffffffffull;
       }
+      std::vector<uint8_t> live(static_cast<size_t>(r));
+      for (Eigen::Index col = 0; col < r; ++col) live[static_cast<size_t>(col)] = bits[static_cast<size_t>(col)] != 0;
       const double u_up = side == 0 ? 0 : st::dtype_unit_roundoff(p.up->dtype);
       const double u_down = side == 0 ? 0 : st::dtype_unit_roundoff(p.down->dtype);
       const double u_scale = side == 0 ? 0 : std::max(p.scale_roundoff, std::ldexp(1.0, -51));
@@ -574,11 +579,20 @@ std::vector<Group> group_terms(const std::vector<Term>& terms, bool by_up, int64
   }
   if (!by_up || prefix == q || groups.size() == terms.size()) return groups;
   std::vector<uint8_t> differs(terms.size(), 0);
-  std::vector<std::pair<size_t, size_t>> pairs;  // (term, its group's first term)
-  for (size_t k = 0; k < terms.size(); ++k)
-    if (groups[group_of[k]].terms[0] != k) pairs.emplace_back(k, groups[group_of[k]].terms[0]);
+  struct Pair {
+    size_t k;  // a term, compared with its group's first term
+    const double *p, *pf;
+    int64_t s, sf;
+    uint8_t differs;
+  };
+  std::vector<Pair> pairs;
+  for (size_t k = 0; k < terms.size(); ++k) {
+    const Term& f = terms[groups[group_of[k]].terms[0]];
+    if (&f != &terms[k]) pairs.push_back({k, terms[k].up.p, f.up.p, terms[k].up.stride, f.up.stride, 0});
+  }
   for (int64_t i = prefix; i < q; ++i)
-    for (const auto& [k, f] : pairs) differs[k] |= terms[k].up.p[i * terms[k].up.stride] != terms[f].up.p[i * terms[f].up.stride];
+    for (Pair& x : pairs) x.differs |= x.p[i * x.s] != x.pf[i * x.sf];
+  for (const Pair& x : pairs) differs[x.k] = x.differs;
   std::vector<Group> out;
   for (const Group& g : groups) {
     Group kept;
