@@ -256,6 +256,33 @@ TEST(SafetensorsWrite, RoundTripReproducesTensorsAndBytes) {
   EXPECT_EQ(std::memcmp(f->find("w")->data, a.data(), 12), 0);
 }
 
+TEST(SafetensorsWrite, AStagedOutputReadsBackBeforeItsFsyncAndLandsOnCommit) {
+  // stage_file returns while the temporary's fsync runs in the background: its bytes read
+  // back at once (convert verifies them meanwhile), each tensor is reported written in file
+  // order, the destination is untouched until commit(), and commit() puts exactly them there.
+  const std::string dir = lv::test::temp_dir(), out = dir + "/out.safetensors";
+  std::ofstream(out) << "previous";
+  std::vector<uint8_t> a(4096 * 3), c = {1, 2};
+  for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<uint8_t>(i * 13);
+  const std::vector<TensorToWrite> ts = {{"w", DType::kF32, {a.size() / 4}, a}, {"v", DType::kBF16, {}, c}};
+  std::vector<size_t> written;
+  auto pending = stage_file(out, ts, {{"k", "v"}}, {}, false, [&](size_t i) { written.push_back(i); });
+  ASSERT_TRUE(pending.ok()) << pending.error().message;
+  const auto want = serialize(ts, {{"k", "v"}});
+  ASSERT_TRUE(want.ok());
+  EXPECT_EQ(written, (std::vector<size_t>{0, 1}));  // F32 before BF16: the writer's order
+  auto early = SafetensorsFile::open(pending->temporary());
+  ASSERT_TRUE(early.ok());
+  EXPECT_EQ(std::memcmp(early->find("w")->data, a.data(), a.size()), 0);
+  EXPECT_EQ(lv::test::read_file(out), "previous");
+  const std::string tmp = pending->temporary();
+  ASSERT_TRUE(std::filesystem::exists(tmp));
+  ASSERT_TRUE(pending->commit().ok());
+  const std::string got = lv::test::read_file(out);
+  EXPECT_EQ(std::vector<uint8_t>(got.begin(), got.end()), *want);
+  EXPECT_FALSE(std::filesystem::exists(tmp));
+}
+
 TEST(SafetensorsWrite, AtomicWriteNeverOverwritesAnInputAndLeavesNoTemporaries) {
   std::string dir = lv::test::temp_dir();
   std::vector<uint8_t> b(4);
