@@ -619,8 +619,10 @@ Result<Report> convert_once(std::shared_ptr<const st::SafetensorsFile> input, co
   step(opt, "converting", 1, 6);
   LV_TRY_ASSIGN(conv, convert(in, co));
   step(opt, "writing", 2, 6);
-  // The input's value checks (a pass over its bytes) run beside the write and the verification.
-  auto in_findings = std::async(std::launch::async | std::launch::deferred, [&in] { return input_findings(in); });
+  // The input's value checks (a pass over its bytes) run beside the write and the verification
+  // (with one thread, no thread is started: they run when their result is needed).
+  const auto policy = opt.threads > 1 ? std::launch::async : std::launch::deferred;
+  auto in_findings = std::async(policy, [&in] { return input_findings(in); });
   // Written to a temporary first; put in place only once it has been re-read and verified.
   // Each buffer is freed as soon as its bytes are written: the page cache takes the memory.
   const uint64_t output_bytes = conv.bytes();
