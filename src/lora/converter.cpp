@@ -130,12 +130,12 @@ class Rounder {
   // every value rounds into the normal range of F16 or BF16: the same bytes and sums.
   void emit_scaled(DType out, const double* x, size_t n, double scale, uint8_t* dst) {
     scaled_.resize(n);
-    back_.resize(n);
-    if (st::scale_round_16(out, x, n, scale, dst, scaled_.data(), back_.data())) {
-      double norm = 0, err = 0;  // back_ holds the errors d, summed as emit sums them
+    errors_.resize(n);
+    if (st::scale_round_16(out, x, n, scale, dst, scaled_.data(), errors_.data())) {
+      double norm = 0, err = 0;  // in emit's order: the same sums
       for (size_t i = 0; i < n; ++i) {
         norm += scaled_[i] * scaled_[i];
-        err += back_[i] * back_[i];
+        err += errors_[i] * errors_[i];
       }
       norm2_ += norm;
       err2_ += err;
@@ -154,7 +154,7 @@ class Rounder {
   void reset() { *this = Rounder(); }
 
  private:
-  std::vector<double> back_, scaled_;
+  std::vector<double> back_, scaled_, errors_;
   long double norm2_ = 0, err2_ = 0;
   bool overflow_ = false, lost_ = false;
 };
