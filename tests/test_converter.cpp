@@ -459,3 +459,57 @@ TEST(Converter, TheThreadCountDoesNotChangeTheBytes) {
     }
   }
 }
+
+namespace {
+// FNV-1a (64-bit) of a file's bytes.
+uint64_t fnv1a(const std::string& bytes) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : bytes) h = (h ^ c) * 0x100000001b3ull;
+  return h;
+}
+}  // namespace
+
+TEST(Converter, OutputBytesMatchTheirGoldenHashes) {
+  // `convert` of generated samples, byte for byte as lora-verify has written them since
+  // issue 24 began (the hashes were taken with the build before its speed-ups): folded
+  // scales rounded to BF16, F16 and F32, a change of dtype, stacked and block-diagonal
+  // factors, biases, and one full FLUX.1 file each way. The input's hash comes first, so a
+  // change of `sample` is told apart from a change of `convert`.
+  struct Case {
+    const char* name;
+    std::vector<std::string> sample, convert;
+    uint64_t in, out;
+  };
+  const std::vector<Case> cases = {
+      {"kohya BF16 full", {"--dialect", "kohya", "--rank", "2", "--alpha", "3", "--dtype", "BF16"}, {"--to", "diffusers"},
+       0x6000b88a26ea6d67ull, 0xd9ee787903470df0ull},
+      {"diffusers BF16 full", {"--dialect", "diffusers", "--rank", "2", "--alpha", "3", "--dtype", "BF16"},
+       {"--style", "kohya"}, 0x0d5b90632ba7f319ull, 0x8d2c313ae529a017ull},
+      {"kohya F16", {"--tiny", "--dialect", "kohya", "--rank", "8", "--alpha", "3", "--dtype", "F16"}, {"--to", "diffusers"},
+       0x40114a64a2a9a09dull, 0xcf9116ad91991eeeull},
+      {"kohya F32", {"--tiny", "--dialect", "kohya", "--rank", "8", "--alpha", "3", "--dtype", "F32"}, {"--to", "diffusers"},
+       0x3f9a2ba8c920541aull, 0xf6a1558fbf9c500full},
+      {"kohya BF16 to F16", {"--tiny", "--dialect", "kohya", "--rank", "8", "--alpha", "3", "--dtype", "BF16"},
+       {"--to", "diffusers", "--dtype", "F16"}, 0x937a7eb0fed81dc3ull, 0x11ce3f0ab1bec6f0ull},
+      {"diffusers BF16 with biases", {"--tiny", "--dialect", "diffusers", "--rank", "8", "--alpha", "5", "--bias", "--dtype", "BF16"},
+       {"--style", "kohya"}, 0x2b3c90723d1e42c8ull, 0x6abf61a99cc30f2bull},
+      {"diffusers F16 to peft BF16", {"--tiny", "--dialect", "diffusers", "--rank", "8", "--alpha", "3", "--dtype", "F16"},
+       {"--style", "peft", "--dtype", "BF16"}, 0xfabc44630dc1721bull, 0x19adcfb7bdd0adbcull},
+      {"kohya BF16 scale 1/2", {"--tiny", "--dialect", "kohya", "--rank", "16", "--alpha", "8", "--dtype", "BF16"},
+       {"--to", "diffusers"}, 0x4b9a3bab805cefc4ull, 0xc79036a30af6aaf4ull},
+      {"ai-toolkit BF16 to comfy", {"--tiny", "--dialect", "ai-toolkit", "--rank", "16", "--alpha", "8", "--dtype", "BF16"},
+       {"--style", "comfy"}, 0x6ad7c95122f3fcbdull, 0x8cce28c57a595358ull},
+  };
+  const std::string dir = test::temp_dir();
+  for (const Case& c : cases) {
+    const std::string in = dir + "/in.safetensors", out = dir + "/out.safetensors";
+    std::vector<std::string> sample = {"sample", in, "--quiet"}, convert = {"convert", in, "-o", out, "--quiet"};
+    sample.insert(sample.end(), c.sample.begin(), c.sample.end());
+    convert.insert(convert.end(), c.convert.begin(), c.convert.end());
+    ASSERT_EQ(test::run_cli(sample).exit_code, 0) << c.name;
+    ASSERT_EQ(fnv1a(test::read_file(in)), c.in) << c.name << ": the sample itself changed";
+    const auto r = test::run_cli(convert);
+    ASSERT_EQ(r.exit_code, 0) << c.name << ": " << r.err;
+    EXPECT_EQ(fnv1a(test::read_file(out)), c.out) << c.name << ": the converted bytes changed";
+  }
+}

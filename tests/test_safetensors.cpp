@@ -256,6 +256,33 @@ TEST(SafetensorsWrite, RoundTripReproducesTensorsAndBytes) {
   EXPECT_EQ(std::memcmp(f->find("w")->data, a.data(), 12), 0);
 }
 
+TEST(SafetensorsWrite, AStagedOutputReadsBackBeforeItsFsyncAndLandsOnCommit) {
+  // stage_file returns while the temporary's fsync runs in the background: its bytes read
+  // back at once (convert verifies them meanwhile), each tensor is reported written in file
+  // order, the destination is untouched until commit(), and commit() puts exactly them there.
+  const std::string dir = lv::test::temp_dir(), out = dir + "/out.safetensors";
+  std::ofstream(out) << "previous";
+  std::vector<uint8_t> a(4096 * 3), c = {1, 2};
+  for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<uint8_t>(i * 13);
+  const std::vector<TensorToWrite> ts = {{"w", DType::kF32, {a.size() / 4}, a}, {"v", DType::kBF16, {}, c}};
+  std::vector<size_t> written;
+  auto pending = stage_file(out, ts, {{"k", "v"}}, {}, false, [&](size_t i) { written.push_back(i); });
+  ASSERT_TRUE(pending.ok()) << pending.error().message;
+  const auto want = serialize(ts, {{"k", "v"}});
+  ASSERT_TRUE(want.ok());
+  EXPECT_EQ(written, (std::vector<size_t>{0, 1}));  // F32 before BF16: the writer's order
+  auto early = SafetensorsFile::open(pending->temporary());
+  ASSERT_TRUE(early.ok());
+  EXPECT_EQ(std::memcmp(early->find("w")->data, a.data(), a.size()), 0);
+  EXPECT_EQ(lv::test::read_file(out), "previous");
+  const std::string tmp = pending->temporary();
+  ASSERT_TRUE(std::filesystem::exists(tmp));
+  ASSERT_TRUE(pending->commit().ok());
+  const std::string got = lv::test::read_file(out);
+  EXPECT_EQ(std::vector<uint8_t>(got.begin(), got.end()), *want);
+  EXPECT_FALSE(std::filesystem::exists(tmp));
+}
+
 TEST(SafetensorsWrite, AtomicWriteNeverOverwritesAnInputAndLeavesNoTemporaries) {
   std::string dir = lv::test::temp_dir();
   std::vector<uint8_t> b(4);
@@ -401,6 +428,44 @@ TEST(Dtype, FastRoundingEqualsTheReference) {
       ASSERT_TRUE(fast[2 * i] == ref[2 * i] && fast[2 * i + 1] == ref[2 * i + 1])
           << dtype_name(d) << " of " << std::hexfloat << xs[i];
   }
+}
+
+TEST(Dtype, ScaleRoundEqualsScalingThenEncoding) {
+  // scale_round_16 (the converter's fold of a scale into a 16-bit factor) gives the bytes of
+  // x·scale through encode_from_double and each value's error (rounded − v)/u, or refuses
+  // a row with a value outside the normal range — at every offset, so that each lane and
+  // the remainder of a vectorized loop are seen.
+  std::mt19937_64 rng(11);
+  std::vector<double> x(1000);
+  for (double& v : x) {
+    const double m = 1.0 + std::ldexp(static_cast<double>(rng() >> 12), -52);
+    v = (rng() & 1 ? -1 : 1) * std::ldexp(m, static_cast<int>(rng() % 24) - 12);
+  }
+  for (DType d : {DType::kBF16, DType::kF16})
+    for (double scale : {0.5, 1.0, 0.37, 3.0 / 7.0, -1.25}) {
+      std::vector<double> v(x.size()), err(x.size()), back(x.size());
+      std::vector<uint8_t> got(2 * x.size()), want(2 * x.size());
+      ASSERT_TRUE(scale_round_16(d, x.data(), x.size(), scale, got.data(), v.data(), err.data())) << dtype_name(d);
+      std::vector<double> y(x.size());
+      for (size_t i = 0; i < x.size(); ++i) y[i] = x[i] * scale;
+      encode_from_double_reference(d, y.data(), y.size(), want.data());
+      decode_to_double(d, want.data(), want.size() / 2, back.data());
+      ASSERT_EQ(got, want) << dtype_name(d) << " scale " << scale;
+      for (size_t i = 0; i < x.size(); ++i) {
+        ASSERT_EQ(v[i], y[i]);
+        ASSERT_EQ(err[i], (back[i] - y[i]) / dtype_unit_roundoff(d)) << i;
+      }
+      for (size_t at : {size_t{0}, size_t{7}, size_t{8}, size_t{999}})
+        for (double bad : {0.0, 1e-45, 1e39, std::numeric_limits<double>::infinity(), std::numeric_limits<double>::quiet_NaN()}) {
+          std::vector<double> z = x;
+          z[at] = bad;
+          EXPECT_FALSE(scale_round_16(d, z.data(), z.size(), 1.0, got.data(), v.data(), err.data()))
+              << dtype_name(d) << " " << bad << " at " << at;
+        }
+    }
+  std::vector<uint8_t> out(8);
+  std::vector<double> v(4), err(4);
+  EXPECT_FALSE(scale_round_16(DType::kF32, x.data(), 4, 1.0, out.data(), v.data(), err.data()));
 }
 
 TEST(Dtype, Fp8DecodesExactly) {

@@ -114,6 +114,24 @@ class Rounder {
       overflow_ |= std::isfinite(x[i]) && !std::isfinite(v[i]);
     }
   }
+  // scale_into then emit (v = x·scale rounded into `dst`), in one pass on the bits where
+  // every value rounds into the normal range of F16 or BF16: the same bytes and sums.
+  void emit_scaled(DType out, const double* x, size_t n, double scale, uint8_t* dst) {
+    scaled_.resize(n);
+    errors_.resize(n);
+    if (st::scale_round_16(out, x, n, scale, dst, scaled_.data(), errors_.data())) {
+      double norm = 0, err = 0;  // in emit's order: the same sums
+      for (size_t i = 0; i < n; ++i) {
+        norm += scaled_[i] * scaled_[i];
+        err += errors_[i] * errors_[i];
+      }
+      norm2_ += norm;
+      err2_ += err;
+      return;
+    }
+    scale_into(x, n, scale, scaled_.data());
+    emit(out, scaled_.data(), n, dst, false);
+  }
   // Ends a segment: its rounding error, relative in the Frobenius norm, must be ≤ 2u.
   void close_segment() {
     lost_ |= err2_ > 4.0L * norm2_;
@@ -124,7 +142,7 @@ class Rounder {
   void reset() { *this = Rounder(); }
 
  private:
-  std::vector<double> back_;
+  std::vector<double> back_, scaled_, errors_;
   long double norm2_ = 0, err2_ = 0;
   bool overflow_ = false, lost_ = false;
 };
@@ -281,7 +299,7 @@ class ModuleBuilder {
     }
     const size_t out_rb = static_cast<size_t>(cols) * elem_bytes(out);
     t.owned.resize(static_cast<size_t>(rank) * out_rb);
-    std::vector<double> x(static_cast<size_t>(cols)), v(static_cast<size_t>(cols));
+    std::vector<double> x(static_cast<size_t>(cols));
     uint64_t row = 0;
     for (size_t i = 0; i < cs.size(); ++i) {
       const TensorView& a = *cs[i]->part->down;
@@ -293,8 +311,7 @@ class ModuleBuilder {
           std::memcpy(dst, src, out_rb);
         } else {
           st::decode_to_double(a.dtype, src, x.size(), x.data());
-          rounder_.scale_into(x.data(), x.size(), scales[i], v.data());
-          rounder_.emit(out, v.data(), v.size(), dst, false);
+          rounder_.emit_scaled(out, x.data(), x.size(), scales[i], dst);
         }
         ++row;
       }

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <functional>
+#include <future>
 #include <optional>
 #include <map>
 #include <set>
@@ -300,7 +301,8 @@ void attach_loaders(Report& r, const LoraModel& original, const OutputSide& side
 
 Result<Report> verify_conversion(const std::string& command, const LoraModel& original, const ConversionPlan& plan,
                                  const Conversion& conv, std::shared_ptr<const st::SafetensorsFile> out_file,
-                                 const PipelineOptions& opt, const std::string& output_path) {
+                                 const PipelineOptions& opt, const std::string& output_path,
+                                 std::future<std::vector<Finding>> in_findings) {
   const LoraModel& in = plan.kept ? *plan.kept : original;
   const ConvertOptions& co = plan.options;
   step(opt, "re-reading", 3, 6);
@@ -310,7 +312,7 @@ Result<Report> verify_conversion(const std::string& command, const LoraModel& or
   vo.threads = opt.threads;
   step(opt, "verifying", 4, 6);
   LV_TRY_ASSIGN(cmp, verify::compare(in, *out, vo));
-  auto findings = input_findings(in);
+  auto findings = in_findings.get();
   findings.insert(findings.end(), conv.notes.begin(), conv.notes.end());
   add_output_findings(*out, findings);
   add_dropped_findings(plan, opt, findings);
@@ -632,18 +634,22 @@ Result<Report> convert_once(std::shared_ptr<const st::SafetensorsFile> input, co
   step(opt, "converting", 1, 6);
   LV_TRY_ASSIGN(conv, convert(in, co));
   step(opt, "writing", 2, 6);
+  // The input's value checks (a pass over its bytes) run beside the write and the verification
+  // (with one thread, no thread is started: they run when their result is needed).
+  const auto policy = opt.threads > 1 ? std::launch::async : std::launch::deferred;
+  auto in_findings = std::async(policy, [&in] { return input_findings(in); });
   // Written to a temporary first; put in place only once it has been re-read and verified.
-  LV_TRY_ASSIGN(pending, st::stage_file(output, tensors_to_write(conv), conv.metadata, {input->path()},
-                                        /*allow_stdout=*/true));
+  // Each buffer is freed as soon as its bytes are written: the page cache takes the memory.
   const uint64_t output_bytes = conv.bytes();
-  // What gets verified is the written output, re-read: the conversion's buffers go now, so
-  // peak memory holds the output once.
-  for (OutTensor& t : conv.tensors) free_tensor(t);
+  LV_TRY_ASSIGN(pending, st::stage_file(output, tensors_to_write(conv), conv.metadata, {input->path()},
+                                        /*allow_stdout=*/true, [&](size_t i) { free_tensor(conv.tensors[i]); }));
+  for (OutTensor& t : conv.tensors) free_tensor(t);  // those the writer did not free (views)
   auto written = st::SafetensorsFile::open(pending.temporary());
   if (!written.ok()) return make_error(ErrorCode::kIo, "cannot re-read the written file: " + written.error().message);
   const std::string shown = output == "-" ? std::string(kStandardOutput) : output;
   auto r = verify_conversion("convert", original, plan, conv,
-                             std::make_shared<const st::SafetensorsFile>(std::move(written).value()), opt, shown);
+                             std::make_shared<const st::SafetensorsFile>(std::move(written).value()), opt, shown,
+                             std::move(in_findings));
   if (!r.ok()) return r;
   r->other = shown;
   r->summary.output_bytes = output_bytes;

@@ -80,20 +80,54 @@ auto round_float(double x, int man_bits, int emin, int emax, Pack pack) {
 
 // The same rounding for results in the normal range, on the double's bits: keep the top
 // man_bits of its 52-bit mantissa, round to nearest even (a carry moves into the exponent
-// field, as it should), then rebias the exponent. Returns false where the result would be
-// subnormal, zero, infinite or NaN (round_float handles those).
+// field, as it should), then rebias the exponent. `ok` is false where the result would be
+// subnormal, zero, infinite or NaN (round_float handles those; the bits are then garbage).
 template <int kManBits, int kBias, int kMaxBiased>
-inline bool round_normal_bits(double x, uint16_t& out) {
+inline uint16_t round_normal_16(double x, bool& ok) {
   const uint64_t bits = std::bit_cast<uint64_t>(x);
   const uint64_t mag = bits & 0x7fffffffffffffffULL;
   constexpr int kDrop = 52 - kManBits;
   const uint64_t half = (uint64_t{1} << (kDrop - 1)) - 1 + ((mag >> kDrop) & 1);
   const uint64_t r = (mag + half) >> kDrop;  // exponent (11 bits) and man_bits, rounded
-  const int64_t biased = static_cast<int64_t>(r >> kManBits) - 1023 + kBias;
-  if (biased < 1 || biased > kMaxBiased || (mag >> 52) == 0x7ff) return false;
-  out = static_cast<uint16_t>(((bits >> 48) & 0x8000) | (static_cast<uint64_t>(biased) << kManBits) |
-                              (r & ((uint64_t{1} << kManBits) - 1)));
-  return true;
+  const uint64_t biased = (r >> kManBits) - 1023 + kBias;  // wraps when below the range
+  ok = biased - 1 < uint64_t{kMaxBiased} && (mag >> 52) != 0x7ff;
+  return static_cast<uint16_t>(((bits >> 48) & 0x8000) | (biased << kManBits) | (r & ((uint64_t{1} << kManBits) - 1)));
+}
+
+template <int kManBits, int kBias, int kMaxBiased>
+inline bool round_normal_bits(double x, uint16_t& out) {
+  bool ok;
+  const uint16_t h = round_normal_16<kManBits, kBias, kMaxBiased>(x, ok);
+  if (ok) out = h;
+  return ok;
+}
+
+// The value of a normal 16-bit float, assembled as a double's bits.
+template <int kManBits, int kBias>
+inline double normal_16_to_double(uint16_t h) {
+  const uint64_t exp = (h & 0x7fffu) >> kManBits, man = h & ((1u << kManBits) - 1);
+  return std::bit_cast<double>((uint64_t{h} >> 15 << 63) | ((exp - kBias + 1023) << 52) | (man << (52 - kManBits)));
+}
+
+// scale_round_16 for one format: one pass, no branch per value.
+template <int kManBits, int kBias, int kMaxBiased>
+inline bool scale_round_normal(const double* x, size_t n, double scale, double inv_u, uint8_t* dst, double* v, double* d) {
+  unsigned bad = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double y = x[i] * scale;
+    bool ok;
+    const uint16_t h = round_normal_16<kManBits, kBias, kMaxBiased>(y, ok);
+    bad |= !ok;
+    if constexpr (std::endian::native == std::endian::little) {
+      std::memcpy(dst + 2 * i, &h, 2);
+    } else {
+      dst[2 * i] = static_cast<uint8_t>(h & 0xff);
+      dst[2 * i + 1] = static_cast<uint8_t>(h >> 8);
+    }
+    v[i] = y;
+    d[i] = (normal_16_to_double<kManBits, kBias>(h) - y) * inv_u;
+  }
+  return bad == 0;
 }
 
 uint16_t double_to_f16(double x) {
@@ -209,6 +243,13 @@ LV_CPU_CLONES void encode_from_double(DType d, const double* in, size_t n, uint8
     default:
       return;
   }
+}
+
+LV_CPU_CLONES bool scale_round_16(DType out, const double* x, size_t n, double scale, uint8_t* dst, double* v, double* d) {
+  const double inv_u = 1.0 / dtype_unit_roundoff(out);
+  if (out == DType::kF16) return scale_round_normal<10, 15, 30>(x, n, scale, inv_u, dst, v, d);
+  if (out == DType::kBF16) return scale_round_normal<7, 127, 254>(x, n, scale, inv_u, dst, v, d);
+  return false;
 }
 
 void encode_from_double_reference(DType d, const double* in, size_t n, uint8_t* out) {

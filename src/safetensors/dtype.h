@@ -34,6 +34,12 @@ void decode_to_double(DType d, const uint8_t* bytes, size_t n, double* out);
 // Encode n doubles with round-to-nearest-even (overflow to inf like a cast). Precondition:
 // dtype_is_encodable(d).
 void encode_from_double(DType d, const double* in, size_t n, uint8_t* out);
+// v = x·scale for n values, rounded into `out` (F16 or BF16) as encode_from_double(out, v)
+// rounds them, with each value's rounding error in units of the dtype's unit roundoff:
+// d = (rounded − v)·(1/u). One pass on the bits, for values that all round into the normal
+// range; false when one does not (a subnormal, zero, infinite or NaN result, or another
+// dtype), and then dst, v and d hold nothing usable.
+bool scale_round_16(DType out, const double* x, size_t n, double scale, uint8_t* dst, double* v, double* d);
 // The same rounding without encode_from_double's fast path for the normal range (F16, BF16):
 // the reference that path is tested against.
 void encode_from_double_reference(DType d, const double* in, size_t n, uint8_t* out);

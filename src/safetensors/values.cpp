@@ -9,25 +9,25 @@
 namespace lv::st {
 namespace {
 
+// One pass of OR-reductions (vectorized: no count, no branch per value); the rare tensor
+// with a NaN or Inf is counted in a second pass.
 template <typename U>
 ValueScan scan_bits(const uint8_t* data, uint64_t numel, U exp_mask) {
   ValueScan s;
   const U magnitude_mask = std::numeric_limits<U>::max() >> 1;  // every bit but the sign
-  uint64_t bad = 0;
-  U any = 0;
+  U bad = 0, any = 0;
   for (uint64_t i = 0; i < numel; ++i) {
     const U x = load_bits<U>(data + i * sizeof(U));
-    bad += (x & exp_mask) == exp_mask;
+    bad |= static_cast<U>((x & exp_mask) == exp_mask);
     any |= x & magnitude_mask;
   }
-  s.nonfinite = bad;
   s.all_zero = any == 0;
-  if (bad)
-    for (uint64_t i = 0; i < numel; ++i)
-      if ((load_bits<U>(data + i * sizeof(U)) & exp_mask) == exp_mask) {
-        s.first_bad = i;
-        break;
-      }
+  if (!bad) return s;
+  for (uint64_t i = numel; i-- > 0;)
+    if ((load_bits<U>(data + i * sizeof(U)) & exp_mask) == exp_mask) {
+      ++s.nonfinite;
+      s.first_bad = i;
+    }
   return s;
 }
 

@@ -17,7 +17,10 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <set>
+#include <system_error>
+#include <thread>
 
 namespace lv::st {
 namespace {
@@ -236,6 +239,41 @@ Result<Destination> examine(const std::string& requested, const std::vector<std:
   return d;
 }
 
+// The fsync and close of a written temporary, on a thread of its own: the caller re-reads
+// and verifies the bytes (the page cache holds them) while the disk catches up, and waits
+// for the result before anything is put in place. wait() returns the errno of the first
+// failure, 0 once the file is durable and closed. Synchronous where threads are not.
+class BackgroundSync {
+ public:
+  explicit BackgroundSync(int fd) {
+#ifndef __EMSCRIPTEN__
+    try {
+      SignalsBlocked blocked;  // inherited by the thread: signals go to the caller's threads
+      thread_ = std::thread([this, fd] { err_ = sync_and_close(fd); });
+      return;
+    } catch (const std::system_error&) {
+    }
+#endif
+    err_ = sync_and_close(fd);
+  }
+  BackgroundSync(const BackgroundSync&) = delete;
+  BackgroundSync& operator=(const BackgroundSync&) = delete;
+  ~BackgroundSync() { wait(); }
+  int wait() {
+    if (thread_.joinable()) thread_.join();
+    return err_;
+  }
+
+ private:
+  static int sync_and_close(int fd) {
+    int err = ::fsync(fd) != 0 ? errno : 0;
+    if (::close(fd) != 0 && err == 0) err = errno;
+    return err;
+  }
+  std::thread thread_;
+  int err_ = 0;
+};
+
 // A temporary file, written and closed, not yet in place: beside its destination (renamed
 // onto it) or, for a stream or standard output, a scratch file in $TMPDIR (copied into it).
 // Removed on destruction unless committed.
@@ -250,6 +288,7 @@ class Staged {
     std::swap(tmp_, o.tmp_);
     std::swap(slot_, o.slot_);
     std::swap(kind_, o.kind_);
+    std::swap(sync_, o.sync_);
     return *this;
   }
   ~Staged() { discard(); }
@@ -295,8 +334,20 @@ class Staged {
   const std::string& temporary() const { return tmp_; }
   bool scratch() const { return kind_ != DestKind::kFile; }
 
+  // Hands the written descriptor over to be fsynced and closed in the background.
+  void sync_in_background(int fd) { sync_ = std::make_unique<BackgroundSync>(fd); }
+
+  // Waits for the background fsync; on failure the temporary is removed.
+  Status synced() {
+    const int e = sync_ ? sync_->wait() : 0;
+    if (e == 0) return {};
+    discard();
+    return make_error(ErrorCode::kIo, dest_ + ": write failed: " + std::strerror(e));
+  }
+
   // Renames the temporary file onto the destination, or streams it into the destination.
   Status commit() {
+    LV_TRY(synced());
     if (kind_ != DestKind::kFile) {
       Status st = copy_out();
       discard();
@@ -314,6 +365,7 @@ class Staged {
   }
 
   void discard() {
+    if (sync_) sync_->wait();
     if (tmp_.empty()) return;
     SignalsBlocked blocked;
     ::unlink(tmp_.c_str());
@@ -362,11 +414,13 @@ class Staged {
   std::string dest_, tmp_;
   int slot_ = -1;
   DestKind kind_ = DestKind::kFile;
+  std::unique_ptr<BackgroundSync> sync_;
 };
 
 using Emit = std::function<bool(const std::function<bool(std::span<const uint8_t>)>&)>;
 
-// Writes through `emit(write_fn)` into the temporary file of `dest`, fsyncs and closes it.
+// Writes through `emit(write_fn)` into the temporary file of `dest`; fsyncs and closes it
+// in the background.
 // `write_fn(bytes)` returns false on failure. The result is put in place by commit().
 Result<Staged> stage(const Destination& dest, const Emit& emit) {
   const std::string& path = dest.path;
@@ -402,9 +456,11 @@ Result<Staged> stage(const Destination& dest, const Emit& emit) {
       (void)!::fchown(fd, target.st_uid, target.st_gid);  // best effort: only root may give files away
     if (ok && ::fchmod(fd, mode) != 0) ok = (err = errno, false);
   }
-  if (ok && ::fsync(fd) != 0) ok = (err = errno, false);
-  if (::close(fd) != 0 && ok) ok = (err = errno, false);
-  if (!ok) return make_error(ErrorCode::kIo, path + ": write failed: " + std::strerror(err));
+  if (!ok) {
+    ::close(fd);
+    return make_error(ErrorCode::kIo, path + ": write failed: " + std::strerror(err));
+  }
+  staged.sync_in_background(fd);  // commit() waits for it
   return staged;
 }
 
@@ -461,14 +517,16 @@ Result<std::vector<uint8_t>> serialize(const std::vector<TensorToWrite>& tensors
 
 namespace {
 
-Emit emit_file(const Plan& p, const std::vector<TensorToWrite>& tensors) {
-  return [&p, &tensors](const auto& write) {
+Emit emit_file(const Plan& p, const std::vector<TensorToWrite>& tensors, const std::function<void(size_t)>& written = {}) {
+  return [&p, &tensors, &written](const auto& write) {
     uint8_t len[8];
     put_u64(len, p.header.size());
     if (!write({len, 8})) return false;
     if (!write({reinterpret_cast<const uint8_t*>(p.header.data()), p.header.size()})) return false;
-    for (size_t i : p.order)
+    for (size_t i : p.order) {
       if (!write(tensors[i].data)) return false;
+      if (written) written(i);
+    }
     return true;
   };
 }
@@ -494,11 +552,12 @@ Status PendingOutput::commit() {
 
 Result<PendingOutput> stage_file(const std::string& path, const std::vector<TensorToWrite>& tensors,
                                  const std::map<std::string, std::string>& metadata,
-                                 const std::vector<std::string>& inputs, bool allow_stdout) {
+                                 const std::vector<std::string>& inputs, bool allow_stdout,
+                                 const std::function<void(size_t)>& written) {
   auto p = plan(tensors, metadata);
   if (!p.ok()) return p.take_error();
   LV_TRY_ASSIGN(dest, examine(path, inputs, allow_stdout));
-  LV_TRY_ASSIGN(staged, stage(dest, emit_file(*p, tensors)));
+  LV_TRY_ASSIGN(staged, stage(dest, emit_file(*p, tensors, written)));
   auto impl = std::make_unique<PendingOutput::Impl>();
   impl->staged = std::move(staged);
   return PendingOutput(std::move(impl));
@@ -528,6 +587,7 @@ Status write_set_atomic(const std::vector<FileToWrite>& files, const std::vector
     if (!s.ok()) return s.take_error();
     staged.push_back(std::move(s).value());
   }
+  for (auto& s : staged) LV_TRY(s.synced());  // every file durable before the first is renamed
   for (auto& s : staged) LV_TRY(s.commit());
   return {};
 }

@@ -29,7 +29,7 @@ Result<std::vector<uint8_t>> serialize(const std::vector<TensorToWrite>& tensors
                                        const std::map<std::string, std::string>& metadata,
                                        const std::function<void(size_t)>& copied = {});
 
-// Streams the file to a temporary file beside `path`, fsyncs and renames it into place.
+// Streams the file to a temporary file beside `path`, fsyncs it and renames it into place.
 // `path` "-" is refused (kCannotCreate): it means standard output, never a file named "-".
 // Refuses (kCannotCreate) when `path` names the same file as one of `inputs` (compared by
 // device and inode, so links and `./x` spellings are caught). Never leaves a partial file
@@ -42,8 +42,10 @@ Status write_file(const std::string& path, const std::vector<TensorToWrite>& ten
 // that it can be re-read and verified first. commit() puts it in place: a regular file (or
 // none yet) is replaced by a rename; a character device or FIFO (and "-", standard output,
 // when stage_file allows it) gets the bytes streamed into it, as a shell redirection would,
-// and is never replaced. Destroyed without commit(), the temporary is removed and the
-// destination is as it was. A signal (remove_temporaries_on_signals) removes it too.
+// and is never replaced. The temporary's bytes can be re-read at once: its fsync runs in
+// the background and commit() waits for it (a failed fsync is a kIo error, the temporary
+// removed). Destroyed without commit(), the temporary is removed and the destination is as
+// it was. A signal (remove_temporaries_on_signals) removes it too.
 class PendingOutput {
  public:
   PendingOutput();
@@ -61,16 +63,19 @@ class PendingOutput {
   std::unique_ptr<Impl> impl_;
   friend Result<PendingOutput> stage_file(const std::string&, const std::vector<TensorToWrite>&,
                                           const std::map<std::string, std::string>&, const std::vector<std::string>&,
-                                          bool);
+                                          bool, const std::function<void(size_t)>&);
 };
 
 // Writes the file to a temporary (beside a regular destination; in $TMPDIR for a device,
 // a FIFO or standard output) and returns it uncommitted. Refuses (kCannotCreate) what
 // write_file refuses, and a socket, block device or other special file as destination.
-// `path` "-" means standard output only when `allow_stdout`.
+// `path` "-" means standard output only when `allow_stdout`. `written(i)`, when given, is
+// called once tensor i's bytes are written (and never read again), so a caller can free its
+// buffer while the rest is written.
 Result<PendingOutput> stage_file(const std::string& path, const std::vector<TensorToWrite>& tensors,
                                  const std::map<std::string, std::string>& metadata,
-                                 const std::vector<std::string>& inputs, bool allow_stdout = false);
+                                 const std::vector<std::string>& inputs, bool allow_stdout = false,
+                                 const std::function<void(size_t)>& written = {});
 
 // Atomically writes arbitrary bytes (reports) with the same temp+rename and input guard.
 // A character device or FIFO is written directly; it is never replaced.

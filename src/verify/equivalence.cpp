@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -12,6 +13,7 @@
 #include <set>
 #include <span>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
 
 #include "lora/delta.h"
@@ -98,6 +100,26 @@ struct Side {
   std::vector<const Part*> parts;
   std::vector<FactorMap> downs, ups;  // decoded low-rank factors, per part (in decode_pool)
 };
+
+// Decodes a side's low-rank factors. A factor whose bytes equal an earlier one of the side
+// (the downs of q, k and v split from one fused down) shares its decoded storage: the same
+// values at the same address, so the Grams and products on it are computed once (GramCache
+// keys on addresses) and every result is what separate copies would give.
+void decode_side(const std::vector<const Part*>& list, Side& side) {
+  std::vector<std::pair<const st::TensorView*, FactorMap>> seen;
+  const auto decoded = [&](const st::TensorView& t) {
+    for (const auto& [u, m] : seen)
+      if (same_tensor(u, &t)) return m;
+    seen.emplace_back(&t, to_matrix(t));
+    return seen.back().second;
+  };
+  for (const Part* p : list) {
+    if (p->form != PartForm::kLowRank) continue;
+    side.parts.push_back(p);
+    side.downs.push_back(decoded(*p->down));
+    side.ups.push_back(decoded(*p->up));
+  }
+}
 
 double roundoff(const std::vector<const Part*>& a, const std::vector<const Part*>& b) {
   double u = std::ldexp(1.0, -24);
@@ -356,6 +378,17 @@ class GramCache {
     return scale.asDiagonal() * it->second * scale.asDiagonal();
   }
 
+  // AᵀB of the columns (Kind::kUp) or A·Bᵀ of the rows (Kind::kDown) of two factors, once
+  // per pair of column lists.
+  const MatrixXd& cross(Kind kind, int64_t len, const std::vector<Column>& a, const std::vector<Column>& b) {
+    auto key = std::make_tuple(kind, len, a, b);
+    auto it = cross_.find(key);
+    if (it == cross_.end())
+      it = cross_.emplace(std::move(key), cross_of(build_factor(kind, len, a), build_factor(kind, len, b), kind == Kind::kUp))
+               .first;
+    return it->second;
+  }
+
  private:
   struct Key {
     Kind kind;
@@ -378,6 +411,7 @@ class GramCache {
     return g;
   }
   std::map<Key, MatrixXd> cache_;
+  std::map<std::tuple<Kind, int64_t, std::vector<Column>, std::vector<Column>>, MatrixXd> cross_;
 };
 
 // ‖U Vᵀ‖_F² for U = the up columns on a segment of q rows, V = the down columns (length m).
@@ -481,13 +515,17 @@ LV_CPU_CLONES Status segment_terms(const Side& a, const Side& b, const std::vect
       if (r0 + q > up.rows() || local_row(p, s1 - 1) != r0 + q - 1)
         return internal_error("rows " + std::to_string(s0) + ".." + std::to_string(s1) + " of " + p.source_module +
                               " are not contiguous in its up factor");
-      // Columns of B that are non-zero on the segment, in one pass over its rows.
+      // Columns of B that are non-zero on the segment (a NaN too, ±0 not), in one pass over
+      // its rows: each column's bits but the sign OR-ed together (vectorized), then tested.
       const Eigen::Index r = up.cols();
-      std::vector<uint8_t> live(static_cast<size_t>(r), 0);
+      std::vector<uint64_t> bits(static_cast<size_t>(r), 0);
       for (Eigen::Index t = 0; t < q; ++t) {
         const double* row = up.row(r0 + t).data();
-        for (Eigen::Index col = 0; col < r; ++col) live[static_cast<size_t>(col)] |= row[col] != 0.0;
+        for (Eigen::Index col = 0; col < r; ++col)
+          bits[static_cast<size_t>(col)] |= std::bit_cast<uint64_t>(row[col]) & 0x7fffffffffffffffull;
       }
+      std::vector<uint8_t> live(static_cast<size_t>(r));
+      for (Eigen::Index col = 0; col < r; ++col) live[static_cast<size_t>(col)] = bits[static_cast<size_t>(col)] != 0;
       const double u_up = side == 0 ? 0 : st::dtype_unit_roundoff(p.up->dtype);
       const double u_down = side == 0 ? 0 : st::dtype_unit_roundoff(p.down->dtype);
       const double u_scale = side == 0 ? 0 : std::max(p.scale_roundoff, std::ldexp(1.0, -51));
@@ -541,11 +579,20 @@ std::vector<Group> group_terms(const std::vector<Term>& terms, bool by_up, int64
   }
   if (!by_up || prefix == q || groups.size() == terms.size()) return groups;
   std::vector<uint8_t> differs(terms.size(), 0);
-  std::vector<std::pair<size_t, size_t>> pairs;  // (term, its group's first term)
-  for (size_t k = 0; k < terms.size(); ++k)
-    if (groups[group_of[k]].terms[0] != k) pairs.emplace_back(k, groups[group_of[k]].terms[0]);
+  struct Pair {
+    size_t k;  // a term, compared with its group's first term
+    const double *p, *pf;
+    int64_t s, sf;
+    uint8_t differs;
+  };
+  std::vector<Pair> pairs;
+  for (size_t k = 0; k < terms.size(); ++k) {
+    const Term& f = terms[groups[group_of[k]].terms[0]];
+    if (&f != &terms[k]) pairs.push_back({k, terms[k].up.p, f.up.p, terms[k].up.stride, f.up.stride, 0});
+  }
   for (int64_t i = prefix; i < q; ++i)
-    for (const auto& [k, f] : pairs) differs[k] |= terms[k].up.p[i * terms[k].up.stride] != terms[f].up.p[i * terms[f].up.stride];
+    for (Pair& x : pairs) x.differs |= x.p[i * x.s] != x.pf[i * x.sf];
+  for (const Pair& x : pairs) differs[x.k] = x.differs;
   std::vector<Group> out;
   for (const Group& g : groups) {
     Group kept;
@@ -633,8 +680,8 @@ void segment_bounds(GramCache& cache, const std::vector<Term>& terms, size_t a_c
     // V_A·ṽ and U_Aᵀ·ũ for every B term: columns of A's Grams where the factor is A's
     // own, else one product for all.
     MatrixXd gv, gu;
-    if (any_down) gv = cross_of(build_factor(Kind::kDown, m, va), build_factor(Kind::kDown, m, vb), false);
-    if (any_up) gu = cross_of(build_factor(Kind::kUp, q, ua), build_factor(Kind::kUp, q, ub), true);
+    if (any_down) gv = cache.cross(Kind::kDown, m, va, vb);
+    if (any_up) gu = cache.cross(Kind::kUp, q, ua, ub);
     for (size_t j = 0; j < nb; ++j) {
       const Term& t = terms[na + j];
       const int64_t dm = down_match[na + j], um = up_match[na + j];
@@ -708,38 +755,48 @@ Result<bool> low_rank_errors(const Side& a, const Side& b, int64_t rows, Sums& s
 }
 
 // Marks the columns of `rank`-wide rows [r0, r0+q) that hold a non-zero bit pattern; false
-// when a value is not finite.
+// when a value is not finite. The bits of each column are OR-ed row by row (contiguous,
+// vectorized), then tested once.
 template <typename U>
 bool live_columns(const uint8_t* data, int64_t r0, int64_t q, int64_t rank, U exp_mask, std::vector<uint8_t>& live) {
-  bool finite = true;
+  std::vector<U> bits(static_cast<size_t>(rank), 0);
+  U bad = 0;
   for (int64_t t = 0; t < q; ++t) {
     const uint8_t* row = data + static_cast<size_t>((r0 + t) * rank) * sizeof(U);
     for (int64_t c = 0; c < rank; ++c) {
       const U x = st::load_bits<U>(row + static_cast<size_t>(c) * sizeof(U));
-      live[static_cast<size_t>(c)] |= x != 0;
-      finite &= (x & exp_mask) != exp_mask;
+      bits[static_cast<size_t>(c)] |= x;
+      bad |= static_cast<U>((x & exp_mask) == exp_mask);
     }
   }
-  return finite;
+  for (int64_t c = 0; c < rank; ++c) live[static_cast<size_t>(c)] |= bits[static_cast<size_t>(c)] != 0;
+  return bad == 0;
+}
+
+// A hash of `n` bytes, 8 at a time in four independent lanes (no serial multiply chain).
+uint64_t hash_bytes(const uint8_t* p, size_t n) {
+  uint64_t h[4] = {0xcbf29ce484222325ull, 0x84222325cbf29ce4ull, 0x9e3779b97f4a7c15ull, 0xc2b2ae3d27d4eb4full};
+  size_t k = 0;
+  for (; k + 8 <= n; k += 8) {
+    uint64_t& lane = h[(k >> 3) & 3];
+    lane = (lane ^ st::load_bits<uint64_t>(p + k)) * 0x100000001b3ull;
+  }
+  for (; k < n; ++k) h[0] = (h[0] ^ p[k]) * 0x100000001b3ull;
+  return ((h[0] ^ (h[1] >> 7)) * 0xff51afd7ed558ccdull) ^ ((h[2] ^ (h[3] >> 11)) * 0xc4ceb9fe1a85ec53ull);
 }
 
 // A hash per row of a row-major matrix; false when a value is not finite.
 template <typename U>
 bool row_hashes(const uint8_t* data, uint64_t rows, uint64_t cols, U exp_mask, std::vector<uint64_t>& out) {
-  bool finite = true;
   out.resize(static_cast<size_t>(rows));
-  for (uint64_t r = 0; r < rows; ++r) {
-    const uint8_t* row = data + r * cols * sizeof(U);
-    uint64_t h[2] = {0xcbf29ce484222325ull, 0x84222325cbf29ce4ull};
-    for (uint64_t k = 0; k < cols; ++k) {
-      const U x = st::load_bits<U>(row + k * sizeof(U));
-      finite &= (x & exp_mask) != exp_mask;
-      uint64_t& lane = h[k & 1];
-      lane = (lane ^ static_cast<uint64_t>(x)) * 0x100000001b3ull;
-    }
-    out[static_cast<size_t>(r)] = (h[0] ^ (h[1] >> 7)) * 0xff51afd7ed558ccdull;
+  const size_t row_bytes = static_cast<size_t>(cols) * sizeof(U);
+  for (uint64_t r = 0; r < rows; ++r) out[static_cast<size_t>(r)] = hash_bytes(data + r * row_bytes, row_bytes);
+  U bad = 0;
+  for (uint64_t i = 0; i < rows * cols; ++i) {
+    const U x = st::load_bits<U>(data + i * sizeof(U));
+    bad |= static_cast<U>((x & exp_mask) == exp_mask);
   }
-  return finite;
+  return bad == 0;
 }
 
 template <typename U>
@@ -747,6 +804,96 @@ bool same_column(const uint8_t* a, size_t a_stride, const uint8_t* b, size_t b_s
   for (int64_t t = 0; t < q; ++t)
     if (st::load_bits<U>(a + static_cast<size_t>(t) * a_stride) != st::load_bits<U>(b + static_cast<size_t>(t) * b_stride)) return false;
   return true;
+}
+
+// A low-rank part of bytes_cancel: its dtypes' bit layouts and a hash per down row.
+struct PartBytes {
+  const Part* p;
+  st::IeeeBits up, down;
+  size_t down_row_bytes;
+  std::vector<uint64_t> down_hash;  // per down row
+};
+
+// A non-zero column of a part's up on a segment of bytes_cancel.
+struct ByteTerm {
+  const PartBytes* b;
+  int64_t r0;  // the part's own row of the segment's first row
+  int64_t col;
+  bool used;
+};
+
+// The up columns of two terms equal on the segment's q rows.
+bool same_up_column(const ByteTerm& ta, const ByteTerm& tb, int64_t q) {
+  const PartBytes &ba = *ta.b, &bb = *tb.b;
+  const size_t es = ba.up.bytes;
+  const size_t ra = static_cast<size_t>(ba.p->up->shape[1]), rb = static_cast<size_t>(bb.p->up->shape[1]);
+  const uint8_t* a0 = ba.p->up->data + (static_cast<size_t>(ta.r0) * ra + static_cast<size_t>(ta.col)) * es;
+  const uint8_t* b0 = bb.p->up->data + (static_cast<size_t>(tb.r0) * rb + static_cast<size_t>(tb.col)) * es;
+  return st::with_bits(ba.up.bytes, [&](auto u) { return same_column<decltype(u)>(a0, ra * es, b0, rb * es, q); });
+}
+
+// Same scale, dtypes and down-row bytes: the terms cancel if their up columns are equal.
+bool same_down(const ByteTerm& ta, const ByteTerm& tb) {
+  const PartBytes &ba = *ta.b, &bb = *tb.b;
+  return ba.p->scale == bb.p->scale && ba.p->up->dtype == bb.p->up->dtype && ba.p->down->dtype == bb.p->down->dtype &&
+         ba.down_row_bytes == bb.down_row_bytes &&
+         std::memcmp(ba.p->down->data + static_cast<size_t>(ta.col) * ba.down_row_bytes,
+                     bb.p->down->data + static_cast<size_t>(tb.col) * bb.down_row_bytes, ba.down_row_bytes) == 0;
+}
+
+// The up columns of every pair equal on the segment's q rows, in one pass over the rows
+// (row-major storage: each row of every up is read once, not once per column). Pairs of
+// adjacent columns of the same two parts compare as one run of bytes per row.
+bool up_columns_equal(const std::vector<std::pair<const ByteTerm*, const ByteTerm*>>& pairs, int64_t q) {
+  struct Run {
+    const ByteTerm *a, *b;
+    int64_t len;
+  };
+  std::vector<Run> runs;
+  for (const auto& [a, b] : pairs) {
+    Run* last = runs.empty() ? nullptr : &runs.back();
+    if (last && last->a->b == a->b && last->b->b == b->b && a->col == last->a->col + last->len &&
+        b->col == last->b->col + last->len)
+      ++last->len;
+    else
+      runs.push_back({a, b, 1});
+  }
+  const auto at = [](const ByteTerm& x, int64_t t) {
+    const st::TensorView& up = *x.b->p->up;
+    return up.data + (static_cast<size_t>(x.r0 + t) * up.shape[1] + static_cast<size_t>(x.col)) * x.b->up.bytes;
+  };
+  for (int64_t t = 0; t < q; ++t)
+    for (const Run& r : runs)
+      if (std::memcmp(at(*r.a, t), at(*r.b, t), static_cast<size_t>(r.len) * r.a->b->up.bytes) != 0) return false;
+  return true;
+}
+
+// Pairs every term of side B with an unused term of side A whose down row is equal (first
+// candidate in hash order) and whose up column is equal on the segment's q rows: with
+// `check_up`, each candidate's column as it is tried; without, the pairs chosen on the downs
+// alone and all their columns checked at the end in one pass over the rows (the same pairs
+// when it succeeds; a failure is "not shown", and the caller tries again with check_up).
+bool pair_terms(std::vector<ByteTerm> (&terms)[2], int64_t q, bool check_up) {
+  std::unordered_multimap<uint64_t, size_t> by_hash;
+  for (size_t i = 0; i < terms[0].size(); ++i) {
+    terms[0][i].used = false;
+    by_hash.emplace(terms[0][i].b->down_hash[static_cast<size_t>(terms[0][i].col)], i);
+  }
+  std::vector<std::pair<const ByteTerm*, const ByteTerm*>> pairs;
+  for (const ByteTerm& tb : terms[1]) {
+    const ByteTerm* match = nullptr;
+    auto [lo, hi] = by_hash.equal_range(tb.b->down_hash[static_cast<size_t>(tb.col)]);
+    for (auto it = lo; it != hi && !match; ++it) {
+      ByteTerm& ta = terms[0][it->second];
+      if (ta.used || !same_down(ta, tb) || (check_up && !same_up_column(ta, tb, q))) continue;
+      ta.used = true;
+      match = &ta;
+    }
+    if (!match) return false;
+    pairs.emplace_back(match, &tb);
+  }
+  if (check_up || pairs.empty()) return true;
+  return up_columns_equal(pairs, q);
 }
 
 // Exact cancellation shown on the raw bytes, the common case of a conversion that copies
@@ -757,12 +904,6 @@ bool same_column(const uint8_t* a, size_t a_stride, const uint8_t* b, size_t b_s
 // False means "not shown" (a dtype other than F16/BF16/F32/F64, different dtypes, a folded
 // scale, a non-finite value, a real difference): the numerical path decides.
 bool bytes_cancel(const std::vector<const Part*>& pa, const std::vector<const Part*>& pb, int64_t rows) {
-  struct PartBytes {
-    const Part* p;
-    st::IeeeBits up, down;
-    size_t down_row_bytes;
-    std::vector<uint64_t> down_hash;  // per down row
-  };
   // A term pairs only with a term of the other side that has the same scale and dtypes: a
   // part with no such counterpart and a non-zero bit in its up is shown not to cancel before
   // anything is hashed (a folded scale, another dtype — the common numerical cases).
@@ -792,17 +933,11 @@ bool bytes_cancel(const std::vector<const Part*>& pa, const std::vector<const Pa
       if (!finite) return false;
       sides[side].push_back(std::move(b));
     }
-  struct Term {
-    const PartBytes* b;
-    int64_t r0;  // the part's own row of the segment's first row
-    int64_t col;
-    bool used;
-  };
   const std::vector<int64_t> cut = segment_cuts(rows, pa, pb);
   std::vector<uint8_t> live;
   for (size_t c = 0; c + 1 < cut.size(); ++c) {
     const int64_t s0 = cut[c], s1 = cut[c + 1], q = s1 - s0;
-    std::vector<Term> terms[2];
+    std::vector<ByteTerm> terms[2];
     for (int side = 0; side < 2; ++side)
       for (const PartBytes& b : sides[side]) {
         const Part& p = *b.p;
@@ -820,31 +955,7 @@ bool bytes_cancel(const std::vector<const Part*>& pa, const std::vector<const Pa
           if (live[static_cast<size_t>(col)]) terms[side].push_back({&b, r0, col, false});
       }
     if (terms[0].size() != terms[1].size()) return false;
-    std::unordered_multimap<uint64_t, size_t> by_hash;
-    for (size_t i = 0; i < terms[0].size(); ++i)
-      by_hash.emplace(terms[0][i].b->down_hash[static_cast<size_t>(terms[0][i].col)], i);
-    for (const Term& tb : terms[1]) {
-      const PartBytes& bb = *tb.b;
-      bool matched = false;
-      auto [lo, hi] = by_hash.equal_range(bb.down_hash[static_cast<size_t>(tb.col)]);
-      for (auto it = lo; it != hi && !matched; ++it) {
-        Term& ta = terms[0][it->second];
-        const PartBytes& ba = *ta.b;
-        if (ta.used || ba.p->scale != bb.p->scale || ba.p->up->dtype != bb.p->up->dtype ||
-            ba.p->down->dtype != bb.p->down->dtype || ba.down_row_bytes != bb.down_row_bytes)
-          continue;
-        if (std::memcmp(ba.p->down->data + static_cast<size_t>(ta.col) * ba.down_row_bytes,
-                        bb.p->down->data + static_cast<size_t>(tb.col) * bb.down_row_bytes, ba.down_row_bytes) != 0)
-          continue;
-        const size_t es = ba.up.bytes;
-        const size_t ra = static_cast<size_t>(ba.p->up->shape[1]), rb = static_cast<size_t>(bb.p->up->shape[1]);
-        const uint8_t* a0 = ba.p->up->data + (static_cast<size_t>(ta.r0) * ra + static_cast<size_t>(ta.col)) * es;
-        const uint8_t* b0 = bb.p->up->data + (static_cast<size_t>(tb.r0) * rb + static_cast<size_t>(tb.col)) * es;
-        matched = st::with_bits(ba.up.bytes, [&](auto u) { return same_column<decltype(u)>(a0, ra * es, b0, rb * es, q); });
-        if (matched) ta.used = true;
-      }
-      if (!matched) return false;
-    }
+    if (!pair_terms(terms, q, false) && !pair_terms(terms, q, true)) return false;
   }
   return true;
 }
@@ -1032,13 +1143,8 @@ Result<ModuleResult> compare_target(const std::string& target, const std::vector
   } else {
     decode_pool.next = 0;  // this target's factors reuse the thread's buffers
     Side a, b;
-    for (auto [list, side] : {std::pair{&pa, &a}, std::pair{&pb, &b}})
-      for (const Part* p : *list) {
-        if (p->form != PartForm::kLowRank) continue;
-        side->parts.push_back(p);
-        side->downs.push_back(to_matrix(*p->down));
-        side->ups.push_back(to_matrix(*p->up));
-      }
+    decode_side(pa, a);
+    decode_side(pb, b);
     LV_TRY_ASSIGN(finite, low_rank_errors(a, b, r.rows, sums, r.message));
     ok = finite;
   }
