@@ -171,6 +171,90 @@ TEST(Equivalence, ByteShortcutDoesNotHideAFlippedBit) {
     EXPECT_EQ(m.status == lv::verify::ModuleStatus::kEquivalent, m.target != "double_blocks.0.img_attn.qkv") << m.target;
 }
 
+// kohya with alpha = rank/2 or 2·rank → diffusers: the scale folds into the downs by moving
+// exponents only, so the shortcut shows every module exactly equal (error and tolerance 0:
+// nothing was rounded), in both directions, and the numerical path agrees.
+TEST(Equivalence, APowerOfTwoFoldIsShownExactAndTheNumericalPathAgrees) {
+  for (double alpha : {2.0, 8.0}) {
+    lv::GenSpec spec;
+    spec.layout = lv::flux::Layout::tiny();
+    spec.dialect = "kohya";
+    spec.rank = 4;
+    spec.alpha = alpha;
+    spec.dtype = lv::st::DType::kBF16;
+    const auto in = lv::test::load_or_die(lv::test::generated(spec), spec.layout);
+    lv::ConvertOptions co;
+    co.to = lv::OutputLayout::kDiffusers;
+    co.style = lv::Style::kDiffusers;
+    auto conv = lv::convert_and_reread(in, co);
+    ASSERT_TRUE(conv.ok()) << conv.error().message;
+    ASSERT_NE(in.parts.at(0).scale, 1.0);
+    const lv::LoraModel* out = &conv->out.model;
+    for (const auto& [a, b] : {std::pair{&in, out}, std::pair{out, &in}}) {
+      lv::verify::CompareOptions slow;
+      slow.exact_bytes_shortcut = false;
+      auto rf = lv::verify::compare(*a, *b), rs = lv::verify::compare(*a, *b, slow);
+      ASSERT_TRUE(rf.ok() && rs.ok());
+      ASSERT_EQ(rf->modules.size(), rs->modules.size());
+      for (size_t i = 0; i < rf->modules.size(); ++i) {
+        const auto &f = rf->modules[i], &n = rs->modules[i];
+        EXPECT_EQ(f.status, lv::verify::ModuleStatus::kEquivalent) << f.target;
+        EXPECT_EQ(n.status, f.status) << f.target;
+        EXPECT_EQ(f.relative_error, 0.0) << f.target << " alpha " << alpha;
+        EXPECT_EQ(f.tolerance, 0.0) << f.target;
+        EXPECT_LE(n.relative_error, 1e-15) << f.target;
+      }
+    }
+  }
+}
+
+// The same power-of-two fold with one bit of one folded down flipped: that module, and only
+// it, is not equivalent. A fold that rounds (scale 0.375) is not shown exact: the numerical
+// path gives its tolerance.
+TEST(Equivalence, AFoldIsExactOnlyWhenNothingRounded) {
+  lv::GenSpec spec;
+  spec.layout = lv::flux::Layout::tiny();
+  spec.dialect = "kohya";
+  spec.rank = 4;
+  spec.alpha = 2;
+  spec.dtype = lv::st::DType::kBF16;
+  const auto in = lv::test::load_or_die(lv::test::generated(spec), spec.layout);
+  lv::ConvertOptions co;
+  co.to = lv::OutputLayout::kDiffusers;
+  co.style = lv::Style::kDiffusers;
+  auto conv = lv::convert(in, co);
+  ASSERT_TRUE(conv.ok());
+  std::string flipped;
+  for (auto& t : conv->tensors)
+    if (flipped.empty() && t.name.ends_with("attn.to_k.lora_A.weight")) {
+      std::vector<uint8_t> b(t.data().begin(), t.data().end());
+      b[7] ^= 0x01;  // the lowest mantissa bit of a BF16 value
+      t.view = {};
+      t.owned = std::move(b);
+      flipped = t.name;
+    }
+  ASSERT_FALSE(flipped.empty());
+  auto bytes = lv::st::serialize(lv::tensors_to_write(*conv), conv->metadata);
+  ASSERT_TRUE(bytes.ok());
+  auto out = lv::test::load_or_die(lv::test::file_from_bytes(std::move(bytes).value()), spec.layout);
+  auto r = lv::verify::compare(in, out);
+  ASSERT_TRUE(r.ok());
+  int different = 0;
+  for (const auto& m : r->modules) different += m.status != lv::verify::ModuleStatus::kEquivalent;
+  EXPECT_EQ(different, 1) << flipped;
+
+  spec.alpha = 1.5;  // scale 0.375: folding it rounds in BF16
+  const auto in2 = lv::test::load_or_die(lv::test::generated(spec), spec.layout);
+  auto conv2 = lv::convert_and_reread(in2, co);
+  ASSERT_TRUE(conv2.ok());
+  auto r2 = lv::verify::compare(in2, conv2->out.model);
+  ASSERT_TRUE(r2.ok());
+  EXPECT_TRUE(r2->all_equivalent);
+  int rounded = 0;
+  for (const auto& m : r2->modules) rounded += m.tolerance > 0 && m.relative_error > 0;
+  EXPECT_GT(rounded, 0);
+}
+
 namespace {
 
 // Every module of `in` against its conversion `out`: each error agrees with the dense

@@ -806,13 +806,42 @@ bool same_column(const uint8_t* a, size_t a_stride, const uint8_t* b, size_t b_s
   return true;
 }
 
-// A low-rank part of bytes_cancel: its dtypes' bit layouts and a hash per down row.
+// A low-rank part of bytes_cancel: its dtypes' bit layouts and a hash per down row. When
+// the target's parts differ in scale or down dtype, its down rows are compared as values:
+// `scaled` holds s·(down), rank × cols, each product exact.
 struct PartBytes {
   const Part* p;
   st::IeeeBits up, down;
-  size_t down_row_bytes;
+  size_t down_cols, down_row_bytes;
   std::vector<uint64_t> down_hash;  // per down row
+  bool by_value;
+  std::vector<double> scaled;  // by value: s·(down), rank × cols
 };
+
+// s·(the part's down) in double, every product exact and finite, and a hash per row; false
+// when a product rounds (a scale that is not a power of two away from the other side's,
+// folded into a factor, rounds: the numerical path decides) or a value is not finite. Exact:
+// the product's error, fma(x, s, −y), is zero and representable (|y| far above underflow).
+LV_CPU_CLONES bool scaled_down_rows(const Part& p, std::vector<double>& v, std::vector<uint64_t>& hashes) {
+  const auto rank = static_cast<size_t>(p.down->shape[0]), cols = static_cast<size_t>(p.down->numel) / std::max<size_t>(rank, 1);
+  v.resize(rank * cols);
+  st::decode_to_double(p.down->dtype, p.down->data, v.size(), v.data());
+  const double s = p.scale, tiny = s == 0.0 ? 0.0 : 0x1p-900;
+  if (!std::isfinite(s)) return false;
+  // Branch-free (vectorized): any rounding, overflow, non-finite value or near-underflow.
+  int bad = 0;
+  for (double& x : v) {
+    const double y = x * s, e = std::fma(x, s, -y), m = std::fabs(y);
+    bad |= (e != 0.0) | !(m <= std::numeric_limits<double>::max()) | ((x != 0.0) & (m < tiny));
+    x = y;
+  }
+  const bool exact = bad == 0;
+  if (!exact) return false;
+  hashes.resize(rank);
+  // A row's hash covers its first values; equal hashes are compared in full (same_down).
+  for (size_t r = 0; r < rank; ++r) hashes[r] = hash_values(v.data() + r * cols, std::min<int64_t>(static_cast<int64_t>(cols), 64), 1);
+  return true;
+}
 
 // A non-zero column of a part's up on a segment of bytes_cancel.
 struct ByteTerm {
@@ -832,11 +861,18 @@ bool same_up_column(const ByteTerm& ta, const ByteTerm& tb, int64_t q) {
   return st::with_bits(ba.up.bytes, [&](auto u) { return same_column<decltype(u)>(a0, ra * es, b0, rb * es, q); });
 }
 
-// Same scale, dtypes and down-row bytes: the terms cancel if their up columns are equal.
+// The same up dtype and the same s·(down row): the terms cancel if their up columns are
+// equal. Compared as bytes (same scale and down dtype) or, by value, as exact products.
 bool same_down(const ByteTerm& ta, const ByteTerm& tb) {
   const PartBytes &ba = *ta.b, &bb = *tb.b;
-  return ba.p->scale == bb.p->scale && ba.p->up->dtype == bb.p->up->dtype && ba.p->down->dtype == bb.p->down->dtype &&
-         ba.down_row_bytes == bb.down_row_bytes &&
+  if (ba.p->up->dtype != bb.p->up->dtype || ba.down_cols != bb.down_cols) return false;
+  if (ba.by_value != bb.by_value) return false;
+  if (ba.by_value) {
+    const size_t n = ba.down_cols;
+    return std::memcmp(ba.scaled.data() + static_cast<size_t>(ta.col) * n, bb.scaled.data() + static_cast<size_t>(tb.col) * n,
+                       n * sizeof(double)) == 0;
+  }
+  return ba.p->scale == bb.p->scale && ba.p->down->dtype == bb.p->down->dtype &&
          std::memcmp(ba.p->down->data + static_cast<size_t>(ta.col) * ba.down_row_bytes,
                      bb.p->down->data + static_cast<size_t>(tb.col) * bb.down_row_bytes, ba.down_row_bytes) == 0;
 }
@@ -896,65 +932,105 @@ bool pair_terms(std::vector<ByteTerm> (&terms)[2], int64_t q, bool check_up) {
   return up_columns_equal(pairs, q);
 }
 
-// Exact cancellation shown on the raw bytes, the common case of a conversion that copies
-// factors bit for bit (rename, shared-down, alpha-rewrite, splitting back): on every row
-// segment, each column of an up that is non-zero there pairs one to one with a column of
-// the other side that has the same scale, the same down-row bytes and the same up bytes on
-// the segment. The terms of ΔW_A − ΔW_B then cancel exactly, and nothing is decoded.
-// False means "not shown" (a dtype other than F16/BF16/F32/F64, different dtypes, a folded
-// scale, a non-finite value, a real difference): the numerical path decides.
+// Scales a power of two apart (or equal): only then can a factor folded with their ratio
+// be exact.
+bool power_of_two_apart(double a, double b) {
+  if (a == b) return true;
+  if (!std::isfinite(a) || !std::isfinite(b) || a == 0 || b == 0) return false;
+  int ea = 0, eb = 0;
+  return std::frexp(std::fabs(a), &ea) == std::frexp(std::fabs(b), &eb);
+}
+
+// Whether a low-rank part of `other` may pair with p's terms: the same up dtype and the
+// same scale and down dtype (bytes) or a scale a power of two apart (by value).
+bool has_counterpart(const Part& p, const std::vector<const Part*>& other, bool by_value) {
+  return std::any_of(other.begin(), other.end(), [&](const Part* o) {
+    return o->form == PartForm::kLowRank && o->up->dtype == p.up->dtype &&
+           (by_value ? power_of_two_apart(o->scale, p.scale) : o->scale == p.scale && o->down->dtype == p.down->dtype);
+  });
+}
+
+// A part's dtypes and a hash per down row, of its bytes or (by value) of its exact scaled
+// values; false: not shown (another dtype, a non-finite value, a product that rounds).
+bool part_bytes(const Part* p, bool by_value, PartBytes& b) {
+  b = PartBytes{p, st::ieee_bits(p->up->dtype), st::ieee_bits(p->down->dtype), 0, 0, {}, by_value, {}};
+  const uint64_t rank = p->down->shape[0];
+  if (!b.up.bytes || !b.down.bytes || rank == 0) return false;
+  b.down_cols = static_cast<size_t>(p->down->numel / rank);
+  b.down_row_bytes = b.down_cols * b.down.bytes;
+  if (by_value) return scaled_down_rows(*p, b.scaled, b.down_hash);
+  return st::with_bits(b.down.bytes, [&](auto u) {
+    using U = decltype(u);
+    return row_hashes<U>(p->down->data, rank, b.down_cols, static_cast<U>(b.down.exp_mask), b.down_hash);
+  });
+}
+
+// The terms of each side on rows [s0, s1): every column of an up that is non-zero there;
+// false: not shown (a non-finite value, rows not contiguous).
+bool segment_byte_terms(const std::vector<PartBytes> (&sides)[2], int64_t s0, int64_t s1, std::vector<ByteTerm> (&terms)[2],
+                        std::vector<uint8_t>& live) {
+  const int64_t q = s1 - s0;
+  for (int side = 0; side < 2; ++side) {
+    terms[side].clear();
+    for (const PartBytes& b : sides[side]) {
+      const Part& p = *b.p;
+      if (p.row_end <= s0 || p.row_begin >= s1) continue;
+      const int64_t r0 = local_row(p, s0);
+      if (local_row(p, s1 - 1) != r0 + q - 1) return false;
+      const int64_t rank = static_cast<int64_t>(p.up->shape[1]);
+      live.assign(static_cast<size_t>(rank), 0);
+      const bool finite = st::with_bits(b.up.bytes, [&](auto u) {
+        using U = decltype(u);
+        return live_columns<U>(p.up->data, r0, q, rank, static_cast<U>(b.up.exp_mask), live);
+      });
+      if (!finite) return false;
+      for (int64_t col = 0; col < rank; ++col)
+        if (live[static_cast<size_t>(col)]) terms[side].push_back({&b, r0, col, false});
+    }
+  }
+  return true;
+}
+
+// Exact cancellation shown without arithmetic that rounds, the common case of a conversion
+// that copies factors bit for bit (rename, shared-down, alpha-rewrite, splitting back) or
+// folds a scale into the downs where it only moves exponents (alpha/rank a power of two, as
+// kohya's alpha = rank/2 → diffusers): on every row segment, each column of an up that is
+// non-zero there pairs one to one with a column of the other side that has the same up
+// bytes on the segment and the same s·(down row) — the same bytes and scale when every part
+// has one scale and down dtype, else equal exact products in double. The terms of
+// ΔW_A − ΔW_B then cancel exactly. False means "not shown" (a dtype other than
+// F16/BF16/F32/F64, a fold that rounds, a non-finite value, a real difference): the
+// numerical path decides.
 bool bytes_cancel(const std::vector<const Part*>& pa, const std::vector<const Part*>& pb, int64_t rows) {
-  // A term pairs only with a term of the other side that has the same scale and dtypes: a
-  // part with no such counterpart and a non-zero bit in its up is shown not to cancel before
-  // anything is hashed (a folded scale, another dtype — the common numerical cases).
-  for (int side = 0; side < 2; ++side)
-    for (const Part* p : side == 0 ? pa : pb) {
+  const Part* first = nullptr;
+  bool by_value = false;  // some parts differ in scale or down dtype
+  for (const auto* list : {&pa, &pb})
+    for (const Part* p : *list) {
       if (p->form == PartForm::kBiasOnly) continue;
       if (p->form != PartForm::kLowRank) return false;
-      const bool counterpart = std::any_of((side == 0 ? pb : pa).begin(), (side == 0 ? pb : pa).end(), [&](const Part* o) {
-        return o->form == PartForm::kLowRank && o->scale == p->scale && o->up->dtype == p->up->dtype &&
-               o->down->dtype == p->down->dtype;
-      });
+      if (!first) first = p;
+      by_value |= p->scale != first->scale || p->down->dtype != first->down->dtype;
+    }
+  // A part with no possible counterpart and a non-zero bit in its up is shown not to cancel
+  // before anything is hashed (a fold that rounds, another dtype: the common numerical cases).
+  for (int side = 0; side < 2; ++side)
+    for (const Part* p : side == 0 ? pa : pb) {
+      if (p->form == PartForm::kBiasOnly || has_counterpart(*p, side == 0 ? pb : pa, by_value)) continue;
       const std::span<const uint8_t> up = p->up->bytes();
-      if (!counterpart && std::any_of(up.begin(), up.end(), [](uint8_t x) { return x != 0; })) return false;
+      if (std::any_of(up.begin(), up.end(), [](uint8_t x) { return x != 0; })) return false;
     }
   std::vector<PartBytes> sides[2];
   for (int side = 0; side < 2; ++side)
     for (const Part* p : side == 0 ? pa : pb) {
       if (p->form == PartForm::kBiasOnly) continue;
-      PartBytes b{p, st::ieee_bits(p->up->dtype), st::ieee_bits(p->down->dtype), 0, {}};
-      const uint64_t rank = p->down->shape[0], cols = p->down->shape[1];
-      if (!b.up.bytes || !b.down.bytes || rank == 0) return false;
-      b.down_row_bytes = static_cast<size_t>(cols) * b.down.bytes;
-      const bool finite = st::with_bits(b.down.bytes, [&](auto u) {
-        using U = decltype(u);
-        return row_hashes<U>(p->down->data, rank, cols, static_cast<U>(b.down.exp_mask), b.down_hash);
-      });
-      if (!finite) return false;
-      sides[side].push_back(std::move(b));
+      if (!part_bytes(p, by_value, sides[side].emplace_back())) return false;
     }
   const std::vector<int64_t> cut = segment_cuts(rows, pa, pb);
   std::vector<uint8_t> live;
+  std::vector<ByteTerm> terms[2];
   for (size_t c = 0; c + 1 < cut.size(); ++c) {
-    const int64_t s0 = cut[c], s1 = cut[c + 1], q = s1 - s0;
-    std::vector<ByteTerm> terms[2];
-    for (int side = 0; side < 2; ++side)
-      for (const PartBytes& b : sides[side]) {
-        const Part& p = *b.p;
-        if (p.row_end <= s0 || p.row_begin >= s1) continue;
-        const int64_t r0 = local_row(p, s0);
-        if (local_row(p, s1 - 1) != r0 + q - 1) return false;
-        const int64_t rank = static_cast<int64_t>(p.up->shape[1]);
-        live.assign(static_cast<size_t>(rank), 0);
-        const bool finite = st::with_bits(b.up.bytes, [&](auto u) {
-          using U = decltype(u);
-          return live_columns<U>(p.up->data, r0, q, rank, static_cast<U>(b.up.exp_mask), live);
-        });
-        if (!finite) return false;
-        for (int64_t col = 0; col < rank; ++col)
-          if (live[static_cast<size_t>(col)]) terms[side].push_back({&b, r0, col, false});
-      }
-    if (terms[0].size() != terms[1].size()) return false;
+    if (!segment_byte_terms(sides, cut[c], cut[c + 1], terms, live) || terms[0].size() != terms[1].size()) return false;
+    const int64_t q = cut[c + 1] - cut[c];
     if (!pair_terms(terms, q, false) && !pair_terms(terms, q, true)) return false;
   }
   return true;
