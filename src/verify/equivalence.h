@@ -19,8 +19,11 @@
 // fewer rows, ‖R·Vᵀ‖ or ‖U·Rᵀ‖: backward stable, so nearly equal sides give a small,
 // accurate error (the Gram formula alone would lose everything below √ε ≈ 1e-8 there).
 // Sides whose parts are bit for bit identical report exactly 0, and so do targets whose
-// factor columns cancel byte for byte (the usual bit-exact conversion: nothing is decoded);
-// nothing was rounded there, so both report the tolerance 0. LoKr, LoHa and dense-diff
+// terms cancel exactly: each up column equal byte for byte to one of the other side, with
+// the same s·(down row) — equal bytes and scale (the usual bit-exact conversion: nothing is
+// decoded), or equal exact products in double (a scale folded into the downs where it only
+// moves exponents, as alpha = rank/2). Nothing was rounded there, so both report the
+// tolerance 0. LoKr, LoHa and dense-diff
 // parts have no factors: a target holding one is evaluated densely, row by row.
 //
 // Tolerance: the rounding that actually happened. Side B (the converted file) is taken as
@@ -62,8 +65,9 @@ namespace lv::verify {
 struct CompareOptions {
   int threads = 2;
   double tolerance_override = -1;  // > 0 replaces the computed tolerance
-  // Targets whose factors cancel byte for byte (a bit-exact conversion) report 0 without
-  // decoding; off only to cross-check the numerical path in tests.
+  // Targets whose terms cancel exactly (bytes copied, or a fold that only moved exponents)
+  // report 0 without the numerical path; off only to cross-check that path in tests and
+  // fuzzing.
   bool exact_bytes_shortcut = true;
 };
 
