@@ -807,39 +807,53 @@ bool same_column(const uint8_t* a, size_t a_stride, const uint8_t* b, size_t b_s
 }
 
 // A low-rank part of bytes_cancel: its dtypes' bit layouts and a hash per down row. When
-// the target's parts differ in scale or down dtype, its down rows are compared as values:
-// `scaled` holds s·(down), rank × cols, each product exact.
+// the target's parts differ in scale or dtype, its terms are compared by value, each down
+// row as 2^e·v̂ (v̂: the row over the power of two of its first non-zero value, exact).
 struct PartBytes {
   const Part* p;
   st::IeeeBits up, down;
   size_t down_cols, down_row_bytes;
-  std::vector<uint64_t> down_hash;  // per down row
+  std::vector<uint64_t> down_hash;  // per down row (of v̂ by value)
   bool by_value;
-  std::vector<double> scaled;  // by value: s·(down), rank × cols
+  std::vector<double> down_hat;             // by value: v̂ per row, rank × cols
+  std::vector<int> down_exp;                // by value: e per row
+  mutable std::vector<double> up_values;    // by value: the up decoded, on first need
 };
 
-// s·(the part's down) in double, every product exact and finite, and a hash per row; false
-// when a product rounds (a scale that is not a power of two away from the other side's,
-// folded into a factor, rounds: the numerical path decides) or a value is not finite. Exact:
-// the product's error, fma(x, s, −y), is zero and representable (|y| far above underflow).
-LV_CPU_CLONES bool scaled_down_rows(const Part& p, std::vector<double>& v, std::vector<uint64_t>& hashes) {
-  const auto rank = static_cast<size_t>(p.down->shape[0]), cols = static_cast<size_t>(p.down->numel) / std::max<size_t>(rank, 1);
-  v.resize(rank * cols);
-  st::decode_to_double(p.down->dtype, p.down->data, v.size(), v.data());
-  const double s = p.scale, tiny = s == 0.0 ? 0.0 : 0x1p-900;
-  if (!std::isfinite(s)) return false;
-  // Branch-free (vectorized): any rounding, overflow, non-finite value or near-underflow.
+// x·f for every x, f a power of two: false when a product is not exact (a non-finite value,
+// an overflow, or a non-zero result below double's normal range). Branch-free, vectorized.
+LV_CPU_CLONES bool scale_exactly(double* v, size_t n, double f) {
   int bad = 0;
-  for (double& x : v) {
-    const double y = x * s, e = std::fma(x, s, -y), m = std::fabs(y);
-    bad |= (e != 0.0) | !(m <= std::numeric_limits<double>::max()) | ((x != 0.0) & (m < tiny));
-    x = y;
+  for (size_t i = 0; i < n; ++i) {
+    const double x = v[i], y = x * f, m = std::fabs(y);
+    bad |= ((x != 0.0) & (m < std::numeric_limits<double>::min())) | !(m <= std::numeric_limits<double>::max());
+    v[i] = y;
   }
-  const bool exact = bad == 0;
-  if (!exact) return false;
-  hashes.resize(rank);
-  // A row's hash covers its first values; equal hashes are compared in full (same_down).
-  for (size_t r = 0; r < rank; ++r) hashes[r] = hash_values(v.data() + r * cols, std::min<int64_t>(static_cast<int64_t>(cols), 64), 1);
+  return bad == 0;
+}
+
+// 2^-e for a value's exponent e (x = m·2^e, 0.5 ≤ |m| < 1), or 0 when out of a safe range.
+double unscale_of(double x, int& e) {
+  std::frexp(x, &e);
+  return e >= -1000 && e <= 1000 ? std::ldexp(1.0, -e) : 0.0;
+}
+
+// The part's down rows as 2^e·v̂ in double, every v̂ exact, and a hash per v̂ (of its first
+// values; equal hashes are compared in full). False when a value is not finite or a row's
+// range does not fit (the numerical path decides).
+bool normalized_down_rows(const Part& p, PartBytes& b) {
+  const size_t rank = static_cast<size_t>(p.down->shape[0]), cols = b.down_cols;
+  b.down_hat.resize(rank * cols);
+  b.down_exp.assign(rank, 0);
+  b.down_hash.resize(rank);
+  st::decode_to_double(p.down->dtype, p.down->data, b.down_hat.size(), b.down_hat.data());
+  for (size_t r = 0; r < rank; ++r) {
+    double* row = b.down_hat.data() + r * cols;
+    const double* nz = std::find_if(row, row + cols, [](double x) { return x != 0.0; });
+    const double f = nz == row + cols ? 1.0 : unscale_of(*nz, b.down_exp[r]);
+    if (f == 0.0 || !scale_exactly(row, cols, f)) return false;
+    b.down_hash[r] = hash_values(row, std::min<int64_t>(static_cast<int64_t>(cols), 64), 1);
+  }
   return true;
 }
 
@@ -861,20 +875,58 @@ bool same_up_column(const ByteTerm& ta, const ByteTerm& tb, int64_t q) {
   return st::with_bits(ba.up.bytes, [&](auto u) { return same_column<decltype(u)>(a0, ra * es, b0, rb * es, q); });
 }
 
-// The same up dtype and the same s·(down row): the terms cancel if their up columns are
-// equal. Compared as bytes (same scale and down dtype) or, by value, as exact products.
+// Bytes: the same scale, dtypes and down-row bytes (the terms cancel if their up columns
+// are equal). By value: the same v̂ (the rest is same_term_by_value's).
 bool same_down(const ByteTerm& ta, const ByteTerm& tb) {
   const PartBytes &ba = *ta.b, &bb = *tb.b;
-  if (ba.p->up->dtype != bb.p->up->dtype || ba.down_cols != bb.down_cols) return false;
-  if (ba.by_value != bb.by_value) return false;
+  if (ba.by_value != bb.by_value || ba.down_cols != bb.down_cols) return false;
   if (ba.by_value) {
     const size_t n = ba.down_cols;
-    return std::memcmp(ba.scaled.data() + static_cast<size_t>(ta.col) * n, bb.scaled.data() + static_cast<size_t>(tb.col) * n,
-                       n * sizeof(double)) == 0;
+    return std::memcmp(ba.down_hat.data() + static_cast<size_t>(ta.col) * n,
+                       bb.down_hat.data() + static_cast<size_t>(tb.col) * n, n * sizeof(double)) == 0;
   }
-  return ba.p->scale == bb.p->scale && ba.p->down->dtype == bb.p->down->dtype &&
+  return ba.p->scale == bb.p->scale && ba.p->up->dtype == bb.p->up->dtype && ba.p->down->dtype == bb.p->down->dtype &&
          std::memcmp(ba.p->down->data + static_cast<size_t>(ta.col) * ba.down_row_bytes,
                      bb.p->down->data + static_cast<size_t>(tb.col) * bb.down_row_bytes, ba.down_row_bytes) == 0;
+}
+
+const double* up_values(const PartBytes& b) {
+  if (b.up_values.empty()) {
+    b.up_values.resize(static_cast<size_t>(b.p->up->numel));
+    st::decode_to_double(b.p->up->dtype, b.p->up->data, b.up_values.size(), b.up_values.data());
+  }
+  return b.up_values.data();
+}
+
+// By value, for terms with the same v̂ (down rows 2^ea·v̂ and 2^eb·v̂): the up column of B is
+// 2^k times A's on the segment's q rows (k = 0 when their bytes are equal) and the
+// coefficients agree exactly, s_b·2^(k + eb) = s_a·2^ea; then s_a·u_a·v_aᵀ = s_b·u_b·v_bᵀ.
+bool same_term_by_value(const ByteTerm& ta, const ByteTerm& tb, int64_t q) {
+  const PartBytes &ba = *ta.b, &bb = *tb.b;
+  int k = 0;
+  if (ba.p->up->dtype != bb.p->up->dtype || !same_up_column(ta, tb, q)) {
+    const size_t ra = static_cast<size_t>(ba.p->up->shape[1]), rb = static_cast<size_t>(bb.p->up->shape[1]);
+    const double* a = up_values(ba) + static_cast<size_t>(ta.r0) * ra + static_cast<size_t>(ta.col);
+    const double* b = up_values(bb) + static_cast<size_t>(tb.r0) * rb + static_cast<size_t>(tb.col);
+    int64_t t0 = 0;
+    while (t0 < q && a[static_cast<size_t>(t0) * ra] == 0.0 && b[static_cast<size_t>(t0) * rb] == 0.0) ++t0;
+    if (t0 == q || a[static_cast<size_t>(t0) * ra] == 0.0 || b[static_cast<size_t>(t0) * rb] == 0.0) return false;
+    int ea = 0, eb = 0;
+    std::frexp(a[static_cast<size_t>(t0) * ra], &ea);
+    std::frexp(b[static_cast<size_t>(t0) * rb], &eb);
+    k = eb - ea;
+    if (k < -1000 || k > 1000) return false;
+    const double f = std::ldexp(1.0, k);
+    for (int64_t t = 0; t < q; ++t) {
+      const double x = a[static_cast<size_t>(t) * ra], y = x * f;
+      // x·f is exact unless it falls below the normal range: then nothing is shown.
+      if (y != b[static_cast<size_t>(t) * rb] || (x != 0.0 && std::fabs(y) < std::numeric_limits<double>::min())) return false;
+    }
+  }
+  const int shift = k + bb.down_exp[static_cast<size_t>(tb.col)] - ba.down_exp[static_cast<size_t>(ta.col)];
+  if (shift < -1000 || shift > 1000) return false;
+  const double c = bb.p->scale * std::ldexp(1.0, shift);
+  return c == ba.p->scale && std::isfinite(c) && (c == 0.0 || std::fabs(c) >= std::numeric_limits<double>::min());
 }
 
 // The up columns of every pair equal on the segment's q rows, in one pass over the rows
@@ -921,14 +973,15 @@ bool pair_terms(std::vector<ByteTerm> (&terms)[2], int64_t q, bool check_up) {
     auto [lo, hi] = by_hash.equal_range(tb.b->down_hash[static_cast<size_t>(tb.col)]);
     for (auto it = lo; it != hi && !match; ++it) {
       ByteTerm& ta = terms[0][it->second];
-      if (ta.used || !same_down(ta, tb) || (check_up && !same_up_column(ta, tb, q))) continue;
+      if (ta.used || !same_down(ta, tb)) continue;
+      if (ta.b->by_value ? !same_term_by_value(ta, tb, q) : check_up && !same_up_column(ta, tb, q)) continue;
       ta.used = true;
       match = &ta;
     }
     if (!match) return false;
     pairs.emplace_back(match, &tb);
   }
-  if (check_up || pairs.empty()) return true;
+  if (check_up || pairs.empty() || terms[0].front().b->by_value) return true;
   return up_columns_equal(pairs, q);
 }
 
@@ -941,24 +994,25 @@ bool power_of_two_apart(double a, double b) {
   return std::frexp(std::fabs(a), &ea) == std::frexp(std::fabs(b), &eb);
 }
 
-// Whether a low-rank part of `other` may pair with p's terms: the same up dtype and the
-// same scale and down dtype (bytes) or a scale a power of two apart (by value).
+// Whether a low-rank part of `other` may pair with p's terms: the same scale and dtypes
+// (bytes) or a scale a power of two apart (by value).
 bool has_counterpart(const Part& p, const std::vector<const Part*>& other, bool by_value) {
   return std::any_of(other.begin(), other.end(), [&](const Part* o) {
-    return o->form == PartForm::kLowRank && o->up->dtype == p.up->dtype &&
-           (by_value ? power_of_two_apart(o->scale, p.scale) : o->scale == p.scale && o->down->dtype == p.down->dtype);
+    return o->form == PartForm::kLowRank &&
+           (by_value ? power_of_two_apart(o->scale, p.scale)
+                     : o->scale == p.scale && o->up->dtype == p.up->dtype && o->down->dtype == p.down->dtype);
   });
 }
 
 // A part's dtypes and a hash per down row, of its bytes or (by value) of its exact scaled
 // values; false: not shown (another dtype, a non-finite value, a product that rounds).
 bool part_bytes(const Part* p, bool by_value, PartBytes& b) {
-  b = PartBytes{p, st::ieee_bits(p->up->dtype), st::ieee_bits(p->down->dtype), 0, 0, {}, by_value, {}};
+  b = PartBytes{p, st::ieee_bits(p->up->dtype), st::ieee_bits(p->down->dtype), 0, 0, {}, by_value, {}, {}, {}};
   const uint64_t rank = p->down->shape[0];
   if (!b.up.bytes || !b.down.bytes || rank == 0) return false;
   b.down_cols = static_cast<size_t>(p->down->numel / rank);
   b.down_row_bytes = b.down_cols * b.down.bytes;
-  if (by_value) return scaled_down_rows(*p, b.scaled, b.down_hash);
+  if (by_value) return normalized_down_rows(*p, b);
   return st::with_bits(b.down.bytes, [&](auto u) {
     using U = decltype(u);
     return row_hashes<U>(p->down->data, rank, b.down_cols, static_cast<U>(b.down.exp_mask), b.down_hash);
@@ -991,25 +1045,26 @@ bool segment_byte_terms(const std::vector<PartBytes> (&sides)[2], int64_t s0, in
   return true;
 }
 
-// Exact cancellation shown without arithmetic that rounds, the common case of a conversion
-// that copies factors bit for bit (rename, shared-down, alpha-rewrite, splitting back) or
-// folds a scale into the downs where it only moves exponents (alpha/rank a power of two, as
-// kohya's alpha = rank/2 → diffusers): on every row segment, each column of an up that is
-// non-zero there pairs one to one with a column of the other side that has the same up
-// bytes on the segment and the same s·(down row) — the same bytes and scale when every part
-// has one scale and down dtype, else equal exact products in double. The terms of
-// ΔW_A − ΔW_B then cancel exactly. False means "not shown" (a dtype other than
-// F16/BF16/F32/F64, a fold that rounds, a non-finite value, a real difference): the
-// numerical path decides.
+// Exact cancellation shown without arithmetic that rounds: the common case of a conversion
+// that copies factors bit for bit (rename, shared-down, alpha-rewrite, splitting back), or
+// that folds a scale into a factor, or splits it between both, where it only moves
+// exponents (alpha/rank a power of two, as kohya's alpha = rank/2 → diffusers). On every
+// row segment, each term (a column of an up that is non-zero there, with its down row)
+// pairs one to one with a term of the other side equal to it: the same scale and bytes
+// when every part has one scale and dtype (nothing is decoded); else by value, down rows
+// equal up to a power of two, up columns too, and the scales making up the difference
+// exactly. The terms of ΔW_A − ΔW_B then cancel exactly. False means "not shown" (a dtype
+// other than F16/BF16/F32/F64, a fold that rounds, a non-finite value, a real difference):
+// the numerical path decides.
 bool bytes_cancel(const std::vector<const Part*>& pa, const std::vector<const Part*>& pb, int64_t rows) {
   const Part* first = nullptr;
-  bool by_value = false;  // some parts differ in scale or down dtype
+  bool by_value = false;  // some parts differ in scale or dtype
   for (const auto* list : {&pa, &pb})
     for (const Part* p : *list) {
       if (p->form == PartForm::kBiasOnly) continue;
       if (p->form != PartForm::kLowRank) return false;
       if (!first) first = p;
-      by_value |= p->scale != first->scale || p->down->dtype != first->down->dtype;
+      by_value |= p->scale != first->scale || p->down->dtype != first->down->dtype || p->up->dtype != first->up->dtype;
     }
   // A part with no possible counterpart and a non-zero bit in its up is shown not to cancel
   // before anything is hashed (a fold that rounds, another dtype: the common numerical cases).
