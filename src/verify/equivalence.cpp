@@ -826,7 +826,8 @@ LV_CPU_CLONES bool scale_exactly(double* v, size_t n, double f) {
   int bad = 0;
   for (size_t i = 0; i < n; ++i) {
     const double x = v[i], y = x * f, m = std::fabs(y);
-    bad |= ((x != 0.0) & (m < std::numeric_limits<double>::min())) | !(m <= std::numeric_limits<double>::max());
+    bad |= static_cast<int>(x != 0.0) & static_cast<int>(m < std::numeric_limits<double>::min());
+    bad |= static_cast<int>(!(m <= std::numeric_limits<double>::max()));
     v[i] = y;
   }
   return bad == 0;
