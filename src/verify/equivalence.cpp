@@ -899,35 +899,40 @@ const double* up_values(const PartBytes& b) {
   return b.up_values.data();
 }
 
-// By value, for terms with the same v̂ (down rows 2^ea·v̂ and 2^eb·v̂): the up column of B is
-// 2^k times A's on the segment's q rows (k = 0 when their bytes are equal) and the
-// coefficients agree exactly, s_b·2^(k + eb) = s_a·2^ea; then s_a·u_a·v_aᵀ = s_b·u_b·v_bᵀ.
-bool same_term_by_value(const ByteTerm& ta, const ByteTerm& tb, int64_t q) {
+// By value, for terms with the same v̂ (down rows 2^ea·v̂ and 2^eb·v̂) whose up columns on
+// the segment are u_b = 2^k·u_a: the coefficients agree exactly, s_b·2^(k + eb) = s_a·2^ea;
+// then s_a·u_a·v_aᵀ = s_b·u_b·v_bᵀ.
+bool coefficients_agree(const ByteTerm& ta, const ByteTerm& tb, int k) {
   const PartBytes &ba = *ta.b, &bb = *tb.b;
-  int k = 0;
-  if (ba.p->up->dtype != bb.p->up->dtype || !same_up_column(ta, tb, q)) {
-    const size_t ra = static_cast<size_t>(ba.p->up->shape[1]), rb = static_cast<size_t>(bb.p->up->shape[1]);
-    const double* a = up_values(ba) + static_cast<size_t>(ta.r0) * ra + static_cast<size_t>(ta.col);
-    const double* b = up_values(bb) + static_cast<size_t>(tb.r0) * rb + static_cast<size_t>(tb.col);
-    int64_t t0 = 0;
-    while (t0 < q && a[static_cast<size_t>(t0) * ra] == 0.0 && b[static_cast<size_t>(t0) * rb] == 0.0) ++t0;
-    if (t0 == q || a[static_cast<size_t>(t0) * ra] == 0.0 || b[static_cast<size_t>(t0) * rb] == 0.0) return false;
-    int ea = 0, eb = 0;
-    std::frexp(a[static_cast<size_t>(t0) * ra], &ea);
-    std::frexp(b[static_cast<size_t>(t0) * rb], &eb);
-    k = eb - ea;
-    if (k < -1000 || k > 1000) return false;
-    const double f = std::ldexp(1.0, k);
-    for (int64_t t = 0; t < q; ++t) {
-      const double x = a[static_cast<size_t>(t) * ra], y = x * f;
-      // x·f is exact unless it falls below the normal range: then nothing is shown.
-      if (y != b[static_cast<size_t>(t) * rb] || (x != 0.0 && std::fabs(y) < std::numeric_limits<double>::min())) return false;
-    }
-  }
   const int shift = k + bb.down_exp[static_cast<size_t>(tb.col)] - ba.down_exp[static_cast<size_t>(ta.col)];
   if (shift < -1000 || shift > 1000) return false;
   const double c = bb.p->scale * std::ldexp(1.0, shift);
   return c == ba.p->scale && std::isfinite(c) && (c == 0.0 || std::fabs(c) >= std::numeric_limits<double>::min());
+}
+
+// By value: B's up column is 2^k times A's on the segment's q rows (k = 0 when their bytes
+// are equal) and the coefficients agree.
+bool same_term_by_value(const ByteTerm& ta, const ByteTerm& tb, int64_t q) {
+  const PartBytes &ba = *ta.b, &bb = *tb.b;
+  if (ba.p->up->dtype == bb.p->up->dtype && same_up_column(ta, tb, q)) return coefficients_agree(ta, tb, 0);
+  const size_t ra = static_cast<size_t>(ba.p->up->shape[1]), rb = static_cast<size_t>(bb.p->up->shape[1]);
+  const double* a = up_values(ba) + static_cast<size_t>(ta.r0) * ra + static_cast<size_t>(ta.col);
+  const double* b = up_values(bb) + static_cast<size_t>(tb.r0) * rb + static_cast<size_t>(tb.col);
+  int64_t t0 = 0;
+  while (t0 < q && a[static_cast<size_t>(t0) * ra] == 0.0 && b[static_cast<size_t>(t0) * rb] == 0.0) ++t0;
+  if (t0 == q || a[static_cast<size_t>(t0) * ra] == 0.0 || b[static_cast<size_t>(t0) * rb] == 0.0) return false;
+  int ea = 0, eb = 0;
+  std::frexp(a[static_cast<size_t>(t0) * ra], &ea);
+  std::frexp(b[static_cast<size_t>(t0) * rb], &eb);
+  const int k = eb - ea;
+  if (k < -1000 || k > 1000) return false;
+  const double f = std::ldexp(1.0, k);
+  for (int64_t t = 0; t < q; ++t) {
+    const double x = a[static_cast<size_t>(t) * ra], y = x * f;
+    // x·f is exact unless it falls below the normal range: then nothing is shown.
+    if (y != b[static_cast<size_t>(t) * rb] || (x != 0.0 && std::fabs(y) < std::numeric_limits<double>::min())) return false;
+  }
+  return coefficients_agree(ta, tb, k);
 }
 
 // The up columns of every pair equal on the segment's q rows, in one pass over the rows
@@ -957,11 +962,12 @@ bool up_columns_equal(const std::vector<std::pair<const ByteTerm*, const ByteTer
   return true;
 }
 
-// Pairs every term of side B with an unused term of side A whose down row is equal (first
-// candidate in hash order) and whose up column is equal on the segment's q rows: with
-// `check_up`, each candidate's column as it is tried; without, the pairs chosen on the downs
-// alone and all their columns checked at the end in one pass over the rows (the same pairs
-// when it succeeds; a failure is "not shown", and the caller tries again with check_up).
+// Pairs every term of side B with an unused term of side A equal to it (first candidate in
+// hash order): the same down row (by value: v̂) and an equal up column on the segment's q
+// rows. With `check_up`, each candidate's column as it is tried (by value: up to a power of
+// two); without, the pairs chosen on the downs alone (by value: with the ups taken as
+// copies) and all their columns compared at the end in one pass over the rows (the same
+// pairs when it succeeds; a failure is "not shown", and the caller tries again with check_up).
 bool pair_terms(std::vector<ByteTerm> (&terms)[2], int64_t q, bool check_up) {
   std::unordered_multimap<uint64_t, size_t> by_hash;
   for (size_t i = 0; i < terms[0].size(); ++i) {
@@ -975,14 +981,17 @@ bool pair_terms(std::vector<ByteTerm> (&terms)[2], int64_t q, bool check_up) {
     for (auto it = lo; it != hi && !match; ++it) {
       ByteTerm& ta = terms[0][it->second];
       if (ta.used || !same_down(ta, tb)) continue;
-      if (ta.b->by_value ? !same_term_by_value(ta, tb, q) : check_up && !same_up_column(ta, tb, q)) continue;
+      // By value without check_up: the up columns are taken as copies (k = 0), checked below.
+      const bool by_value = ta.b->by_value;
+      if (by_value && !check_up && (ta.b->p->up->dtype != tb.b->p->up->dtype || !coefficients_agree(ta, tb, 0))) continue;
+      if (check_up && !(by_value ? same_term_by_value(ta, tb, q) : same_up_column(ta, tb, q))) continue;
       ta.used = true;
       match = &ta;
     }
     if (!match) return false;
     pairs.emplace_back(match, &tb);
   }
-  if (check_up || pairs.empty() || terms[0].front().b->by_value) return true;
+  if (check_up || pairs.empty()) return true;
   return up_columns_equal(pairs, q);
 }
 
