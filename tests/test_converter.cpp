@@ -344,6 +344,29 @@ TEST(Convert, NeverWritesOverItsInput) {
   std::filesystem::remove_all(dir);
 }
 
+// Pinned by corpus/fuzz_pipeline/regress-te-name-with-a-qwen-pattern.safetensors: a
+// text-encoder tensor whose name holds a Qwen-Image key pattern ("txt_norm") is passed
+// through; the verify pipeline's last group holds only it, and its re-read was refused as
+// "looks like Qwen-Image" (exit 70). Passed-through tensors are no evidence of another model.
+TEST(Convert, PassedThroughTensorsAreNoEvidenceOfAnotherArchitecture) {
+  const uint64_t H = static_cast<uint64_t>(kTiny.hidden);
+  const std::string te = "lora_te1_textxt_normencoder_layers_0_mlp_fc1.lora_down.weight";
+  std::vector<test::Tensor> ts = {
+      {"transformer.proj_out.lora_A.weight", {1, H}, test::random_values(H, 1), st::DType::kBF16},
+      {"transformer.proj_out.lora_B.weight", {static_cast<uint64_t>(kTiny.out_channels), 1}, test::random_values(4, 2), st::DType::kBF16},
+      {te, {2, 4}, test::random_values(8, 3), st::DType::kBF16},
+  };
+  report::PipelineOptions opt;
+  opt.layout = kTiny;
+  auto r = report::run_verify(test::file_from_bytes(test::build_file(ts)), opt);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  // Alone, it is a file of text-encoder tensors, not a Qwen-Image LoRA.
+  auto only_te = load_lora(test::file_from_bytes(test::build_file({ts[2]})));
+  ASSERT_FALSE(only_te.ok());
+  EXPECT_EQ(only_te.error().message.find("Qwen"), std::string::npos) << only_te.error().message;
+  EXPECT_NE(only_te.error().message.find("text-encoder"), std::string::npos) << only_te.error().message;
+}
+
 // Pinned by corpus/fuzz_keyset/regress-folded-bias-overflows-f16: a finite F16 input whose
 // folded scale overflows F16 must be refused, not written as infinities.
 TEST(Convert, FoldedScaleThatOverflowsTheDtypeIsRefused) {

@@ -157,18 +157,23 @@ Keyed classify_tensors(const st::SafetensorsFile& file, LoraModel& model, std::v
 
 // ---- phase 2: files that are clearly another model, or hold no LoRA tensor ----
 
-Status refuse_other_architectures(const st::SafetensorsFile& file, const Keyed& keyed) {
+// The evidence is the transformer's tensors, keyed or unknown: a text-encoder or norm-scale
+// tensor (passed through) says nothing of it, and a converted group may hold only those.
+Status refuse_other_architectures(const st::SafetensorsFile& file, const Keyed& keyed,
+                                  const std::vector<const TensorView*>& unknown) {
   if (std::any_of(keyed.begin(), keyed.end(), [](const KeyedTensor& k) { return flux_specific(k.key); })) return {};
+  std::vector<const TensorView*> evidence = unknown;
+  for (const KeyedTensor& k : keyed) evidence.push_back(k.tensor);
   for (const auto& sig : kOtherArchitectures) {
     int64_t hits = 0;
     std::string example;
     auto hit = [&](const std::string& name) {
       if (hits++ == 0) example = name;
     };
-    for (const TensorView& t : file.tensors())
+    for (const TensorView* t : evidence)
       if (std::any_of(std::begin(sig.patterns), std::end(sig.patterns),
-                      [&](std::string_view p) { return !p.empty() && contains(t.name, p); }))
-        hit(t.name);
+                      [&](std::string_view p) { return !p.empty() && contains(t->name, p); }))
+        hit(t->name);
     // Diffusers block names with kohya suffixes and no FLUX.1-only module: Qwen-Image.
     if (sig.architecture == "Qwen-Image")
       for (const KeyedTensor& k : keyed)
@@ -575,7 +580,7 @@ Result<LoraModel> load_lora(std::shared_ptr<const st::SafetensorsFile> file, con
   model.file = file;
   std::vector<const TensorView*> unknown;
   const Keyed keyed = classify_tensors(*file, model, unknown);
-  LV_TRY(refuse_other_architectures(*file, keyed));
+  LV_TRY(refuse_other_architectures(*file, keyed, unknown));
   if (keyed.empty() && options.allow_empty) {
     model.layout = options.layout.value_or(flux::Layout::flux1_dev());
     report_unknown(unknown, false, model.findings);
