@@ -1014,8 +1014,8 @@ bool has_counterpart(const Part& p, const std::vector<const Part*>& other, bool 
   });
 }
 
-// A part's dtypes and a hash per down row, of its bytes or (by value) of its exact scaled
-// values; false: not shown (another dtype, a non-finite value, a product that rounds).
+// A part's dtypes and a hash per down row, of its bytes or (by value) of its row v̂; false:
+// not shown (another dtype, a non-finite value, a row whose range does not fit).
 bool part_bytes(const Part* p, bool by_value, PartBytes& b) {
   b = PartBytes{p, st::ieee_bits(p->up->dtype), st::ieee_bits(p->down->dtype), 0, 0, {}, by_value, {}, {}, {}};
   const uint64_t rank = p->down->shape[0];
