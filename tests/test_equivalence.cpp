@@ -172,22 +172,36 @@ TEST(Equivalence, ByteShortcutDoesNotHideAFlippedBit) {
     EXPECT_EQ(m.status == lv::verify::ModuleStatus::kEquivalent, m.target != "double_blocks.0.img_attn.qkv") << m.target;
 }
 
+namespace {
+
+// A rank-4 BF16 kohya LoRA on the tiny layout with `alpha` (scale alpha/4).
+LoraModel kohya_tiny(double alpha) {
+  GenSpec spec;
+  spec.layout = kTiny;
+  spec.dialect = "kohya";
+  spec.rank = 4;
+  spec.alpha = alpha;
+  spec.dtype = st::DType::kBF16;
+  return test::load_or_die(test::generated(spec), kTiny);
+}
+
+// Conversion to diffusers: kohya's scale folds into the split downs.
+ConvertOptions to_diffusers() {
+  ConvertOptions co;
+  co.to = OutputLayout::kDiffusers;
+  co.style = Style::kDiffusers;
+  return co;
+}
+
+}  // namespace
+
 // kohya with alpha = rank/2 or 2·rank → diffusers: the scale folds into the downs by moving
 // exponents only, so the shortcut shows every module exactly equal (error and tolerance 0:
 // nothing was rounded), in both directions, and the numerical path agrees.
 TEST(Equivalence, APowerOfTwoFoldIsShownExactAndTheNumericalPathAgrees) {
   for (double alpha : {2.0, 8.0}) {
-    lv::GenSpec spec;
-    spec.layout = lv::flux::Layout::tiny();
-    spec.dialect = "kohya";
-    spec.rank = 4;
-    spec.alpha = alpha;
-    spec.dtype = lv::st::DType::kBF16;
-    const auto in = lv::test::load_or_die(lv::test::generated(spec), spec.layout);
-    lv::ConvertOptions co;
-    co.to = lv::OutputLayout::kDiffusers;
-    co.style = lv::Style::kDiffusers;
-    auto conv = lv::convert_and_reread(in, co);
+    const auto in = kohya_tiny(alpha);
+    auto conv = lv::convert_and_reread(in, to_diffusers());
     ASSERT_TRUE(conv.ok()) << conv.error().message;
     ASSERT_NE(in.parts.at(0).scale, 1.0);
     const lv::LoraModel* out = &conv->out.model;
@@ -213,17 +227,8 @@ TEST(Equivalence, APowerOfTwoFoldIsShownExactAndTheNumericalPathAgrees) {
 // it, is not equivalent. A fold that rounds (scale 0.375) is not shown exact: the numerical
 // path gives its tolerance.
 TEST(Equivalence, AFoldIsExactOnlyWhenNothingRounded) {
-  lv::GenSpec spec;
-  spec.layout = lv::flux::Layout::tiny();
-  spec.dialect = "kohya";
-  spec.rank = 4;
-  spec.alpha = 2;
-  spec.dtype = lv::st::DType::kBF16;
-  const auto in = lv::test::load_or_die(lv::test::generated(spec), spec.layout);
-  lv::ConvertOptions co;
-  co.to = lv::OutputLayout::kDiffusers;
-  co.style = lv::Style::kDiffusers;
-  auto conv = lv::convert(in, co);
+  const auto in = kohya_tiny(2);
+  auto conv = lv::convert(in, to_diffusers());
   ASSERT_TRUE(conv.ok());
   std::string flipped;
   for (auto& t : conv->tensors)
@@ -237,16 +242,15 @@ TEST(Equivalence, AFoldIsExactOnlyWhenNothingRounded) {
   ASSERT_FALSE(flipped.empty());
   auto bytes = lv::st::serialize(lv::tensors_to_write(*conv), conv->metadata);
   ASSERT_TRUE(bytes.ok());
-  auto out = lv::test::load_or_die(lv::test::file_from_bytes(std::move(bytes).value()), spec.layout);
+  auto out = lv::test::load_or_die(lv::test::file_from_bytes(std::move(bytes).value()), kTiny);
   auto r = lv::verify::compare(in, out);
   ASSERT_TRUE(r.ok());
   int different = 0;
   for (const auto& m : r->modules) different += m.status != lv::verify::ModuleStatus::kEquivalent;
   EXPECT_EQ(different, 1) << flipped;
 
-  spec.alpha = 1.5;  // scale 0.375: folding it rounds in BF16
-  const auto in2 = lv::test::load_or_die(lv::test::generated(spec), spec.layout);
-  auto conv2 = lv::convert_and_reread(in2, co);
+  const auto in2 = kohya_tiny(1.5);  // scale 0.375: folding it rounds in BF16
+  auto conv2 = lv::convert_and_reread(in2, to_diffusers());
   ASSERT_TRUE(conv2.ok());
   auto r2 = lv::verify::compare(in2, conv2->out.model);
   ASSERT_TRUE(r2.ok());
